@@ -1,0 +1,63 @@
+"""The ``medledger`` command line.
+
+Thin by design: every command calls into the library, and every error goes
+through one handler that prints one clear line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from medledger.errors import InvalidInput, MedledgerError, TransportError, UsageError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Health records over a consortium ledger.")
+bench_app = typer.Typer(no_args_is_help=True, help="Measure throughput against this machine's floor.")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+EXIT_CODES: dict[type[MedledgerError], int] = {InvalidInput: 3, TransportError: 4, UsageError: 2}
+
+
+class Backend(str, Enum):
+    embedded = "embedded"
+    nats = "nats"
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    backend: Annotated[Backend, typer.Option(help="Ordering backend.")] = Backend.embedded,
+    tx: Annotated[int, typer.Option(min=100, help="Transactions to submit.")] = 20_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """Signed transactions per second, verified, applied and durably committed."""
+    from medledger.bench import ledger
+
+    result = ledger.run(backend=backend.value, tx=tx, progress=None if as_json else _progress)
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
+@app.command("demo")
+def demo() -> None:
+    """Tell the story of a consortium ledger, step by step, checking each step."""
+    from medledger.demo import run_demo
+
+    run_demo(Console())
+
+
+def _progress(message: str) -> None:
+    err.print(f"[dim]… {message}[/dim]")
+
+
+def main() -> None:
+    try:
+        app()
+    except MedledgerError as exc:
+        code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(code)

@@ -1,0 +1,106 @@
+"""ECIES to X25519 keys: ephemeral X25519, HKDF-SHA256, then AES-256-GCM.
+
+Hazmat: this is the primitives layer. Domain code should use the higher-level
+seal/open recipes built on top of it rather than calling it directly.
+
+A sealed value is ``ephemeral public key (32) || nonce (12) || ciphertext || tag (16)``.
+The AES key is ``HKDF-SHA256(ikm=shared secret, salt=none, info=label || ephemeral
+public key || recipient public key)``. Binding both public keys in ``info`` ties the key
+to this exact exchange, so a ciphertext cannot be replayed to another recipient, and
+the label keeps keys from this scheme apart from any other use of the same X25519 keys.
+Every field of ``info`` has a fixed length, so plain concatenation is unambiguous.
+"""
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from medledger.crypto import aead
+from medledger.crypto.errors import DecryptionError
+from medledger.errors import InvalidInput, UsageError
+
+__all__ = [
+    "LABEL",
+    "PUBLIC_KEY_SIZE",
+    "derive_key",
+    "generate_private_key",
+    "open_sealed",
+    "private_from_bytes",
+    "public_bytes",
+    "seal",
+]
+
+LABEL = b"medledger/ecies/v1"
+PUBLIC_KEY_SIZE = 32
+_PRIVATE_KEY_SIZE = 32
+_OVERHEAD = PUBLIC_KEY_SIZE + aead.NONCE_SIZE + aead.TAG_SIZE
+
+
+def generate_private_key() -> X25519PrivateKey:
+    """Return a fresh X25519 private key."""
+    return X25519PrivateKey.generate()
+
+
+def public_bytes(key: X25519PrivateKey) -> bytes:
+    """Return the 32-byte raw public key of ``key``."""
+    return key.public_key().public_bytes_raw()
+
+
+def private_from_bytes(b: bytes) -> X25519PrivateKey:
+    """Load a 32-byte raw X25519 private key (RFC 7748 clamping is applied on use)."""
+    if len(b) != _PRIVATE_KEY_SIZE:
+        raise UsageError(f"X25519 private key must be {_PRIVATE_KEY_SIZE} bytes, got {len(b)}")
+    return X25519PrivateKey.from_private_bytes(b)
+
+
+def derive_key(shared_secret: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+    """Return the AES-256 key for one exchange (exposed for known-answer tests)."""
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=aead.KEY_SIZE,
+        salt=None,
+        info=LABEL + ephemeral_public + recipient_public,
+    ).derive(shared_secret)
+
+
+def seal(
+    recipient_public: bytes,
+    plaintext: bytes,
+    associated_data: bytes = b"",
+    *,
+    ephemeral: X25519PrivateKey | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
+    """Encrypt ``plaintext`` so that only the holder of ``recipient_public``'s key can read it.
+
+    ``ephemeral`` and ``nonce`` exist only for known-answer tests: an ephemeral key
+    must never be used twice.
+    """
+    if len(recipient_public) != PUBLIC_KEY_SIZE:
+        raise InvalidInput(
+            f"X25519 public key must be {PUBLIC_KEY_SIZE} bytes, got {len(recipient_public)}"
+        )
+    if ephemeral is None:
+        ephemeral = generate_private_key()
+    ephemeral_public = public_bytes(ephemeral)
+    try:
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    except ValueError:
+        # cryptography refuses an all-zero shared secret, which only a low-order
+        # public key produces: sealing to it would give a key anyone can compute.
+        raise InvalidInput("recipient public key is a low-order point") from None
+    key = derive_key(shared, ephemeral_public, recipient_public)
+    return ephemeral_public + aead.encrypt(key, plaintext, associated_data, nonce=nonce)
+
+
+def open_sealed(recipient: X25519PrivateKey, sealed: bytes, associated_data: bytes = b"") -> bytes:
+    """Decrypt a value made by :func:`seal`; raise ``DecryptionError`` on any failure."""
+    if len(sealed) < _OVERHEAD:
+        raise DecryptionError("decryption failed")
+    ephemeral_public = sealed[:PUBLIC_KEY_SIZE]
+    try:
+        shared = recipient.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+    except ValueError:
+        raise DecryptionError("decryption failed") from None
+    key = derive_key(shared, ephemeral_public, public_bytes(recipient))
+    return aead.decrypt(key, sealed[PUBLIC_KEY_SIZE:], associated_data)

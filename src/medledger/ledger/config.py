@@ -1,0 +1,24 @@
+"""Every limit and tunable of the ledger, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LedgerLimits:
+    """Bounds on untrusted input and batching. Defaults suit a 2-core node."""
+
+    max_tx_bytes: int = 64 * 1024
+    max_type_length: int = 64
+    max_block_txs: int = 1000
+    #: How long a submission waits for others to share its block. Small: it is
+    #: latency added to every submission under light load.
+    block_linger_s: float = 0.002
+    #: Blocks in flight to the ordering service at once, so that ordering
+    #: round trips overlap with execution.
+    max_inflight_blocks: int = 4
+    #: Signature checks below this many are done in-process; above, in worker
+    #: processes, because the hand-off costs more than a few checks.
+    min_parallel_verify: int = 64
+    proposal_ttl_s: int = 7 * 24 * 3600

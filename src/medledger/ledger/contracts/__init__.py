@@ -1,0 +1,1 @@
+"""The ledger's own contracts (membership, identities, checkpoints) and the contract API."""

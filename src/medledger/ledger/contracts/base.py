@@ -1,0 +1,92 @@
+"""What a contract is: deterministic handlers that turn a transaction into writes.
+
+Handlers do no I/O and read no clock: they see the transaction, the orderer's
+timestamp and a read-only view of state, and return the writes to make. That is
+what lets every node reach the same state from the same log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from medledger.crypto.keys import Address
+from medledger.errors import UsageError
+from medledger.ledger.errors import UnknownTransactionType
+
+
+@dataclass(frozen=True)
+class TxContext:
+    """Everything a handler may know about the transaction it executes."""
+
+    tx_id: bytes
+    sender: Address
+    nonce: int
+    tx_type: str
+    payload: Mapping[str, Any]
+    #: Position the transaction takes in the accepted log if it is accepted.
+    index: int
+    #: The ordering service's timestamp of the block, the same on every node.
+    timestamp_ns: int
+    network_id: int
+    log: LogView
+
+
+class LogView(Protocol):
+    """Read access to the accepted log as of the start of the current block."""
+
+    @property
+    def committed_size(self) -> int: ...
+
+    def root(self, size: int) -> bytes:
+        """RFC 6962 root of the first ``size`` entries; ``size <= committed_size``."""
+        ...
+
+    def timestamp(self, size: int) -> int:
+        """Orderer timestamp of entry ``size - 1``: the time of a log of ``size`` entries."""
+        ...
+
+
+class StateView(Protocol):
+    def get(self, ns: str, key: str) -> Any | None:
+        """The JSON value stored under ``(ns, key)``, or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class Write:
+    """Set ``(ns, key)`` to a JSON value, or delete it when ``value`` is None."""
+
+    ns: str
+    key: str
+    value: Any | None
+
+
+Handler = Callable[[TxContext, StateView], Sequence[Write]]
+
+
+class ContractRegistry:
+    """Maps transaction types to their handlers; domain packages register theirs."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, tx_type: str, handler: Handler) -> None:
+        if tx_type in self._handlers:
+            raise UsageError(f"a handler for {tx_type!r} is already registered")
+        self._handlers[tx_type] = handler
+
+    def register_all(self, handlers: Mapping[str, Handler]) -> None:
+        for tx_type, handler in handlers.items():
+            self.register(tx_type, handler)
+
+    def handler(self, tx_type: str) -> Handler:
+        try:
+            return self._handlers[tx_type]
+        except KeyError:
+            raise UnknownTransactionType(f"no contract handles transactions of type {tx_type!r}") from None
+
+    @property
+    def types(self) -> frozenset[str]:
+        return frozenset(self._handlers)

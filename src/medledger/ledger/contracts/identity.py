@@ -1,0 +1,86 @@
+"""Who acts on the ledger besides members: participants with a role, and subjects.
+
+A member institution registers its staff as participants with one of the roles
+genesis allows (the ledger does not know what the roles mean). Subjects register
+themselves under a pseudonymous key and publish an X25519 encryption key; the
+ledger stores nothing else about them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medledger.crypto.keys import Address
+from medledger.ledger.contracts import _payload as p
+from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
+from medledger.ledger.contracts.membership import MEMBER_NS, network_config, require_member
+from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized
+
+REGISTER_PARTICIPANT = "identity.register_participant"
+REVOKE_PARTICIPANT = "identity.revoke_participant"
+REGISTER_SUBJECT = "identity.register_subject"
+
+PARTICIPANT_NS = "participant"
+SUBJECT_NS = "subject"
+
+
+def participant_role(view: StateView, address: Address) -> str | None:
+    """The role an address holds now, or None if it holds none."""
+    participant = view.get(PARTICIPANT_NS, address)
+    if participant is None or participant["status"] != "active":
+        return None
+    member = view.get(MEMBER_NS, participant["institution"])
+    if member is None or member["status"] != "active":
+        return None
+    return str(participant["role"])
+
+
+def _taken(view: StateView, address: Address) -> bool:
+    return any(view.get(ns, address) is not None for ns in (MEMBER_NS, SUBJECT_NS))
+
+
+def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
+    require_member(view, ctx.sender)
+    address = p.address(ctx.payload, "address")
+    role = p.identifier(ctx.payload, "role")
+    if role not in network_config(view)["roles"]:
+        raise InvalidPayload(f"role: {role!r} is not a role of this network")
+    if _taken(view, address):
+        raise Conflict(f"{address} is already registered as a member or subject")
+    existing = view.get(PARTICIPANT_NS, address)
+    if existing is not None and existing["status"] == "active" and existing["institution"] != ctx.sender:
+        raise Conflict(f"{address} is registered by another institution")
+    record: dict[str, Any] = {
+        "role": role,
+        "institution": ctx.sender,
+        "status": "active",
+        "since": ctx.index,
+    }
+    return [Write(PARTICIPANT_NS, address, record)]
+
+
+def revoke_participant(ctx: TxContext, view: StateView) -> list[Write]:
+    require_member(view, ctx.sender)
+    address = p.address(ctx.payload, "address")
+    existing = view.get(PARTICIPANT_NS, address)
+    if existing is None or existing["status"] != "active":
+        raise Conflict(f"{address} is not an active participant")
+    if existing["institution"] != ctx.sender:
+        raise Unauthorized(f"{address} was registered by another institution")
+    return [Write(PARTICIPANT_NS, address, {**existing, "status": "revoked", "until": ctx.index})]
+
+
+def register_subject(ctx: TxContext, view: StateView) -> list[Write]:
+    network_config(view)
+    encryption_key = p.hex_bytes(ctx.payload, "encryption_key", 32)
+    if _taken(view, ctx.sender) or view.get(PARTICIPANT_NS, ctx.sender) is not None:
+        raise Conflict(f"{ctx.sender} is already registered")
+    record = {"encryption_key": "0x" + encryption_key.hex(), "since": ctx.index}
+    return [Write(SUBJECT_NS, ctx.sender, record)]
+
+
+HANDLERS: dict[str, Handler] = {
+    REGISTER_PARTICIPANT: register_participant,
+    REVOKE_PARTICIPANT: revoke_participant,
+    REGISTER_SUBJECT: register_subject,
+}

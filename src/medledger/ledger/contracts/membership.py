@@ -1,0 +1,172 @@
+"""Consortium membership: genesis, and admitting or removing members by k-of-n votes.
+
+Members are institutions. Each has a signing address (its ledger key) and a
+custodian encryption key (X25519). Genesis names the founders, the vote threshold
+k for membership changes and the checkpoint threshold for cosigned tree heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from medledger.crypto.keys import Address
+from medledger.ledger.contracts import _payload as p
+from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
+from medledger.ledger.errors import Conflict, DoubleVote, InvalidPayload, Unauthorized
+from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
+
+GENESIS = "membership.genesis"
+PROPOSE = "membership.propose"
+VOTE = "membership.vote"
+
+MEMBER_NS = "member"
+PROPOSAL_NS = "proposal"
+MEMBERS_KEY = "members"
+NS_PER_S = 1_000_000_000
+DEFAULT_PROPOSAL_TTL_S = 7 * 24 * 3600
+
+
+def network_config(view: StateView) -> Mapping[str, Any]:
+    config = view.get(NETWORK_NS, CONFIG_KEY)
+    if config is None:
+        raise Unauthorized("the network has no genesis yet")
+    return config  # type: ignore[no-any-return]
+
+
+def active_members(view: StateView) -> list[Address]:
+    return list(view.get(NETWORK_NS, MEMBERS_KEY) or [])
+
+
+def require_member(view: StateView, sender: Address) -> Mapping[str, Any]:
+    member = view.get(MEMBER_NS, sender)
+    if member is None or member["status"] != "active":
+        raise Unauthorized(f"{sender} is not a member of the consortium")
+    return member  # type: ignore[no-any-return]
+
+
+def _member_record(entry: Mapping[str, Any], since: int) -> dict[str, Any]:
+    return {
+        "id": p.identifier(entry, "id"),
+        "name": p.text(entry, "name"),
+        "address": p.address(entry, "address"),
+        "custodian_key": "0x" + p.hex_bytes(entry, "custodian_key", 32).hex(),
+        "status": "active",
+        "since": since,
+    }
+
+
+def _check_unique(records: list[dict[str, Any]], view: StateView) -> None:
+    ids = {r["id"] for r in records}
+    addresses = {r["address"] for r in records}
+    if len(ids) != len(records) or len(addresses) != len(records):
+        raise InvalidPayload("members: duplicate id or address")
+    for member in active_members(view):
+        existing = view.get(MEMBER_NS, member)
+        if existing is not None and existing["id"] in ids:
+            raise Conflict(f"member id {existing['id']!r} is taken")
+
+
+def genesis(ctx: TxContext, view: StateView) -> list[Write]:
+    if view.get(NETWORK_NS, CONFIG_KEY) is not None:
+        raise Conflict("the network already has its genesis")
+    members = [_member_record(m, ctx.index) for m in p.object_list(ctx.payload, "members")]
+    _check_unique(members, view)
+    if ctx.sender not in {m["address"] for m in members}:
+        raise Unauthorized(f"genesis sender {ctx.sender} is not one of the founding members")
+    count = len(members)
+    vote_threshold = p.integer(ctx.payload, "vote_threshold", minimum=1, maximum=count)
+    checkpoint_threshold = p.integer(ctx.payload, "checkpoint_threshold", minimum=1, maximum=count)
+    config = {
+        "name": p.text(ctx.payload, "name"),
+        "vote_threshold": vote_threshold,
+        "checkpoint_threshold": checkpoint_threshold,
+        "roles": p.string_list(ctx.payload, "roles"),
+        "proposal_ttl_s": ctx.payload.get("proposal_ttl_s", DEFAULT_PROPOSAL_TTL_S),
+        "genesis": "0x" + ctx.tx_id.hex(),
+    }
+    p.integer(config, "proposal_ttl_s", minimum=60)
+    writes = [Write(NETWORK_NS, CONFIG_KEY, config)]
+    writes += [Write(MEMBER_NS, m["address"], m) for m in members]
+    writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted(m["address"] for m in members)))
+    return writes
+
+
+def propose(ctx: TxContext, view: StateView) -> list[Write]:
+    """Open a proposal to admit or remove a member; the proposer's vote counts."""
+    require_member(view, ctx.sender)
+    config = network_config(view)
+    action = p.text(ctx.payload, "action")
+    if action == "admit":
+        entry = p.field(ctx.payload, "member")
+        if not isinstance(entry, dict):
+            raise InvalidPayload("member: expected an object")
+        subject: dict[str, Any] = _member_record(entry, ctx.index)
+        _check_unique([subject], view)
+        existing = view.get(MEMBER_NS, subject["address"])
+        if existing is not None and existing["status"] == "active":
+            raise Conflict(f"{subject['address']} is already a member")
+    elif action == "remove":
+        address = p.address(ctx.payload, "address")
+        require_member(view, address)
+        remaining = len(active_members(view)) - 1
+        needed = max(config["vote_threshold"], config["checkpoint_threshold"])
+        if remaining < needed:
+            raise Conflict(f"removing {address} would leave {remaining} members, fewer than {needed}")
+        subject = {"address": address}
+    else:
+        raise InvalidPayload(f"action: expected 'admit' or 'remove', got {action!r}")
+    proposal = {
+        "action": action,
+        "subject": subject,
+        "proposer": ctx.sender,
+        "votes": [ctx.sender],
+        "status": "open",
+        "expires_ns": ctx.timestamp_ns + config["proposal_ttl_s"] * NS_PER_S,
+    }
+    return _maybe_execute("0x" + ctx.tx_id.hex(), proposal, config, view, ctx)
+
+
+def vote(ctx: TxContext, view: StateView) -> list[Write]:
+    require_member(view, ctx.sender)
+    config = network_config(view)
+    proposal_id = p.text(ctx.payload, "proposal", max_length=66)
+    proposal = view.get(PROPOSAL_NS, proposal_id)
+    if proposal is None:
+        raise InvalidPayload(f"proposal: no proposal {proposal_id}")
+    if proposal["status"] != "open":
+        raise Conflict(f"proposal {proposal_id} is {proposal['status']}")
+    if ctx.timestamp_ns > proposal["expires_ns"]:
+        raise Conflict(f"proposal {proposal_id} expired")
+    if ctx.sender in proposal["votes"]:
+        raise DoubleVote(f"{ctx.sender} already voted on proposal {proposal_id}")
+    proposal = {**proposal, "votes": [*proposal["votes"], ctx.sender]}
+    return _maybe_execute(proposal_id, proposal, config, view, ctx)
+
+
+def _maybe_execute(
+    proposal_id: str,
+    proposal: dict[str, Any],
+    config: Mapping[str, Any],
+    view: StateView,
+    ctx: TxContext,
+) -> list[Write]:
+    members = active_members(view)
+    # Votes of members removed since they voted no longer count.
+    valid_votes = [v for v in proposal["votes"] if v in members]
+    if len(valid_votes) < config["vote_threshold"]:
+        return [Write(PROPOSAL_NS, proposal_id, proposal)]
+    subject = proposal["subject"]
+    address = subject["address"]
+    writes = [Write(PROPOSAL_NS, proposal_id, {**proposal, "status": "executed"})]
+    if proposal["action"] == "admit":
+        writes.append(Write(MEMBER_NS, address, {**subject, "since": ctx.index}))
+        writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted({*members, address})))
+    else:
+        member = view.get(MEMBER_NS, address)
+        writes.append(Write(MEMBER_NS, address, {**member, "status": "removed"}))
+        writes.append(Write(NETWORK_NS, MEMBERS_KEY, [m for m in members if m != address]))
+    return writes
+
+
+HANDLERS: dict[str, Handler] = {GENESIS: genesis, PROPOSE: propose, VOTE: vote}

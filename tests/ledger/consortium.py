@@ -1,0 +1,80 @@
+"""A small deterministic consortium for ledger tests."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from medledger.crypto import ecies
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.genesis import Founder, build_genesis
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.ordering.base import Orderer
+from medledger.ledger.store import LedgerStore
+from medledger.ledger.tx import SignedTransaction, Transaction
+
+NETWORK_ID = 4242
+ROLES = ["doctor", "nurse", "officer"]
+
+
+def key(label: str) -> PrivateKey:
+    return PrivateKey.from_bytes(hashlib.sha256(label.encode()).digest())
+
+
+def custodian_public(label: str) -> bytes:
+    private = ecies.private_from_bytes(hashlib.sha256(b"custodian:" + label.encode()).digest())
+    return ecies.public_bytes(private)
+
+
+@dataclass
+class Consortium:
+    keys: list[PrivateKey]
+    genesis: SignedTransaction
+    nonces: dict[str, int] = field(default_factory=dict)
+
+    def tx(self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], *, nonce: int | None = None,
+           network_id: int = NETWORK_ID, advance: bool = True) -> SignedTransaction:
+        """Sign with the next nonce this helper tracks (or an explicit one).
+
+        ``advance=False`` for a transaction the test expects to be refused: a refused
+        transaction does not use up its nonce.
+        """
+        if nonce is None:
+            nonce = self.nonces.get(signer.address, 0)
+            if advance:
+                self.nonces[signer.address] = nonce + 1
+        return Transaction(network_id, signer.address, nonce, tx_type, payload).sign(signer)
+
+
+def make_consortium(size: int = 3, *, vote_threshold: int = 2, checkpoint_threshold: int = 2) -> Consortium:
+    keys = [key(f"founder-{i}") for i in range(size)]
+    founders = [
+        Founder(f"inst-{i}", f"Institution {i}", k.address, custodian_public(f"founder-{i}"))
+        for i, k in enumerate(keys)
+    ]
+    genesis = build_genesis(
+        network_id=NETWORK_ID,
+        name="test consortium",
+        founders=founders,
+        signer=keys[0],
+        vote_threshold=vote_threshold,
+        checkpoint_threshold=checkpoint_threshold,
+        roles=ROLES,
+    )
+    consortium = Consortium(keys, genesis)
+    consortium.nonces[keys[0].address] = 1
+    return consortium
+
+
+async def start_node(consortium: Consortium, url: str, orderer: Orderer, index: int, **kwargs: Any) -> LedgerNode:
+    node = LedgerNode(
+        genesis=consortium.genesis,
+        store=LedgerStore.open(url),
+        orderer=orderer,
+        key=consortium.keys[index],
+        name=f"node-{index}",
+        **kwargs,
+    )
+    await node.start()
+    return node
