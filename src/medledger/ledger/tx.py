@@ -100,6 +100,13 @@ class Transaction:
         )
         return eip712.digest(domain_separator(self.network_id), struct_hash)
 
+    def adopt_digest(self, digest: bytes) -> None:
+        """Take a digest computed by this same code in a worker process.
+
+        Saves hashing every payload twice; only for digests from our own workers.
+        """
+        self.__dict__["digest"] = digest
+
     def sign(self, key: PrivateKey) -> SignedTransaction:
         if key.address != self.sender:
             raise InvalidInput(f"key of {key.address} cannot sign for sender {self.sender}")
@@ -131,7 +138,11 @@ class SignedTransaction:
     def verify(self) -> None:
         """Raise :class:`BadSignature` unless the sender signed exactly this transaction."""
         try:
-            signer = recover_address(self.tx_id, self.signature)
+            tx_id = self.tx_id
+        except InvalidInput as exc:
+            raise MalformedTransaction(f"payload: {exc}") from exc
+        try:
+            signer = recover_address(tx_id, self.signature)
         except InvalidSignature as exc:
             raise BadSignature(f"transaction from {self.tx.sender}: {exc}") from exc
         if signer != self.tx.sender:
@@ -171,12 +182,7 @@ class SignedTransaction:
         except (InvalidInput, TypeError) as exc:
             raise MalformedTransaction(f"sender: {exc}") from exc
         signature = _signature(obj["signature"])
-        tx = Transaction(network, sender, nonce, tx_type, payload)
-        try:
-            tx.payload_bytes  # noqa: B018 - canonicalize now, so a bad payload fails here
-        except InvalidInput as exc:
-            raise MalformedTransaction(f"payload: {exc}") from exc
-        return cls(tx, signature)
+        return cls(Transaction(network, sender, nonce, tx_type, payload), signature)
 
 
 def _uint(value: object, field: str, maximum: int) -> int:

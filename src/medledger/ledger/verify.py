@@ -29,19 +29,12 @@ def decode_all(raws: Sequence[bytes], limits: LedgerLimits) -> list[Checked]:
     return decoded
 
 
-def _signature_errors(raws: Sequence[bytes], limits: LedgerLimits) -> list[str | None]:
-    """Runs in a worker: the error text of each transaction, or None if it checks out."""
-    results: list[str | None] = []
+def _check_in_worker(raws: Sequence[bytes], limits: LedgerLimits) -> list[bytes | None]:
+    """Runs in a worker: each transaction's digest if its signature checks out, else None."""
+    results: list[bytes | None] = []
     for item in decode_all(raws, limits):
-        if isinstance(item, TransactionRejected):
-            results.append(str(item))
-            continue
-        try:
-            item.verify()
-        except TransactionRejected as exc:
-            results.append(str(exc))
-        else:
-            results.append(None)
+        checked = item if isinstance(item, TransactionRejected) else _verified(item)
+        results.append(None if isinstance(checked, TransactionRejected) else checked.tx_id)
     return results
 
 
@@ -65,17 +58,18 @@ class SignatureVerifier:
         loop = asyncio.get_running_loop()
         chunk = -(-len(raws) // self._workers)
         futures = [
-            loop.run_in_executor(self._executor(), _signature_errors, raws[i : i + chunk], self._limits)
+            loop.run_in_executor(self._executor(), _check_in_worker, raws[i : i + chunk], self._limits)
             for i in range(0, len(raws), chunk)
         ]
-        errors = [e for part in await asyncio.gather(*futures) for e in part]
+        digests = [d for part in await asyncio.gather(*futures) for d in part]
         results: list[Checked] = []
-        for item, error in zip(items, errors, strict=True):
-            if error is None:
-                results.append(item)
-            else:
-                # Re-check in-process: the verdict must come from this process's own code path.
+        for item, digest in zip(items, digests, strict=True):
+            if digest is None:
+                # Workers return no exceptions; find out here exactly what is wrong.
                 results.append(_verified(item))
+            else:
+                item.tx.adopt_digest(digest)
+                results.append(item)
         return results
 
     def close(self) -> None:

@@ -329,7 +329,9 @@ class NatsOrderer:
             try:
                 return await asyncio.wait_for(attempt(), max(remaining, 0.001))
             except _TRANSIENT as exc:
-                if self._closed or loop.time() + delay >= deadline:
+                if self._closed:
+                    raise TransportError(f"{what}: the orderer was closed") from exc
+                if loop.time() + delay >= deadline:
                     raise TransportError(f"{what}: no answer within {budget:.0f} s") from exc
                 _log.debug("%s: %r, retrying", what, exc)
             except nats.errors.Error as exc:
