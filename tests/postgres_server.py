@@ -52,7 +52,19 @@ def postgres_server() -> Iterator[str]:
         capture_output=True,
     )
     process = subprocess.Popen(
-        [*prefix, postgres, "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(base), "-F"],
+        [
+            *prefix,
+            postgres,
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(base),
+            "-F",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

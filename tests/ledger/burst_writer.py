@@ -17,7 +17,9 @@ from tests.ledger.test_node import subject_tx
 
 async def main(directory: Path) -> None:
     c = make_consortium()
-    node = await start_node(c, str(directory / "state.db"), EmbeddedOrderer(directory / "ordering.db"), 0)
+    node = await start_node(
+        c, str(directory / "state.db"), EmbeddedOrderer(directory / "ordering.db"), 0
+    )
     print("ready", flush=True)
     for burst in range(1000):
         raws = [subject_tx(c, f"burst-{burst}-{i}").encode() for i in range(50)]

@@ -33,8 +33,16 @@ class Consortium:
     genesis: SignedTransaction
     nonces: dict[str, int] = field(default_factory=dict)
 
-    def tx(self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], *, nonce: int | None = None,
-           network_id: int = NETWORK_ID, advance: bool = True) -> SignedTransaction:
+    def tx(
+        self,
+        signer: PrivateKey,
+        tx_type: str,
+        payload: dict[str, Any],
+        *,
+        nonce: int | None = None,
+        network_id: int = NETWORK_ID,
+        advance: bool = True,
+    ) -> SignedTransaction:
         """Sign with the next nonce this helper tracks (or an explicit one).
 
         ``advance=False`` for a transaction the test expects to be refused: a refused
@@ -47,7 +55,9 @@ class Consortium:
         return Transaction(network_id, signer.address, nonce, tx_type, payload).sign(signer)
 
 
-def make_consortium(size: int = 3, *, vote_threshold: int = 2, checkpoint_threshold: int = 2) -> Consortium:
+def make_consortium(
+    size: int = 3, *, vote_threshold: int = 2, checkpoint_threshold: int = 2
+) -> Consortium:
     keys = [key(f"founder-{i}") for i in range(size)]
     founders = [
         Founder(f"inst-{i}", f"Institution {i}", k.address, custodian_public(f"founder-{i}"))
@@ -67,7 +77,9 @@ def make_consortium(size: int = 3, *, vote_threshold: int = 2, checkpoint_thresh
     return consortium
 
 
-async def start_node(consortium: Consortium, url: str, orderer: Orderer, index: int, **kwargs: Any) -> LedgerNode:
+async def start_node(
+    consortium: Consortium, url: str, orderer: Orderer, index: int, **kwargs: Any
+) -> LedgerNode:
     node = LedgerNode(
         genesis=consortium.genesis,
         store=LedgerStore.open(url),

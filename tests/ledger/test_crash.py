@@ -55,7 +55,9 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path: Path) -> Non
             assert tree.root() == node.root() == merkle.root(node.store, node.size)
             for index in (0, node.size // 2, node.size - 1):
                 proof = node.inclusion_proof(index)
-                merkle.verify_inclusion(tree.perfect(0, index), index, node.size, proof, node.root())
+                merkle.verify_inclusion(
+                    tree.perfect(0, index), index, node.size, proof, node.root()
+                )
         finally:
             await node.stop()
             node.store.close()

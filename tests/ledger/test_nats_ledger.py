@@ -1,4 +1,4 @@
-"""Three ledger nodes over a three-server JetStream cluster: the several-machine setup on loopback."""
+"""Three ledger nodes over a three-server JetStream cluster: several machines, on loopback."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def test_three_nodes_agree_through_server_loss_and_node_restart(
         nodes = [await _node(c, nats_cluster, tmp_path, i) for i in range(3)]
         try:
             batches = [[subject_tx(c, f"n{i}-p{j}").encode() for j in range(20)] for i in range(3)]
-            results = await asyncio.gather(*(n.submit_raw_many(b) for n, b in zip(nodes, batches, strict=True)))
+            results = await asyncio.gather(
+                *(n.submit_raw_many(b) for n, b in zip(nodes, batches, strict=True))
+            )
             assert all(o.accepted for part in results for o in part)
             await _agree(nodes, 61)
 

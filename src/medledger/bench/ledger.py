@@ -37,7 +37,10 @@ def _key(seed: str, i: int) -> PrivateKey:
 def signature_floor(samples: int = 3000) -> float:
     """Single-thread public-key recoveries per second on this machine, now."""
     key = _key("floor", 0)
-    pairs = [(d, key.sign_digest(d)) for d in (hashlib.sha256(str(i).encode()).digest() for i in range(samples))]
+    pairs = [
+        (d, key.sign_digest(d))
+        for d in (hashlib.sha256(str(i).encode()).digest() for i in range(samples))
+    ]
     start = time.perf_counter()
     for digest, signature in pairs:
         recover_address(digest, signature)
@@ -49,7 +52,12 @@ def _genesis(founders: list[PrivateKey]) -> SignedTransaction:
         network_id=NETWORK_ID,
         name="bench",
         founders=[
-            Founder(f"inst-{i}", f"Institution {i}", k.address, ecies.public_bytes(ecies.generate_private_key()))
+            Founder(
+                f"inst-{i}",
+                f"Institution {i}",
+                k.address,
+                ecies.public_bytes(ecies.generate_private_key()),
+            )
             for i, k in enumerate(founders)
         ],
         signer=founders[0],
@@ -63,7 +71,9 @@ def _workload(count: int) -> list[bytes]:
     """``count`` subject registrations from distinct keys, signed ahead of the clock."""
     encryption_key = "0x" + ecies.public_bytes(ecies.generate_private_key()).hex()
     return [
-        Transaction(NETWORK_ID, k.address, 0, identity.REGISTER_SUBJECT, {"encryption_key": encryption_key})
+        Transaction(
+            NETWORK_ID, k.address, 0, identity.REGISTER_SUBJECT, {"encryption_key": encryption_key}
+        )
         .sign(k)
         .encode()
         for k in (_key("bench-subject", i) for i in range(count))
@@ -78,11 +88,15 @@ async def _measure(node: LedgerNode, raws: list[bytes], chunk: int) -> float:
     elapsed = time.perf_counter() - start
     refused = [o for part in results for o in part if not o.accepted]
     if refused:
-        raise RuntimeError(f"{len(refused)} transactions refused, first: {refused[0].code} {refused[0].message}")
+        raise RuntimeError(
+            f"{len(refused)} transactions refused, first: {refused[0].code} {refused[0].message}"
+        )
     return elapsed
 
 
-def run(*, backend: str = "embedded", tx: int = 20_000, progress: Progress | None = None) -> dict[str, Any]:
+def run(
+    *, backend: str = "embedded", tx: int = 20_000, progress: Progress | None = None
+) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
     say("measuring the signature floor")
     floor = signature_floor()
@@ -108,7 +122,10 @@ def run(*, backend: str = "embedded", tx: int = 20_000, progress: Progress | Non
             else:
                 raise ValueError(f"unknown backend {backend!r}: expected embedded or nats")
             node = LedgerNode(
-                genesis=genesis, store=LedgerStore.open(str(work / "state.db")), orderer=orderer, key=founders[0]
+                genesis=genesis,
+                store=LedgerStore.open(str(work / "state.db")),
+                orderer=orderer,
+                key=founders[0],
             )
             await node.start()
             try:

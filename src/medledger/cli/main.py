@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -16,15 +16,19 @@ from rich.console import Console
 
 from medledger.errors import InvalidInput, MedledgerError, TransportError, UsageError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Health records over a consortium ledger.")
-bench_app = typer.Typer(no_args_is_help=True, help="Measure throughput against this machine's floor.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Health records over a consortium ledger."
+)
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Measure throughput against this machine's floor."
+)
 app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 
 EXIT_CODES: dict[type[MedledgerError], int] = {InvalidInput: 3, TransportError: 4, UsageError: 2}
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     embedded = "embedded"
     nats = "nats"
 

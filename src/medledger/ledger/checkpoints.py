@@ -90,10 +90,16 @@ class SignedTreeHead:
         except InvalidSignature as exc:
             raise CheckpointError(f"tree head signature of {self.signer}: {exc}") from exc
         if recovered != self.signer:
-            raise CheckpointError(f"tree head claims signer {self.signer} but is signed by {recovered}")
+            raise CheckpointError(
+                f"tree head claims signer {self.signer} but is signed by {recovered}"
+            )
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.head.to_json(), "signer": self.signer, "signature": "0x" + self.signature.hex()}
+        return {
+            **self.head.to_json(),
+            "signer": self.signer,
+            "signature": "0x" + self.signature.hex(),
+        }
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> SignedTreeHead:
@@ -124,7 +130,8 @@ class Quorum:
         return self.threshold > 0 and len(self.signed) >= self.threshold
 
     def describe(self) -> str:
-        text = f"cosigned by {len(self.signed)} of {self.threshold} required"
+        members = len(self.signed) + len(self.missing)
+        text = f"cosigned by {len(self.signed)} of {members} members, {self.threshold} required"
         if self.missing:
             text += "; not signed by " + ", ".join(self.missing)
         if self.invalid:

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class HandlerFailed(TransactionRejected):
-    """A handler raised something other than a rejection: a bug, rejected the same way everywhere."""
+    """A handler raised something other than a rejection: a bug.
+
+    Rejecting the transaction the same way on every node keeps the ledger live.
+    """
 
     code = "handler_failed"
 
@@ -119,7 +122,9 @@ class BlockExecutor:
                 continue
             except Exception as exc:
                 log.exception("handler for %s failed", item.tx.tx_type)
-                failure = HandlerFailed(f"handler for {item.tx.tx_type} failed: {type(exc).__name__}")
+                failure = HandlerFailed(
+                    f"handler for {item.tx.tx_type} failed: {type(exc).__name__}"
+                )
                 outcomes.append(self._reject(commit, block, pos, item.tx_id, failure))
                 continue
             overlay.apply(writes)

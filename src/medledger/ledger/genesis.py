@@ -69,4 +69,3 @@ def load_genesis(path: Path) -> SignedTransaction:
         raise InvalidInput(f"{path.name} holds a {genesis.tx.tx_type} transaction, not a genesis")
     genesis.verify()
     return genesis
-

@@ -34,10 +34,13 @@ class StateMachine:
         """Return the writes of a signature-checked transaction, or raise a rejection."""
         tx = stx.tx
         if tx.network_id != self.network_id:
-            raise WrongNetwork(f"transaction for network {tx.network_id}, this is network {self.network_id}")
+            raise WrongNetwork(
+                f"transaction for network {tx.network_id}, this is network {self.network_id}"
+            )
         if view.get(NETWORK_NS, CONFIG_KEY) is None and stx.tx_id != self.genesis_id:
             raise NotInitialised(
-                f"the network starts with genesis 0x{self.genesis_id.hex()}, got 0x{stx.tx_id.hex()}"
+                f"the network starts with genesis 0x{self.genesis_id.hex()}, "
+                f"got 0x{stx.tx_id.hex()}"
             )
         expected = view.get(NONCE_NS, tx.sender) or 0
         if tx.nonce < expected:

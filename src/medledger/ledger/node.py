@@ -18,7 +18,13 @@ from typing import Any
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import MedledgerError, TransportError, UsageError
-from medledger.ledger.checkpoints import Checkpoint, Equivocation, SignedTreeHead, TreeHead, find_equivocation
+from medledger.ledger.checkpoints import (
+    Checkpoint,
+    Equivocation,
+    SignedTreeHead,
+    TreeHead,
+    find_equivocation,
+)
 from medledger.ledger.config import LedgerLimits
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts.base import ContractRegistry
@@ -122,7 +128,9 @@ class LedgerNode:
             raise TransportError(f"{self.name} has stopped following the log") from self._failure
         decoded = decode_all(raws, self.limits)
         candidates = [(i, d) for i, d in enumerate(decoded) if isinstance(d, SignedTransaction)]
-        checked = await self._verifier.check([d for _, d in candidates], [raws[i] for i, _ in candidates])
+        checked = await self._verifier.check(
+            [d for _, d in candidates], [raws[i] for i, _ in candidates]
+        )
         for (i, _), result in zip(candidates, checked, strict=True):
             decoded[i] = result
         loop = asyncio.get_running_loop()
@@ -130,19 +138,22 @@ class LedgerNode:
         for raw, item in zip(raws, decoded, strict=True):
             future: asyncio.Future[TxOutcome] = loop.create_future()
             waits.append(future)
+            refusal = item if isinstance(item, TransactionRejected) else None
             if isinstance(item, SignedTransaction):
                 try:
                     self._admit(item, raw, future)
                 except TransactionRejected as exc:
-                    item = exc
-            if isinstance(item, TransactionRejected):
-                future.set_result(TxOutcome(b"", 0, 0, None, item.code, str(item)))
+                    refusal = exc
+            if refusal is not None:
+                future.set_result(TxOutcome(b"", 0, 0, None, refusal.code, str(refusal)))
         return list(await asyncio.gather(*waits))
 
     def _admit(self, stx: SignedTransaction, raw: bytes, future: asyncio.Future[TxOutcome]) -> None:
         tx = stx.tx
         if tx.network_id != self.network_id:
-            raise WrongNetwork(f"transaction for network {tx.network_id}, this is network {self.network_id}")
+            raise WrongNetwork(
+                f"transaction for network {tx.network_id}, this is network {self.network_id}"
+            )
         pending = self._pending.get(stx.tx_id)
         if pending is not None:
             pending.futures.append(future)
@@ -150,7 +161,9 @@ class LedgerNode:
         committed = self.store.get(NONCE_NS, tx.sender) or 0
         expected = max(committed, self._next_nonce.get(tx.sender, 0))
         if tx.nonce < expected:
-            raise ReplayedTransaction(f"nonce {tx.nonce} of {tx.sender} is already used; the next is {expected}")
+            raise ReplayedTransaction(
+                f"nonce {tx.nonce} of {tx.sender} is already used; the next is {expected}"
+            )
         if tx.nonce > expected:
             raise NonceGap(f"got nonce {tx.nonce} from {tx.sender}, expected {expected}")
         self._next_nonce[tx.sender] = tx.nonce + 1
@@ -160,7 +173,9 @@ class LedgerNode:
         self._pending_raw[raw] = entry
         self._queue.put_nowait(entry)
 
-    async def submit_payload(self, key: PrivateKey, tx_type: str, payload: dict[str, Any]) -> TxOutcome:
+    async def submit_payload(
+        self, key: PrivateKey, tx_type: str, payload: dict[str, Any]
+    ) -> TxOutcome:
         """Sign with the sender's next nonce and submit: for keys this process holds."""
         async with self._own_tx_lock:
             nonce = self.next_nonce(key.address)
@@ -184,7 +199,9 @@ class LedgerNode:
             try:
                 await self.orderer.append([entry.raw for entry in batch])
             except MedledgerError as exc:
-                log.warning("%s: ordering failed for %d transactions: %s", self.name, len(batch), exc)
+                log.warning(
+                    "%s: ordering failed for %d transactions: %s", self.name, len(batch), exc
+                )
                 for entry in batch:
                     self._settle(entry, exc)
 
@@ -223,9 +240,13 @@ class LedgerNode:
             entry = self._pending.get(outcome.tx_id)
             if entry is not None:
                 self._settle(entry, outcome)
-            if outcome.accepted and isinstance(item, SignedTransaction):
-                if item.tx.tx_type == checkpoint_contract.COSIGN:
-                    cosigned.append(int(item.tx.payload["size"]))
+            is_cosign = (
+                isinstance(item, SignedTransaction)
+                and item.tx.tx_type == checkpoint_contract.COSIGN
+            )
+            if outcome.accepted and is_cosign:
+                assert isinstance(item, SignedTransaction)
+                cosigned.append(int(item.tx.payload["size"]))
         self._progress.set()
         self._progress = asyncio.Event()
         for size in cosigned:
@@ -266,7 +287,9 @@ class LedgerNode:
                 raise TransportError(f"{self.name} stopped following the log") from self._failure
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{self.name} has {self.executor.size} transactions, waited for {size}")
+                raise TimeoutError(
+                    f"{self.name} has {self.executor.size} transactions, waited for {size}"
+                )
             try:
                 await asyncio.wait_for(self._progress.wait(), remaining)
             except TimeoutError:
@@ -302,20 +325,26 @@ class LedgerNode:
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         size = self.size if size is None else size
         if not 0 <= index < size <= self.size:
-            raise UnknownTransaction(f"no entry {index} in a log of {size} (this node has {self.size})")
+            raise UnknownTransaction(
+                f"no entry {index} in a log of {size} (this node has {self.size})"
+            )
         return merkle.inclusion_proof(self.store, index, size)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         new_size = self.size if new_size is None else new_size
         if not 0 < old_size <= new_size <= self.size:
-            raise UsageError(f"no consistency proof from {old_size} to {new_size} (log has {self.size})")
+            raise UsageError(
+                f"no consistency proof from {old_size} to {new_size} (log has {self.size})"
+            )
         return merkle.consistency_proof(self.store, old_size, new_size)
 
     def tree_head(self, size: int | None = None) -> TreeHead:
         size = self.size if size is None else size
         if not 0 < size <= self.size:
             raise UsageError(f"no tree head of size {size} (log has {self.size})")
-        timestamp_ms = self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
+        timestamp_ms = (
+            self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
+        )
         return TreeHead(self.network_id, size, merkle.root(self.store, size), timestamp_ms)
 
     def checkpoint(self, size: int | None = None) -> Checkpoint | None:
@@ -324,15 +353,21 @@ class LedgerNode:
             size = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
             if size is None:
                 return None
-        entry = self.store.get(checkpoint_contract.CHECKPOINT_NS, checkpoint_contract.checkpoint_key(size))
+        entry = self.store.get(
+            checkpoint_contract.CHECKPOINT_NS, checkpoint_contract.checkpoint_key(size)
+        )
         return None if entry is None else Checkpoint.from_json(entry)
 
     def verify_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Check cosignatures against current members and the head against this log."""
         threshold = int(self.network_config()["checkpoint_threshold"])
         checkpoint.verify(self.members(), threshold)
-        if checkpoint.head.size <= self.size and checkpoint.head != self.tree_head(checkpoint.head.size):
-            raise UsageError(f"checkpoint at size {checkpoint.head.size} contradicts this node's log")
+        if checkpoint.head.size <= self.size and checkpoint.head != self.tree_head(
+            checkpoint.head.size
+        ):
+            raise UsageError(
+                f"checkpoint at size {checkpoint.head.size} contradicts this node's log"
+            )
 
     async def cosign_head(self, size: int | None = None) -> TxOutcome:
         """Sign this node's head at ``size`` and submit the cosignature."""
@@ -350,7 +385,9 @@ class LedgerNode:
     def _cosign_later(self, size: int) -> None:
         if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:
             return
-        entry = self.store.get(checkpoint_contract.CHECKPOINT_NS, checkpoint_contract.checkpoint_key(size))
+        entry = self.store.get(
+            checkpoint_contract.CHECKPOINT_NS, checkpoint_contract.checkpoint_key(size)
+        )
         if entry is None or self.key.address in entry["cosignatures"]:
             return
         task = asyncio.create_task(self._cosign_quietly(size))
@@ -371,7 +408,10 @@ class LedgerNode:
         evidence = find_equivocation(signed, self.tree_head(head.size).sign(self.key))
         if evidence is not None:
             log.warning(
-                "%s: %s signed a head of size %d that contradicts this log", self.name, signed.signer, head.size
+                "%s: %s signed a head of size %d that contradicts this log",
+                self.name,
+                signed.signer,
+                head.size,
             )
             self.misbehaviour.append(evidence)
         return evidence

@@ -82,6 +82,18 @@ rejected_table = Table(
     Column("message", Text, nullable=False),
 )
 
+_STATEMENTS = {
+    "get_state": "SELECT value FROM ledger_state WHERE ns = ? AND key = ?",
+    "upsert_state": "INSERT INTO ledger_state (ns, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+    "delete_state": "DELETE FROM ledger_state WHERE ns = ? AND key = ?",
+    "insert_tx": "INSERT INTO ledger_txs "
+    "(idx, tx_id, seq, sender, nonce, tx_type, timestamp_ns, leaf, raw) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "insert_node": "INSERT INTO ledger_merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
+    "insert_rejected": "INSERT INTO ledger_rejected (seq, pos, tx_id, code, message) "
+    "VALUES (?, ?, ?, ?, ?)",
+}
 _MISSING = object()
 _LEN = struct.Struct(">I")
 
@@ -152,8 +164,9 @@ class LedgerStore:
             metadata.create_all(engine)
         except SQLAlchemyError as exc:
             raise TransportError(f"cannot open the ledger store: {type(exc).__name__}") from exc
-        self._marker = "%s" if engine.dialect.paramstyle in {"format", "pyformat"} else "?"
-        self._point_query = f"SELECT value FROM ledger_state WHERE ns = {self._marker} AND key = {self._marker}"
+        # The statements of the hot path, in the driver's own parameter style.
+        pyformat = engine.dialect.paramstyle in {"format", "pyformat"}
+        self._sql = {k: v.replace("?", "%s") if pyformat else v for k, v in _STATEMENTS.items()}
         self._local = threading.local()
 
     @classmethod
@@ -175,7 +188,7 @@ class LedgerStore:
         if cached is not _MISSING:
             return cached
         cursor = self._point_cursor()
-        cursor.execute(self._point_query, (ns, key))
+        cursor.execute(self._sql["get_state"], (ns, key))
         row = cursor.fetchone()
         value = None if row is None else json.loads(bytes(row[0]))
         self._remember({(ns, key): value})
@@ -188,7 +201,8 @@ class LedgerStore:
         if cursor is None:
             connection = self._engine.raw_connection()
             if self._engine.dialect.name == "postgresql":
-                connection.autocommit = True
+                # Each read must see the latest committed block, not a snapshot.
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.connection = connection
             cursor = self._local.cursor = connection.cursor()
         return cursor
@@ -210,36 +224,41 @@ class LedgerStore:
 
     def commit(self, block: BlockCommit, size: int) -> None:
         """Persist one block's effects and advance ``applied_seq`` in one SQL transaction."""
-        m = self._marker
-        upserts = [(ns, key, encode_value(v)) for (ns, key), v in block.writes.items() if v is not None]
+        sql = self._sql
+        upserts = [
+            (ns, key, encode_value(v)) for (ns, key), v in block.writes.items() if v is not None
+        ]
         deletions = [(ns, key) for (ns, key), v in block.writes.items() if v is None]
         # Plain driver executemany: SQLAlchemy's per-row statement handling cost more
         # than the rest of a block's execution together.
         with self._engine.begin() as conn:
             if upserts:
-                conn.exec_driver_sql(
-                    f"INSERT INTO ledger_state (ns, key, value) VALUES ({m}, {m}, {m}) "
-                    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-                    upserts,
-                )
+                conn.exec_driver_sql(sql["upsert_state"], upserts)
             if deletions:
-                conn.exec_driver_sql(f"DELETE FROM ledger_state WHERE ns = {m} AND key = {m}", deletions)
+                conn.exec_driver_sql(sql["delete_state"], deletions)
             if block.txs:
                 conn.exec_driver_sql(
-                    "INSERT INTO ledger_txs (idx, tx_id, seq, sender, nonce, tx_type, timestamp_ns, leaf, raw) "
-                    f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
+                    sql["insert_tx"],
                     [
-                        (t.index, t.tx_id, t.seq, t.sender, t.nonce, t.tx_type, t.timestamp_ns, t.leaf, t.raw)
+                        (
+                            t.index,
+                            t.tx_id,
+                            t.seq,
+                            t.sender,
+                            t.nonce,
+                            t.tx_type,
+                            t.timestamp_ns,
+                            t.leaf,
+                            t.raw,
+                        )
                         for t in block.txs
                     ],
                 )
             if block.nodes:
-                conn.exec_driver_sql(
-                    f"INSERT INTO ledger_merkle_nodes (level, idx, hash) VALUES ({m}, {m}, {m})", block.nodes
-                )
+                conn.exec_driver_sql(sql["insert_node"], block.nodes)
             if block.rejected:
                 conn.exec_driver_sql(
-                    f"INSERT INTO ledger_rejected (seq, pos, tx_id, code, message) VALUES ({m}, {m}, {m}, {m}, {m})",
+                    sql["insert_rejected"],
                     [(r.seq, r.pos, r.tx_id, r.code, r.message) for r in block.rejected],
                 )
             self._set_meta(conn, {"applied_seq": str(block.seq), "size": str(size)})
@@ -269,7 +288,9 @@ class LedgerStore:
             return cached
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(node_table.c.hash).where(node_table.c.level == level, node_table.c.idx == index)
+                select(node_table.c.hash).where(
+                    node_table.c.level == level, node_table.c.idx == index
+                )
             ).first()
         if row is None:
             raise LookupError(f"no Merkle node at level {level}, index {index}")
@@ -298,7 +319,9 @@ class LedgerStore:
             ).first()
         return None if row is None else Rejection(**row._mapping)
 
-    def iter_txs(self, start: int = 0, end: int | None = None, *, page: int = 5000) -> Iterator[LoggedTx]:
+    def iter_txs(
+        self, start: int = 0, end: int | None = None, *, page: int = 5000
+    ) -> Iterator[LoggedTx]:
         """Accepted transactions with ``start <= index < end``, in log order."""
         position = start
         while end is None or position < end:
@@ -317,7 +340,9 @@ class LedgerStore:
 
     def state_entries(self) -> Iterable[tuple[str, str, bytes]]:
         with self._engine.connect() as conn:
-            rows = conn.execute(select(state_table.c.ns, state_table.c.key, state_table.c.value)).all()
+            rows = conn.execute(
+                select(state_table.c.ns, state_table.c.key, state_table.c.value)
+            ).all()
         # Sorted here, not in SQL: database collations differ, the root must not.
         return sorted((str(ns), str(key), bytes(value)) for ns, key, value in rows)
 
@@ -337,10 +362,12 @@ def encode_value(value: Any) -> bytes:
     Not RFC 8785: state holds nanosecond timestamps, beyond the integers JCS allows.
     Sorted keys and fixed separators make the bytes the same on every node.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
-def _logged(row: Mapping[str, Any]) -> LoggedTx:
+def _logged(row: Any) -> LoggedTx:
     return LoggedTx(
         index=int(row["idx"]),
         tx_id=bytes(row["tx_id"]),
@@ -361,4 +388,3 @@ def _upsert_statement(
     stmt = module.insert(table)
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
-

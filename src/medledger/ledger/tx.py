@@ -22,7 +22,13 @@ from typing import Any
 from medledger.crypto import eip712
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InvalidSignature
-from medledger.crypto.keys import Address, PrivateKey, keccak256, recover_address, to_checksum_address
+from medledger.crypto.keys import (
+    Address,
+    PrivateKey,
+    keccak256,
+    recover_address,
+    to_checksum_address,
+)
 from medledger.errors import InvalidInput
 from medledger.ledger.config import LedgerLimits
 from medledger.ledger.errors import BadSignature, MalformedTransaction

@@ -51,14 +51,18 @@ class SignatureVerifier:
             self._pool = ProcessPoolExecutor(max_workers=self._workers)
         return self._pool
 
-    async def check(self, items: Sequence[SignedTransaction], raws: Sequence[bytes]) -> list[Checked]:
+    async def check(
+        self, items: Sequence[SignedTransaction], raws: Sequence[bytes]
+    ) -> list[Checked]:
         """Return each item, or the :class:`BadSignature` that rejects it."""
         if len(items) < self._limits.min_parallel_verify or self._workers < 2:
             return [_verified(item) for item in items]
         loop = asyncio.get_running_loop()
         chunk = -(-len(raws) // self._workers)
         futures = [
-            loop.run_in_executor(self._executor(), _check_in_worker, raws[i : i + chunk], self._limits)
+            loop.run_in_executor(
+                self._executor(), _check_in_worker, raws[i : i + chunk], self._limits
+            )
             for i in range(0, len(raws), chunk)
         ]
         digests = [d for part in await asyncio.gather(*futures) for d in part]

@@ -34,10 +34,14 @@ def identifier(payload: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def integer(payload: Mapping[str, Any], name: str, *, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+def integer(
+    payload: Mapping[str, Any], name: str, *, minimum: int = 0, maximum: int = 2**63 - 1
+) -> int:
     value = field(payload, name)
     if type(value) is not int or not minimum <= value <= maximum:
-        raise InvalidPayload(f"{name}: expected an integer in [{minimum}, {maximum}], got {value!r}")
+        raise InvalidPayload(
+            f"{name}: expected an integer in [{minimum}, {maximum}], got {value!r}"
+        )
     return value
 
 
@@ -61,7 +65,9 @@ def hex_bytes(payload: Mapping[str, Any], name: str, length: int) -> bytes:
     raise InvalidPayload(f"{name}: expected {length} bytes as 0x-prefixed hex")
 
 
-def object_list(payload: Mapping[str, Any], name: str, *, max_items: int = 256) -> list[Mapping[str, Any]]:
+def object_list(
+    payload: Mapping[str, Any], name: str, *, max_items: int = 256
+) -> list[Mapping[str, Any]]:
     value = field(payload, name)
     if not isinstance(value, list) or not 0 < len(value) <= max_items:
         raise InvalidPayload(f"{name}: expected a list of 1 to {max_items} objects")

@@ -85,7 +85,9 @@ class ContractRegistry:
         try:
             return self._handlers[tx_type]
         except KeyError:
-            raise UnknownTransactionType(f"no contract handles transactions of type {tx_type!r}") from None
+            raise UnknownTransactionType(
+                f"no contract handles transactions of type {tx_type!r}"
+            ) from None
 
     @property
     def types(self) -> frozenset[str]:

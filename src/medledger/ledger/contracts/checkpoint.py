@@ -32,7 +32,9 @@ def cosign(ctx: TxContext, view: StateView) -> list[Write]:
     config = network_config(view)
     size = p.integer(ctx.payload, "size", minimum=1)
     if size > ctx.log.committed_size:
-        raise InvalidPayload(f"size: {size} is beyond the committed log of {ctx.log.committed_size}")
+        raise InvalidPayload(
+            f"size: {size} is beyond the committed log of {ctx.log.committed_size}"
+        )
     claimed = TreeHead(
         ctx.network_id,
         size,
@@ -44,9 +46,15 @@ def cosign(ctx: TxContext, view: StateView) -> list[Write]:
         signed.verify()
     except CheckpointError as exc:
         raise InvalidPayload(f"signature: {exc}") from exc
-    actual = TreeHead(ctx.network_id, size, ctx.log.root(size), ctx.log.timestamp(size) // NS_PER_MS)
+    actual = TreeHead(
+        ctx.network_id, size, ctx.log.root(size), ctx.log.timestamp(size) // NS_PER_MS
+    )
     if claimed != actual:
-        evidence = {"kind": "head_contradicts_log", "head": signed.to_json(), "log": actual.to_json()}
+        evidence = {
+            "kind": "head_contradicts_log",
+            "head": signed.to_json(),
+            "log": actual.to_json(),
+        }
         return [Write(MISBEHAVIOUR_NS, "0x" + ctx.tx_id.hex(), evidence)]
     key = checkpoint_key(size)
     entry = view.get(CHECKPOINT_NS, key) or {**actual.to_json(), "cosignatures": {}}

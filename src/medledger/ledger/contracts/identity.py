@@ -48,7 +48,11 @@ def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
     if _taken(view, address):
         raise Conflict(f"{address} is already registered as a member or subject")
     existing = view.get(PARTICIPANT_NS, address)
-    if existing is not None and existing["status"] == "active" and existing["institution"] != ctx.sender:
+    if (
+        existing is not None
+        and existing["status"] == "active"
+        and existing["institution"] != ctx.sender
+    ):
         raise Conflict(f"{address} is registered by another institution")
     record: dict[str, Any] = {
         "role": role,

@@ -112,7 +112,9 @@ def propose(ctx: TxContext, view: StateView) -> list[Write]:
         remaining = len(active_members(view)) - 1
         needed = max(config["vote_threshold"], config["checkpoint_threshold"])
         if remaining < needed:
-            raise Conflict(f"removing {address} would leave {remaining} members, fewer than {needed}")
+            raise Conflict(
+                f"removing {address} would leave {remaining} members, fewer than {needed}"
+            )
         subject = {"address": address}
     else:
         raise InvalidPayload(f"action: expected 'admit' or 'remove', got {action!r}")
@@ -163,7 +165,7 @@ def _maybe_execute(
         writes.append(Write(MEMBER_NS, address, {**subject, "since": ctx.index}))
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted({*members, address})))
     else:
-        member = view.get(MEMBER_NS, address)
+        member = require_member(view, address)
         writes.append(Write(MEMBER_NS, address, {**member, "status": "removed"}))
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, [m for m in members if m != address]))
     return writes

@@ -70,7 +70,9 @@ def decode_block_payload(payload: bytes) -> tuple[bytes, ...]:
         (length,) = _LENGTH.unpack_from(payload, offset)
         offset += _LENGTH.size
         if offset + length > size:
-            raise MalformedBlock(f"transaction of {length} bytes overruns the block at byte {offset}")
+            raise MalformedBlock(
+                f"transaction of {length} bytes overruns the block at byte {offset}"
+            )
         txs.append(payload[offset : offset + length])
         offset += length
     return tuple(txs)

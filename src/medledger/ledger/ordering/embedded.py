@@ -35,7 +35,9 @@ class EmbeddedOrderer:
             self._writer = self._connect()
             self._reader = self._connect()
             self._writer.execute(_SCHEMA)
-            row = self._writer.execute("SELECT seq, timestamp_ns FROM blocks ORDER BY seq DESC LIMIT 1").fetchone()
+            row = self._writer.execute(
+                "SELECT seq, timestamp_ns FROM blocks ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise TransportError(f"cannot open the ordering log {path.name}: {exc}") from exc
         self._last_seq, self._last_ts = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -44,7 +46,9 @@ class EmbeddedOrderer:
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn = sqlite3.connect(
+            self._path, check_same_thread=False, isolation_level=None, timeout=30
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         return conn
