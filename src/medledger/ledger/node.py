@@ -105,9 +105,13 @@ class LedgerNode:
             await self.wait_for_size(1, timeout=timeout)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            # Cancel again until the task ends: in Python 3.11 a wait_for inside a client
+            # library can swallow one cancellation when its inner future completes at once.
+            _, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
         if self._owns_verifier:
             self._verifier.close()
