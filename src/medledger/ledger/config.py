@@ -15,10 +15,6 @@ class LedgerLimits:
     #: How long a submission waits for others to share its block. Small: it is
     #: latency added to every submission under light load.
     block_linger_s: float = 0.002
-    #: Blocks in flight to the ordering service at once, so that ordering
-    #: round trips overlap with execution.
-    max_inflight_blocks: int = 4
     #: Signature checks below this many are done in-process; above, in worker
     #: processes, because the hand-off costs more than a few checks.
     min_parallel_verify: int = 64
-    proposal_ttl_s: int = 7 * 24 * 3600

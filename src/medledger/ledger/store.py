@@ -266,10 +266,6 @@ class LedgerStore:
         for level, idx, digest in block.nodes:
             self._node_cache[(level, idx)] = digest
 
-    def set_meta(self, values: Mapping[str, str]) -> None:
-        with self._engine.begin() as conn:
-            self._set_meta(conn, values)
-
     def _set_meta(self, conn: Any, values: Mapping[str, str]) -> None:
         stmt = _upsert_statement(self._engine.dialect.name, meta_table, ("key",))
         conn.execute(stmt, [{"key": k, "value": v} for k, v in values.items()])
