@@ -29,9 +29,13 @@ steps = st.lists(
 cuts = st.lists(st.integers(1, 5), min_size=1, max_size=10)
 
 
-def replay(blocks: list[tuple[bytes, ...]], directory: Path) -> tuple[bytes, bytes, int, dict[str, int]]:
+def replay(
+    blocks: list[tuple[bytes, ...]], directory: Path
+) -> tuple[bytes, bytes, int, dict[str, int]]:
     store = LedgerStore.open(str(directory / "state.db"))
-    executor = BlockExecutor(store, StateMachine(ledger_contracts(), NETWORK_ID, CONSORTIUM.genesis.tx_id))
+    executor = BlockExecutor(
+        store, StateMachine(ledger_contracts(), NETWORK_ID, CONSORTIUM.genesis.tx_id)
+    )
     for seq, raws in enumerate(blocks, start=1):
         executor.apply(Block(seq, seq * 1000, raws), decode_all(raws, LedgerLimits()))
     nonces = {s.address: store.get("nonce", s.address) or 0 for s in SENDERS}
@@ -42,7 +46,9 @@ def replay(blocks: list[tuple[bytes, ...]], directory: Path) -> tuple[bytes, byt
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps, cuts)
-def test_two_nodes_replaying_one_log_agree(plan: list[tuple[int, int, bool]], sizes: list[int]) -> None:
+def test_two_nodes_replaying_one_log_agree(
+    plan: list[tuple[int, int, bool]], sizes: list[int]
+) -> None:
     raws = [CONSORTIUM.genesis.encode()]
     for sender, nonce, garbage in plan:
         if garbage:

@@ -14,6 +14,7 @@ from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts import identity, membership
 from medledger.ledger.errors import (
     BadSignature,
+    CheckpointError,
     Conflict,
     DoubleVote,
     InsufficientCosigners,
@@ -279,7 +280,7 @@ def test_checkpoints_are_cosigned_and_prove_inclusion(tmp_path: Path, state_url:
 
 
 def test_heads_that_contradict_the_log_are_evidence(tmp_path: Path, state_url: str) -> None:
-    async def scenario(c: Consortium, nodes: list[LedgerNode], _: EmbeddedOrderer) -> None:
+    async def scenario(c: Consortium, nodes: list[LedgerNode], orderer: EmbeddedOrderer) -> None:
         node = nodes[0]
         await node.submit(subject_tx(c, "p-1"))
         honest = node.tree_head(2)
@@ -289,6 +290,12 @@ def test_heads_that_contradict_the_log_are_evidence(tmp_path: Path, state_url: s
         assert evidence.second.head == honest
         assert node.misbehaviour == [evidence]
         assert node.check_head(honest.sign(c.keys[1])) is None
+        keyless = LedgerNode(genesis=c.genesis, store=node.store, orderer=orderer)
+        with pytest.raises(CheckpointError, match="contradicts this log"):
+            keyless.check_head(lie)
+        colluding = {k.address: lie.head.sign(k).signature for k in c.keys[:2]}
+        with pytest.raises(CheckpointError, match="contradicts this node's log"):
+            node.verify_checkpoint(Checkpoint(lie.head, colluding))
         payload = {
             "size": 2,
             "root": "0x" + bytes(32).hex(),

@@ -31,6 +31,7 @@ from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.contracts.membership import MEMBER_NS, active_members
 from medledger.ledger.contracts.standard import ledger_contracts
 from medledger.ledger.errors import (
+    CheckpointError,
     NonceGap,
     ReplayedTransaction,
     TransactionRejected,
@@ -369,7 +370,7 @@ class LedgerNode:
         if checkpoint.head.size <= self.size and checkpoint.head != self.tree_head(
             checkpoint.head.size
         ):
-            raise UsageError(
+            raise CheckpointError(
                 f"checkpoint at size {checkpoint.head.size} contradicts this node's log"
             )
 
@@ -407,9 +408,17 @@ class LedgerNode:
         """Compare a head received from elsewhere with this log; report a contradiction."""
         signed.verify()
         head = signed.head
-        if head.network_id != self.network_id or head.size > self.size or self.key is None:
+        if head.network_id != self.network_id or head.size > self.size:
             return None
-        evidence = find_equivocation(signed, self.tree_head(head.size).sign(self.key))
+        ours = self.tree_head(head.size)
+        if ours == head:
+            return None
+        if self.key is None:
+            # Without a key of our own there is no second signed head to pair it with.
+            raise CheckpointError(
+                f"{signed.signer} signed a head of size {head.size} that contradicts this log"
+            )
+        evidence = find_equivocation(signed, ours.sign(self.key))
         if evidence is not None:
             log.warning(
                 "%s: %s signed a head of size %d that contradicts this log",
