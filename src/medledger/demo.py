@@ -162,7 +162,7 @@ class Story:
             identity.participant_role(self.b.store, self.nurse_a.address) == "nurse",
             "hospital B sees A's nurse",
         )
-        return "Hospital A: self.a doctor and self.a nurse; Hospital B: self.a doctor"
+        return "Hospital A: a doctor and a nurse; Hospital B: a doctor"
 
     async def _outsider(self) -> str:
         why = await expect_refusal(

@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from medledger.ledger.contracts.base import ContractRegistry, LogView, StateView, TxContext, Write
 from medledger.ledger.errors import NonceGap, NotInitialised, ReplayedTransaction, WrongNetwork
-from medledger.ledger.tx import SignedTransaction
+from medledger.ledger.tx import SignedTransaction, Transaction
 
 NONCE_NS = "nonce"
 NETWORK_NS = "network"
 CONFIG_KEY = "config"
+
+
+def check_network(tx: Transaction, network_id: int) -> None:
+    if tx.network_id != network_id:
+        raise WrongNetwork(f"transaction for network {tx.network_id}, this is network {network_id}")
+
+
+def check_nonce(tx: Transaction, expected: int) -> None:
+    """The sender's transactions take their nonces one by one, none skipped, none reused."""
+    if tx.nonce < expected:
+        raise ReplayedTransaction(
+            f"nonce {tx.nonce} of {tx.sender} is already used; the next is {expected}"
+        )
+    if tx.nonce > expected:
+        raise NonceGap(f"got nonce {tx.nonce} from {tx.sender}, expected {expected}")
 
 
 class StateMachine:
@@ -33,22 +48,14 @@ class StateMachine:
     ) -> list[Write]:
         """Return the writes of a signature-checked transaction, or raise a rejection."""
         tx = stx.tx
-        if tx.network_id != self.network_id:
-            raise WrongNetwork(
-                f"transaction for network {tx.network_id}, this is network {self.network_id}"
-            )
+        check_network(tx, self.network_id)
         if view.get(NETWORK_NS, CONFIG_KEY) is None and stx.tx_id != self.genesis_id:
             raise NotInitialised(
                 f"the network starts with genesis 0x{self.genesis_id.hex()}, "
                 f"got 0x{stx.tx_id.hex()}"
             )
         expected = view.get(NONCE_NS, tx.sender) or 0
-        if tx.nonce < expected:
-            raise ReplayedTransaction(
-                f"nonce {tx.nonce} of {tx.sender} is already used; the next is {expected}"
-            )
-        if tx.nonce > expected:
-            raise NonceGap(f"got nonce {tx.nonce} from {tx.sender}, expected {expected}")
+        check_nonce(tx, expected)
         handler = self.registry.handler(tx.tx_type)
         context = TxContext(
             tx_id=stx.tx_id,

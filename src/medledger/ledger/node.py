@@ -32,15 +32,20 @@ from medledger.ledger.contracts.membership import MEMBER_NS, active_members
 from medledger.ledger.contracts.standard import ledger_contracts
 from medledger.ledger.errors import (
     CheckpointError,
-    NonceGap,
     ReplayedTransaction,
     TransactionRejected,
     UnknownTransaction,
-    WrongNetwork,
     rejection_from_code,
 )
 from medledger.ledger.executor import BlockExecutor, TxOutcome
-from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS, NONCE_NS, StateMachine
+from medledger.ledger.machine import (
+    CONFIG_KEY,
+    NETWORK_NS,
+    NONCE_NS,
+    StateMachine,
+    check_network,
+    check_nonce,
+)
 from medledger.ledger.ordering.base import Block, Orderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
@@ -155,22 +160,14 @@ class LedgerNode:
 
     def _admit(self, stx: SignedTransaction, raw: bytes, future: asyncio.Future[TxOutcome]) -> None:
         tx = stx.tx
-        if tx.network_id != self.network_id:
-            raise WrongNetwork(
-                f"transaction for network {tx.network_id}, this is network {self.network_id}"
-            )
+        check_network(tx, self.network_id)
         pending = self._pending.get(stx.tx_id)
         if pending is not None:
             pending.futures.append(future)
             return
         committed = self.store.get(NONCE_NS, tx.sender) or 0
         expected = max(committed, self._next_nonce.get(tx.sender, 0))
-        if tx.nonce < expected:
-            raise ReplayedTransaction(
-                f"nonce {tx.nonce} of {tx.sender} is already used; the next is {expected}"
-            )
-        if tx.nonce > expected:
-            raise NonceGap(f"got nonce {tx.nonce} from {tx.sender}, expected {expected}")
+        check_nonce(tx, expected)
         self._next_nonce[tx.sender] = tx.nonce + 1
         self._pending_per_sender[tx.sender] = self._pending_per_sender.get(tx.sender, 0) + 1
         entry = _Pending(stx, raw, [future])
@@ -245,12 +242,11 @@ class LedgerNode:
             entry = self._pending.get(outcome.tx_id)
             if entry is not None:
                 self._settle(entry, outcome)
-            is_cosign = (
-                isinstance(item, SignedTransaction)
+            if (
+                outcome.accepted
+                and isinstance(item, SignedTransaction)
                 and item.tx.tx_type == checkpoint_contract.COSIGN
-            )
-            if outcome.accepted and is_cosign:
-                assert isinstance(item, SignedTransaction)
+            ):
                 cosigned.append(int(item.tx.payload["size"]))
         self._progress.set()
         self._progress = asyncio.Event()
@@ -358,10 +354,12 @@ class LedgerNode:
             size = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
             if size is None:
                 return None
-        entry = self.store.get(
-            checkpoint_contract.CHECKPOINT_NS, checkpoint_contract.checkpoint_key(size)
-        )
+        entry = self._checkpoint_entry(size)
         return None if entry is None else Checkpoint.from_json(entry)
+
+    def _checkpoint_entry(self, size: int) -> Any | None:
+        key = checkpoint_contract.checkpoint_key(size)
+        return self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
 
     def verify_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Check cosignatures against current members and the head against this log."""
@@ -390,9 +388,7 @@ class LedgerNode:
     def _cosign_later(self, size: int) -> None:
         if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:
             return
-        entry = self.store.get(
-            checkpoint_contract.CHECKPOINT_NS, checkpoint_contract.checkpoint_key(size)
-        )
+        entry = self._checkpoint_entry(size)
         if entry is None or self.key.address in entry["cosignatures"]:
             return
         task = asyncio.create_task(self._cosign_quietly(size))
