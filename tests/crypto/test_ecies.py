@@ -171,3 +171,34 @@ def test_round_trip(recipient_bytes: bytes, plaintext: bytes, associated_data: b
     recipient = ecies.private_from_bytes(recipient_bytes)
     sealed = ecies.seal(ecies.public_bytes(recipient), plaintext, associated_data)
     assert ecies.open_sealed(recipient, sealed, associated_data) == plaintext
+
+
+def test_a_sealer_shares_one_ephemeral_key_but_never_a_nonce(recipient: X25519PrivateKey) -> None:
+    sealer = ecies.Sealer(ecies.public_bytes(recipient))
+    sealed = [sealer.seal(b"share", b"record-%d" % i) for i in range(50)]
+    assert len({s[: ecies.PUBLIC_KEY_SIZE] for s in sealed}) == 1
+    nonces = {s[ecies.PUBLIC_KEY_SIZE : ecies.PUBLIC_KEY_SIZE + aead.NONCE_SIZE] for s in sealed}
+    assert len(nonces) == len(sealed)
+    for i, value in enumerate(sealed):
+        assert ecies.open_sealed(recipient, value, b"record-%d" % i) == b"share"
+
+
+def test_a_sealer_value_bound_to_other_associated_data_fails(recipient: X25519PrivateKey) -> None:
+    sealer = ecies.Sealer(ecies.public_bytes(recipient))
+    with pytest.raises(DecryptionError):
+        ecies.open_sealed(recipient, sealer.seal(b"share", b"record-1"), b"record-2")
+
+
+def test_a_sealer_gives_the_known_answer() -> None:
+    recipient = ecies.private_from_bytes(_x("recipient_private"))
+    sealer = ecies.Sealer(
+        ecies.public_bytes(recipient), ephemeral=ecies.private_from_bytes(_x("ephemeral_private"))
+    )
+    sealed = sealer.seal(_x("plaintext"), _x("associated_data"), nonce=_x("nonce"))
+    assert sealed == _x("sealed")
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS)
+def test_a_sealer_to_a_low_order_key_is_refused(point: bytes) -> None:
+    with pytest.raises(InvalidInput, match="low-order"):
+        ecies.Sealer(point)

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.genesis import Founder, build_genesis
@@ -22,9 +24,12 @@ def key(label: str) -> PrivateKey:
     return PrivateKey.from_bytes(hashlib.sha256(label.encode()).digest())
 
 
+def custodian_private(label: str) -> X25519PrivateKey:
+    return ecies.private_from_bytes(hashlib.sha256(b"custodian:" + label.encode()).digest())
+
+
 def custodian_public(label: str) -> bytes:
-    private = ecies.private_from_bytes(hashlib.sha256(b"custodian:" + label.encode()).digest())
-    return ecies.public_bytes(private)
+    return ecies.public_bytes(custodian_private(label))
 
 
 @dataclass
@@ -56,7 +61,11 @@ class Consortium:
 
 
 def make_consortium(
-    size: int = 3, *, vote_threshold: int = 2, checkpoint_threshold: int = 2
+    size: int = 3,
+    *,
+    vote_threshold: int = 2,
+    checkpoint_threshold: int = 2,
+    custodian_threshold: int | None = None,
 ) -> Consortium:
     keys = [key(f"founder-{i}") for i in range(size)]
     founders = [
@@ -71,6 +80,7 @@ def make_consortium(
         vote_threshold=vote_threshold,
         checkpoint_threshold=checkpoint_threshold,
         roles=ROLES,
+        custodian_threshold=custodian_threshold,
     )
     consortium = Consortium(keys, genesis)
     consortium.nonces[keys[0].address] = 1

@@ -68,3 +68,23 @@ def test_a_crashing_handler_rejects_the_same_way_everywhere(tmp_path: Path) -> N
         store.close()
     assert codes[0] == codes[2] == [HandlerFailed.code]
     assert codes[1] == codes[3]
+
+
+def test_genesis_sets_the_custodian_threshold_to_a_majority_unless_given(tmp_path: Path) -> None:
+    for given, expected in ((None, 2), (3, 3), (1, 1)):
+        c = make_consortium(custodian_threshold=given)
+        store = LedgerStore.open(str(tmp_path / f"s{given}.db"))
+        executor = BlockExecutor(
+            store, StateMachine(ledger_contracts(), NETWORK_ID, c.genesis.tx_id)
+        )
+        assert execute(executor, 1, DAY_NS, c.genesis) == [None]
+        assert membership.network_config(store)["custodian_threshold"] == expected
+        store.close()
+
+
+def test_genesis_refuses_a_custodian_threshold_above_the_member_count(tmp_path: Path) -> None:
+    c = make_consortium(custodian_threshold=4)
+    store = LedgerStore.open(str(tmp_path / "s.db"))
+    executor = BlockExecutor(store, StateMachine(ledger_contracts(), NETWORK_ID, c.genesis.tx_id))
+    assert execute(executor, 1, DAY_NS, c.genesis) == ["invalid_payload"]
+    store.close()

@@ -11,8 +11,11 @@ the label keeps keys from this scheme apart from any other use of the same X2551
 Every field of ``info`` has a fixed length, so plain concatenation is unambiguous.
 """
 
+import os
+
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from medledger.crypto import aead
@@ -22,6 +25,7 @@ from medledger.errors import InvalidInput, UsageError
 __all__ = [
     "LABEL",
     "PUBLIC_KEY_SIZE",
+    "Sealer",
     "derive_key",
     "generate_private_key",
     "open_sealed",
@@ -63,6 +67,44 @@ def derive_key(shared_secret: bytes, ephemeral_public: bytes, recipient_public: 
     ).derive(shared_secret)
 
 
+class Sealer:
+    """Seals many values to one recipient under one ephemeral key.
+
+    Each value is sealed exactly as :func:`seal` would, so :func:`open_sealed` opens
+    it, but the X25519 exchange and key derivation happen once per sealer rather
+    than once per value. Reusing the ephemeral key is safe because every value
+    gets a fresh random nonce (the usual 2**32-messages-per-key bound applies) and
+    callers bind each value to its context through associated data; what it gives
+    away is that values from one sealer are recognisably sealed together.
+    """
+
+    def __init__(self, recipient_public: bytes, *, ephemeral: X25519PrivateKey | None = None):
+        if len(recipient_public) != PUBLIC_KEY_SIZE:
+            raise InvalidInput(
+                f"X25519 public key must be {PUBLIC_KEY_SIZE} bytes, got {len(recipient_public)}"
+            )
+        if ephemeral is None:
+            ephemeral = generate_private_key()
+        self._prefix = public_bytes(ephemeral)
+        try:
+            shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+        except ValueError:
+            # cryptography refuses an all-zero shared secret, which only a low-order
+            # public key produces: sealing to it would give a key anyone can compute.
+            raise InvalidInput("recipient public key is a low-order point") from None
+        self._cipher = AESGCM(derive_key(shared, self._prefix, recipient_public))
+
+    def seal(
+        self, plaintext: bytes, associated_data: bytes = b"", *, nonce: bytes | None = None
+    ) -> bytes:
+        """Seal one value; ``nonce`` exists only for known-answer tests."""
+        if nonce is None:
+            nonce = os.urandom(aead.NONCE_SIZE)
+        elif len(nonce) != aead.NONCE_SIZE:
+            raise UsageError(f"nonce must be {aead.NONCE_SIZE} bytes, got {len(nonce)}")
+        return self._prefix + nonce + self._cipher.encrypt(nonce, plaintext, associated_data)
+
+
 def seal(
     recipient_public: bytes,
     plaintext: bytes,
@@ -74,23 +116,11 @@ def seal(
     """Encrypt ``plaintext`` so that only the holder of ``recipient_public``'s key can read it.
 
     ``ephemeral`` and ``nonce`` exist only for known-answer tests: an ephemeral key
-    must never be used twice.
+    and nonce pair must never be used twice.
     """
-    if len(recipient_public) != PUBLIC_KEY_SIZE:
-        raise InvalidInput(
-            f"X25519 public key must be {PUBLIC_KEY_SIZE} bytes, got {len(recipient_public)}"
-        )
-    if ephemeral is None:
-        ephemeral = generate_private_key()
-    ephemeral_public = public_bytes(ephemeral)
-    try:
-        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
-    except ValueError:
-        # cryptography refuses an all-zero shared secret, which only a low-order
-        # public key produces: sealing to it would give a key anyone can compute.
-        raise InvalidInput("recipient public key is a low-order point") from None
-    key = derive_key(shared, ephemeral_public, recipient_public)
-    return ephemeral_public + aead.encrypt(key, plaintext, associated_data, nonce=nonce)
+    return Sealer(recipient_public, ephemeral=ephemeral).seal(
+        plaintext, associated_data, nonce=nonce
+    )
 
 
 def open_sealed(recipient: X25519PrivateKey, sealed: bytes, associated_data: bytes = b"") -> bytes:

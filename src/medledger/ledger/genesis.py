@@ -41,6 +41,7 @@ def build_genesis(
     vote_threshold: int,
     checkpoint_threshold: int,
     roles: Sequence[str],
+    custodian_threshold: int | None = None,
 ) -> SignedTransaction:
     """The signed genesis transaction; ``signer`` must be one of the founders."""
     if signer.address not in {f.address for f in founders}:
@@ -52,6 +53,8 @@ def build_genesis(
         "checkpoint_threshold": checkpoint_threshold,
         "roles": list(roles),
     }
+    if custodian_threshold is not None:
+        payload["custodian_threshold"] = custodian_threshold
     return Transaction(network_id, signer.address, 0, GENESIS, payload).sign(signer)
 
 

@@ -9,7 +9,7 @@ misbehaviour rather than silently dropped.
 from __future__ import annotations
 
 from medledger.ledger.checkpoints import SignedTreeHead, TreeHead
-from medledger.ledger.contracts import _payload as p
+from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.membership import active_members, network_config, require_member
 from medledger.ledger.errors import CheckpointError, Conflict, InvalidPayload

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from medledger.crypto.keys import Address
-from medledger.ledger.contracts import _payload as p
+from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.membership import MEMBER_NS, network_config, require_member
 from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized

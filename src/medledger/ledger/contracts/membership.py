@@ -2,7 +2,9 @@
 
 Members are institutions. Each has a signing address (its ledger key) and a
 custodian encryption key (X25519). Genesis names the founders, the vote threshold
-k for membership changes and the checkpoint threshold for cosigned tree heads.
+k for membership changes, the checkpoint threshold for cosigned tree heads, and
+the custodian threshold: how many custodian shares it takes to rebuild a key that
+domain contracts split across the members (a majority unless genesis says otherwise).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medledger.crypto.keys import Address
-from medledger.ledger.contracts import _payload as p
+from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.errors import Conflict, DoubleVote, InvalidPayload, Unauthorized
 from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
@@ -77,10 +79,16 @@ def genesis(ctx: TxContext, view: StateView) -> list[Write]:
     count = len(members)
     vote_threshold = p.integer(ctx.payload, "vote_threshold", minimum=1, maximum=count)
     checkpoint_threshold = p.integer(ctx.payload, "checkpoint_threshold", minimum=1, maximum=count)
+    custodian_threshold = (
+        p.integer(ctx.payload, "custodian_threshold", minimum=1, maximum=count)
+        if "custodian_threshold" in ctx.payload
+        else count // 2 + 1
+    )
     config = {
         "name": p.text(ctx.payload, "name"),
         "vote_threshold": vote_threshold,
         "checkpoint_threshold": checkpoint_threshold,
+        "custodian_threshold": custodian_threshold,
         "roles": p.string_list(ctx.payload, "roles"),
         "proposal_ttl_s": ctx.payload.get("proposal_ttl_s", DEFAULT_PROPOSAL_TTL_S),
         "genesis": "0x" + ctx.tx_id.hex(),

@@ -1,0 +1,1 @@
+"""Health records: FHIR validation, canonical form, sealing, storage and commitments."""

@@ -1,0 +1,75 @@
+"""The records contract: a vault commits batches of record commitments to the ledger.
+
+One ``records.commit`` transaction carries the RFC 6962 root over the commitments
+of a batch of records, their count, the vault they are stored in and the batch's
+sequence number in that vault. The ledger learns nothing else: not the patients,
+not the record types, not even which leaves the root covers.
+
+A vault belongs to the member institution that committed its first batch, and its
+batches are numbered 0, 1, 2, ... without gaps. That makes the ledger the witness
+of a vault's completeness: a batch deleted from the vault, or a vault rolled back,
+shows as a numbered batch on the ledger that the vault cannot reproduce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from medledger.ledger.contracts import fields as p
+from medledger.ledger.contracts.base import ContractRegistry, Handler, StateView, TxContext, Write
+from medledger.ledger.contracts.membership import require_member
+from medledger.ledger.contracts.standard import ledger_contracts
+from medledger.ledger.errors import Conflict, Unauthorized
+
+COMMIT = "records.commit"
+VAULT_NS = "records.vault"
+BATCH_NS = "records.batch"
+VAULT_ID_SIZE = 16
+MAX_BATCH_RECORDS = 1_000_000
+
+
+def batch_key(vault: str, seq: int) -> str:
+    return f"{vault}/{seq}"
+
+
+def vault_state(view: StateView, vault: str) -> Mapping[str, Any] | None:
+    """``{institution, batches, records}`` of a vault, or None if it committed nothing."""
+    return view.get(VAULT_NS, vault)
+
+
+def batch_state(view: StateView, vault: str, seq: int) -> Mapping[str, Any] | None:
+    """``{root, count, first, index, timestamp_ns}`` of one committed batch, or None."""
+    return view.get(BATCH_NS, batch_key(vault, seq))
+
+
+def commit(ctx: TxContext, view: StateView) -> list[Write]:
+    require_member(view, ctx.sender)
+    vault = "0x" + p.hex_bytes(ctx.payload, "vault", VAULT_ID_SIZE).hex()
+    seq = p.integer(ctx.payload, "batch")
+    count = p.integer(ctx.payload, "count", minimum=1, maximum=MAX_BATCH_RECORDS)
+    root = "0x" + p.hex_bytes(ctx.payload, "root", 32).hex()
+    state = vault_state(view, vault) or {"institution": ctx.sender, "batches": 0, "records": 0}
+    if state["institution"] != ctx.sender:
+        raise Unauthorized(f"vault {vault} belongs to {state['institution']}")
+    if seq != state["batches"]:
+        raise Conflict(f"vault {vault} expects batch {state['batches']}, got {seq}")
+    batch = {
+        "root": root,
+        "count": count,
+        "first": state["records"],
+        "index": ctx.index,
+        "timestamp_ns": ctx.timestamp_ns,
+    }
+    updated = {**state, "batches": seq + 1, "records": state["records"] + count}
+    return [Write(VAULT_NS, vault, updated), Write(BATCH_NS, batch_key(vault, seq), batch)]
+
+
+HANDLERS: dict[str, Handler] = {COMMIT: commit}
+
+
+def records_contracts() -> ContractRegistry:
+    """The ledger's own contracts plus the records contract."""
+    registry = ledger_contracts()
+    registry.register_all(HANDLERS)
+    return registry

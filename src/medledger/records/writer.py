@@ -1,0 +1,177 @@
+"""Writing records: plan versions, seal on every core, store and commit in batches.
+
+The writer is the serial part of the pipeline. Sealed records arrive from the
+pool in order; every ``batch_records`` of them become one batch: a Merkle tree
+over their commitments, stored pending in the vault, committed to the ledger
+with one ``records.commit`` transaction, then marked committed. Workers keep
+sealing the next chunks meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from medledger.crypto import merkle
+from medledger.crypto.keys import Address, PrivateKey
+from medledger.errors import InvalidInput, UsageError
+from medledger.ledger.contracts.identity import SUBJECT_NS, participant_role
+from medledger.ledger.contracts.membership import MEMBER_NS, active_members, network_config
+from medledger.ledger.node import LedgerNode
+from medledger.records.contract import COMMIT, batch_state
+from medledger.records.errors import InvalidRecord
+from medledger.records.header import FIRST_VERSION, NO_PREVIOUS, RECORD_ID_SIZE
+from medledger.records.pipeline import Job, Sealed, SealingContext, SealingPool
+from medledger.records.sealed import Custodians
+from medledger.records.store import PENDING, VaultStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_RECORDS = 2048
+
+
+class UnknownPatient(InvalidInput):
+    """The patient is not registered on the ledger."""
+
+
+@dataclass(frozen=True)
+class Written:
+    source: str
+    record_id: bytes
+    version: int
+    resource_type: str
+
+
+@dataclass
+class WriteReport:
+    written: list[Written] = field(default_factory=list)
+    rejected: list[InvalidRecord] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)
+
+
+def custodians_of(node: LedgerNode) -> Custodians:
+    """The consortium's custodians now: every active member's key, and the threshold."""
+    holders = []
+    for address in active_members(node.store):
+        member = node.store.get(MEMBER_NS, address)
+        assert member is not None, f"member {address} listed but not stored"
+        holders.append((address, bytes.fromhex(member["custodian_key"][2:])))
+    return Custodians(int(network_config(node.store)["custodian_threshold"]), tuple(holders))
+
+
+def patient_key(node: LedgerNode, patient: Address) -> bytes:
+    """The X25519 key a registered patient published on the ledger."""
+    subject = node.store.get(SUBJECT_NS, patient)
+    if subject is None:
+        raise UnknownPatient(f"{patient} is not a registered patient")
+    return bytes.fromhex(subject["encryption_key"][2:])
+
+
+def sealing_context(node: LedgerNode, author: PrivateKey) -> SealingContext:
+    """Check that ``author`` may write records and gather what sealing needs."""
+    if participant_role(node.store, author.address) is None:
+        raise UsageError(f"{author.address} is not a registered participant and cannot author")
+    return SealingContext(node.network_id, author.to_bytes(), custodians_of(node))
+
+
+class RecordWriter:
+    def __init__(
+        self,
+        store: VaultStore,
+        node: LedgerNode,
+        institution: PrivateKey,
+        *,
+        batch_records: int = DEFAULT_BATCH_RECORDS,
+    ) -> None:
+        if store.network_id != node.network_id:
+            raise UsageError("the vault and the ledger node belong to different networks")
+        self.store = store
+        self.node = node
+        self.institution = institution
+        self.batch_records = batch_records
+        self.vault = "0x" + store.vault_id.hex()
+
+    async def recover(self) -> list[int]:
+        """Finish batches a crash left pending; return their numbers."""
+        finished = []
+        for batch in self.store.batches(PENDING):
+            on_ledger = batch_state(self.node.store, self.vault, batch.seq)
+            if on_ledger is None:
+                await self._commit(batch.seq, batch.root, batch.count)
+            elif on_ledger["root"] == "0x" + batch.root.hex():
+                logged = self.node.store.tx_by_index(on_ledger["index"])
+                self.store.mark_committed(batch.seq, logged.tx_id, logged.index)
+            else:
+                raise UsageError(f"batch {batch.seq} on the ledger is not the one in this vault")
+            finished.append(batch.seq)
+        return finished
+
+    async def write(
+        self,
+        jobs: Iterable[Job | InvalidRecord],
+        pool: SealingPool,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> WriteReport:
+        """Seal, store and commit every job; rejections are collected, not raised."""
+        if self.store.batches(PENDING):
+            raise UsageError("the vault has pending batches: recover them first")
+        report = WriteReport()
+        pending: list[Sealed] = []
+        async for outcomes in pool.seal(self._jobs(jobs, report)):
+            for outcome in outcomes:
+                if isinstance(outcome, InvalidRecord):
+                    report.rejected.append(outcome)
+                else:
+                    pending.append(outcome)
+            while len(pending) >= self.batch_records:
+                await self._flush(pending[: self.batch_records], report)
+                del pending[: self.batch_records]
+            if progress is not None:
+                progress(len(report.written) + len(pending) + len(report.rejected))
+        if pending:
+            await self._flush(pending, report)
+        return report
+
+    @staticmethod
+    def _jobs(jobs: Iterable[Job | InvalidRecord], report: WriteReport) -> Iterator[Job]:
+        for job in jobs:
+            if isinstance(job, InvalidRecord):
+                report.rejected.append(job)
+            else:
+                yield job
+
+    async def _flush(self, sealed: list[Sealed], report: WriteReport) -> None:
+        tree = merkle.MemoryTree()
+        for item in sealed:
+            tree.append(merkle.leaf_hash(item.commitment))
+        size = tree.size
+        proofs = [merkle.inclusion_proof(tree, i, size) for i in range(size)]
+        seq = self.store.next_batch()
+        root = tree.root()
+        self.store.add_batch(seq, root, [item.row for item in sealed], proofs)
+        await self._commit(seq, root, size)
+        report.batches.append(seq)
+        report.written += [
+            Written(s.source, s.record_id, s.version, s.resource_type) for s in sealed
+        ]
+        log.info("committed batch %d of %d records", seq, size)
+
+    async def _commit(self, seq: int, root: bytes, count: int) -> None:
+        payload = {"vault": self.vault, "batch": seq, "count": count, "root": "0x" + root.hex()}
+        outcome = await self.node.submit_payload(self.institution, COMMIT, payload)
+        assert outcome.index is not None
+        self.store.mark_committed(seq, outcome.tx_id, outcome.index)
+
+
+def new_record_id() -> bytes:
+    return os.urandom(RECORD_ID_SIZE)
+
+
+def plan_new(
+    source: str, body: bytes, patient: Address, key: bytes, record_id: bytes | None = None
+) -> Job:
+    """A job that writes ``body`` as the first version of a new record."""
+    return Job(source, body, record_id or new_record_id(), FIRST_VERSION, NO_PREVIOUS, patient, key)

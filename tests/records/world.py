@@ -1,0 +1,92 @@
+"""A consortium with a vault for records tests: one node, a clinician and patients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from medledger.crypto import ecies
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.contracts import checkpoint, identity
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.ordering.embedded import EmbeddedOrderer
+from medledger.ledger.store import LedgerStore
+from medledger.records.contract import records_contracts
+from medledger.records.pipeline import SealingPool
+from medledger.records.store import VaultStore
+from medledger.records.writer import RecordWriter, sealing_context
+from tests.ledger.consortium import NETWORK_ID, Consortium, custodian_private, key, make_consortium
+
+
+def patient_private(label: str) -> X25519PrivateKey:
+    return custodian_private("patient:" + label)
+
+
+@dataclass
+class World:
+    consortium: Consortium
+    node: LedgerNode
+    store: VaultStore
+    writer: RecordWriter
+    author: PrivateKey
+
+    @property
+    def custodians(self) -> list[X25519PrivateKey]:
+        return [custodian_private(f"founder-{i}") for i in range(len(self.consortium.keys))]
+
+    async def add_patient(self, label: str) -> PrivateKey:
+        patient = key("patient:" + label)
+        public = ecies.public_bytes(patient_private(label))
+        payload = {"encryption_key": "0x" + public.hex()}
+        await self.node.submit_payload(patient, identity.REGISTER_SUBJECT, payload)
+        return patient
+
+    def pool(self, workers: int = 1, chunk: int = 16) -> SealingPool:
+        return SealingPool(sealing_context(self.node, self.author), workers=workers, chunk=chunk)
+
+    async def checkpoint(self) -> int:
+        """Have two of the three founders cosign the current head."""
+        size = self.node.size
+        for signer in self.consortium.keys[:2]:
+            signed = self.node.tree_head(size).sign(signer)
+            payload = {
+                "size": size,
+                "root": "0x" + signed.head.root.hex(),
+                "timestamp_ms": signed.head.timestamp_ms,
+                "signature": "0x" + signed.signature.hex(),
+            }
+            await self.node.submit_payload(signer, checkpoint.COSIGN, payload)
+        return size
+
+
+@asynccontextmanager
+async def world(
+    tmp_path: Path, *, vault_url: str | None = None, batch_records: int = 64
+) -> AsyncIterator[World]:
+    consortium = make_consortium()
+    orderer = EmbeddedOrderer(tmp_path / "ordering.db")
+    node = LedgerNode(
+        genesis=consortium.genesis,
+        store=LedgerStore.open(str(tmp_path / "ledger.db")),
+        orderer=orderer,
+        registry=records_contracts(),
+        key=consortium.keys[0],
+        name="hospital",
+    )
+    await node.start()
+    store = VaultStore.open(vault_url or str(tmp_path / "vault.db"), network_id=NETWORK_ID)
+    author = key("dr-lee")
+    try:
+        register = {"address": author.address, "role": "doctor"}
+        await node.submit_payload(consortium.keys[0], identity.REGISTER_PARTICIPANT, register)
+        writer = RecordWriter(store, node, consortium.keys[0], batch_records=batch_records)
+        yield World(consortium, node, store, writer, author)
+    finally:
+        store.close()
+        await node.stop()
+        node.store.close()
+        await orderer.close()
