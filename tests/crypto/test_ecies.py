@@ -202,3 +202,23 @@ def test_a_sealer_gives_the_known_answer() -> None:
 def test_a_sealer_to_a_low_order_key_is_refused(point: bytes) -> None:
     with pytest.raises(InvalidInput, match="low-order"):
         ecies.Sealer(point)
+
+
+def test_derived_keys_are_stable_and_differ_by_label_and_seed() -> None:
+    seed = hashlib.sha256(b"seed").digest()
+    first = ecies.public_bytes(ecies.derive_private_key(seed, b"patient"))
+    assert first == ecies.public_bytes(ecies.derive_private_key(seed, b"patient"))
+    assert first != ecies.public_bytes(ecies.derive_private_key(seed, b"custodian"))
+    other = hashlib.sha256(b"other").digest()
+    assert first != ecies.public_bytes(ecies.derive_private_key(other, b"patient"))
+    expected = hmac.new(
+        hmac.new(bytes(32), seed, "sha256").digest(),
+        b"medledger/ecies/v1/patient\x01",
+        "sha256",
+    ).digest()
+    assert ecies.derive_private_key(seed, b"patient").private_bytes_raw() == expected
+
+
+def test_a_seed_of_the_wrong_size_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="seed"):
+        ecies.derive_private_key(b"short", b"patient")

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
-from medledger.ledger.contracts import checkpoint, identity
+from medledger.ledger.contracts import identity
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
@@ -52,14 +52,7 @@ class World:
         """Have two of the three founders cosign the current head."""
         size = self.node.size
         for signer in self.consortium.keys[:2]:
-            signed = self.node.tree_head(size).sign(signer)
-            payload = {
-                "size": size,
-                "root": "0x" + signed.head.root.hex(),
-                "timestamp_ms": signed.head.timestamp_ms,
-                "signature": "0x" + signed.signature.hex(),
-            }
-            await self.node.submit_payload(signer, checkpoint.COSIGN, payload)
+            await self.node.cosign_head(size, key=signer)
         return size
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "PUBLIC_KEY_SIZE",
     "Sealer",
     "derive_key",
+    "derive_private_key",
     "generate_private_key",
     "open_sealed",
     "private_from_bytes",
@@ -55,6 +56,20 @@ def private_from_bytes(b: bytes) -> X25519PrivateKey:
     if len(b) != _PRIVATE_KEY_SIZE:
         raise UsageError(f"X25519 private key must be {_PRIVATE_KEY_SIZE} bytes, got {len(b)}")
     return X25519PrivateKey.from_private_bytes(b)
+
+
+def derive_private_key(seed: bytes, label: bytes) -> X25519PrivateKey:
+    """An X25519 key derived from a 32-byte secret, one per ``label``.
+
+    Lets a person keep one keystore: their signing key's secret is the seed, and
+    each use (a patient's records, a custodian's shares) gets a key of its own.
+    """
+    if len(seed) != _PRIVATE_KEY_SIZE:
+        raise UsageError(f"seed must be {_PRIVATE_KEY_SIZE} bytes, got {len(seed)}")
+    secret = HKDF(
+        algorithm=hashes.SHA256(), length=_PRIVATE_KEY_SIZE, salt=None, info=LABEL + b"/" + label
+    ).derive(seed)
+    return X25519PrivateKey.from_private_bytes(secret)
 
 
 def derive_key(shared_secret: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:

@@ -372,18 +372,25 @@ class LedgerNode:
                 f"checkpoint at size {checkpoint.head.size} contradicts this node's log"
             )
 
-    async def cosign_head(self, size: int | None = None) -> TxOutcome:
-        """Sign this node's head at ``size`` and submit the cosignature."""
-        if self.key is None:
+    async def cosign_head(
+        self, size: int | None = None, *, key: PrivateKey | None = None
+    ) -> TxOutcome:
+        """Sign this node's head at ``size`` and submit the cosignature.
+
+        ``key`` signs for a member other than this node's own, where one operator
+        holds several members' keys (a sandbox).
+        """
+        key = key or self.key
+        if key is None:
             raise UsageError(f"{self.name} has no signing key")
-        signed = self.tree_head(size).sign(self.key)
+        signed = self.tree_head(size).sign(key)
         payload = {
             "size": signed.head.size,
             "root": "0x" + signed.head.root.hex(),
             "timestamp_ms": signed.head.timestamp_ms,
             "signature": "0x" + signed.signature.hex(),
         }
-        return await self.submit_payload(self.key, checkpoint_contract.COSIGN, payload)
+        return await self.submit_payload(key, checkpoint_contract.COSIGN, payload)
 
     def _cosign_later(self, size: int) -> None:
         if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:

@@ -71,22 +71,33 @@ def _identity(obj: object) -> tuple[str, str] | None:
     return None
 
 
+async def import_sources(
+    writer: RecordWriter,
+    pool: SealingPool,
+    patient: Address,
+    key: bytes,
+    sources: Sequence[Source],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> WriteReport:
+    """Import loaded FHIR sources; every rejection is reported at the end, none raised."""
+    report = WriteReport()
+    remaining = list(sources)
+    while remaining:
+        jobs, remaining = plan_pass(writer.store, patient, key, remaining)
+        done = await writer.write(jobs, pool, progress=progress)
+        report.written += done.written
+        report.rejected += done.rejected
+        report.batches += done.batches
+    return report
+
+
 async def import_paths(
     writer: RecordWriter,
     pool: SealingPool,
     patient: Address,
     key: bytes,
     paths: Sequence[Path],
-    *,
-    progress: Callable[[int], None] | None = None,
 ) -> WriteReport:
-    """Import files and folders of FHIR JSON; every rejection is reported at the end."""
-    report = WriteReport()
-    sources: list[Source] = list(load_sources(paths))
-    while sources:
-        jobs, sources = plan_pass(writer.store, patient, key, sources)
-        done = await writer.write(jobs, pool, progress=progress)
-        report.written += done.written
-        report.rejected += done.rejected
-        report.batches += done.batches
-    return report
+    """Import files and folders of FHIR JSON (see :func:`import_sources`)."""
+    return await import_sources(writer, pool, patient, key, list(load_sources(paths)))

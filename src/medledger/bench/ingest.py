@@ -1,0 +1,159 @@
+"""``medledger bench ingest``: FHIR records validated, sealed, stored and committed.
+
+Each record is parsed, validated against the FHIR R4 models, canonicalised,
+encrypted under a fresh key, its key split for 3 custodians and sealed to them
+and to the patient, signed by its author, stored in the vault and committed to
+the ledger in batches. The floor is the same per-record work on the same worker
+processes, without the vault and the ledger, measured in the same run: the
+ratio says what storing and committing cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medledger.crypto import ecies
+from medledger.crypto.keys import Address, PrivateKey
+from medledger.ledger.contracts import identity
+from medledger.ledger.genesis import Founder, build_genesis
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.ordering.embedded import EmbeddedOrderer
+from medledger.ledger.store import LedgerStore
+from medledger.records.contract import records_contracts
+from medledger.records.pipeline import Job, SealingPool
+from medledger.records.store import VaultStore
+from medledger.records.synthetic import generate_patients
+from medledger.records.writer import RecordWriter, plan_new, sealing_context
+
+NETWORK_ID = 31338
+SEED = 2026
+Progress = Callable[[str], None]
+
+
+def _key(label: str) -> PrivateKey:
+    return PrivateKey.from_bytes(hashlib.sha256(b"bench-ingest/" + label.encode()).digest())
+
+
+def _x25519_public(label: str) -> bytes:
+    secret = hashlib.sha256(b"bench-ingest-x25519/" + label.encode()).digest()
+    return ecies.public_bytes(ecies.private_from_bytes(secret))
+
+
+def _workload(records: int) -> list[tuple[str, bytes]]:
+    """``records`` synthetic resources as JSON, each with the label of its patient."""
+    items: list[tuple[str, bytes]] = []
+    for patient in generate_patients(records, seed=SEED):
+        label = f"patient-{patient.index}"
+        for resource in [patient.patient, *patient.resources]:
+            items.append((label, json.dumps(resource).encode()))
+            if len(items) == records:
+                return items
+    return items
+
+
+def _jobs(items: list[tuple[str, bytes]], patients: dict[str, tuple[Address, bytes]]) -> list[Job]:
+    return [
+        plan_new(f"synthetic-{i}", body, *patients[label]) for i, (label, body) in enumerate(items)
+    ]
+
+
+async def _floor(pool: SealingPool, jobs: list[Job]) -> float:
+    start = time.perf_counter()
+    async for outcomes in pool.seal(jobs):
+        del outcomes
+    return time.perf_counter() - start
+
+
+def run(
+    *, records: int = 20_000, workers: int | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    say = progress or (lambda _msg: None)
+    say(f"generating {records} synthetic records")
+    items = _workload(records)
+    founders = [_key(f"founder-{i}") for i in range(3)]
+    genesis = build_genesis(
+        network_id=NETWORK_ID,
+        name="bench",
+        founders=[
+            Founder(f"inst-{i}", f"Institution {i}", k.address, _x25519_public(f"custodian-{i}"))
+            for i, k in enumerate(founders)
+        ],
+        signer=founders[0],
+        vote_threshold=2,
+        checkpoint_threshold=2,
+        roles=["doctor", "nurse"],
+    )
+    author = _key("author")
+    with tempfile.TemporaryDirectory(prefix="medledger-bench-") as tmp:
+        work = Path(tmp)
+
+        async def main() -> dict[str, Any]:
+            orderer = EmbeddedOrderer(work / "ordering.db")
+            node = LedgerNode(
+                genesis=genesis,
+                store=LedgerStore.open(str(work / "ledger.db")),
+                orderer=orderer,
+                registry=records_contracts(),
+                key=founders[0],
+            )
+            await node.start()
+            store = VaultStore.open(str(work / "vault.db"), network_id=NETWORK_ID)
+            try:
+                participant = {"address": author.address, "role": "doctor"}
+                await node.submit_payload(founders[0], identity.REGISTER_PARTICIPANT, participant)
+                labels = sorted({label for label, _ in items})
+                say(f"registering {len(labels)} patients")
+                patients = {}
+                for label in labels:
+                    key, public = _key(label), _x25519_public(label)
+                    payload = {"encryption_key": "0x" + public.hex()}
+                    await node.submit_payload(key, identity.REGISTER_SUBJECT, payload)
+                    patients[label] = (key.address, public)
+                pool = SealingPool(sealing_context(node, author), workers=workers)
+                try:
+                    await pool.warm_up()
+                    say(f"floor: sealing {len(items)} records on {pool.workers} workers")
+                    floor_s = await _floor(pool, _jobs(items, patients))
+                    say(f"writing {len(items)} records to the vault and the ledger")
+                    writer = RecordWriter(store, node, founders[0])
+                    start = time.perf_counter()
+                    report = await writer.write(_jobs(items, patients), pool)
+                    elapsed = time.perf_counter() - start
+                finally:
+                    pool.close()
+                if report.rejected:
+                    raise RuntimeError(
+                        f"{len(report.rejected)} records rejected: {report.rejected[0]}"
+                    )
+                rate, floor_rate = len(items) / elapsed, len(items) / floor_s
+                return {
+                    "benchmark": "ingest",
+                    "records": len(report.written),
+                    "patients": len(labels),
+                    "seconds": round(elapsed, 3),
+                    "records_per_s": round(rate, 1),
+                    "floor_records_per_s": round(floor_rate, 1),
+                    "ratio": round(rate / floor_rate, 3),
+                    "batches": len(report.batches),
+                    "custodians": 3,
+                    "workers": pool.workers,
+                    "cores": os.cpu_count(),
+                    "vault_bytes_per_record": round(
+                        sum(f.stat().st_size for f in work.glob("vault.db*")) / len(items)
+                    ),
+                }
+            finally:
+                store.close()
+                await node.stop()
+                node.store.close()
+                await orderer.close()
+
+        return asyncio.run(main())

@@ -1,0 +1,1 @@
+"""What institutions run: the node service and its local home."""

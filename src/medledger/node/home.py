@@ -1,0 +1,216 @@
+"""A sandbox home: a whole consortium in one directory, for the CLI and for trying things.
+
+``medledger init`` founds a network of three institutions (Hospital A, Hospital
+B, a checkup centre) on the embedded orderer and registers one clinician at
+Hospital A. The home holds every founder's keystore so that one machine can
+cosign checkpoints (2 of 3) on its own; on a real network each institution keeps
+its own. Commands then run Hospital A's node: it catches up with the log, does
+the work, and stops.
+
+Every identity is one keystore (v3, scrypt) holding a secp256k1 signing key; the
+X25519 keys of patients and custodians are derived from it, one per purpose.
+Keystores are encrypted under the passphrase in ``MEDLEDGER_PASSPHRASE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from medledger.crypto import ecies
+from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
+from medledger.crypto.keystore import decrypt_keystore, encrypt_keystore
+from medledger.errors import InvalidInput, UsageError
+from medledger.ledger.contracts import identity
+from medledger.ledger.genesis import Founder, build_genesis, load_genesis, save_genesis
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.ordering.embedded import EmbeddedOrderer
+from medledger.ledger.store import LedgerStore
+from medledger.records.contract import records_contracts
+from medledger.records.store import VaultStore
+
+HOME_ENV = "MEDLEDGER_HOME"
+PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - the variable's name, not its value
+DEFAULT_HOME = Path("medledger-home")
+NETWORK_ID = 2027
+FOUNDERS = [
+    ("hospital-a", "Hospital A"),
+    ("hospital-b", "Hospital B"),
+    ("checkup", "Checkup centre"),
+]
+COSIGNERS = ["hospital-a", "hospital-b"]
+CLINICIAN, CLINICIAN_ROLE = "dr-lee", "doctor"
+ROLES = ["doctor", "nurse", "pharmacist", "officer"]
+PATIENT_LABEL = b"patient"
+CUSTODIAN_LABEL = b"custodian"
+_ALIAS = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+def encryption_key(key: PrivateKey, label: bytes) -> X25519PrivateKey:
+    """The X25519 key an identity uses for ``label`` (patient records, custodian shares)."""
+    return ecies.derive_private_key(key.to_bytes(), label)
+
+
+def passphrase() -> str:
+    value = os.environ.get(PASSPHRASE_ENV)
+    if not value:
+        raise UsageError(f"set {PASSPHRASE_ENV} to the passphrase of this home's keystores")
+    return value
+
+
+@dataclass(frozen=True)
+class Home:
+    path: Path
+
+    @classmethod
+    def at(cls, path: Path | None = None) -> Home:
+        chosen = path or Path(os.environ.get(HOME_ENV, DEFAULT_HOME))
+        return cls(chosen)
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.path / "genesis.tx"
+
+    def exists(self) -> bool:
+        return self.genesis_path.exists()
+
+    def require(self) -> None:
+        if not self.exists():
+            raise UsageError(f"no medledger home at {self.path}: run `medledger init` first")
+
+    # -- keys ------------------------------------------------------------------
+
+    def _keystore(self, name: str) -> Path:
+        return self.path / "keys" / f"{name}.json"
+
+    def save_key(self, name: str, key: PrivateKey, *, scrypt_n: int) -> None:
+        path = self._keystore(name)
+        if path.exists():
+            raise UsageError(f"a key named {name!r} already exists in this home")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = encrypt_keystore(key, passphrase(), scrypt_n=scrypt_n)
+        # Written whole, then renamed: a crash never leaves half a keystore.
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(document))
+        partial.chmod(0o600)
+        partial.replace(path)
+
+    def load_key(self, name: str) -> PrivateKey:
+        return decrypt_keystore(self._document(name), passphrase())
+
+    def address_of(self, name: str) -> Address:
+        """The address a keystore declares, read without the passphrase."""
+        return to_checksum_address("0x" + str(self._document(name)["address"]))
+
+    def _document(self, name: str) -> dict[str, Any]:
+        path = self._keystore(name)
+        try:
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise UsageError(f"no key named {name!r} in {self.path}") from None
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"keystore {path.name} cannot be read: {exc}") from None
+
+    def patient_name(self, alias: str) -> str:
+        if not _ALIAS.fullmatch(alias):
+            raise UsageError(f"patient alias {alias!r}: use lowercase letters, digits and dashes")
+        return f"patient-{alias}"
+
+    # -- founding --------------------------------------------------------------
+
+    async def create(self, *, scrypt_n: int) -> None:
+        """Found the sandbox network and register its clinician."""
+        if self.exists():
+            raise UsageError(f"{self.path} already holds a medledger home")
+        self.path.mkdir(parents=True, exist_ok=True)
+        founders = {ident: PrivateKey.generate() for ident, _ in FOUNDERS}
+        custodians = {ident: PrivateKey.generate() for ident, _ in FOUNDERS}
+        for ident, _ in FOUNDERS:
+            self.save_key(ident, founders[ident], scrypt_n=scrypt_n)
+            self.save_key(f"{ident}-custodian", custodians[ident], scrypt_n=scrypt_n)
+        clinician = PrivateKey.generate()
+        self.save_key(CLINICIAN, clinician, scrypt_n=scrypt_n)
+        genesis = build_genesis(
+            network_id=NETWORK_ID,
+            name="medledger sandbox",
+            founders=[
+                Founder(
+                    ident,
+                    name,
+                    founders[ident].address,
+                    ecies.public_bytes(encryption_key(custodians[ident], CUSTODIAN_LABEL)),
+                )
+                for ident, name in FOUNDERS
+            ],
+            signer=founders[FOUNDERS[0][0]],
+            vote_threshold=2,
+            checkpoint_threshold=2,
+            roles=ROLES,
+        )
+        save_genesis(genesis, self.genesis_path)
+        async with self.session(writer=FOUNDERS[0][0]) as session:
+            payload = {"address": clinician.address, "role": CLINICIAN_ROLE}
+            await session.node.submit_payload(
+                founders[FOUNDERS[0][0]], identity.REGISTER_PARTICIPANT, payload
+            )
+
+    async def add_patient(self, alias: str, *, scrypt_n: int) -> Address:
+        """Create a patient's keystore and register them under their pseudonym."""
+        name = self.patient_name(alias)
+        key = PrivateKey.generate()
+        self.save_key(name, key, scrypt_n=scrypt_n)
+        public = ecies.public_bytes(encryption_key(key, PATIENT_LABEL))
+        async with self.session() as session:
+            payload = {"encryption_key": "0x" + public.hex()}
+            await session.node.submit_payload(key, identity.REGISTER_SUBJECT, payload)
+        return key.address
+
+    # -- running ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def session(self, *, writer: str | None = None) -> AsyncIterator[Session]:
+        """Hospital A's node and vault, caught up with the log; ``writer`` signs as it."""
+        self.require()
+        genesis = load_genesis(self.genesis_path)
+        orderer = EmbeddedOrderer(self.path / "ordering.db")
+        node = LedgerNode(
+            genesis=genesis,
+            store=LedgerStore.open(str(self.path / "ledger.db")),
+            orderer=orderer,
+            registry=records_contracts(),
+            key=self.load_key(writer) if writer else None,
+            name=FOUNDERS[0][0],
+        )
+        try:
+            await node.start()
+            store = VaultStore.open(str(self.path / "vault.db"), network_id=genesis.tx.network_id)
+            try:
+                yield Session(self, node, store)
+            finally:
+                store.close()
+        finally:
+            await node.stop()
+            node.store.close()
+            await orderer.close()
+
+
+@dataclass(frozen=True)
+class Session:
+    home: Home
+    node: LedgerNode
+    store: VaultStore
+
+    async def checkpoint(self) -> int:
+        """Have two founders cosign the current head; return its size."""
+        size = self.node.size
+        for name in COSIGNERS:
+            await self.node.cosign_head(size, key=self.home.load_key(name))
+        return size

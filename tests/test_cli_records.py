@@ -1,0 +1,94 @@
+"""The vault from the shell: init, a patient, import, list, show, verify, and tampering."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from medledger.crypto.canonical import canonical_json
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / "r4"
+PASSPHRASE = "correct horse battery staple"
+
+
+def medledger(home: Path, *args: str, passphrase: str | None = PASSPHRASE) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDLEDGER_")}
+    env["MEDLEDGER_HOME"] = str(home)
+    if passphrase is not None:
+        env["MEDLEDGER_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [sys.executable, "-m", "medledger", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_patient_s_records_go_in_come_out_and_tampering_is_caught(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert medledger(home, "init", "--scrypt-n", "1024").returncode == 0
+    added = medledger(home, "patient", "add", "alice", "--scrypt-n", "1024")
+    assert added.returncode == 0, added.stderr
+
+    imported = medledger(home, "records", "import", "--patient", "alice", str(EXAMPLES), "--json")
+    assert imported.returncode == 3, imported.stderr
+    report = json.loads(imported.stdout)
+    assert len(report["written"]) == 70 and report["checkpoint"] is not None
+    rejected = {r["source"]: r for r in report["rejected"]}
+    assert set(rejected) == {"diagnosticReport-example1.json", "diagnosticReport-example2.json"}
+    assert rejected["diagnosticReport-example1.json"]["field"].startswith("contained[")
+    assert "2 resources rejected (70 written)" in imported.stderr
+
+    listed = json.loads(medledger(home, "records", "list", "--patient", "alice", "--json").stdout)
+    assert len(listed) == 70
+    entry = next(r for r in report["written"] if r["source"] == "observation-example1.json")
+    shown = medledger(home, "records", "show", entry["record"], "--patient", "alice", "--json")
+    assert shown.returncode == 0, shown.stderr
+    original = json.loads((EXAMPLES / "observation-example1.json").read_text())
+    assert canonical_json(json.loads(shown.stdout)["resource"]) == canonical_json(original)
+
+    verified = medledger(home, "verify", "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["ok"] is True
+
+    engine = create_engine(f"sqlite:///{home / 'vault.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE vault_records SET category = 'imaging' WHERE record_id = :r"),
+            {"r": bytes.fromhex(entry["record"])},
+        )
+    engine.dispose()
+    tampered = medledger(home, "verify", "--json")
+    assert tampered.returncode == 3
+    problems = json.loads(tampered.stdout)["problems"]
+    assert [(p["subject"], p["check"]) for p in problems] == [
+        (f"{entry['record']} v1", "signature")
+    ]
+    assert "verify found 1 problems" in tampered.stderr
+
+
+def test_mistakes_get_one_clear_line_and_a_usage_exit_code(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    missing = medledger(home, "verify")
+    assert missing.returncode == 2 and "medledger init" in missing.stderr
+    assert medledger(home, "init", "--scrypt-n", "1024").returncode == 0
+    again = medledger(home, "init", "--scrypt-n", "1024")
+    assert again.returncode == 2 and "already holds" in again.stderr
+    unknown = medledger(home, "records", "import", "--patient", "bob", str(EXAMPLES))
+    assert unknown.returncode == 2 and "no key named 'patient-bob'" in unknown.stderr
+    no_secret = medledger(home, "patient", "add", "bob", "--scrypt-n", "1024", passphrase=None)
+    assert no_secret.returncode == 2 and "MEDLEDGER_PASSPHRASE" in no_secret.stderr
+    wrong = medledger(home, "patient", "add", "bob", "--scrypt-n", "1024", passphrase="wrong")
+    assert wrong.returncode == 0
+    # bob's keystore was sealed under another passphrase than this shell's.
+    mismatch = medledger(home, "records", "show", "00" * 16, "--patient", "bob")
+    assert mismatch.returncode == 3 and "keystore" in mismatch.stderr.lower()
+    assert "Traceback" not in mismatch.stderr
