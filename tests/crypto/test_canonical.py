@@ -1,15 +1,19 @@
+import enum
 import hashlib
 import json
 import math
 import struct
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+import rfc8785
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from medledger.crypto.canonical import canonical_json, sha256
+from medledger.crypto import canonical
+from medledger.crypto.canonical import _fast_path_ok, canonical_json, sha256
 from medledger.crypto.errors import NotCanonicalizable
 from medledger.errors import InvalidInput
 from tests.crypto._vectors import load
@@ -110,6 +114,163 @@ def test_canonical_form_is_a_fixed_point(value: Any) -> None:
 def test_key_order_does_not_matter(value: dict[str, int]) -> None:
     reordered = dict(reversed(list(value.items())))
     assert canonical_json(reordered) == canonical_json(value)
+
+
+# --- the stdlib fast path must give rfc8785's bytes, and be taken for records ---
+
+FHIR_OBSERVATION: dict[str, Any] = {
+    "resourceType": "Observation",
+    "id": "3f2b8c1e-6d4a-4e8b-9c1a-2b3c4d5e6f70",
+    "status": "final",
+    "category": [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                    "code": "vital-signs",
+                }
+            ]
+        }
+    ],
+    "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}], "text": "Temp"},
+    "subject": {"reference": "Patient/9a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"},
+    "effectiveDateTime": "2024-03-14T09:26:53Z",
+    "valueQuantity": {"value": 37.2, "unit": "°C", "code": "Cel"},
+    "referenceRange": [{"low": {"value": 36}, "high": {"value": 37.5}}],
+    "note": [{"text": 'Patient nüchtern, "febrile"\n\u2028ok'}],
+    "extension": [{"url": "x", "valueBoolean": True}, {"url": "y", "valueString": None}],
+}
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "fast"),
+    [
+        # floats: Python repr and ECMAScript agree on non-integral 1e-4 <= |x| < 1e16
+        (1e-4, True),
+        (-1e-4, True),
+        (math.nextafter(1e-4, 0), False),  # Python 9.99...e-05, JCS 0.0000999...
+        (1e-7, False),  # Python 1e-07, JCS 1e-7
+        (5e-324, False),
+        (4503599627370495.5, True),  # the largest non-integral floats
+        (0.1 + 0.2, True),
+        # integral floats are written as the integer they equal, up to 2**53
+        (37.0, True),
+        (0.0, True),
+        (-0.0, True),  # JCS writes 0
+        (float(2**53 - 1), True),
+        (-float(2**53 - 1), True),
+        (float(2**53), False),
+        (1e16, False),  # Python 1e+16, JCS 10000000000000000
+        (1e21, False),
+        (math.inf, False),
+        (math.nan, False),
+        # ints: the I-JSON safe range only
+        (2**53 - 1, True),
+        (-(2**53) + 1, True),
+        (2**53, False),
+        (True, True),
+        (None, True),
+        (Level.HIGH, False),  # subclasses are left to rfc8785
+        # keys: code-point order equals UTF-16 order unless supplementary chars meet U+E000..
+        ({"b": 1, "a": 2}, True),
+        ({"é": 1, "\uffff": 2, "z": 3}, True),
+        ({"\U0001f600": 1, "\ufb33": 2}, False),  # the orders disagree here
+        ({"\U0001f600": 1}, False),  # the simple rule does not look at the other keys
+        ({1: "a"}, False),
+        ({Text("a"): 1}, False),
+        (OrderedDict(a=1), False),
+        # strings and containers
+        ('\x00\x1f\x7f\u2028\u2029"\\', True),
+        ("\ud800", True),  # found by the UTF-8 encode, not the scan
+        (("a", [1, 2.5], {"t": ()}), True),
+        ({1, 2}, False),
+        (b"bytes", False),
+        (FHIR_OBSERVATION, True),
+    ],
+    ids=repr,
+)
+def test_fast_path_boundaries(value: Any, fast: bool) -> None:
+    assert _fast_path_ok(value) is fast
+    assert_same_as_rfc8785(value)
+
+
+def test_typical_record_never_reaches_rfc8785(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(value: Any) -> bytes:
+        raise AssertionError("slow path taken")
+
+    expected = rfc8785.dumps(FHIR_OBSERVATION)
+    monkeypatch.setattr(canonical.rfc8785, "dumps", refuse)
+    assert canonical_json(FHIR_OBSERVATION) == expected
+    with pytest.raises(AssertionError, match="slow path"):
+        canonical_json({"emoji": {"\U0001f600": 1}})
+
+
+def test_integral_floats_are_not_rewritten_in_the_callers_value() -> None:
+    value = {"a": [1.0, {"b": -0.0}], "c": 2.5}
+    assert canonical_json(value) == b'{"a":[1,{"b":0}],"c":2.5}'
+    assert value == {"a": [1.0, {"b": -0.0}], "c": 2.5}
+    assert type(value["a"][0]) is float
+
+
+def test_circular_value_is_rejected_as_too_deep() -> None:
+    value: list[Any] = []
+    value.append(value)
+    with pytest.raises(NotCanonicalizable, match="nested too deeply"):
+        canonical_json(value)
+
+
+def assert_same_as_rfc8785(value: Any) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, RecursionError):
+        with pytest.raises(NotCanonicalizable):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
+
+
+TRICKY_FLOATS = [
+    0.0, -0.0, 1.0, -1.0, 37.0, 1e15, 2.0**52, 2.0**53 - 1, 2.0**53, 1e16, 1e21, 1e22, 1e23,
+    1e-4, 9.999999999999999e-05, 1e-6, 1e-7, 1e-9, 1e-10, 5e-324, 2.2250738585072014e-308,
+    1.7976931348623157e308, 0.1, 0.30000000000000004, 123456789.123, 4503599627370495.5,
+    math.inf, -math.inf, math.nan,
+]  # fmt: skip
+TRICKY_CHARS = '\x00\x08\x1f "\\/\x7f\x80\u2028\u2029\ud7ff\ue000\ufb33\uffff\U00010000\U0001f600'
+
+tricky_text = st.text(st.sampled_from(TRICKY_CHARS) | st.characters(), max_size=8)
+# Surrogates are drawn only sometimes: one anywhere makes the whole value rejected.
+any_text = tricky_text | st.text(st.characters(codec=None, categories=["Cs"]), max_size=2)
+tricky_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.integers(-(2**60), 2**60)
+    | st.floats()
+    | st.integers(-(2**54), 2**54).map(float)
+    | st.sampled_from(TRICKY_FLOATS)
+    | any_text,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(tricky_text, inner, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@given(tricky_values)
+@example({"\U0001f600": 1, "\ufb33": 2, "a": 1.0})
+@example([1e-4, 1e16, -0.0, 2.0**53, "\x7f\u2028"])
+def test_matches_rfc8785_or_both_reject(value: Any) -> None:
+    assert_same_as_rfc8785(value)
 
 
 def test_sha256_known_answers() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -45,7 +45,9 @@ def _binding(label: bytes, record_id: bytes, version: int, patient: Address) -> 
 
 
 def _key_binding(header: RecordHeader, index: int) -> bytes:
-    return _binding(KEY_LABEL, header.record_id, header.version, header.patient) + bytes((index,))
+    # The holder's index (0 for the patient, i for custodian share i) ends the binding.
+    base = _binding(KEY_LABEL, header.record_id, header.version, header.patient)
+    return base + bytes((index,))
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ class WrappedKeys:
     shares: tuple[bytes, ...] = field(repr=False)
     patient: bytes = field(repr=False)
 
-    def encode(self) -> bytes:
+    @cached_property
+    def encoded(self) -> bytes:
         parts = [bytes((_KEYS_FORMAT, self.threshold, len(self.custodians)))]
         for address, share in zip(self.custodians, self.shares, strict=True):
             parts += [bytes.fromhex(address[2:]), struct.pack(">H", len(share)), share]
@@ -102,7 +105,7 @@ class WrappedKeys:
 
     @cached_property
     def digest(self) -> bytes:
-        return sha256(self.encode())
+        return sha256(self.encoded)
 
 
 def _read_sized(data: bytes, offset: int) -> tuple[bytes, int]:
@@ -126,17 +129,17 @@ class KeyWrapper:
         self._sealers = [ecies.Sealer(public) for _, public in custodians.holders]
         self._patients: dict[bytes, ecies.Sealer] = {}
 
-    def wrap(self, data_key: bytes, header: RecordHeader, patient_key: bytes) -> WrappedKeys:
-        count = len(self._sealers)
-        points = shamir.split(data_key, self.custodians.threshold, count)
+    def wrap(self, data_key: bytes, draft: Draft) -> WrappedKeys:
+        points = shamir.split(data_key, self.custodians.threshold, len(self._sealers))
+        binding = _binding(KEY_LABEL, draft.record_id, draft.version, draft.patient)
         shares = tuple(
-            sealer.seal(point.value, _key_binding(header, point.index))
+            sealer.seal(point.value, binding + bytes((point.index,)))
             for sealer, point in zip(self._sealers, points, strict=True)
         )
-        sealer = self._patients.get(patient_key)
+        sealer = self._patients.get(draft.patient_key)
         if sealer is None:
-            sealer = self._patients[patient_key] = ecies.Sealer(patient_key)
-        patient = sealer.seal(data_key, _key_binding(header, PATIENT_INDEX))
+            sealer = self._patients[draft.patient_key] = ecies.Sealer(draft.patient_key)
+        patient = sealer.seal(data_key, binding + bytes((PATIENT_INDEX,)))
         return WrappedKeys(self.custodians.threshold, self._addresses, shares, patient)
 
 
@@ -198,7 +201,8 @@ def seal_record(
     content_salt = randbytes(SALT_SIZE)
     body_ad = _binding(BODY_LABEL, draft.record_id, draft.version, draft.patient)
     ciphertext = aead.encrypt(data_key, content_salt + canonical, body_ad)
-    unsigned = RecordHeader(
+    keys = wrapper.wrap(data_key, draft)
+    header = RecordHeader(
         network_id=network_id,
         record_id=draft.record_id,
         version=draft.version,
@@ -208,10 +212,8 @@ def seal_record(
         category=draft.category,
         content=content_commitment(content_salt, canonical),
         ciphertext=sha256(ciphertext),
-        keys=bytes(32),
+        keys=keys.digest,
     )
-    keys = wrapper.wrap(data_key, unsigned, draft.patient_key)
-    header = replace(unsigned, keys=keys.digest)
     return SealedRecord(header, header.sign(author), ciphertext, keys, randbytes(SALT_SIZE))
 
 

@@ -321,6 +321,6 @@ def record_row(sealed: SealedRecord, author: Address, fhir_id: str | None) -> tu
         sealed.signature,
         sealed.salt,
         sealed.ciphertext,
-        sealed.keys.encode(),
+        sealed.keys.encoded,
         sealed.commitment,
     )

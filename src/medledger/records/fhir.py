@@ -1,0 +1,418 @@
+"""FHIR R4 validation: the gate every health record passes before it is stored.
+
+``fhir.resources`` has no R4 package; its R4B models (a compatible revision of R4)
+check structure, data types and most cardinality, but not the spec's *required* code
+bindings (:data:`REQUIRED_CODES` adds them: a wrong status changes what a record
+means), and they are lenient where JSON is concerned: null, empty, stringified or
+Python-named elements pass. The body is stored as given, so those are closed here.
+Errors name the file, resource, field path and problem, never a value: a rejected
+record still holds health data, and errors end up in logs. :func:`validate_resource`
+is on the ingest hot path: one pydantic pass, one walk over what it built, no copies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhir_core.fhirabstractmodel import FHIRAbstractModel
+from pydantic import ValidationError
+
+from medledger.records.errors import InvalidRecord
+
+__all__ = [
+    "ADMINISTRATIVE", "ALLERGIES", "CARE_PLANS", "CATEGORIES", "CLINICAL", "CONDITIONS",
+    "DOCUMENTS", "ENCOUNTERS", "FINANCIAL", "IMAGING", "IMMUNIZATIONS", "LABS",
+    "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "REQUIRED_CODES", "VITAL_SIGNS",
+    "CodeBinding", "Resource", "category_of", "expand", "load_sources", "validate_resource",
+]  # fmt: skip
+
+# Data categories: the closed set that per-category access policies are written against.
+LABS = "labs"
+VITAL_SIGNS = "vital-signs"
+IMAGING = "imaging"
+MEDICATIONS = "medications"
+IMMUNIZATIONS = "immunizations"
+ALLERGIES = "allergies"
+CONDITIONS = "conditions"
+PROCEDURES = "procedures"
+ENCOUNTERS = "encounters"
+CARE_PLANS = "care-plans"
+DOCUMENTS = "documents"
+MENTAL_HEALTH = "mental-health"
+FINANCIAL = "financial"
+ADMINISTRATIVE = "administrative"
+CLINICAL = "clinical"  # any other resource type or Observation/DiagnosticReport category
+
+_MENTAL_HEALTH_CODES = frozenset({"mental-health", "behavioral-health", "psychiatry"})
+# The one category table: resource type -> (category, refinements). A refinement is a
+# set of category codes (any system); the first that a resource's ``category`` codings
+# hit wins, so the most sensitive one (mental health) comes first.
+_CATEGORY_TABLE: dict[str, tuple[str, tuple[tuple[frozenset[str], str], ...]]] = {
+    **{t: (category, ()) for category, types in {
+        LABS: "Specimen",
+        IMAGING: "ImagingStudy",
+        MEDICATIONS: "Medication MedicationAdministration MedicationDispense "
+                     "MedicationKnowledge MedicationRequest MedicationStatement",
+        IMMUNIZATIONS: "Immunization ImmunizationRecommendation",
+        ALLERGIES: "AllergyIntolerance",
+        PROCEDURES: "Procedure",
+        ENCOUNTERS: "Encounter Appointment EpisodeOfCare",
+        CARE_PLANS: "CarePlan CareTeam Goal",
+        DOCUMENTS: "DocumentReference Composition List Questionnaire QuestionnaireResponse",
+        FINANCIAL: "Claim ClaimResponse Coverage ExplanationOfBenefit Account Invoice",
+        ADMINISTRATIVE: "Patient Practitioner PractitionerRole Organization Location "
+                        "RelatedPerson Device ResearchStudy Person",
+    }.items() for t in types.split()},
+    "Condition": (CONDITIONS, ((_MENTAL_HEALTH_CODES, MENTAL_HEALTH),)),
+    "Observation": (CLINICAL, (
+        (_MENTAL_HEALTH_CODES, MENTAL_HEALTH), (frozenset({"laboratory"}), LABS),
+        (frozenset({"vital-signs"}), VITAL_SIGNS), (frozenset({"imaging"}), IMAGING),
+    )),
+    "DiagnosticReport": (CLINICAL, (
+        (frozenset({"LAB", "laboratory"}), LABS), (frozenset({"RAD", "imaging"}), IMAGING),
+    )),
+}  # fmt: skip
+CATEGORIES = frozenset({
+    LABS, VITAL_SIGNS, IMAGING, MEDICATIONS, IMMUNIZATIONS, ALLERGIES, CONDITIONS, PROCEDURES,
+    ENCOUNTERS, CARE_PLANS, DOCUMENTS, MENTAL_HEALTH, FINANCIAL, ADMINISTRATIVE, CLINICAL,
+})  # fmt: skip
+
+
+class CodeBinding(NamedTuple):
+    """The codes an element allows; with ``system`` it is a CodeableConcept whose
+    codings from that (HL7) system must use them, other systems being free."""
+
+    codes: tuple[str, ...]
+    system: str | None = None
+
+
+def _codes(words: str, system: str | None = None) -> CodeBinding:
+    return CodeBinding(tuple(words.split()), system)
+
+
+_TERM = "http://terminology.hl7.org/CodeSystem/"
+_GENDER = _codes("male female other unknown")
+_FM_STATUS = _codes("active cancelled draft entered-in-error")
+# R4 (4.0.1) elements bound to a "required" value set, one entry each. Absent elements
+# pass: the models already enforce cardinality (1..1 elements are required there).
+REQUIRED_CODES: dict[tuple[str, str], CodeBinding] = {
+    ("Observation", "status"): _codes(
+        "registered preliminary final amended corrected cancelled entered-in-error unknown"),
+    ("Patient", "gender"): _GENDER,
+    ("Practitioner", "gender"): _GENDER,
+    ("RelatedPerson", "gender"): _GENDER,
+    ("Condition", "clinicalStatus"): _codes(
+        "active recurrence relapse inactive remission resolved", _TERM + "condition-clinical"),
+    ("Condition", "verificationStatus"): _codes(
+        "unconfirmed provisional differential confirmed refuted entered-in-error",
+        _TERM + "condition-ver-status"),
+    ("Immunization", "status"): _codes("completed entered-in-error not-done"),
+    ("AllergyIntolerance", "clinicalStatus"): _codes(
+        "active inactive resolved", _TERM + "allergyintolerance-clinical"),
+    ("AllergyIntolerance", "verificationStatus"): _codes(
+        "unconfirmed confirmed refuted entered-in-error",
+        _TERM + "allergyintolerance-verification"),
+    ("AllergyIntolerance", "category"): _codes("food medication environment biologic"),
+    ("AllergyIntolerance", "criticality"): _codes("low high unable-to-assess"),
+    ("DiagnosticReport", "status"): _codes("registered partial preliminary final amended "
+                                           "corrected appended cancelled entered-in-error unknown"),
+    ("MedicationRequest", "status"): _codes(
+        "active on-hold cancelled completed entered-in-error stopped draft unknown"),
+    ("MedicationRequest", "intent"): _codes(
+        "proposal plan order original-order reflex-order filler-order instance-order option"),
+    ("MedicationStatement", "status"): _codes(
+        "active completed entered-in-error intended stopped on-hold unknown not-taken"),
+    ("Procedure", "status"): _codes(
+        "preparation in-progress not-done on-hold stopped completed entered-in-error unknown"),
+    ("Encounter", "status"): _codes("planned arrived triaged in-progress onleave finished "
+                                    "cancelled entered-in-error unknown"),
+    ("Bundle", "type"): _codes("document message transaction transaction-response batch "
+                               "batch-response history searchset collection"),
+    ("Claim", "status"): _FM_STATUS,
+    ("Claim", "use"): _codes("claim preauthorization predetermination"),
+    ("Coverage", "status"): _FM_STATUS,
+    ("Appointment", "status"): _codes("proposed pending booked arrived fulfilled cancelled "
+                                      "noshow entered-in-error checked-in waitlist"),
+    ("CarePlan", "status"): _codes(
+        "draft active on-hold revoked completed entered-in-error unknown"),
+    ("CarePlan", "intent"): _codes("proposal plan order option"),
+    ("Goal", "lifecycleStatus"): _codes("proposed planned accepted active on-hold completed "
+                                        "cancelled entered-in-error rejected"),
+    ("AdverseEvent", "actuality"): _codes("actual potential"),
+    ("QuestionnaireResponse", "status"): _codes(
+        "in-progress completed amended entered-in-error stopped"),
+    ("DocumentReference", "status"): _codes("current superseded entered-in-error"),
+}  # fmt: skip
+_BINDINGS: dict[str, list[tuple[str, CodeBinding]]] = {}
+for (_type, _field), _binding in REQUIRED_CODES.items():
+    _BINDINGS.setdefault(_type, []).append((_field, _binding))
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# JSON keys are shown in field paths; a key that is no plausible element name is masked.
+_ELEMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_ABSTRACT = frozenset({"Resource", "DomainResource"})
+_PYTHON_ONLY_KEYS = ("resource_type", "fhir_comments")  # fhir.resources accepts them
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A validated resource: where it came from, what it is, and its JSON as given."""
+
+    source: str
+    resource_type: str
+    fhir_id: str | None
+    category: str
+    body: dict[str, Any]
+
+
+@lru_cache(maxsize=1024)  # bounded: resourceType values come from untrusted input
+def _model(resource_type: str) -> type[FHIRAbstractModel] | None:
+    """The R4B model of a concrete resource type, or None (datatypes are models too)."""
+    try:
+        model = get_fhir_model_class(resource_type)
+    except ValueError:
+        return None
+    if resource_type in _ABSTRACT or not model.has_resource_base():
+        return None
+    return model
+
+
+def validate_resource(obj: object, source: str) -> Resource:
+    """Validate one resource; raise :class:`InvalidRecord` naming the first problem."""
+    if not isinstance(obj, dict):
+        raise InvalidRecord(source, "Resource", "", "is not a JSON object")
+    resource_type = obj.get("resourceType")
+    if not isinstance(resource_type, str) or (model := _model(resource_type)) is None:
+        problem = "required" if resource_type is None else "unknown resource type"
+        raise InvalidRecord(source, "Resource", "resourceType", problem)
+    label = _label(resource_type, obj)
+    try:
+        instance = model.model_validate(obj)
+    except ValidationError as exc:
+        raise _from_pydantic(exc, source, label) from None
+    except Exception:  # untrusted input must never crash a batch
+        # fhir_core crashes on some invalid input instead of reporting it: KeyError for
+        # a nested resource of unknown type (the STU3 ProcedureRequest in ``contained``),
+        # AttributeError for a url that is not a string. Find the first kind ourselves.
+        field = _unknown_nested_type(obj)
+        problem = "unknown resource type" if field else "could not be validated"
+        raise InvalidRecord(source, label, field, problem) from None
+    _check_structure(instance, obj, source, label)
+    _check_codes(obj, resource_type, "", source, label)
+    category = category_of(resource_type, obj)
+    return Resource(source, resource_type, obj.get("id"), category, obj)
+
+
+def _label(resource_type: str, obj: Mapping[str, Any]) -> str:
+    fhir_id = obj.get("id")
+    valid_id = isinstance(fhir_id, str) and _FHIR_ID.fullmatch(fhir_id)
+    return f"{resource_type}/{fhir_id}" if valid_id else resource_type
+
+
+def _path(parts: Sequence[str | int]) -> str:
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            name = part if _ELEMENT_NAME.fullmatch(part) else "<invalid name>"
+            path += f".{name}" if path else name
+    return path
+
+
+def _from_pydantic(exc: ValidationError, source: str, label: str) -> InvalidRecord:
+    # errors() messages, unlike str(exc), carry no input_value; should one still quote
+    # the input, it is dropped. "root" is fhir_core's name for a whole resource.
+    error = exc.errors()[0]
+    parts = [part for part in error["loc"] if part != "root"]
+    message, value = error["msg"], error.get("input")
+    if isinstance(value, str) and value and value in message:
+        message = "invalid value"
+    return InvalidRecord(source, label, _path(parts), f"{message} ({error['type']})")
+
+
+def _unknown_nested_type(obj: object) -> str:
+    """Path of the first nested resourceType that names no resource (iterative: input
+    nesting depth is untrusted)."""
+    stack: list[tuple[list[str | int], object]] = [([], obj)]
+    while stack:
+        parts, node = stack.pop()
+        if isinstance(node, dict):
+            nested_type = node.get("resourceType")
+            if (
+                parts
+                and "resourceType" in node
+                and not (isinstance(nested_type, str) and _model(nested_type))
+            ):
+                return _path([*parts, "resourceType"])
+            stack.extend(([*parts, key], value) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend(([*parts, i], item) for i, item in reversed(list(enumerate(node))))
+    return ""
+
+
+@cache  # one entry per model class: bounded
+def _fields(model: type[FHIRAbstractModel]) -> tuple[tuple[str, ...], dict[str, str], bool]:
+    """A model's required fields, its field-to-JSON-name map, and whether it is a resource."""
+    aliases = {name: field.alias or name for name, field in model.model_fields.items()}
+    required = tuple(name for name, field in model.model_fields.items() if field.is_required())
+    return required, aliases, model.has_resource_base()
+
+
+def _check_structure(instance: FHIRAbstractModel, body: object, source: str, label: str) -> None:
+    """Walk the validated model alongside its JSON to close the models' gaps: a 1..1 or
+    1..* element given as null, {} or []; null or empty elements anywhere (R4 JSON
+    rules, ele-1); JSON *text* where an object belongs (they parse it); Python names
+    as keys (class_fhir, status__ext)."""
+    stack: list[tuple[FHIRAbstractModel, object, tuple[str | int, ...]]] = [(instance, body, ())]
+    while stack:
+        node, json_node, parts = stack.pop()
+        if not isinstance(json_node, dict):
+            raise InvalidRecord(source, label, _path(parts), "is not a JSON object")
+        required, aliases, is_resource = _fields(type(node))
+        fields_set = node.model_fields_set
+        if not fields_set and not is_resource:
+            raise InvalidRecord(source, label, _path(parts), "must not be empty")
+        if is_resource and type(node).__name__ in _ABSTRACT:  # contained: [{"id": "a"}]
+            problem = "unknown resource type" if "resourceType" in json_node else "required"
+            raise InvalidRecord(source, label, _path((*parts, "resourceType")), problem)
+        for name in required:
+            if getattr(node, name) in (None, []):
+                raise InvalidRecord(source, label, _path((*parts, aliases[name])), "required")
+        for key in _PYTHON_ONLY_KEYS:
+            if key in json_node:
+                raise InvalidRecord(source, label, _path((*parts, key)), "unknown element")
+        values = node.__dict__
+        for name in fields_set:  # only what the JSON gave: most fields are None
+            value, alias = values[name], aliases[name]
+            if alias not in json_node:  # given under its Python name
+                raise InvalidRecord(source, label, _path((*parts, name)), "unknown element")
+            if value is None:
+                raise InvalidRecord(source, label, _path((*parts, alias)), "must not be null")
+            if isinstance(value, list):
+                items = json_node[alias]
+                stack.extend((item, items[i], (*parts, alias, i)) for i, item in enumerate(value)
+                             if isinstance(item, FHIRAbstractModel))  # fmt: skip
+            elif isinstance(value, FHIRAbstractModel):
+                stack.append((value, json_node[alias], (*parts, alias)))
+
+
+def _check_codes(
+    body: Mapping[str, Any], resource_type: str, prefix: str, source: str, label: str
+) -> None:
+    """Apply :data:`REQUIRED_CODES` to a resource whose structure is checked (so shapes
+    are right), then to the resources nested in it: ``contained`` and Bundle entries."""
+    for field, binding in _BINDINGS.get(resource_type, ()):
+        value = body.get(field)
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                _check_code(item, binding, f"{prefix}{field}[{i}]", source, label)
+        elif value is not None:
+            _check_code(value, binding, prefix + field, source, label)
+    nested = [(f"contained[{i}]", r) for i, r in enumerate(body.get("contained") or ())]
+    if resource_type == "Bundle":
+        entries = enumerate(body.get("entry") or ())
+        nested += [(f"entry[{i}].resource", e["resource"]) for i, e in entries if e.get("resource")]
+    for path, resource in nested:
+        _check_codes(resource, resource["resourceType"], f"{prefix}{path}.", source, label)
+
+
+def _check_code(value: Any, binding: CodeBinding, path: str, source: str, label: str) -> None:
+    if binding.system is None:
+        if value not in binding.codes:
+            raise InvalidRecord(source, label, path, _not_one_of(binding))
+        return
+    for i, coding in enumerate(value.get("coding") or ()):
+        if coding.get("system") == binding.system and coding.get("code") not in binding.codes:
+            raise InvalidRecord(source, label, f"{path}.coding[{i}].code", _not_one_of(binding))
+
+
+def _not_one_of(binding: CodeBinding) -> str:
+    return "not one of " + ", ".join(binding.codes)
+
+
+def category_of(resource_type: str, body: Mapping[str, Any]) -> str:
+    """The data category (one of :data:`CATEGORIES`) of a resource."""
+    category, rules = _CATEGORY_TABLE.get(resource_type, (CLINICAL, ()))
+    if rules:
+        codes = _category_codes(body)
+        for rule_codes, rule_category in rules:
+            if not codes.isdisjoint(rule_codes):
+                return rule_category
+    return category
+
+
+def _category_codes(body: Mapping[str, Any]) -> set[str]:
+    concepts = body.get("category")
+    codes: set[str] = set()
+    for concept in concepts if isinstance(concepts, list) else ():
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        for coding in codings if isinstance(codings, list) else ():
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                codes.add(coding["code"])
+    return codes
+
+
+def expand(obj: object, source: str) -> list[tuple[str, object]]:
+    """Split a Bundle into its entries' resources (recursively); keep anything else."""
+    if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
+        return [(source, obj)]
+    label = _label("Bundle", obj)
+    bundle_type = obj.get("type")
+    if bundle_type is None:
+        raise InvalidRecord(source, label, "type", "required")
+    _check_code(bundle_type, REQUIRED_CODES["Bundle", "type"], "type", source, label)
+    entries = obj.get("entry", [])
+    if not isinstance(entries, list):
+        raise InvalidRecord(source, label, "entry", "is not a JSON array")
+    resources: list[tuple[str, object]] = []
+    for i, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if resource is None:
+            raise InvalidRecord(source, label, f"entry[{i}].resource", "required")
+        resources += expand(resource, f"{source}#entry[{i}]")
+    return resources
+
+
+def load_sources(paths: Sequence[Path]) -> Iterator[tuple[str, object] | InvalidRecord]:
+    """Read JSON files and folders (every ``*.json`` inside, sorted) into resources.
+
+    A file argument is named by its file name, a folder's file by its path relative
+    to the folder. A bad file yields an :class:`InvalidRecord` so a batch keeps going.
+    """
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*.json") if p.is_file()):
+                yield from _load_file(file, file.relative_to(path).as_posix())
+        else:
+            yield from _load_file(path, path.name)
+
+
+def _load_file(path: Path, source: str) -> Iterator[tuple[str, object] | InvalidRecord]:
+    try:
+        yield from expand(_read_json(path, source), source)
+    except InvalidRecord as exc:
+        yield exc
+
+
+def _read_json(path: Path, source: str) -> object:
+    try:
+        return json.loads(path.read_bytes(), parse_constant=_reject_constant)
+    except OSError as exc:
+        problem = f"not readable ({exc.strerror or type(exc).__name__})"
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON (line {exc.lineno}, column {exc.colno})"
+    except (ValueError, RecursionError):  # bad encoding, NaN/Infinity, absurd nesting
+        problem = "not valid JSON"
+    raise InvalidRecord(source, "file", "", problem)
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(name)  # NaN and Infinity are Python extensions, not JSON
