@@ -480,3 +480,18 @@ def test_misuse_is_a_usage_error() -> None:
         Frontier.restore(tree, -1)
     with pytest.raises(UsageError):
         inclusion_proof(tree, -1, 1)
+
+
+@pytest.mark.parametrize("size", [*range(1, 40), 64, 100, 257])
+def test_root_and_proofs_match_one_proof_at_a_time(size: int) -> None:
+    tree = MemoryTree()
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    for leaf in leaves:
+        tree.append(leaf)
+    root, proofs = merkle.root_and_proofs(leaves)
+    assert root == tree.root()
+    assert proofs == [merkle.inclusion_proof(tree, i, size) for i in range(size)]
+
+
+def test_root_and_proofs_of_no_leaves_is_the_empty_root() -> None:
+    assert merkle.root_and_proofs([]) == (merkle.EMPTY_ROOT, [])

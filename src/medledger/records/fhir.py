@@ -7,7 +7,8 @@ means), and they are lenient where JSON is concerned: null, empty, stringified o
 Python-named elements pass. The body is stored as given, so those are closed here.
 Errors name the file, resource, field path and problem, never a value: a rejected
 record still holds health data, and errors end up in logs. :func:`validate_resource`
-is on the ingest hot path: one pydantic pass, one walk over what it built, no copies.
+is on the ingest hot path: one pydantic pass (elements seen before are not validated
+again, see fhir_memo.py), one walk over what it built.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 
+from medledger.records import fhir_memo
 from medledger.records.errors import InvalidRecord
 
 __all__ = [
@@ -194,7 +196,7 @@ def validate_resource(obj: object, source: str) -> Resource:
         raise InvalidRecord(source, "Resource", "resourceType", problem)
     label = _label(resource_type, obj)
     try:
-        instance = model.model_validate(obj)
+        validated = fhir_memo.validate(model, obj)
     except ValidationError as exc:
         raise _from_pydantic(exc, source, label) from None
     except Exception:  # untrusted input must never crash a batch
@@ -204,8 +206,9 @@ def validate_resource(obj: object, source: str) -> Resource:
         field = _unknown_nested_type(obj)
         problem = "unknown resource type" if field else "could not be validated"
         raise InvalidRecord(source, label, field, problem) from None
-    _check_structure(instance, obj, source, label)
+    _check_structure(validated.instance, obj, source, label, validated.served)
     _check_codes(obj, resource_type, "", source, label)
+    fhir_memo.remember(validated)
     category = category_of(resource_type, obj)
     return Resource(source, resource_type, obj.get("id"), category, obj)
 
@@ -266,11 +269,18 @@ def _fields(model: type[FHIRAbstractModel]) -> tuple[tuple[str, ...], dict[str, 
     return required, aliases, model.has_resource_base()
 
 
-def _check_structure(instance: FHIRAbstractModel, body: object, source: str, label: str) -> None:
+def _check_structure(
+    instance: FHIRAbstractModel,
+    body: object,
+    source: str,
+    label: str,
+    checked: frozenset[int] = frozenset(),
+) -> None:
     """Walk the validated model alongside its JSON to close the models' gaps: a 1..1 or
     1..* element given as null, {} or []; null or empty elements anywhere (R4 JSON
     rules, ele-1); JSON *text* where an object belongs (they parse it); Python names
-    as keys (class_fhir, status__ext)."""
+    as keys (class_fhir, status__ext). Elements whose ``id()`` is in ``checked`` passed
+    this walk before (they come from the validation memo)."""
     stack: list[tuple[FHIRAbstractModel, object, tuple[str | int, ...]]] = [(instance, body, ())]
     while stack:
         node, json_node, parts = stack.pop()
@@ -298,9 +308,12 @@ def _check_structure(instance: FHIRAbstractModel, body: object, source: str, lab
                 raise InvalidRecord(source, label, _path((*parts, alias)), "must not be null")
             if isinstance(value, list):
                 items = json_node[alias]
-                stack.extend((item, items[i], (*parts, alias, i)) for i, item in enumerate(value)
-                             if isinstance(item, FHIRAbstractModel))  # fmt: skip
-            elif isinstance(value, FHIRAbstractModel):
+                stack.extend(
+                    (item, items[i], (*parts, alias, i))
+                    for i, item in enumerate(value)
+                    if isinstance(item, FHIRAbstractModel) and id(item) not in checked
+                )
+            elif isinstance(value, FHIRAbstractModel) and id(value) not in checked:
                 stack.append((value, json_node[alias], (*parts, alias)))
 
 

@@ -26,6 +26,9 @@ from medledger.records.sealed import Custodians, Draft, KeyWrapper, seal_record
 from medledger.records.store import record_row
 
 DEFAULT_CHUNK = 128
+# Chunks queued per worker: enough to keep workers busy while the writer stores a
+# batch and commits it.
+IN_FLIGHT_PER_WORKER = 6
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ class SealingPool:
         try:
             for chunk in chunks:
                 in_flight.append(loop.run_in_executor(self._pool, _seal_in_worker, chunk))
-                if len(in_flight) >= 2 * self.workers:
+                if len(in_flight) >= IN_FLIGHT_PER_WORKER * self.workers:
                     yield await in_flight.pop(0)
             while in_flight:
                 yield await in_flight.pop(0)

@@ -74,8 +74,8 @@ record_table = Table(
     Column("batch", BigInteger, nullable=False),
     Column("position", Integer, nullable=False),
     Column("proof", LargeBinary, nullable=False),
-    Index("vault_records_patient", "patient"),
-    Index("vault_records_fhir_id", "patient", "resource_type", "fhir_id"),
+    # Leads with the patient, so it also serves listing a patient's records.
+    Index("vault_records_patient", "patient", "resource_type", "fhir_id"),
     Index("vault_records_batch", "batch", "position", unique=True),
 )
 batch_table = Table(

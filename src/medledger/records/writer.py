@@ -9,6 +9,7 @@ sealing the next chunks meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -115,24 +116,41 @@ class RecordWriter:
         *,
         progress: Callable[[int], None] | None = None,
     ) -> WriteReport:
-        """Seal, store and commit every job; rejections are collected, not raised."""
+        """Seal, store and commit every job; rejections are collected, not raised.
+
+        Batch ``k`` is committed to the ledger while batch ``k + 1`` is sealed and
+        stored; commits stay in order, as the records contract requires.
+        """
         if self.store.batches(PENDING):
             raise UsageError("the vault has pending batches: recover them first")
         report = WriteReport()
         pending: list[Sealed] = []
-        async for outcomes in pool.seal(self._jobs(jobs, report)):
-            for outcome in outcomes:
-                if isinstance(outcome, InvalidRecord):
-                    report.rejected.append(outcome)
-                else:
-                    pending.append(outcome)
-            while len(pending) >= self.batch_records:
-                await self._flush(pending[: self.batch_records], report)
-                del pending[: self.batch_records]
-            if progress is not None:
-                progress(len(report.written) + len(pending) + len(report.rejected))
-        if pending:
-            await self._flush(pending, report)
+        seq = self.store.next_batch()
+        committing: asyncio.Task[None] | None = None
+        try:
+            async for outcomes in pool.seal(self._jobs(jobs, report)):
+                for outcome in outcomes:
+                    if isinstance(outcome, InvalidRecord):
+                        report.rejected.append(outcome)
+                    else:
+                        pending.append(outcome)
+                while len(pending) >= self.batch_records:
+                    committing = await self._flush(seq, pending[: self.batch_records], committing)
+                    report.batches.append(seq)
+                    report.written += _written(pending[: self.batch_records])
+                    del pending[: self.batch_records]
+                    seq += 1
+                if progress is not None:
+                    progress(len(report.written) + len(pending) + len(report.rejected))
+            if pending:
+                committing = await self._flush(seq, pending, committing)
+                report.batches.append(seq)
+                report.written += _written(pending)
+            if committing is not None:
+                await committing
+        finally:
+            if committing is not None and not committing.done():
+                committing.cancel()
         return report
 
     @staticmethod
@@ -143,27 +161,29 @@ class RecordWriter:
             else:
                 yield job
 
-    async def _flush(self, sealed: list[Sealed], report: WriteReport) -> None:
-        tree = merkle.MemoryTree()
-        for item in sealed:
-            tree.append(merkle.leaf_hash(item.commitment))
-        size = tree.size
-        proofs = [merkle.inclusion_proof(tree, i, size) for i in range(size)]
-        seq = self.store.next_batch()
-        root = tree.root()
-        self.store.add_batch(seq, root, [item.row for item in sealed], proofs)
-        await self._commit(seq, root, size)
-        report.batches.append(seq)
-        report.written += [
-            Written(s.source, s.record_id, s.version, s.resource_type) for s in sealed
-        ]
-        log.info("committed batch %d of %d records", seq, size)
+    async def _flush(
+        self, seq: int, sealed: list[Sealed], previous: asyncio.Task[None] | None
+    ) -> asyncio.Task[None]:
+        """Store a batch, then start its commit once the previous one is done."""
+        leaves = [merkle.leaf_hash(item.commitment) for item in sealed]
+        root, proofs = merkle.root_and_proofs(leaves)
+        rows = [item.row for item in sealed]
+        # In a thread: the event loop keeps handing chunks to the sealing workers.
+        await asyncio.to_thread(self.store.add_batch, seq, root, rows, proofs)
+        if previous is not None:
+            await previous
+        log.info("committing batch %d of %d records", seq, len(sealed))
+        return asyncio.create_task(self._commit(seq, root, len(sealed)))
 
     async def _commit(self, seq: int, root: bytes, count: int) -> None:
         payload = {"vault": self.vault, "batch": seq, "count": count, "root": "0x" + root.hex()}
         outcome = await self.node.submit_payload(self.institution, COMMIT, payload)
-        assert outcome.index is not None
+        assert outcome.index is not None  # submit raises unless accepted
         self.store.mark_committed(seq, outcome.tx_id, outcome.index)
+
+
+def _written(sealed: list[Sealed]) -> list[Written]:
+    return [Written(s.source, s.record_id, s.version, s.resource_type) for s in sealed]
 
 
 def new_record_id() -> bytes:
