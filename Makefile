@@ -38,6 +38,7 @@ test: lint postgres
 bench: $(STAMP)
 	$(BIN)/medledger bench ledger --json --backend embedded
 	$(BIN)/medledger bench ledger --json --backend nats
+	$(BIN)/medledger bench ingest --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
+from sqlalchemy import create_engine, text
 
 from medledger.crypto import ecies, merkle
+from medledger.crypto.canonical import canonical_json
+from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import MedledgerError
 from medledger.ledger.contracts import identity, membership
@@ -27,6 +32,13 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
+from medledger.records.contract import records_contracts
+from medledger.records.pipeline import SealingPool
+from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
+from medledger.records.store import VaultStore
+from medledger.records.synthetic import generate_patients
+from medledger.records.verify import verify_vault
+from medledger.records.writer import RecordWriter, Written, plan_new, sealing_context
 
 NETWORK_ID = 2026
 INSTITUTIONS = [
@@ -45,14 +57,26 @@ def _key(label: str) -> PrivateKey:
     return PrivateKey.from_bytes(hashlib.sha256(b"medledger-demo/" + label.encode()).digest())
 
 
-def _x25519_public(label: str) -> bytes:
+def _x25519_private(label: str) -> X25519PrivateKey:
     secret = hashlib.sha256(b"medledger-demo-x25519/" + label.encode()).digest()
-    return ecies.public_bytes(ecies.private_from_bytes(secret))
+    return ecies.private_from_bytes(secret)
+
+
+def _x25519_public(label: str) -> bytes:
+    return ecies.public_bytes(_x25519_private(label))
 
 
 def check(condition: bool, what: str) -> None:
     if not condition:
         raise DemoFailed(what)
+
+
+async def expect_error(error: type[Exception], attempt: Callable[[], object]) -> str:
+    try:
+        attempt()
+    except error as exc:
+        return str(exc)
+    raise DemoFailed(f"expected {error.__name__}, but it succeeded")
 
 
 async def expect_refusal(error: type[Exception], attempt: Awaitable[object]) -> str:
@@ -69,6 +93,9 @@ class Story:
         self.workdir = workdir
         self.step = 0
         self.patient_entry = 0
+        self.pkey = _x25519_public("patient-p")
+        self.vault: VaultStore | None = None
+        self.written: list[Written] = []
 
     async def say(self, title: str, action: Callable[[], Awaitable[str]]) -> None:
         self.step += 1
@@ -101,12 +128,19 @@ class Story:
             for (ident, _), key in zip(INSTITUTIONS, founders, strict=True):
                 store = LedgerStore.open(str(self.workdir / f"{ident}.db"))
                 node = LedgerNode(
-                    genesis=genesis, store=store, orderer=orderer, key=key, name=ident
+                    genesis=genesis,
+                    store=store,
+                    orderer=orderer,
+                    registry=records_contracts(),
+                    key=key,
+                    name=ident,
                 )
                 await node.start()
                 nodes.append(node)
             await self.story(nodes, founders, genesis)
         finally:
+            if self.vault is not None:
+                self.vault.close()
             for node in nodes:
                 await node.stop()
                 node.store.close()
@@ -130,8 +164,12 @@ class Story:
         await self.say("A patient registers under a pseudonymous key", self._patient_joins)
         await self.say("Forged and replayed transactions are refused", self._forged_and_replayed)
         await self.say("An insurer joins by 2-of-3 member votes", self._admit_insurer)
+        await self.say("A doctor writes the patient's FHIR records", self._write_records)
         await self.say("Members cosign a checkpoint of the log", self._checkpoint)
         await self.say("Inclusion and consistency proofs check against it", self._proofs)
+        await self.say("Every record verifies against the checkpoint", self._verify_vault)
+        await self.say("The patient reads a record; one custodian cannot", self._read_record)
+        await self.say("A record relabelled in the vault is caught", self._tamper)
         await self.say("Every node reached the same state", self._agree)
         await self.say("A head that contradicts the log is caught", self._equivocation)
 
@@ -179,7 +217,7 @@ class Story:
         joined = await self.b.submit_payload(
             self.patient,
             identity.REGISTER_SUBJECT,
-            {"encryption_key": "0x" + _x25519_public("patient-p").hex()},
+            {"encryption_key": "0x" + self.pkey.hex()},
         )
         await self.a.wait_for_size(self.b.size)
         check(
@@ -226,6 +264,71 @@ class Story:
         await self.nodes[2].wait_for_size(self.b.size)
         check(self.insurer.address in self.nodes[2].members(), "admitted after 2 of 3 votes")
         return f"1 of 2 votes: pending; second vote by Hospital B: admitted. {double}"
+
+    async def _write_records(self) -> str:
+        (synthetic,) = generate_patients(1, seed=NETWORK_ID, records_per_patient=11)
+        resources = [synthetic.patient, *synthetic.resources]
+        wrong = {**synthetic.resources[-1], "status": "done"}
+        jobs = [
+            plan_new(f"chart-{i}.json", json.dumps(r).encode(), self.patient.address, self.pkey)
+            for i, r in enumerate([*resources, wrong])
+        ]
+        self.vault = VaultStore.open(str(self.workdir / "vault-a.db"), network_id=NETWORK_ID)
+        writer = RecordWriter(self.vault, self.a, self.hospital_a)
+        pool = SealingPool(sealing_context(self.a, self.doctor_a), workers=1)
+        report = await writer.write(jobs, pool)
+        pool.close()
+        check(len(report.written) == len(resources), "every valid resource is written")
+        check([r.field for r in report.rejected] == ["status"], "the bad status is named")
+        self.written = report.written
+        types = sorted({w.resource_type for w in report.written})
+        return (
+            f"{len(report.written)} records ({', '.join(types)}) sealed for 3 custodians and "
+            f"the patient, committed in 1 batch\n      rejected: {report.rejected[0]}"
+        )
+
+    def _vault(self) -> VaultStore:
+        check(self.vault is not None, "hospital A has a vault")
+        assert self.vault is not None
+        return self.vault
+
+    async def _verify_vault(self) -> str:
+        report = verify_vault(self._vault(), self.a)
+        check(report.ok, f"the vault verifies: {report.problems}")
+        return (
+            f"{report.records} records: ciphertext, keys, author signature, commitment, "
+            f"batch in checkpoint {report.checkpoint_size}"
+        )
+
+    async def _read_record(self) -> str:
+        lab = next(w for w in self.written if w.resource_type == "Observation")
+        sealed = self._vault().get(lab.record_id).sealed
+        resource = json.loads(open_as_patient(sealed, _x25519_private("patient-p")))
+        check(resource["resourceType"] == "Observation", "the patient reads the observation")
+        members = [self.hospital_a, self.hospital_b, self.checkup]
+        idents = [ident for ident, _ in INSTITUTIONS]
+        shares = [
+            unwrap_share(sealed, key.address, _x25519_private(ident))
+            for key, ident in zip(members, idents, strict=True)
+        ]
+        alone = await expect_error(InsufficientShares, lambda: open_with_shares(sealed, shares[:1]))
+        check(open_with_shares(sealed, shares[1:]) == canonical_json(resource), "2 of 3 open it")
+        code = resource["code"]["coding"][0]["display"]
+        return f"the patient reads “{code}”; one custodian alone: {alone}; two: the same record"
+
+    async def _tamper(self) -> str:
+        lab = self.written[1]
+        engine = create_engine(f"sqlite:///{self.workdir / 'vault-a.db'}")
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE vault_records SET category = 'administrative' WHERE record_id = :r"),
+                {"r": lab.record_id},
+            )
+        engine.dispose()
+        report = verify_vault(self._vault(), self.a)
+        check(not report.ok and len(report.problems) == 1, "exactly the changed record fails")
+        problem = report.problems[0]
+        return f"verify: {problem.subject}: {problem.check}: {problem.detail}"
 
     async def _checkpoint(self) -> str:
         size = self.a.size
