@@ -9,17 +9,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from medledger.crypto.canonical import canonical_json
+from tests.conftest import new_postgres_database
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / "r4"
 PASSPHRASE = "correct horse battery staple"
 
 
-def medledger(home: Path, *args: str, passphrase: str | None = PASSPHRASE) -> Any:
+def medledger(
+    home: Path, *args: str, passphrase: str | None = PASSPHRASE, vault_url: str | None = None
+) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDLEDGER_")}
     env["MEDLEDGER_HOME"] = str(home)
+    if vault_url is not None:
+        env["MEDLEDGER_VAULT_URL"] = vault_url
     if passphrase is not None:
         env["MEDLEDGER_PASSPHRASE"] = passphrase
     return subprocess.run(
@@ -54,6 +60,18 @@ def test_a_patient_s_records_go_in_come_out_and_tampering_is_caught(tmp_path: Pa
     assert shown.returncode == 0, shown.stderr
     original = json.loads((EXAMPLES / "observation-example1.json").read_text())
     assert canonical_json(json.loads(shown.stdout)["resource"]) == canonical_json(original)
+
+    proof = medledger(home, "records", "proof", entry["record"])
+    assert proof.returncode == 0, proof.stderr
+    (tmp_path / "proof.json").write_text(proof.stdout)
+    checked = medledger(home, "records", "check-proof", str(tmp_path / "proof.json"), "--json")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["record"] == f"{entry['record']} v1"
+    forged = json.loads(proof.stdout)
+    forged["header"]["category"] = "administrative"
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    refused = medledger(home, "records", "check-proof", str(tmp_path / "forged.json"))
+    assert refused.returncode == 3 and "commitment" in refused.stderr
 
     verified = medledger(home, "verify", "--json")
     assert verified.returncode == 0, verified.stderr
@@ -92,3 +110,19 @@ def test_mistakes_get_one_clear_line_and_a_usage_exit_code(tmp_path: Path) -> No
     mismatch = medledger(home, "records", "show", "00" * 16, "--patient", "bob")
     assert mismatch.returncode == 3 and "keystore" in mismatch.stderr.lower()
     assert "Traceback" not in mismatch.stderr
+
+
+@pytest.mark.postgres
+def test_the_vault_can_live_in_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    url = new_postgres_database(postgres_url)
+    home = tmp_path / "home"
+    assert medledger(home, "init", "--scrypt-n", "1024", vault_url=url).returncode == 0
+    added = medledger(home, "patient", "add", "pat", "--scrypt-n", "1024", vault_url=url)
+    assert added.returncode == 0
+    files = [str(EXAMPLES / "observation-example1.json"), str(EXAMPLES / "patient-example1.json")]
+    imported = medledger(home, "records", "import", "--patient", "pat", *files, vault_url=url)
+    assert imported.returncode == 0, imported.stderr
+    assert medledger(home, "verify", vault_url=url).returncode == 0
+    assert not (home / "vault.db").exists()
+    # The same home without the URL looks at an empty SQLite vault: nothing verifies.
+    assert medledger(home, "verify").returncode == 3

@@ -215,3 +215,30 @@ def test_a_batch_committed_just_before_a_crash_is_only_marked_on_recovery(
         assert w.store.batches()[0] == batch
 
     run(tmp_path, scenario)
+
+
+def test_the_ledger_learns_no_patient_and_no_health_data(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        await _import(w, "hidden", EXAMPLES / "observation-example1.json", EXAMPLES)
+        patient = key("patient:hidden").address
+        await w.checkpoint()
+        commits = [t for t in w.node.store.iter_txs() if t.tx_type == "records.commit"]
+        assert commits
+        for logged in commits:
+            payload = json.loads(logged.raw)["payload"]
+            assert set(payload) == {"vault", "batch", "count", "root"}
+        state = b"".join(
+            value for ns, _, value in w.node.store.state_entries() if ns.startswith("records.")
+        )
+        everything = b"".join(t.raw for t in commits) + state
+        for secret in (
+            patient[2:].lower().encode(),
+            patient.encode(),
+            b"Observation",
+            b"vital-signs",
+            b"Glucose",
+            b"8867-4",
+        ):
+            assert secret not in everything
+
+    run(tmp_path, scenario)

@@ -20,6 +20,7 @@ from medledger.records.errors import InvalidRecord
 from medledger.records.fhir import load_sources
 from medledger.records.importer import import_sources
 from medledger.records.pipeline import SealingPool
+from medledger.records.proof import RecordProof, prove
 from medledger.records.sealed import open_as_patient
 from medledger.records.store import StoredRecord
 from medledger.records.verify import verify_vault
@@ -227,10 +228,7 @@ def records_show(
 
 
 async def _show(home: Home, alias: str, record: str, version: int | None) -> dict[str, Any]:
-    try:
-        record_id = bytes.fromhex(record)
-    except ValueError:
-        raise UsageError(f"record id {record!r} is not hex") from None
+    record_id = _record_id(record)
     patient_key_pair = home.load_key(home.patient_name(alias))
     async with home.session() as session:
         stored = session.store.get(record_id, version)
@@ -242,6 +240,60 @@ async def _show(home: Home, alias: str, record: str, version: int | None) -> dic
     summary = _summary(stored, None)
     summary.pop("committed")
     return {**summary, "author": author, "resource": json.loads(canonical)}
+
+
+@records_app.command("proof")
+def records_proof(
+    record: Annotated[str, typer.Argument(help="Record id (32 hex digits).")],
+    version: Annotated[int | None, typer.Option(min=1, help="Default: the latest.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Print a record's proof (JSON), from its signed header up to the latest checkpoint."""
+    here = Home.at(home)
+
+    async def run() -> dict[str, Any]:
+        async with here.session() as session:
+            stored = session.store.get(_record_id(record), version)
+            vault = "0x" + session.store.vault_id.hex()
+            return prove(stored, vault, session.node).to_json()
+
+    print(json.dumps(asyncio.run(run())))
+
+
+@records_app.command("check-proof")
+def records_check_proof(
+    path: Annotated[Path, typer.Argument(help="A proof printed by `records proof`.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a record proof against this network's members and checkpoint threshold."""
+    try:
+        proof = RecordProof.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read the proof {path.name}: {exc}") from None
+    here = Home.at(home)
+
+    async def run() -> str:
+        async with here.session() as session:
+            threshold = int(session.node.network_config()["checkpoint_threshold"])
+            return proof.verify(session.node.members(), threshold)
+
+    author = asyncio.run(run())
+    result = {"ok": True, "record": proof.header.label, "author": author}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(
+            f"Record {proof.header.label} by {author} is in checkpoint "
+            f"{proof.checkpoint.head.size}, cosigned by the consortium."
+        )
+
+
+def _record_id(record: str) -> bytes:
+    try:
+        return bytes.fromhex(record)
+    except ValueError:
+        raise UsageError(f"record id {record!r} is not hex") from None
 
 
 def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:

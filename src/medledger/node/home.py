@@ -9,7 +9,8 @@ the work, and stops.
 
 Every identity is one keystore (v3, scrypt) holding a secp256k1 signing key; the
 X25519 keys of patients and custodians are derived from it, one per purpose.
-Keystores are encrypted under the passphrase in ``MEDLEDGER_PASSPHRASE``.
+Keystores are encrypted under the passphrase in ``MEDLEDGER_PASSPHRASE``. The vault
+is a SQLite file in the home unless ``MEDLEDGER_VAULT_URL`` names another database.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from medledger.records.contract import records_contracts
 from medledger.records.store import VaultStore
 
 HOME_ENV = "MEDLEDGER_HOME"
+VAULT_URL_ENV = "MEDLEDGER_VAULT_URL"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - the variable's name, not its value
 DEFAULT_HOME = Path("medledger-home")
 NETWORK_ID = 2027
@@ -191,7 +193,8 @@ class Home:
         )
         try:
             await node.start()
-            store = VaultStore.open(str(self.path / "vault.db"), network_id=genesis.tx.network_id)
+            vault_url = os.environ.get(VAULT_URL_ENV) or str(self.path / "vault.db")
+            store = VaultStore.open(vault_url, network_id=genesis.tx.network_id)
             try:
                 yield Session(self, node, store)
             finally:

@@ -1,0 +1,158 @@
+"""A record's proof, from its signed header up to a checkpoint the consortium cosigned.
+
+Whoever holds a record (a patient, a clinician it was shared with) can hand over
+its proof; the receiver checks it against the members and threshold of the
+network without asking any node: the author's signature over the header, the
+salted commitment into the batch root, the batch's commit transaction into the
+log, and the log's root cosigned by k of n members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from medledger.crypto import merkle
+from medledger.crypto.canonical import sha256
+from medledger.crypto.errors import InvalidProof
+from medledger.crypto.keys import Address, to_checksum_address
+from medledger.errors import InvalidInput
+from medledger.ledger.checkpoints import Checkpoint
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.tx import SignedTransaction
+from medledger.records.contract import COMMIT, batch_state
+from medledger.records.errors import RecordTampered, UnknownRecord
+from medledger.records.header import RecordHeader
+from medledger.records.sealed import COMMITMENT_LABEL
+from medledger.records.store import StoredRecord
+
+
+@dataclass(frozen=True)
+class RecordProof:
+    header: RecordHeader
+    signature: bytes
+    salt: bytes
+    position: int
+    batch_path: tuple[bytes, ...]
+    commit_tx: bytes
+    log_index: int
+    log_path: tuple[bytes, ...]
+    checkpoint: Checkpoint
+
+    def verify(self, members: Collection[Address], threshold: int) -> Address:
+        """Check every link; return the author. Raises a VerificationError naming the link."""
+        label = self.header.label
+        self.checkpoint.verify(members, threshold)
+        head = self.checkpoint.head
+        if head.network_id != self.header.network_id:
+            raise RecordTampered(label, "checkpoint", "checkpoint of another network")
+        try:
+            merkle.verify_inclusion(
+                merkle.leaf_hash(self.commit_tx),
+                self.log_index,
+                head.size,
+                self.log_path,
+                head.root,
+            )
+        except InvalidProof as exc:
+            raise RecordTampered(label, "checkpoint", f"commit not in the log: {exc}") from None
+        tx = SignedTransaction.decode(self.commit_tx).tx
+        if tx.tx_type != COMMIT:
+            raise RecordTampered(label, "batch", f"log entry is a {tx.tx_type}, not a commit")
+        root = bytes.fromhex(str(tx.payload["root"])[2:])
+        count = int(tx.payload["count"])
+        commitment = sha256(COMMITMENT_LABEL + self.salt + self.header.digest + self.signature)
+        try:
+            merkle.verify_inclusion(
+                merkle.leaf_hash(commitment), self.position, count, self.batch_path, root
+            )
+        except InvalidProof as exc:
+            raise RecordTampered(label, "commitment", f"not in the batch: {exc}") from None
+        try:
+            return self.header.author(self.signature)
+        except InvalidInput as exc:
+            raise RecordTampered(label, "signature", str(exc)) from None
+
+    def to_json(self) -> dict[str, Any]:
+        h = self.header
+        return {
+            "header": {
+                "network": h.network_id,
+                "recordId": "0x" + h.record_id.hex(),
+                "version": h.version,
+                "previous": "0x" + h.previous.hex(),
+                "patient": h.patient,
+                "resourceType": h.resource_type,
+                "category": h.category,
+                "content": "0x" + h.content.hex(),
+                "ciphertext": "0x" + h.ciphertext.hex(),
+                "keys": "0x" + h.keys.hex(),
+            },
+            "signature": "0x" + self.signature.hex(),
+            "salt": "0x" + self.salt.hex(),
+            "position": self.position,
+            "batchPath": ["0x" + p.hex() for p in self.batch_path],
+            "commitTx": "0x" + self.commit_tx.hex(),
+            "logIndex": self.log_index,
+            "logPath": ["0x" + p.hex() for p in self.log_path],
+            "checkpoint": self.checkpoint.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> RecordProof:
+        try:
+            h = obj["header"]
+            header = RecordHeader(
+                network_id=int(h["network"]),
+                record_id=_hex(h["recordId"]),
+                version=int(h["version"]),
+                previous=_hex(h["previous"]),
+                patient=to_checksum_address(h["patient"]),
+                resource_type=str(h["resourceType"]),
+                category=str(h["category"]),
+                content=_hex(h["content"]),
+                ciphertext=_hex(h["ciphertext"]),
+                keys=_hex(h["keys"]),
+            )
+            return cls(
+                header=header,
+                signature=_hex(obj["signature"]),
+                salt=_hex(obj["salt"]),
+                position=int(obj["position"]),
+                batch_path=tuple(_hex(p) for p in obj["batchPath"]),
+                commit_tx=_hex(obj["commitTx"]),
+                log_index=int(obj["logIndex"]),
+                log_path=tuple(_hex(p) for p in obj["logPath"]),
+                checkpoint=Checkpoint.from_json(obj["checkpoint"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"record proof: malformed: {exc}") from None
+
+
+def _hex(value: object) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError("expected 0x-prefixed hex")
+    return bytes.fromhex(value[2:])
+
+
+def prove(stored: StoredRecord, vault: str, node: LedgerNode) -> RecordProof:
+    """The proof of a stored record up to the node's latest checkpoint."""
+    entry = batch_state(node.store, vault, stored.batch)
+    checkpoint = node.checkpoint()
+    if entry is None:
+        raise UnknownRecord(f"{stored.label}: its batch is not on the ledger")
+    index = int(entry["index"])
+    if checkpoint is None or checkpoint.head.size <= index:
+        raise UnknownRecord(f"{stored.label}: no checkpoint covers its batch yet")
+    return RecordProof(
+        header=stored.sealed.header,
+        signature=stored.sealed.signature,
+        salt=stored.sealed.salt,
+        position=stored.position,
+        batch_path=stored.proof,
+        commit_tx=node.store.tx_by_index(index).raw,
+        log_index=index,
+        log_path=tuple(node.inclusion_proof(index, checkpoint.head.size)),
+        checkpoint=checkpoint,
+    )
