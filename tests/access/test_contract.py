@@ -1,0 +1,258 @@
+"""The access contracts block by block: the seed's case, then every attack refused by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medledger.access import contract as access
+from medledger.access.approval import Approval
+from medledger.crypto import ecies
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.config import LedgerLimits
+from medledger.ledger.contracts import identity
+from medledger.ledger.executor import BlockExecutor
+from medledger.ledger.machine import StateMachine
+from medledger.ledger.ordering.base import Block
+from medledger.ledger.store import LedgerStore
+from medledger.ledger.tx import SignedTransaction
+from medledger.ledger.verify import decode_all
+from tests.ledger.consortium import NETWORK_ID, Consortium, key, make_consortium
+
+HOUR_NS = 3600 * 10**9
+T0 = 1_800_000_000 * 10**9
+LAB_RECORD = "0x" + "ab" * 32
+
+PATIENT = key("patient")
+DR_A, NURSE_A, PHARMACIST_A = key("dr-a"), key("nurse-a"), key("pharmacist-a")
+DR_B = key("dr-b")
+GUARDIAN, STRANGER = key("guardian"), key("stranger")
+
+TWO_OF_THREE = {
+    "approvers": {
+        "k_of": 2,
+        "of": [{"patient": True}, {"person": DR_A.address}, {"role": "nurse"}],
+    },
+    "purposes": ["TREAT", "ETREAT"],
+    "max_duration_s": 7 * 24 * 3600,
+}
+
+
+class Ledger:
+    def __init__(self, tmp_path: Path) -> None:
+        self.c: Consortium = make_consortium()
+        self.store = LedgerStore.open(str(tmp_path / "state.db"))
+        machine = StateMachine(access.access_contracts(), NETWORK_ID, self.c.genesis.tx_id)
+        self.executor = BlockExecutor(self.store, machine)
+        self.seq = 0
+        self.now = T0
+        assert self.run(self.c.genesis) == [None]
+        hospital_a, hospital_b = self.c.keys[0], self.c.keys[1]
+        staff = [(hospital_a, DR_A, "doctor"), (hospital_a, NURSE_A, "nurse"),
+                 (hospital_b, DR_B, "doctor")]  # fmt: skip
+        for institution, person, role in staff:
+            payload = {"address": person.address, "role": role}
+            self.ok(institution, identity.REGISTER_PARTICIPANT, payload)
+        self.ok(self.c.keys[0], identity.REGISTER_PARTICIPANT,
+                {"address": PHARMACIST_A.address, "role": "officer"})  # fmt: skip
+        encryption_key = "0x" + ecies.public_bytes(ecies.generate_private_key()).hex()
+        self.ok(PATIENT, identity.REGISTER_SUBJECT, {"encryption_key": encryption_key})
+
+    def run(self, *txs: SignedTransaction, at: int | None = None) -> list[str | None]:
+        self.seq += 1
+        self.now = at if at is not None else self.now + 10**9
+        raws = tuple(t.encode() for t in txs)
+        block = Block(self.seq, self.now, raws)
+        return [o.code for o in self.executor.apply(block, decode_all(raws, LedgerLimits()))]
+
+    def send(
+        self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], **kw: Any
+    ) -> str | None:
+        tx = self.c.tx(signer, tx_type, payload, advance=False)
+        (code,) = self.run(tx, **kw)
+        if code is None:
+            self.c.nonces[signer.address] = self.c.nonces.get(signer.address, 0) + 1
+        return code
+
+    def ok(self, signer: PrivateKey, tx_type: str, payload: dict[str, Any]) -> None:
+        assert self.send(signer, tx_type, payload) is None
+
+    def request(self, requester: PrivateKey = DR_B, **changes: Any) -> tuple[str | None, bytes]:
+        payload = {
+            "patient": PATIENT.address,
+            "categories": ["labs"],
+            "purpose": "TREAT",
+            "duration_s": 3600,
+            **changes,
+        }
+        tx = self.c.tx(requester, access.REQUEST, payload, advance=False)
+        (code,) = self.run(tx)
+        if code is None:
+            self.c.nonces[requester.address] = self.c.nonces.get(requester.address, 0) + 1
+        return code, tx.tx_id
+
+    def approval(self, request_id: bytes, signer: PrivateKey, *, requester: PrivateKey = DR_B,
+                 not_after_ns: int | None = None) -> dict[str, Any]:  # fmt: skip
+        not_after_ms = (not_after_ns or self.now + HOUR_NS) // 10**6
+        approval = Approval(NETWORK_ID, request_id, PATIENT.address, requester.address,
+                            not_after_ms)  # fmt: skip
+        return {"signer": signer.address, "not_after_ms": not_after_ms,
+                "signature": "0x" + approval.sign(signer).hex()}  # fmt: skip
+
+    def approve(self, request_id: bytes, *approvals: dict[str, Any]) -> str | None:
+        payload = {"request": "0x" + request_id.hex(), "approvals": list(approvals)}
+        return self.send(DR_B, access.APPROVE, payload)
+
+    def grant(self, request_id: bytes) -> Any:
+        return self.store.get(access.GRANT_NS, "0x" + request_id.hex())
+
+    def receipt(self, request_id: bytes, *, custodian: int = 0, category: str = "labs",
+                record: str = LAB_RECORD, **kw: Any) -> str | None:  # fmt: skip
+        payload = {"grant": "0x" + request_id.hex(), "record": record, "category": category}
+        return self.send(self.c.keys[custodian], access.RECEIPT, payload, **kw)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(tmp_path)
+    ledger.ok(PATIENT, access.SET_POLICY, {"category": "labs", "policy": TWO_OF_THREE})
+    yield ledger
+    ledger.store.close()
+
+
+def test_the_seed_case_two_of_three_approve_and_every_read_is_receipted(ledger: Ledger) -> None:
+    code, request_id = ledger.request()
+    assert code is None
+    assert ledger.grant(request_id) is None
+    assert ledger.approve(request_id, ledger.approval(request_id, PATIENT),
+                          ledger.approval(request_id, DR_A)) is None  # fmt: skip
+    grant = ledger.grant(request_id)
+    assert grant["status"] == "active" and grant["requester"] == DR_B.address
+    assert grant["policies"] == {"labs": 1}
+    assert ledger.receipt(request_id, custodian=0) is None
+    assert ledger.receipt(request_id, custodian=1) is None
+    audit = [ledger.store.get(access.AUDIT_NS, access.audit_key(PATIENT.address, n))
+             for n in range(2)]  # fmt: skip
+    assert [(a["reader"], a["record"], a["purpose"]) for a in audit] == [
+        (DR_B.address, LAB_RECORD, "TREAT")
+    ] * 2
+    assert {a["custodian"] for a in audit} == {ledger.c.keys[0].address, ledger.c.keys[1].address}
+
+
+def test_approvals_may_arrive_one_by_one(ledger: Ledger) -> None:
+    _, request_id = ledger.request()
+    assert ledger.approve(request_id, ledger.approval(request_id, NURSE_A)) is None
+    assert ledger.grant(request_id) is None
+    assert ledger.approve(request_id, ledger.approval(request_id, DR_A)) is None
+    assert ledger.grant(request_id)["approvers"] == sorted([NURSE_A.address, DR_A.address])
+
+
+@pytest.mark.parametrize(
+    ("name", "approvers"),
+    [
+        ("one approval", [PATIENT]),
+        ("one signer counted twice", [PATIENT, PATIENT]),
+        ("a signer without the role", [PATIENT, PHARMACIST_A]),
+        ("a stranger", [PATIENT, STRANGER]),
+        ("the requester approving itself", [DR_B, PATIENT]),
+    ],
+)
+def test_approvals_that_do_not_meet_the_policy_grant_nothing(
+    ledger: Ledger, name: str, approvers: list[PrivateKey]
+) -> None:
+    _, request_id = ledger.request()
+    approvals = [ledger.approval(request_id, signer) for signer in approvers]
+    assert ledger.approve(request_id, *approvals) is None, name
+    assert ledger.grant(request_id) is None, name
+    assert ledger.receipt(request_id) == "no_grant", name
+
+
+def test_an_approval_replayed_for_another_request_is_refused(ledger: Ledger) -> None:
+    _, first = ledger.request()
+    _, second = ledger.request()
+    stolen = ledger.approval(first, DR_A)
+    assert ledger.approve(second, ledger.approval(second, PATIENT), stolen) == "bad_approval"
+    assert ledger.grant(second) is None
+
+
+def test_an_expired_approval_is_refused(ledger: Ledger) -> None:
+    _, request_id = ledger.request()
+    late = ledger.approval(request_id, DR_A, not_after_ns=ledger.now - 1)
+    assert ledger.approve(request_id, ledger.approval(request_id, PATIENT), late) == (
+        "approval_expired"
+    )
+
+
+def test_a_grant_expires_and_a_revoked_grant_ends_at_once(ledger: Ledger) -> None:
+    _, request_id = ledger.request()
+    ledger.approve(request_id, ledger.approval(request_id, PATIENT),
+                   ledger.approval(request_id, DR_A))  # fmt: skip
+    granted = ledger.grant(request_id)["granted_ns"]
+    assert ledger.receipt(request_id, at=granted + HOUR_NS - 1) is None
+    assert ledger.receipt(request_id, at=granted + HOUR_NS) == "grant_expired"
+    _, other = ledger.request()
+    ledger.approve(other, ledger.approval(other, PATIENT), ledger.approval(other, DR_A))
+    assert ledger.send(DR_B, access.REVOKE, {"grant": "0x" + other.hex()}) == "not_patient"
+    assert ledger.send(PATIENT, access.REVOKE, {"grant": "0x" + other.hex()}) is None
+    assert ledger.receipt(other) == "grant_revoked"
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"purpose": "HPAYMT"}, "purpose_not_allowed"),
+        ({"duration_s": 8 * 24 * 3600}, "duration_too_long"),
+        ({"categories": ["astrology"]}, "invalid_payload"),
+        ({"patient": STRANGER.address}, "invalid_payload"),
+    ],
+)
+def test_requests_outside_the_policy_are_refused(
+    ledger: Ledger, changes: dict[str, Any], code: str
+) -> None:
+    assert ledger.request(**changes)[0] == code
+
+
+def test_only_participants_and_members_may_request(ledger: Ledger) -> None:
+    assert ledger.request(STRANGER)[0] == "unauthorized"
+    assert ledger.request(PATIENT)[0] == "unauthorized"
+
+
+def test_a_cel_condition_decides_with_the_request_in_view(ledger: Ledger) -> None:
+    policy = {**TWO_OF_THREE, "condition": "request.requester_role == 'nurse'"}
+    ledger.ok(PATIENT, access.SET_POLICY, {"category": "labs", "policy": policy})
+    assert ledger.request(DR_B)[0] == "condition_failed"
+    assert ledger.request(NURSE_A)[0] is None
+
+
+def test_a_category_without_a_policy_needs_the_patient(ledger: Ledger) -> None:
+    _, request_id = ledger.request(categories=["imaging"])
+    assert ledger.approve(request_id, ledger.approval(request_id, DR_A)) is None
+    assert ledger.grant(request_id) is None
+    assert ledger.approve(request_id, ledger.approval(request_id, PATIENT)) is None
+    assert ledger.grant(request_id)["policies"] == {"imaging": 0}
+
+
+def test_receipts_are_checked_against_the_grant(ledger: Ledger) -> None:
+    _, request_id = ledger.request()
+    ledger.approve(request_id, ledger.approval(request_id, PATIENT),
+                   ledger.approval(request_id, DR_A))  # fmt: skip
+    assert ledger.receipt(request_id, category="mental-health") == "out_of_scope"
+    payload = {"grant": "0x" + request_id.hex(), "record": LAB_RECORD, "category": "labs"}
+    assert ledger.send(DR_B, access.RECEIPT, payload) == "unauthorized"
+    assert ledger.receipt(b"\x01" * 32) == "no_grant"
+
+
+def test_policies_are_set_by_the_patient_or_a_guardian_and_versioned(ledger: Ledger) -> None:
+    payload = {"patient": PATIENT.address, "category": "labs", "policy": TWO_OF_THREE}
+    assert ledger.send(GUARDIAN, access.SET_POLICY, payload) == "not_patient"
+    ledger.ok(PATIENT, access.SET_GUARDIANS, {"guardians": [GUARDIAN.address]})
+    assert ledger.send(GUARDIAN, access.SET_POLICY, payload) is None
+    entry = ledger.store.get(access.POLICY_NS, access.policy_key(PATIENT.address, "labs"))
+    assert (entry["version"], entry["set_by"]) == (2, GUARDIAN.address)
+    bad = {**TWO_OF_THREE, "approvers": {"k_of": 4, "of": [{"patient": True}]}}
+    assert ledger.send(PATIENT, access.SET_POLICY, {"category": "labs", "policy": bad}) == (
+        "invalid_policy"
+    )
