@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
+from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
@@ -58,7 +59,11 @@ class World:
 
 @asynccontextmanager
 async def world(
-    tmp_path: Path, *, vault_url: str | None = None, batch_records: int = 64
+    tmp_path: Path,
+    *,
+    vault_url: str | None = None,
+    batch_records: int = 64,
+    registry: ContractRegistry | None = None,
 ) -> AsyncIterator[World]:
     consortium = make_consortium()
     orderer = EmbeddedOrderer(tmp_path / "ordering.db")
@@ -66,7 +71,7 @@ async def world(
         genesis=consortium.genesis,
         store=LedgerStore.open(str(tmp_path / "ledger.db")),
         orderer=orderer,
-        registry=records_contracts(),
+        registry=registry or records_contracts(),
         key=consortium.keys[0],
         name="hospital",
     )

@@ -1,0 +1,88 @@
+"""Reading a record under a grant: ask every custodian, combine t shares, decrypt.
+
+The reader makes a one-time X25519 key, signs a release request for it, and asks
+all custodians at once; each writes its receipt before it answers. Any t shares
+rebuild the data key; with fewer, the reader learns which custodians refused and
+why, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from medledger.access.custodian import ReleaseAsk, ReleasedShare
+from medledger.access.release import CommittedRecord, Release
+from medledger.crypto import ecies, shamir
+from medledger.crypto.errors import InsufficientShares
+from medledger.crypto.keys import Address, PrivateKey
+from medledger.errors import MedledgerError
+from medledger.ledger.node import LedgerNode
+from medledger.records.contract import batch_state
+from medledger.records.errors import UnknownRecord
+from medledger.records.sealed import open_with_shares
+from medledger.records.store import StoredRecord
+
+RELEASE_TTL_MS = 60_000
+
+
+class CustodianEndpoint(Protocol):
+    @property
+    def address(self) -> Address: ...
+
+    async def release(self, ask: ReleaseAsk) -> ReleasedShare: ...
+
+
+def committed_record(stored: StoredRecord, vault: str, node: LedgerNode) -> CommittedRecord:
+    """A stored record with where its batch sits in the log."""
+    entry = batch_state(node.store, vault, stored.batch)
+    if entry is None:
+        raise UnknownRecord(f"{stored.label}: its batch is not on the ledger")
+    return CommittedRecord(stored.sealed, stored.position, stored.proof, int(entry["index"]))
+
+
+async def read_record(
+    reader: PrivateKey,
+    grant: bytes,
+    record: CommittedRecord,
+    *,
+    custodians: Sequence[CustodianEndpoint],
+    threshold: int,
+) -> bytes:
+    """The record's canonical JSON, from ``threshold`` custodian shares."""
+    one_time = ecies.generate_private_key()
+    release = Release(
+        record.sealed.header.network_id,
+        grant,
+        record.commitment,
+        ecies.public_bytes(one_time),
+        time.time_ns() // 1_000_000 + RELEASE_TTL_MS,
+    )
+    # Custodians need the header and wrapped keys, not the ciphertext.
+    light = dataclasses.replace(record, sealed=dataclasses.replace(record.sealed, ciphertext=b""))
+    ask = ReleaseAsk(release, release.sign(reader), light)
+    answers = await asyncio.gather(
+        *(custodian.release(ask) for custodian in custodians), return_exceptions=True
+    )
+    shares: list[shamir.Share] = []
+    refusals: list[str] = []
+    for custodian, answer in zip(custodians, answers, strict=True):
+        if isinstance(answer, ReleasedShare):
+            opened = ecies.open_sealed(
+                one_time, answer.sealed, release.share_binding(custodian.address)
+            )
+            shares.append(shamir.Share(opened[0], opened[1:]))
+        elif isinstance(answer, MedledgerError):
+            refusals.append(f"{custodian.address}: {answer}")
+        else:
+            raise answer
+    if len(shares) < threshold:
+        why = "; ".join(refusals)
+        raise InsufficientShares(
+            f"released by {len(shares)} of {len(custodians)} custodians, "
+            f"{threshold} required: {why}"
+        )
+    return open_with_shares(record.sealed, shares[:threshold])
