@@ -256,3 +256,63 @@ def test_policies_are_set_by_the_patient_or_a_guardian_and_versioned(ledger: Led
     assert ledger.send(PATIENT, access.SET_POLICY, {"category": "labs", "policy": bad}) == (
         "invalid_policy"
     )
+
+
+OFFICER = PHARMACIST_A  # registered with the on-call "officer" role
+
+
+def _emergency(ledger: Ledger, **changes: Any) -> tuple[str | None, bytes]:
+    defaults: dict[str, Any] = {
+        "emergency": True,
+        "categories": ["allergies", "medications"],
+        "purpose": "ETREAT",
+        "duration_s": 4 * 3600,
+    }
+    return ledger.request(DR_B, **{**defaults, **changes})
+
+
+def test_break_glass_takes_the_doctor_and_one_officer_and_notifies_the_patient(
+    ledger: Ledger,
+) -> None:
+    code, request_id = _emergency(ledger)
+    assert code is None
+    assert ledger.approve(request_id, ledger.approval(request_id, DR_B)) is None
+    assert ledger.grant(request_id) is None
+    assert ledger.approve(request_id, ledger.approval(request_id, OFFICER)) is None
+    grant = ledger.grant(request_id)
+    assert grant["emergency"] is True
+    notice = ledger.store.get(access.NOTICE_NS, access.audit_key(PATIENT.address, 0))
+    assert (notice["grant"], notice["requester"]) == ("0x" + request_id.hex(), DR_B.address)
+    assert ledger.receipt(request_id, category="allergies") is None
+    audit = ledger.store.get(access.AUDIT_NS, access.audit_key(PATIENT.address, 0))
+    assert audit["emergency"] is True
+    assert ledger.receipt(request_id, category="labs") == "out_of_scope"
+
+
+@pytest.mark.parametrize(
+    ("requester", "changes", "code"),
+    [
+        (DR_B, {"categories": ["mental-health"]}, "out_of_scope"),
+        (DR_B, {"duration_s": 25 * 3600}, "duration_too_long"),
+        (DR_B, {"purpose": "TREAT"}, "purpose_not_allowed"),
+        (NURSE_A, {}, "unauthorized"),
+    ],
+)
+def test_break_glass_stays_narrow(
+    ledger: Ledger, requester: PrivateKey, changes: dict[str, Any], code: str
+) -> None:
+    defaults: dict[str, Any] = {
+        "emergency": True,
+        "categories": ["allergies"],
+        "purpose": "ETREAT",
+        "duration_s": 3600,
+    }
+    assert ledger.request(requester, **{**defaults, **changes})[0] == code
+
+
+def test_break_glass_needs_two_distinct_people(ledger: Ledger) -> None:
+    _, request_id = _emergency(ledger)
+    doctor_twice = [ledger.approval(request_id, DR_B), ledger.approval(request_id, DR_B)]
+    assert ledger.approve(request_id, *doctor_twice) is None
+    assert ledger.approve(request_id, ledger.approval(request_id, NURSE_A)) is None
+    assert ledger.grant(request_id) is None

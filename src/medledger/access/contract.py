@@ -9,6 +9,10 @@
   distinct signers resolved to their roles at this point in the log. Approvals
   may come all at once or one by one.
 - ``access.revoke``: the patient (or a guardian) ends a grant at once.
+- Break-glass: a request marked ``emergency`` skips the patient's policies for a
+  fixed rule (the asking doctor and one on-call officer), reaches only the
+  International Patient Summary categories, for at most 24 hours; the grant leaves
+  a notice for the patient and every read under it is flagged for review.
 - ``access.receipt``: a custodian records, before it releases a key share, that a
   grant's holder reads a record: checked against the grant at this point in the
   log, then indexed for the patient's audit.
@@ -26,16 +30,18 @@ from medledger.access.approval import Approval
 from medledger.access.errors import (
     ApprovalExpired,
     BadApproval,
+    DurationTooLong,
     GrantExpired,
     GrantRevoked,
     NoGrant,
     NotPatient,
     OutOfScope,
     PolicyNotSatisfied,
+    PurposeNotAllowed,
     UnknownRequest,
 )
 from medledger.access.policy import Policy, default_policy
-from medledger.access.rules import Signer
+from medledger.access.rules import KOf, Person, Role, Signer
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
@@ -66,6 +72,16 @@ GRANT_NS = "access.grant"
 RECEIPT_NS = "access.receipt"
 AUDIT_NS = "access.audit"
 AUDIT_COUNT_NS = "access.audit_count"
+
+NOTICE_NS = "access.notice"
+NOTICE_COUNT_NS = "access.notice_count"
+
+#: Break-glass reaches only the International Patient Summary's categories.
+EMERGENCY_CATEGORIES = frozenset({"allergies", "medications", "conditions", "immunizations"})
+EMERGENCY_PURPOSES = frozenset({"ETREAT", "BTG"})
+EMERGENCY_MAX_S = 24 * 3600
+EMERGENCY_REQUESTER_ROLE = "doctor"
+EMERGENCY_APPROVER_ROLE = "officer"
 
 MAX_GUARDIANS = 4
 MAX_CATEGORIES = 16
@@ -188,9 +204,13 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
     records = ctx.payload.get("records", [])
     if not isinstance(records, list) or len(records) > MAX_RECORDS:
         raise InvalidPayload(f"records: expected a list of at most {MAX_RECORDS} commitments")
+    emergency = ctx.payload.get("emergency", False)
+    if not isinstance(emergency, bool):
+        raise InvalidPayload("emergency: expected true or false")
     entry = {
         "requester": ctx.sender,
         "patient": patient,
+        "emergency": emergency,
         "categories": _categories(ctx.payload),
         "records": ["0x" + p.hex_bytes({"r": r}, "r", 32).hex() for r in records],
         "purpose": p.text(ctx.payload, "purpose", max_length=16),
@@ -199,8 +219,32 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
         "signers": [],
         "status": "pending",
     }
-    _check_terms(view, entry, ctx.timestamp_ns)
+    if emergency:
+        _check_emergency(entry, requester)
+    else:
+        _check_terms(view, entry, ctx.timestamp_ns)
     return [Write(REQUEST_NS, "0x" + ctx.tx_id.hex(), entry)]
+
+
+def _check_emergency(entry: Mapping[str, Any], requester: Signer) -> None:
+    """Break-glass: narrow, short, and only for a clinician in the emergency role."""
+    if requester.role != EMERGENCY_REQUESTER_ROLE:
+        raise Unauthorized(f"break-glass needs the {EMERGENCY_REQUESTER_ROLE} role")
+    outside = sorted(set(entry["categories"]) - EMERGENCY_CATEGORIES)
+    if outside:
+        raise OutOfScope(f"break-glass does not reach {', '.join(outside)}")
+    if entry["purpose"] not in EMERGENCY_PURPOSES:
+        raise PurposeNotAllowed(
+            f"break-glass purpose must be ETREAT or BTG, not {entry['purpose']}"
+        )
+    if entry["duration_s"] > EMERGENCY_MAX_S:
+        raise DurationTooLong(f"break-glass lasts at most {EMERGENCY_MAX_S} s")
+
+
+def _emergency_rule(entry: Mapping[str, Any]) -> Policy:
+    # The clinician who asks and one on-call officer: two distinct people.
+    approvers = KOf(2, (Person(entry["requester"]), Role(EMERGENCY_APPROVER_ROLE)))
+    return Policy(approvers, EMERGENCY_PURPOSES, EMERGENCY_MAX_S)
 
 
 def _approvers(ctx: TxContext, request_id: bytes, entry: Mapping[str, Any]) -> set[Address]:
@@ -235,16 +279,20 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
     signers = _approvers(ctx, bytes.fromhex(request_key[2:]), entry)
     resolved = [_requester(view, address) for address in sorted(signers)]
     updated = {**entry, "signers": sorted(signers)}
+    emergency = bool(entry.get("emergency"))
     waiting = []
     for category in entry["categories"]:
-        policy, _ = current_policy(view, entry["patient"], category)
+        if emergency:
+            policy = _emergency_rule(entry)
+        else:
+            policy, _ = current_policy(view, entry["patient"], category)
         try:
             policy.check_approvals(entry["patient"], resolved)
         except PolicyNotSatisfied as exc:
             waiting.append(f"{category}: {exc}")
     if waiting:
         return [Write(REQUEST_NS, request_key, updated)]
-    versions = _check_terms(view, entry, ctx.timestamp_ns)
+    versions = {} if emergency else _check_terms(view, entry, ctx.timestamp_ns)
     grant = {
         "requester": entry["requester"],
         "patient": entry["patient"],
@@ -257,10 +305,23 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
         "granted_ns": ctx.timestamp_ns,
         "expires_ns": ctx.timestamp_ns + entry["duration_s"] * NS_PER_S,
         "status": "active",
+        "emergency": emergency,
     }
-    return [
+    writes = [
         Write(REQUEST_NS, request_key, {**updated, "status": "granted"}),
         Write(GRANT_NS, request_key, grant),
+    ]
+    if emergency:
+        writes += _notify(view, entry["patient"], {"grant": request_key, **grant})
+    return writes
+
+
+def _notify(view: StateView, patient: Address, notice: Mapping[str, Any]) -> list[Write]:
+    """A notice the patient sees (break-glass grants)."""
+    count = int(view.get(NOTICE_COUNT_NS, patient) or 0)
+    return [
+        Write(NOTICE_NS, audit_key(patient, count), dict(notice)),
+        Write(NOTICE_COUNT_NS, patient, count + 1),
     ]
 
 
@@ -304,6 +365,8 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         "custodian": ctx.sender,
         "index": ctx.index,
         "timestamp_ns": ctx.timestamp_ns,
+        # Every read under break-glass is flagged for review.
+        "emergency": bool(grant.get("emergency")),
     }
     return [
         Write(RECEIPT_NS, entry["receipt"], entry),
