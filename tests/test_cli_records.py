@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from medledger.access import contract as access
+from medledger.access.approval import Approval
+from medledger.access.custodian import Custodian
+from medledger.access.reader import committed_record, read_record
 from medledger.crypto.canonical import canonical_json
+from medledger.node.home import CLINICIAN, CUSTODIAN_LABEL, FOUNDERS, Home, encryption_key
+from medledger.records.synthetic import generate_patients
 from tests.conftest import new_postgres_database
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / "r4"
@@ -126,3 +134,71 @@ def test_the_vault_can_live_in_postgresql(tmp_path: Path, postgres_url: str) -> 
     assert not (home / "vault.db").exists()
     # The same home without the URL looks at an empty SQLite vault: nothing verifies.
     assert medledger(home, "verify").returncode == 3
+
+
+def test_the_audit_shows_each_read_of_a_patient_s_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps(lab_result()))
+    assert medledger(home, "init", "--scrypt-n", "1024").returncode == 0
+    assert medledger(home, "patient", "add", "ann", "--scrypt-n", "1024").returncode == 0
+    imported = medledger(home, "records", "import", "--patient", "ann", str(lab), "--json")
+    record_id = bytes.fromhex(json.loads(imported.stdout)["written"][0]["record"])
+    empty = medledger(home, "audit", "--patient", "ann", "--json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
+
+    monkeypatch.setenv("MEDLEDGER_PASSPHRASE", PASSPHRASE)
+    asyncio.run(_read_under_a_grant(Home(home), record_id))
+
+    shown = medledger(home, "audit", "--patient", "ann", "--json")
+    assert shown.returncode == 0, shown.stderr
+    entries = json.loads(shown.stdout)
+    assert len(entries) == 3
+    assert {e["purpose"] for e in entries} == {"TREAT"}
+    assert all(e["checkpoint"] and e["proof"] for e in entries)
+    table = medledger(home, "audit", "--patient", "ann")
+    assert table.stdout.count("TREAT") == 3 and "pending" not in table.stdout
+
+
+async def _read_under_a_grant(home: Home, record_id: bytes) -> None:
+    """Dr Lee asks for Ann's labs, Ann approves, the custodians release, Dr Lee reads."""
+    async with home.session(writer=FOUNDERS[0][0]) as session:
+        node = session.node
+        doctor = home.load_key(CLINICIAN)
+        patient = home.load_key(home.patient_name("ann"))
+        payload = {"patient": patient.address, "categories": ["labs"], "purpose": "TREAT",
+                   "duration_s": 3600}  # fmt: skip
+        asked = await node.submit_payload(doctor, access.REQUEST, payload)
+        not_after = time.time_ns() // 10**6 + 60_000
+        approval = Approval(node.network_id, asked.tx_id, patient.address, doctor.address,
+                            not_after)  # fmt: skip
+        approvals = [{"signer": patient.address, "not_after_ms": not_after,
+                      "signature": "0x" + approval.sign(patient).hex()}]  # fmt: skip
+        await node.submit_payload(
+            doctor, access.APPROVE, {"request": "0x" + asked.tx_id.hex(), "approvals": approvals}
+        )
+        custodians = [
+            Custodian(
+                node,
+                home.load_key(ident),
+                encryption_key(home.load_key(f"{ident}-custodian"), CUSTODIAN_LABEL),
+            )
+            for ident, _ in FOUNDERS
+        ]
+        stored = session.store.get(record_id)
+        record = committed_record(stored, "0x" + session.store.vault_id.hex(), node)
+        text = await read_record(doctor, asked.tx_id, record, custodians=custodians, threshold=2)
+        assert json.loads(text)["resourceType"] == "Observation"
+        await session.checkpoint()
+
+
+def lab_result() -> dict[str, object]:
+    (patient,) = generate_patients(1, seed=5, records_per_patient=40)
+    return next(
+        r
+        for r in patient.resources
+        if r["resourceType"] == "Observation"
+        and r["category"][0]["coding"][0]["code"] == "laboratory"
+    )

@@ -12,6 +12,7 @@ import pytest
 
 from medledger.access import contract as access
 from medledger.access.approval import Approval
+from medledger.access.audit import audit_log
 from medledger.access.custodian import Custodian
 from medledger.access.errors import BadApproval, GrantRevoked, NoGrant, OutOfScope
 from medledger.access.reader import committed_record, read_record
@@ -204,3 +205,18 @@ def test_refusals_are_ledger_rejections_with_stable_codes(error: type[Exception]
     from medledger.ledger.errors import rejection_from_code
 
     assert type(rejection_from_code(error.code, "x")) is error  # type: ignore[attr-defined]
+
+
+def test_the_patient_audit_lists_every_read_with_its_proof(tmp_path: Path) -> None:
+    async def scenario(s: Scene) -> None:
+        await read_record(DR_B, s.grant, s.lab, custodians=s.custodians[:2], threshold=2)
+        await s.w.checkpoint()
+        await read_record(DR_B, s.grant, s.lab, custodians=s.custodians[1:], threshold=2)
+        entries = audit_log(s.w.node, s.patient.address)
+        assert [e.reader for e in entries] == [DR_B.address] * 4
+        assert [e.checkpoint_size is not None for e in entries] == [True, True, False, False]
+        assert all(e.proof for e in entries[:2])
+        assert {e.custodian for e in entries} == {c.address for c in s.custodians}
+        assert audit_log(s.w.node, s.other.address) == []
+
+    run(tmp_path, scenario)

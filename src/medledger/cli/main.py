@@ -28,6 +28,7 @@ app.add_typer(records.patient_app, name="patient")
 app.add_typer(records.records_app, name="records")
 app.command("init")(records.init)
 app.command("verify")(records.verify)
+app.command("audit")(records.audit)
 err = Console(stderr=True)
 
 EXIT_CODES: dict[type[MedledgerError], int] = {InvalidInput: 3, TransportError: 4, UsageError: 2}

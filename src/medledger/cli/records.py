@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from medledger.access.audit import AuditEntry, audit_log
 from medledger.errors import InvalidInput, UsageError, VerificationError
 from medledger.node.home import CLINICIAN, FOUNDERS, PATIENT_LABEL, Home, encryption_key
 from medledger.records.contract import batch_state
@@ -294,6 +295,37 @@ def _record_id(record: str) -> bytes:
         return bytes.fromhex(record)
     except ValueError:
         raise UsageError(f"record id {record!r} is not hex") from None
+
+
+def audit(
+    patient: Annotated[str, typer.Option(help="The patient's alias.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every read of a patient's records: who, what, when, why, under which grant, proven."""
+    here = Home.at(home)
+    address = here.address_of(here.patient_name(patient))
+
+    async def run() -> list[AuditEntry]:
+        async with here.session() as session:
+            return audit_log(session.node, address)
+
+    entries = asyncio.run(run())
+    if as_json:
+        print(json.dumps([e.to_json() for e in entries]))
+        return
+    table = Table("when (UTC)", "reader", "record", "category", "purpose", "custodian", "proof")
+    for e in entries:
+        when = datetime.fromtimestamp(e.timestamp_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        proof = f"in {e.checkpoint_size}" if e.checkpoint_size else "pending"
+        flag = " [red]BREAK-GLASS[/red]" if e.emergency else ""
+        table.add_row(when, _short(e.reader), _short(e.record), e.category, e.purpose + flag,
+                      _short(e.custodian), proof)  # fmt: skip
+    out.print(table if entries else f"No reads of {patient}'s records.")
+
+
+def _short(hex_value: str) -> str:
+    return hex_value[:6] + "…" + hex_value[-4:]
 
 
 def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from medledger.access.contract import access_contracts
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
 from medledger.crypto.keystore import decrypt_keystore, encrypt_keystore
@@ -35,7 +36,6 @@ from medledger.ledger.genesis import Founder, build_genesis, load_genesis, save_
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
-from medledger.records.contract import records_contracts
 from medledger.records.store import VaultStore
 
 HOME_ENV = "MEDLEDGER_HOME"
@@ -187,7 +187,7 @@ class Home:
             genesis=genesis,
             store=LedgerStore.open(str(self.path / "ledger.db")),
             orderer=orderer,
-            registry=records_contracts(),
+            registry=access_contracts(),
             key=self.load_key(writer) if writer else None,
             name=FOUNDERS[0][0],
         )
