@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/medledger bench ledger --json --backend embedded
 	$(BIN)/medledger bench ledger --json --backend nats
 	$(BIN)/medledger bench ingest --json
+	$(BIN)/medledger bench access --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

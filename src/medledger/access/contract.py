@@ -23,7 +23,9 @@ only release after their receipt is in the log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from medledger.access.approval import Approval
@@ -104,8 +106,18 @@ def current_policy(view: StateView, patient: Address, category: str) -> tuple[Po
     """The patient's policy for a category and its version (0: the default policy)."""
     entry = view.get(POLICY_NS, policy_key(patient, category))
     if entry is None:
-        return default_policy(), 0
-    return Policy.from_json(entry["policy"]), int(entry["version"])
+        return _DEFAULT_POLICY, 0
+    return _parsed(json.dumps(entry["policy"], sort_keys=True)), int(entry["version"])
+
+
+_DEFAULT_POLICY = default_policy()
+
+
+@lru_cache(maxsize=4096)
+def _parsed(policy: str) -> Policy:
+    # Policies are immutable values and a patient's policy is read on every request and
+    # approval: parse (and compile the condition of) each distinct one once.
+    return Policy.from_json(json.loads(policy))
 
 
 def _require_patient(view: StateView, address: Address) -> None:

@@ -65,6 +65,19 @@ def bench_ingest(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+@bench_app.command("access")
+def bench_access(
+    reads: Annotated[int, typer.Option(min=10, help="End-to-end reads timed one by one.")] = 100,
+    grants: Annotated[int, typer.Option(min=10, help="Grants in flight at once.")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """Request -> 2-of-3 approvals -> grant -> threshold release -> decrypt of 1 MiB."""
+    from medledger.bench import access
+
+    result = access.run(reads=reads, grants=grants, progress=None if as_json else _progress)
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 @app.command("demo")
 def demo() -> None:
     """Tell the story of a consortium ledger, step by step, checking each step."""
