@@ -168,14 +168,24 @@ async def _read_under_a_grant(home: Home, record_id: bytes) -> None:
         node = session.node
         doctor = home.load_key(CLINICIAN)
         patient = home.load_key(home.patient_name("ann"))
-        payload = {"patient": patient.address, "categories": ["labs"], "purpose": "TREAT",
-                   "duration_s": 3600}  # fmt: skip
+        payload = {
+            "patient": patient.address,
+            "categories": ["labs"],
+            "purpose": "TREAT",
+            "duration_s": 3600,
+        }
         asked = await node.submit_payload(doctor, access.REQUEST, payload)
         not_after = time.time_ns() // 10**6 + 60_000
-        approval = Approval(node.network_id, asked.tx_id, patient.address, doctor.address,
-                            not_after)  # fmt: skip
-        approvals = [{"signer": patient.address, "not_after_ms": not_after,
-                      "signature": "0x" + approval.sign(patient).hex()}]  # fmt: skip
+        approval = Approval(
+            node.network_id, asked.tx_id, patient.address, doctor.address, not_after
+        )
+        approvals = [
+            {
+                "signer": patient.address,
+                "not_after_ms": not_after,
+                "signature": "0x" + approval.sign(patient).hex(),
+            }
+        ]
         await node.submit_payload(
             doctor, access.APPROVE, {"request": "0x" + asked.tx_id.hex(), "approvals": approvals}
         )
@@ -202,3 +212,47 @@ def lab_result() -> dict[str, object]:
         if r["resourceType"] == "Observation"
         and r["category"][0]["coding"][0]["code"] == "laboratory"
     )
+
+
+def test_a_patient_sets_policies_as_json_or_as_a_fhir_consent(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert medledger(home, "init", "--scrypt-n", "1024").returncode == 0
+    assert medledger(home, "patient", "add", "bea", "--scrypt-n", "1024").returncode == 0
+    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "labs")
+    assert json.loads(shown.stdout)["version"] == 0
+    policy = {
+        "approvers": {"k_of": 2, "of": [{"patient": True}, {"role": "doctor"}, {"role": "nurse"}]},
+        "purposes": ["TREAT"],
+        "max_duration_s": 3600,
+    }
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    no_category = medledger(
+        home, "policy", "set", str(tmp_path / "policy.json"), "--patient", "bea"
+    )
+    assert no_category.returncode == 2 and "--category" in no_category.stderr
+    labs = medledger(
+        home,
+        "policy",
+        "set",
+        str(tmp_path / "policy.json"),
+        "--patient",
+        "bea",
+        "--category",
+        "labs",
+    )
+    assert labs.returncode == 0, labs.stderr
+    consent = medledger(
+        home, "policy", "show", "--patient", "bea", "--category", "labs", "--consent"
+    )
+    document = json.loads(consent.stdout)
+    assert document["resourceType"] == "Consent"
+    document["provision"]["class"][0]["code"] = "imaging"
+    (tmp_path / "consent.json").write_text(json.dumps(document))
+    imaging = medledger(home, "policy", "set", str(tmp_path / "consent.json"), "--patient", "bea")
+    assert imaging.returncode == 0, imaging.stderr
+    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "imaging")
+    assert json.loads(shown.stdout) == {"version": 1, "policy": {**policy, "condition": None}}
+    document["provision"]["type"] = "deny"
+    (tmp_path / "deny.json").write_text(json.dumps(document))
+    refused = medledger(home, "policy", "set", str(tmp_path / "deny.json"), "--patient", "bea")
+    assert refused.returncode == 3 and "permit" in refused.stderr

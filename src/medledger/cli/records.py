@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from medledger.access.audit import AuditEntry, audit_log
+from medledger.cli.options import HomeOption, JsonOption, ScryptOption
 from medledger.errors import InvalidInput, UsageError, VerificationError
 from medledger.node.home import CLINICIAN, FOUNDERS, PATIENT_LABEL, Home, encryption_key
 from medledger.records.contract import batch_state
@@ -32,16 +33,6 @@ err = Console(stderr=True)
 patient_app = typer.Typer(no_args_is_help=True, help="Patients of this home.")
 records_app = typer.Typer(no_args_is_help=True, help="Health records in this home's vault.")
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home", help="The medledger home (default: $MEDLEDGER_HOME or ./medledger-home)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
-ScryptOption = Annotated[
-    int, typer.Option("--scrypt-n", min=1024, help="Keystore scrypt cost (a power of two).")
-]
 # Below this many resources, starting worker processes costs more than it saves.
 PARALLEL_FROM = 512
 
