@@ -10,6 +10,7 @@ import pytest
 
 from medledger.access import contract as access
 from medledger.access.approval import Approval
+from medledger.access.audit import break_glass_notices
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.config import LedgerLimits
@@ -281,8 +282,9 @@ def test_break_glass_takes_the_doctor_and_one_officer_and_notifies_the_patient(
     assert ledger.approve(request_id, ledger.approval(request_id, OFFICER)) is None
     grant = ledger.grant(request_id)
     assert grant["emergency"] is True
-    notice = ledger.store.get(access.NOTICE_NS, access.audit_key(PATIENT.address, 0))
+    (notice,) = break_glass_notices(ledger.store, PATIENT.address)
     assert (notice["grant"], notice["requester"]) == ("0x" + request_id.hex(), DR_B.address)
+    assert notice["approvers"] == sorted([DR_B.address, OFFICER.address])
     assert ledger.receipt(request_id, category="allergies") is None
     audit = ledger.store.get(access.AUDIT_NS, access.audit_key(PATIENT.address, 0))
     assert audit["emergency"] is True

@@ -3,7 +3,8 @@
 Entries come from the receipts custodians append before releasing a share, so
 there is one for every read. Each carries the inclusion proof of its receipt in
 the latest cosigned checkpoint, checked here; a receipt newer than that
-checkpoint is listed as not yet proven.
+checkpoint is listed as not yet proven. Break-glass grants are listed as notices
+as soon as they are granted, whether or not anything was read under them yet.
 """
 
 from __future__ import annotations
@@ -11,9 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from medledger.access.contract import AUDIT_COUNT_NS, AUDIT_NS, audit_key
+from medledger.access.contract import (
+    AUDIT_COUNT_NS,
+    AUDIT_NS,
+    NOTICE_COUNT_NS,
+    NOTICE_NS,
+    audit_key,
+)
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address
+from medledger.ledger.contracts.base import StateView
 from medledger.ledger.node import LedgerNode
 
 
@@ -84,3 +92,25 @@ def audit_log(node: LedgerNode, patient: Address) -> list[AuditEntry]:
             )
         )
     return entries
+
+
+def break_glass_notices(state: StateView, patient: Address) -> list[dict[str, Any]]:
+    """Every emergency grant on the patient's data, oldest first, for them to review."""
+    count = int(state.get(NOTICE_COUNT_NS, patient) or 0)
+    notices = [state.get(NOTICE_NS, audit_key(patient, n)) for n in range(count)]
+    return [
+        {
+            key: notice[key]
+            for key in (
+                "grant",
+                "requester",
+                "categories",
+                "purpose",
+                "approvers",
+                "granted_ns",
+                "expires_ns",
+            )
+        }
+        for notice in notices
+        if notice is not None
+    ]

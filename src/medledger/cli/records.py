@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from medledger.access.audit import AuditEntry, audit_log
+from medledger.access.audit import AuditEntry, audit_log, break_glass_notices
 from medledger.cli.options import HomeOption, JsonOption, ScryptOption
 from medledger.errors import InvalidInput, UsageError, VerificationError
 from medledger.node.home import CLINICIAN, FOUNDERS, PATIENT_LABEL, Home, encryption_key
@@ -297,14 +297,20 @@ def audit(
     here = Home.at(home)
     address = here.address_of(here.patient_name(patient))
 
-    async def run() -> list[AuditEntry]:
+    async def run() -> tuple[list[AuditEntry], list[dict[str, Any]]]:
         async with here.session() as session:
-            return audit_log(session.node, address)
+            return audit_log(session.node, address), break_glass_notices(session.node.store, address)
 
-    entries = asyncio.run(run())
+    entries, notices = asyncio.run(run())
     if as_json:
-        print(json.dumps([e.to_json() for e in entries]))
+        print(json.dumps({"reads": [e.to_json() for e in entries], "break_glass": notices}))
         return
+    for notice in notices:
+        until = datetime.fromtimestamp(notice["expires_ns"] / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
+        out.print(
+            f"[red]BREAK-GLASS[/red] {_short(notice['requester'])} may read "
+            f"{', '.join(notice['categories'])} until {until} UTC ({notice['purpose']})"
+        )
     table = Table("when (UTC)", "reader", "record", "category", "purpose", "custodian", "proof")
     for e in entries:
         when = datetime.fromtimestamp(e.timestamp_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
