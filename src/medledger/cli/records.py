@@ -299,7 +299,8 @@ def audit(
 
     async def run() -> tuple[list[AuditEntry], list[dict[str, Any]]]:
         async with here.session() as session:
-            return audit_log(session.node, address), break_glass_notices(session.node.store, address)
+            notices = break_glass_notices(session.node.store, address)
+            return audit_log(session.node, address), notices
 
     entries, notices = asyncio.run(run())
     if as_json:
