@@ -17,9 +17,10 @@ from sqlalchemy import create_engine, text
 from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
-from medledger.access.reader import committed_record, read_record
+from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
 from medledger.node.home import CLINICIAN, CUSTODIAN_LABEL, FOUNDERS, Home, encryption_key
+from medledger.records.proof import committed_record
 from medledger.records.synthetic import generate_patients
 from tests.conftest import new_postgres_database
 

@@ -15,14 +15,14 @@ from medledger.access.approval import Approval
 from medledger.access.audit import audit_log
 from medledger.access.custodian import Custodian
 from medledger.access.errors import BadApproval, GrantRevoked, NoGrant, OutOfScope
-from medledger.access.reader import committed_record, read_record
-from medledger.access.release import CommittedRecord
+from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import TransportError
 from medledger.ledger.contracts import identity
 from medledger.records.importer import import_paths
+from medledger.records.proof import CommittedRecord, committed_record
 from medledger.records.synthetic import generate_patients
 from medledger.records.writer import patient_key
 from tests.ledger.consortium import custodian_private, key

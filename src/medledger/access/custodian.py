@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.access.contract import RECEIPT, active_grant
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
-from medledger.access.release import CommittedRecord, Release
+from medledger.access.release import Release
 from medledger.crypto import ecies
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.node import LedgerNode
+from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import unwrap_share
 
 NS_PER_MS = 1_000_000

@@ -15,16 +15,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShare
-from medledger.access.release import CommittedRecord, Release
+from medledger.access.release import Release
 from medledger.crypto import ecies, shamir
 from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import MedledgerError
-from medledger.ledger.node import LedgerNode
-from medledger.records.contract import batch_state
-from medledger.records.errors import UnknownRecord
+from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import open_with_shares
-from medledger.records.store import StoredRecord
 
 RELEASE_TTL_MS = 60_000
 
@@ -34,14 +31,6 @@ class CustodianEndpoint(Protocol):
     def address(self) -> Address: ...
 
     async def release(self, ask: ReleaseAsk) -> ReleasedShare: ...
-
-
-def committed_record(stored: StoredRecord, vault: str, node: LedgerNode) -> CommittedRecord:
-    """A stored record with where its batch sits in the log."""
-    entry = batch_state(node.store, vault, stored.batch)
-    if entry is None:
-        raise UnknownRecord(f"{stored.label}: its batch is not on the ledger")
-    return CommittedRecord(stored.sealed, stored.position, stored.proof, int(entry["index"]))
 
 
 async def read_record(

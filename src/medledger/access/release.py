@@ -9,9 +9,10 @@ this grant, this record (its commitment), re-encrypted to this one-time X25519
 key, until ``notAfter`` (ms). A custodian releases only to the grant's holder, and
 a captured request cannot redirect the share to another key.
 
-Along with it goes the sealed record's header, signature, salt, wrapped keys and
-the path of its commitment into a batch committed in the log: the custodian
-checks all of it against its own ledger before it writes a receipt.
+Along with it goes the record as committed (records/proof.py: its header,
+signature, salt, wrapped keys and the path of its commitment into a batch in the
+log): the custodian checks all of it against its own ledger before it writes a
+receipt.
 """
 
 from __future__ import annotations
@@ -20,14 +21,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from medledger.access.approval import domain_separator
-from medledger.crypto import eip712, merkle
-from medledger.crypto.canonical import sha256
-from medledger.crypto.errors import InvalidProof, InvalidSignature
+from medledger.crypto import eip712
 from medledger.crypto.keys import Address, PrivateKey, recover_address
-from medledger.ledger.tx import SignedTransaction
-from medledger.records.contract import COMMIT
-from medledger.records.errors import RecordTampered
-from medledger.records.sealed import COMMITMENT_LABEL, SealedRecord
 
 RELEASE_TYPES: dict[str, list[dict[str, str]]] = {
     "Release": [
@@ -71,44 +66,3 @@ class Release:
     def share_binding(self, custodian: Address) -> bytes:
         """Associated data of a released share: this release, this custodian."""
         return SHARE_LABEL + self.grant + self.record + bytes.fromhex(custodian[2:])
-
-
-@dataclass(frozen=True)
-class CommittedRecord:
-    """A sealed record with the path of its commitment into a logged batch."""
-
-    sealed: SealedRecord
-    position: int
-    batch_path: tuple[bytes, ...]
-    log_index: int
-
-    @property
-    def commitment(self) -> bytes:
-        return self.sealed.commitment
-
-    def check(self, logged_commit: bytes) -> Address:
-        """Check against the commit transaction the log holds at ``log_index``;
-        return the author."""
-        label = self.sealed.header.label
-        tx = SignedTransaction.decode(logged_commit).tx
-        if tx.tx_type != COMMIT:
-            raise RecordTampered(label, "batch", f"log entry {self.log_index} is not a commit")
-        root = bytes.fromhex(str(tx.payload["root"])[2:])
-        count = int(tx.payload["count"])
-        sealed = self.sealed
-        commitment = sha256(
-            COMMITMENT_LABEL + sealed.salt + sealed.header.digest + sealed.signature
-        )
-        try:
-            merkle.verify_inclusion(
-                merkle.leaf_hash(commitment), self.position, count, self.batch_path, root
-            )
-        except InvalidProof as exc:
-            raise RecordTampered(label, "commitment", f"not in the batch: {exc}") from None
-        if sealed.keys.digest != sealed.header.keys:
-            raise RecordTampered(label, "keys", "wrapped keys do not match the signed header")
-        # The ciphertext is not needed to release a share, so it is not checked here.
-        try:
-            return sealed.header.author(sealed.signature)
-        except InvalidSignature as exc:
-            raise RecordTampered(label, "signature", str(exc)) from None

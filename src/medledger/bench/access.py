@@ -25,7 +25,7 @@ from typing import Any
 from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
-from medledger.access.reader import committed_record, read_record
+from medledger.access.reader import read_record
 from medledger.bench.ledger import signature_floor
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
@@ -36,6 +36,7 @@ from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
+from medledger.records.proof import committed_record
 from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter, plan_new, sealing_context
 

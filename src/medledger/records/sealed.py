@@ -143,6 +143,11 @@ class KeyWrapper:
         return WrappedKeys(self.custodians.threshold, self._addresses, shares, patient)
 
 
+def record_commitment(salt: bytes, header_digest: bytes, signature: bytes) -> bytes:
+    """A record's salted commitment: its leaf in a batch's Merkle tree."""
+    return sha256(COMMITMENT_LABEL + salt + header_digest + signature)
+
+
 @dataclass(frozen=True)
 class SealedRecord:
     """One record version as the vault stores it. Holds no plaintext and no key."""
@@ -156,16 +161,25 @@ class SealedRecord:
     @cached_property
     def commitment(self) -> bytes:
         """The record's leaf in its batch's Merkle tree."""
-        return sha256(COMMITMENT_LABEL + self.salt + self.header.digest + self.signature)
+        return record_commitment(self.salt, self.header.digest, self.signature)
 
     def check(self) -> Address:
         """Check ciphertext and keys against the signed header; return the author.
 
         Needs no key: this is what anyone holding the sealed record can verify.
         """
-        label = self.header.label
         if sha256(self.ciphertext) != self.header.ciphertext:
-            raise RecordTampered(label, "ciphertext", "does not match the signed header")
+            raise RecordTampered(
+                self.header.label, "ciphertext", "does not match the signed header"
+            )
+        return self.check_signed()
+
+    def check_signed(self) -> Address:
+        """Check the wrapped keys and the signature, not the ciphertext; return the author.
+
+        What a custodian checks: it releases a key share and needs no ciphertext.
+        """
+        label = self.header.label
         if self.keys.digest != self.header.keys:
             raise RecordTampered(label, "keys", "wrapped keys do not match the signed header")
         try:
