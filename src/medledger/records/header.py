@@ -132,17 +132,21 @@ class RecordHeader:
             "types": {"EIP712Domain": _DOMAIN_TYPE, **RECORD_TYPES},
             "primaryType": "Record",
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.network_id},
-            "message": {
-                "recordId": "0x" + self.record_id.hex(),
-                "version": self.version,
-                "previous": "0x" + self.previous.hex(),
-                "patient": self.patient,
-                "resourceType": self.resource_type,
-                "category": self.category,
-                "content": "0x" + self.content.hex(),
-                "ciphertext": "0x" + self.ciphertext.hex(),
-                "keys": "0x" + self.keys.hex(),
-            },
+            "message": self.message(),
+        }
+
+    def message(self) -> dict[str, Any]:
+        """The header's fields as the EIP-712 message (JSON: bytes as 0x-hex)."""
+        return {
+            "recordId": "0x" + self.record_id.hex(),
+            "version": self.version,
+            "previous": "0x" + self.previous.hex(),
+            "patient": self.patient,
+            "resourceType": self.resource_type,
+            "category": self.category,
+            "content": "0x" + self.content.hex(),
+            "ciphertext": "0x" + self.ciphertext.hex(),
+            "keys": "0x" + self.keys.hex(),
         }
 
     def sign(self, key: PrivateKey) -> bytes:

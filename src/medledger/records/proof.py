@@ -117,20 +117,8 @@ class RecordProof:
             raise RecordTampered(label, "signature", str(exc)) from None
 
     def to_json(self) -> dict[str, Any]:
-        h = self.header
         return {
-            "header": {
-                "network": h.network_id,
-                "recordId": "0x" + h.record_id.hex(),
-                "version": h.version,
-                "previous": "0x" + h.previous.hex(),
-                "patient": h.patient,
-                "resourceType": h.resource_type,
-                "category": h.category,
-                "content": "0x" + h.content.hex(),
-                "ciphertext": "0x" + h.ciphertext.hex(),
-                "keys": "0x" + h.keys.hex(),
-            },
+            "header": {"network": self.header.network_id, **self.header.message()},
             "signature": "0x" + self.signature.hex(),
             "salt": "0x" + self.salt.hex(),
             "position": self.position,
