@@ -181,13 +181,7 @@ async def _read_under_a_grant(home: Home, record_id: bytes) -> None:
         approval = Approval(
             node.network_id, asked.tx_id, patient.address, doctor.address, not_after
         )
-        approvals = [
-            {
-                "signer": patient.address,
-                "not_after_ms": not_after,
-                "signature": "0x" + approval.sign(patient).hex(),
-            }
-        ]
+        approvals = [approval.signed_by(patient)]
         await node.submit_payload(
             doctor, access.APPROVE, {"request": "0x" + asked.tx_id.hex(), "approvals": approvals}
         )

@@ -59,3 +59,10 @@ def test_a_signature_replayed_on_anything_else_names_someone_else(
 def test_a_malformed_signature_is_refused() -> None:
     with pytest.raises(InvalidSignature):
         APPROVAL.signer(b"\x00" * 65)
+
+
+def test_an_approval_travels_as_signer_expiry_and_signature() -> None:
+    entry = APPROVAL.signed_by(NURSE)
+    assert entry["signer"] == NURSE.address
+    assert entry["not_after_ms"] == APPROVAL.not_after_ms
+    assert APPROVAL.signer(bytes.fromhex(entry["signature"][2:])) == NURSE.address

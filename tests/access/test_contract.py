@@ -100,8 +100,7 @@ class Ledger:
         not_after_ms = (not_after_ns or self.now + HOUR_NS) // 10**6
         approval = Approval(NETWORK_ID, request_id, PATIENT.address, requester.address,
                             not_after_ms)  # fmt: skip
-        return {"signer": signer.address, "not_after_ms": not_after_ms,
-                "signature": "0x" + approval.sign(signer).hex()}  # fmt: skip
+        return approval.signed_by(signer)
 
     def approve(self, request_id: bytes, *approvals: dict[str, Any]) -> str | None:
         payload = {"request": "0x" + request_id.hex(), "approvals": list(approvals)}

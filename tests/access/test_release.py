@@ -91,12 +91,9 @@ class Scene:
                    "duration_s": 3600}  # fmt: skip
         outcome = await w.node.submit_payload(DR_B, access.REQUEST, payload)
         not_after = time.time_ns() // 10**6 + 3_600_000
-        approvals = []
-        for signer in (patient, w.author):
-            approval = Approval(w.node.network_id, outcome.tx_id, patient.address,
-                                DR_B.address, not_after)  # fmt: skip
-            approvals.append({"signer": signer.address, "not_after_ms": not_after,
-                              "signature": "0x" + approval.sign(signer).hex()})  # fmt: skip
+        approval = Approval(w.node.network_id, outcome.tx_id, patient.address, DR_B.address,
+                            not_after)  # fmt: skip
+        approvals = [approval.signed_by(signer) for signer in (patient, w.author)]
         await w.node.submit_payload(
             DR_B, access.APPROVE, {"request": "0x" + outcome.tx_id.hex(), "approvals": approvals}
         )

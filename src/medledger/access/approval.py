@@ -81,6 +81,14 @@ class Approval:
     def sign(self, key: PrivateKey) -> bytes:
         return key.sign_digest(self.digest)
 
+    def signed_by(self, key: PrivateKey) -> dict[str, Any]:
+        """``key``'s approval as an ``access.approve`` transaction carries it."""
+        return {
+            "signer": key.address,
+            "not_after_ms": self.not_after_ms,
+            "signature": "0x" + self.sign(key).hex(),
+        }
+
     def signer(self, signature: bytes) -> Address:
         """Who signed; raises InvalidSignature if no one can have."""
         return recover_address(self.digest, signature)

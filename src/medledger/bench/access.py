@@ -26,14 +26,12 @@ from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
 from medledger.access.reader import read_record
+from medledger.bench._network import bench_genesis, node_and_vault
 from medledger.bench.ledger import signature_floor
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.ledger.genesis import Founder, build_genesis
 from medledger.ledger.node import LedgerNode
-from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
 from medledger.records.proof import committed_record
@@ -114,31 +112,29 @@ class Bench:
         stored = store.get(report.written[0].record_id)
         return committed_record(stored, "0x" + store.vault_id.hex(), node)
 
-    async def grant(self) -> bytes:
-        payload = {
+    def _request(self) -> dict[str, Any]:
+        return {
             "patient": self.patient.address,
             "categories": ["documents"],
             "purpose": "TREAT",
             "duration_s": 3600,
         }
-        asked = await self.node.submit_payload(self.doctor_b, access.REQUEST, payload)
-        not_after = time.time_ns() // 1_000_000 + 600_000
+
+    def _approve(self, request_id: bytes, not_after_ms: int) -> dict[str, Any]:
+        """The patient's and the attending doctor's approvals of one request."""
         approval = Approval(
-            NETWORK_ID, asked.tx_id, self.patient.address, self.doctor_b.address, not_after
+            NETWORK_ID, request_id, self.patient.address, self.doctor_b.address, not_after_ms
         )
-        approvals = [
-            {
-                "signer": signer.address,
-                "not_after_ms": not_after,
-                "signature": "0x" + approval.sign(signer).hex(),
-            }
-            for signer in (self.patient, self.doctor_a)
-        ]
-        request = "0x" + asked.tx_id.hex()
-        await self.node.submit_payload(
-            self.patient, access.APPROVE, {"request": request, "approvals": approvals}
-        )
-        if self.node.store.get(access.GRANT_NS, request) is None:
+        return {
+            "request": "0x" + request_id.hex(),
+            "approvals": [approval.signed_by(s) for s in (self.patient, self.doctor_a)],
+        }
+
+    async def grant(self) -> bytes:
+        asked = await self.node.submit_payload(self.doctor_b, access.REQUEST, self._request())
+        body = self._approve(asked.tx_id, time.time_ns() // 1_000_000 + 600_000)
+        await self.node.submit_payload(self.patient, access.APPROVE, body)
+        if self.node.store.get(access.GRANT_NS, body["request"]) is None:
             raise RuntimeError("the approvals did not produce a grant")
         return asked.tx_id
 
@@ -147,37 +143,20 @@ class Bench:
         first = self.node.next_nonce(self.doctor_b.address)
         relay = self.node.next_nonce(self.patient.address)
         not_after = time.time_ns() // 1_000_000 + 600_000
-        payload = {
-            "patient": self.patient.address,
-            "categories": ["documents"],
-            "purpose": "TREAT",
-            "duration_s": 3600,
-        }
         requests, approves = [], []
         for i in range(count):
             request = Transaction(
-                NETWORK_ID, self.doctor_b.address, first + i, access.REQUEST, payload
+                NETWORK_ID, self.doctor_b.address, first + i, access.REQUEST, self._request()
             ).sign(self.doctor_b)
-            approval = Approval(
-                NETWORK_ID, request.tx_id, self.patient.address, self.doctor_b.address, not_after
-            )
-            body = {
-                "request": "0x" + request.tx_id.hex(),
-                "approvals": [
-                    {
-                        "signer": s.address,
-                        "not_after_ms": not_after,
-                        "signature": "0x" + approval.sign(s).hex(),
-                    }
-                    for s in (self.patient, self.doctor_a)
-                ],
-            }
-            approves.append(
-                Transaction(NETWORK_ID, self.patient.address, relay + i, access.APPROVE, body).sign(
-                    self.patient
-                )
+            approve = Transaction(
+                NETWORK_ID,
+                self.patient.address,
+                relay + i,
+                access.APPROVE,
+                self._approve(request.tx_id, not_after),
             )
             requests.append(request)
+            approves.append(approve.sign(self.patient))
         return requests, approves
 
     async def submit_all(self, txs: list[SignedTransaction]) -> None:
@@ -199,38 +178,14 @@ def run(
     say("measuring the signature floor")
     floor = signature_floor()
     founders = [_key(f"founder-{i}") for i in range(3)]
-    genesis = build_genesis(
-        network_id=NETWORK_ID,
-        name="bench",
-        founders=[
-            Founder(
-                f"inst-{i}",
-                f"Institution {i}",
-                k.address,
-                ecies.public_bytes(_x25519(f"custodian-{i}")),
-            )
-            for i, k in enumerate(founders)
-        ],
-        signer=founders[0],
-        vote_threshold=2,
-        checkpoint_threshold=2,
-        roles=["doctor", "nurse"],
-    )
+    custodians = [ecies.public_bytes(_x25519(f"custodian-{i}")) for i in range(len(founders))]
+    genesis = bench_genesis(NETWORK_ID, founders, custodians)
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as tmp:
         work = Path(tmp)
 
         async def main() -> dict[str, Any]:
-            orderer = EmbeddedOrderer(work / "ordering.db")
-            node = LedgerNode(
-                genesis=genesis,
-                store=LedgerStore.open(str(work / "ledger.db")),
-                orderer=orderer,
-                registry=access.access_contracts(),
-                key=founders[0],
-            )
-            await node.start()
-            store = VaultStore.open(str(work / "vault.db"), network_id=NETWORK_ID)
-            try:
+            network = node_and_vault(work, genesis, access.access_contracts(), founders[0])
+            async with network as (node, store):
                 bench = Bench(node, founders)
                 say("writing a 1 MiB record")
                 record = await bench.setup(store)
@@ -253,11 +208,6 @@ def run(
                 await bench.submit_all(approvals)
                 elapsed = time.perf_counter() - start
                 bench.check_granted(requests)
-            finally:
-                store.close()
-                await node.stop()
-                node.store.close()
-                await orderer.close()
             ordered = sorted(latencies)
             return {
                 "benchmark": "access",

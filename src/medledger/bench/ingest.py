@@ -20,16 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medledger.bench._network import bench_genesis, node_and_vault
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.ledger.genesis import Founder, build_genesis
-from medledger.ledger.node import LedgerNode
-from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
 from medledger.records.contract import records_contracts
 from medledger.records.pipeline import Job, SealingPool
-from medledger.records.store import VaultStore
 from medledger.records.synthetic import generate_patients
 from medledger.records.writer import RecordWriter, plan_new, sealing_context
 
@@ -79,34 +75,15 @@ def run(
     say(f"generating {records} synthetic records")
     items = _workload(records)
     founders = [_key(f"founder-{i}") for i in range(3)]
-    genesis = build_genesis(
-        network_id=NETWORK_ID,
-        name="bench",
-        founders=[
-            Founder(f"inst-{i}", f"Institution {i}", k.address, _x25519_public(f"custodian-{i}"))
-            for i, k in enumerate(founders)
-        ],
-        signer=founders[0],
-        vote_threshold=2,
-        checkpoint_threshold=2,
-        roles=["doctor", "nurse"],
-    )
+    custodians = [_x25519_public(f"custodian-{i}") for i in range(len(founders))]
+    genesis = bench_genesis(NETWORK_ID, founders, custodians)
     author = _key("author")
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as tmp:
         work = Path(tmp)
 
         async def main() -> dict[str, Any]:
-            orderer = EmbeddedOrderer(work / "ordering.db")
-            node = LedgerNode(
-                genesis=genesis,
-                store=LedgerStore.open(str(work / "ledger.db")),
-                orderer=orderer,
-                registry=records_contracts(),
-                key=founders[0],
-            )
-            await node.start()
-            store = VaultStore.open(str(work / "vault.db"), network_id=NETWORK_ID)
-            try:
+            network = node_and_vault(work, genesis, records_contracts(), founders[0])
+            async with network as (node, store):
                 participant = {"address": author.address, "role": "doctor"}
                 await node.submit_payload(founders[0], identity.REGISTER_PARTICIPANT, participant)
                 labels = sorted({label for label, _ in items})
@@ -150,10 +127,5 @@ def run(
                         sum(f.stat().st_size for f in work.glob("vault.db*")) / len(items)
                     ),
                 }
-            finally:
-                store.close()
-                await node.stop()
-                node.store.close()
-                await orderer.close()
 
         return asyncio.run(main())

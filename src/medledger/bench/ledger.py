@@ -16,15 +16,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from medledger.bench._network import bench_genesis
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey, recover_address
 from medledger.ledger.contracts import identity
-from medledger.ledger.genesis import Founder, build_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
-from medledger.ledger.tx import SignedTransaction, Transaction
+from medledger.ledger.tx import Transaction
 
 NETWORK_ID = 31337
 Progress = Callable[[str], None]
@@ -45,26 +45,6 @@ def signature_floor(samples: int = 3000) -> float:
     for digest, signature in pairs:
         recover_address(digest, signature)
     return samples / (time.perf_counter() - start)
-
-
-def _genesis(founders: list[PrivateKey]) -> SignedTransaction:
-    return build_genesis(
-        network_id=NETWORK_ID,
-        name="bench",
-        founders=[
-            Founder(
-                f"inst-{i}",
-                f"Institution {i}",
-                k.address,
-                ecies.public_bytes(ecies.generate_private_key()),
-            )
-            for i, k in enumerate(founders)
-        ],
-        signer=founders[0],
-        vote_threshold=2,
-        checkpoint_threshold=2,
-        roles=["doctor", "nurse"],
-    )
 
 
 def _workload(count: int) -> list[bytes]:
@@ -101,7 +81,8 @@ def run(
     say("measuring the signature floor")
     floor = signature_floor()
     founders = [_key("bench-founder", i) for i in range(3)]
-    genesis = _genesis(founders)
+    custodians = [ecies.public_bytes(ecies.generate_private_key()) for _ in founders]
+    genesis = bench_genesis(NETWORK_ID, founders, custodians)
     say(f"signing {tx} transactions")
     raws = _workload(tx)
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as tmp, ExitStack() as stack:

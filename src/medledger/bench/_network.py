@@ -1,0 +1,60 @@
+"""The consortium every benchmark runs against: three founders, one node, embedded order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.contracts.base import ContractRegistry
+from medledger.ledger.genesis import Founder, build_genesis
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.ordering.embedded import EmbeddedOrderer
+from medledger.ledger.store import LedgerStore
+from medledger.ledger.tx import SignedTransaction
+from medledger.records.store import VaultStore
+
+
+def bench_genesis(
+    network_id: int, founders: Sequence[PrivateKey], custodian_keys: Sequence[bytes]
+) -> SignedTransaction:
+    """Founders with their custodian keys, 2-of-3 votes and checkpoints."""
+    return build_genesis(
+        network_id=network_id,
+        name="bench",
+        founders=[
+            Founder(f"inst-{i}", f"Institution {i}", key.address, custodian)
+            for i, (key, custodian) in enumerate(zip(founders, custodian_keys, strict=True))
+        ],
+        signer=founders[0],
+        vote_threshold=2,
+        checkpoint_threshold=2,
+        roles=["doctor", "nurse"],
+    )
+
+
+@asynccontextmanager
+async def node_and_vault(
+    work: Path, genesis: SignedTransaction, registry: ContractRegistry, key: PrivateKey
+) -> AsyncIterator[tuple[LedgerNode, VaultStore]]:
+    """The first founder's node on the embedded orderer, and its vault, in ``work``."""
+    orderer = EmbeddedOrderer(work / "ordering.db")
+    node = LedgerNode(
+        genesis=genesis,
+        store=LedgerStore.open(str(work / "ledger.db")),
+        orderer=orderer,
+        registry=registry,
+        key=key,
+    )
+    try:
+        await node.start()
+        store = VaultStore.open(str(work / "vault.db"), network_id=genesis.tx.network_id)
+        try:
+            yield node, store
+        finally:
+            store.close()
+    finally:
+        await node.stop()
+        node.store.close()
+        await orderer.close()
