@@ -21,8 +21,8 @@ from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
 from medledger.node.home import CLINICIAN, CUSTODIAN_LABEL, FOUNDERS, Home, encryption_key
 from medledger.records.proof import committed_record
-from medledger.records.synthetic import generate_patients
 from tests.conftest import new_postgres_database
+from tests.records.world import lab_result
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / "r4"
 PASSPHRASE = "correct horse battery staple"
@@ -198,16 +198,6 @@ async def _read_under_a_grant(home: Home, record_id: bytes) -> None:
         text = await read_record(doctor, asked.tx_id, record, custodians=custodians, threshold=2)
         assert json.loads(text)["resourceType"] == "Observation"
         await session.checkpoint()
-
-
-def lab_result() -> dict[str, object]:
-    (patient,) = generate_patients(1, seed=5, records_per_patient=40)
-    return next(
-        r
-        for r in patient.resources
-        if r["resourceType"] == "Observation"
-        and r["category"][0]["coding"][0]["code"] == "laboratory"
-    )
 
 
 def test_a_patient_sets_policies_as_json_or_as_a_fhir_consent(tmp_path: Path) -> None:

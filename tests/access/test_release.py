@@ -23,23 +23,11 @@ from medledger.errors import TransportError
 from medledger.ledger.contracts import identity
 from medledger.records.importer import import_paths
 from medledger.records.proof import CommittedRecord, committed_record
-from medledger.records.synthetic import generate_patients
 from medledger.records.writer import patient_key
 from tests.ledger.consortium import custodian_private, key
-from tests.records.world import World, world
+from tests.records.world import World, lab_result, world
 
 DR_B = key("dr-b")
-
-
-def lab_result() -> dict[str, object]:
-    """A synthetic laboratory Observation (category laboratory: data category labs)."""
-    (patient,) = generate_patients(1, seed=5, records_per_patient=40)
-    return next(
-        r
-        for r in patient.resources
-        if r["resourceType"] == "Observation"
-        and r["category"][0]["coding"][0]["code"] == "laboratory"
-    )
 
 
 class Scene:

@@ -19,8 +19,20 @@ from medledger.ledger.store import LedgerStore
 from medledger.records.contract import records_contracts
 from medledger.records.pipeline import SealingPool
 from medledger.records.store import VaultStore
+from medledger.records.synthetic import generate_patients
 from medledger.records.writer import RecordWriter, sealing_context
 from tests.ledger.consortium import NETWORK_ID, Consortium, custodian_private, key, make_consortium
+
+
+def lab_result() -> dict[str, object]:
+    """A synthetic laboratory Observation (category laboratory: data category labs)."""
+    (patient,) = generate_patients(1, seed=5, records_per_patient=40)
+    return next(
+        r
+        for r in patient.resources
+        if r["resourceType"] == "Observation"
+        and r["category"][0]["coding"][0]["code"] == "laboratory"
+    )
 
 
 def patient_private(label: str) -> X25519PrivateKey:

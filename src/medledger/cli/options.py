@@ -17,3 +17,4 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 ScryptOption = Annotated[
     int, typer.Option("--scrypt-n", min=1024, help="Keystore scrypt cost (a power of two).")
 ]
+PatientOption = Annotated[str, typer.Option(help="The patient's alias.")]

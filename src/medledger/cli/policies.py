@@ -13,7 +13,7 @@ from rich.console import Console
 from medledger.access import contract as access
 from medledger.access.consent import from_consent, to_consent
 from medledger.access.policy import Policy
-from medledger.cli.options import HomeOption
+from medledger.cli.options import HomeOption, PatientOption
 from medledger.errors import InvalidInput, UsageError
 from medledger.node.home import Home
 from medledger.records.fhir import CATEGORIES
@@ -21,7 +21,7 @@ from medledger.records.fhir import CATEGORIES
 out = Console()
 policy_app = typer.Typer(no_args_is_help=True, help="A patient's access policies.")
 
-PatientOption = Annotated[str, typer.Option(help="The patient's alias; their key signs.")]
+SigningPatientOption = Annotated[str, typer.Option(help="The patient's alias; their key signs.")]
 CategoryOption = Annotated[str, typer.Option(help="A data category, e.g. labs.")]
 
 
@@ -34,7 +34,7 @@ def _category(category: str) -> str:
 @policy_app.command("set")
 def policy_set(
     path: Annotated[Path, typer.Argument(help="A policy (JSON) or a FHIR Consent.")],
-    patient: PatientOption,
+    patient: SigningPatientOption,
     category: Annotated[str | None, typer.Option(help="Needed unless a Consent names it.")] = None,
     home: HomeOption = None,
 ) -> None:
@@ -68,7 +68,7 @@ def policy_set(
 
 @policy_app.command("show")
 def policy_show(
-    patient: Annotated[str, typer.Option(help="The patient's alias.")],
+    patient: PatientOption,
     category: CategoryOption,
     home: HomeOption = None,
     consent: Annotated[bool, typer.Option("--consent", help="Print it as a FHIR Consent.")] = False,

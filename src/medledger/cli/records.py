@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from medledger.access.audit import AuditEntry, audit_log, break_glass_notices
-from medledger.cli.options import HomeOption, JsonOption, ScryptOption
+from medledger.cli.options import HomeOption, JsonOption, PatientOption, ScryptOption
 from medledger.errors import InvalidInput, UsageError, VerificationError
 from medledger.node.home import CLINICIAN, FOUNDERS, PATIENT_LABEL, Home, encryption_key
 from medledger.records.contract import batch_state
@@ -55,7 +55,7 @@ def patient_add(alias: str, home: HomeOption = None, scrypt_n: ScryptOption = 2*
 @records_app.command("import")
 def records_import(
     paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files and folders.")],
-    patient: Annotated[str, typer.Option(help="The patient's alias.")],
+    patient: PatientOption,
     author: Annotated[str, typer.Option(help="The clinician who signs.")] = CLINICIAN,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -151,7 +151,7 @@ def _import_json(
 
 @records_app.command("list")
 def records_list(
-    patient: Annotated[str, typer.Option(help="The patient's alias.")],
+    patient: PatientOption,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -289,7 +289,7 @@ def _record_id(record: str) -> bytes:
 
 
 def audit(
-    patient: Annotated[str, typer.Option(help="The patient's alias.")],
+    patient: PatientOption,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -21,6 +21,7 @@ from medledger.errors import MedledgerError, TransportError, UsageError
 from medledger.ledger.checkpoints import (
     Checkpoint,
     Equivocation,
+    Quorum,
     SignedTreeHead,
     TreeHead,
     find_equivocation,
@@ -361,16 +362,18 @@ class LedgerNode:
         key = checkpoint_contract.checkpoint_key(size)
         return self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
 
-    def verify_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Check cosignatures against current members and the head against this log."""
+    def verify_checkpoint(self, checkpoint: Checkpoint) -> Quorum:
+        """Check cosignatures against current members and the head against this log;
+        return who cosigned."""
         threshold = int(self.network_config()["checkpoint_threshold"])
-        checkpoint.verify(self.members(), threshold)
+        quorum = checkpoint.verify(self.members(), threshold)
         if checkpoint.head.size <= self.size and checkpoint.head != self.tree_head(
             checkpoint.head.size
         ):
             raise CheckpointError(
                 f"checkpoint at size {checkpoint.head.size} contradicts this node's log"
             )
+        return quorum
 
     async def cosign_head(
         self, size: int | None = None, *, key: PrivateKey | None = None

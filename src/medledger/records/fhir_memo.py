@@ -85,6 +85,19 @@ def validate(model: type[FHIRAbstractModel], obj: dict[str, Any]) -> Validated:
     given = dict(obj)
     served: list[int] = []
     unseen: list[tuple[_Key, str, int | None]] = []
+
+    def known_or_given(
+        element: type[FHIRAbstractModel], value: Any, at: tuple[str, int | None]
+    ) -> Any:
+        """The instance validated before for ``value``, or ``value`` noted as unseen."""
+        key = (element, repr(value))
+        known = _memo.get(key)
+        if known is None:
+            unseen.append((key, *at))
+            return value
+        served.append(id(known))
+        return known
+
     fields = _element_fields(model)
     # A resource gives a handful of the dozens of elements its model has: walk the JSON.
     for json_name, value in obj.items():
@@ -93,25 +106,12 @@ def validate(model: type[FHIRAbstractModel], obj: dict[str, Any]) -> Validated:
             continue
         attribute, element, is_list = spec
         if is_list and isinstance(value, list):
-            items = list(value)
-            for i, item in enumerate(items):
-                if isinstance(item, dict):
-                    key = (element, repr(item))
-                    known = _memo.get(key)
-                    if known is None:
-                        unseen.append((key, attribute, i))
-                    else:
-                        items[i] = known
-                        served.append(id(known))
-            given[json_name] = items
+            given[json_name] = [
+                known_or_given(element, item, (attribute, i)) if isinstance(item, dict) else item
+                for i, item in enumerate(value)
+            ]
         elif not is_list and isinstance(value, dict):
-            key = (element, repr(value))
-            known = _memo.get(key)
-            if known is None:
-                unseen.append((key, attribute, None))
-            else:
-                given[json_name] = known
-                served.append(id(known))
+            given[json_name] = known_or_given(element, value, (attribute, None))
     return Validated(model.model_validate(given), frozenset(served), unseen)
 
 

@@ -124,13 +124,12 @@ def _checkpoint(node: LedgerNode, report: VerifyReport) -> Checkpoint | None:
         report.flag("ledger", "checkpoint", "no checkpoint has been cosigned yet")
         return None
     try:
-        node.verify_checkpoint(checkpoint)
+        quorum = node.verify_checkpoint(checkpoint)
     except MedledgerError as exc:
         report.flag("ledger", "checkpoint", str(exc))
         return None
-    threshold = int(node.network_config()["checkpoint_threshold"])
     report.checkpoint_size = checkpoint.head.size
-    report.checkpoint_quorum = checkpoint.evaluate(node.members(), threshold).describe()
+    report.checkpoint_quorum = quorum.describe()
     return checkpoint
 
 
