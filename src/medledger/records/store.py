@@ -31,7 +31,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
     select,
     update,
 )
@@ -219,11 +218,6 @@ class VaultStore:
             except RecordTampered as exc:
                 results.append((int(row["position"]), exc))
         return results
-
-    def record_count(self) -> int:
-        query = select(func.count()).select_from(record_table)
-        with _sql("count records"), self._engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
 
     def get(self, record_id: bytes, version: int | None = None) -> StoredRecord:
         query = select(record_table).where(record_table.c.record_id == record_id)
