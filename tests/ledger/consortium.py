@@ -17,7 +17,7 @@ from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
 
 NETWORK_ID = 4242
-ROLES = ["doctor", "nurse", "officer"]
+ROLES = ["doctor", "nurse", "officer", "verifier"]
 
 
 def key(label: str) -> PrivateKey:

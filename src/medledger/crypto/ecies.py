@@ -28,6 +28,7 @@ __all__ = [
     "Sealer",
     "derive_key",
     "derive_private_key",
+    "derive_secret",
     "generate_private_key",
     "open_sealed",
     "private_from_bytes",
@@ -58,18 +59,23 @@ def private_from_bytes(b: bytes) -> X25519PrivateKey:
     return X25519PrivateKey.from_private_bytes(b)
 
 
-def derive_private_key(seed: bytes, label: bytes) -> X25519PrivateKey:
-    """An X25519 key derived from a 32-byte secret, one per ``label``.
+def derive_secret(seed: bytes, label: bytes) -> bytes:
+    """A 32-byte secret derived from a 32-byte secret, one per ``label`` (HKDF-SHA256).
 
     Lets a person keep one keystore: their signing key's secret is the seed, and
-    each use (a patient's records, a custodian's shares) gets a key of its own.
+    each use (a patient's records, a custodian's shares, a wallet file) gets a key
+    of its own.
     """
     if len(seed) != _PRIVATE_KEY_SIZE:
         raise UsageError(f"seed must be {_PRIVATE_KEY_SIZE} bytes, got {len(seed)}")
-    secret = HKDF(
+    return HKDF(
         algorithm=hashes.SHA256(), length=_PRIVATE_KEY_SIZE, salt=None, info=LABEL + b"/" + label
     ).derive(seed)
-    return X25519PrivateKey.from_private_bytes(secret)
+
+
+def derive_private_key(seed: bytes, label: bytes) -> X25519PrivateKey:
+    """An X25519 key derived from a 32-byte secret, one per ``label``."""
+    return X25519PrivateKey.from_private_bytes(derive_secret(seed, label))
 
 
 def derive_key(shared_secret: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:

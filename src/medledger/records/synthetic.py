@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-__all__ = ["HISTORY_YEARS", "MEASURES", "MRN_SYSTEM", "REFERENCE_TIME", "Measure",
-           "SyntheticPatient", "generate_patients", "generate_records"]  # fmt: skip
+__all__ = ["HISTORY_YEARS", "MEASURES", "MRN_SYSTEM", "REFERENCE_TIME", "SMOKING_STATUS",
+           "CheckupResults", "Measure", "SyntheticPatient", "checkup_observations",
+           "generate_patients", "generate_records"]  # fmt: skip
 
 REFERENCE_TIME = datetime(2025, 1, 1, tzinfo=UTC)  # "now" for every generated history
 HISTORY_YEARS = 10
@@ -433,3 +434,60 @@ def _round(measure: Measure, value: float) -> float:
     """Clamp to the plausible range, then keep the digits a device or lab would report."""
     clamped = min(max(value, measure.low), measure.high)
     return round(clamped) if measure.decimals == 0 else round(clamped, measure.decimals)
+
+
+# SNOMED CT tobacco smoking status answers (LOINC 72166-2's answer list).
+SMOKING_STATUS = {
+    "never": ("266919005", "Never smoked tobacco"),
+    "former": ("8517006", "Ex-smoker"),
+    "current": ("449868002", "Smokes tobacco daily"),
+    "unknown": ("266927001", "Tobacco smoking consumption unknown"),
+}
+
+
+@dataclass(frozen=True)
+class CheckupResults:
+    """What a checkup measured: the values a health credential is derived from."""
+
+    hba1c_percent: float
+    bmi: float
+    systolic_mmhg: int
+    diastolic_mmhg: int
+    smoking: str  # a key of SMOKING_STATUS
+
+
+def checkup_observations(
+    patient_id: str, when: datetime, results: CheckupResults, *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The Observations a checkup centre records: HbA1c, BMI, blood pressure, smoking status."""
+    rng, stamp = random.Random(seed), _iso(when)  # noqa: S311 - test data, not secrets
+    base = {"status": "final", "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": stamp}  # fmt: skip
+
+    def observation(category: str, display: str, body: dict[str, Any]) -> dict[str, Any]:
+        concept = _concept(_TERM + "observation-category", category, display)
+        return {"resourceType": "Observation", "id": _uuid(rng), **base,
+                "category": [concept], **body}  # fmt: skip
+
+    def measured(code: str, value: float) -> dict[str, Any]:
+        measure = MEASURES[code]
+        return {"code": _concept(_LOINC, code, measure.display, text=True),
+                "valueQuantity": _quantity(measure, value)}  # fmt: skip
+
+    components = [
+        {"code": _concept(_LOINC, code, MEASURES[code].display),
+         "valueQuantity": _quantity(MEASURES[code], value)}
+        for code, value in (("8480-6", results.systolic_mmhg), ("8462-4", results.diastolic_mmhg))
+    ]  # fmt: skip
+    smoking_code, smoking_display = SMOKING_STATUS[results.smoking]
+    return [
+        observation(_LAB, "Laboratory", measured("4548-4", results.hba1c_percent)),
+        observation(_VITALS, "Vital Signs", measured("39156-5", results.bmi)),
+        observation(_VITALS, "Vital Signs",
+                    {"code": _concept(_LOINC, *_BP_PANEL, text=True), "component": components}),
+        observation("social-history", "Social History", {
+            "code": _concept(_LOINC, "72166-2", "Tobacco smoking status", text=True),
+            "valueCodeableConcept": _concept("http://snomed.info/sct", smoking_code,
+                                             smoking_display, text=True),
+        }),
+    ]  # fmt: skip

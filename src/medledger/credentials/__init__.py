@@ -1,0 +1,1 @@
+"""Health credentials: prove facts from a patient's records to third parties without the records."""
