@@ -11,6 +11,8 @@ purpose, format and outcome, which the patient's wallet finds by the id.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -18,10 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from medledger.credentials import sdjwt, zk
+from medledger.credentials import health_card, sdjwt, zk
 from medledger.credentials.contract import VERIFIED, issuer_id, verification
 from medledger.credentials.errors import (
     DuplicateVerification,
+    InvalidHealthCard,
     InvalidPresentation,
     NonceMismatch,
     UnknownIssuer,
@@ -33,7 +36,7 @@ from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import UsageError, VerificationError
 from medledger.ledger.node import LedgerNode
 
-__all__ = ["REQUEST_LIFETIME_S", "Verification", "Verifier"]
+__all__ = ["REQUEST_LIFETIME_S", "Verification", "Verifier", "verify_health_card"]
 
 REQUEST_LIFETIME_S = 600
 
@@ -168,3 +171,22 @@ class Verifier:
             raise InvalidPresentation(f"requested claims not disclosed: {', '.join(missing)}")
         facts = {claim: checked.claims[claim] for claim in request.disclose}
         return Verification(request.id, request.format, issuer, facts)
+
+
+def verify_health_card(
+    jws: str, registry: Registry, *, now_s: int
+) -> health_card.VerifiedHealthCard:
+    """Check a SMART Health Card against its issuer's key and revocation on the ledger.
+
+    A health card answers no request: it is shown whole, like a paper certificate,
+    so there is no nonce to check and no verification to record.
+    """
+    card = health_card.verify_health_card(jws, registry.jwk_for, now=now_s)
+    if card.revocation_id is not None:
+        padded = card.revocation_id + "=" * (-len(card.revocation_id) % 4)
+        try:
+            raw = base64.urlsafe_b64decode(padded)
+        except (binascii.Error, ValueError):
+            raise InvalidHealthCard("rid is not base64url") from None
+        registry.check_not_revoked(registry.issuer_address(card.issuer), "0x" + raw.hex())
+    return card
