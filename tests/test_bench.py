@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medledger.bench import access, ingest, ledger
+from medledger.bench import access, credentials, ingest, ledger
 
 
 def test_the_ledger_bench_reports_throughput_against_the_floor() -> None:
@@ -22,3 +22,13 @@ def test_the_access_bench_reads_and_grants() -> None:
     result = access.run(reads=10, grants=50)
     assert result["grants"] == 50 and result["record_bytes"] == 1 << 20
     assert 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_the_credentials_bench_compares_ours_with_the_bare_libraries() -> None:
+    result = credentials.run(rounds=2, sdjwt_verifies=100)
+    assert result["predicates"] == ["hba1c_x10 < 65", "non_smoker >= 1"]
+    for name in ("anoncreds_prove_ms", "anoncreds_verify_ms", "bare_anoncreds_prove_ms",
+                 "bare_anoncreds_verify_ms", "sdjwt_verify_per_s", "bare_sdjwt_verify_per_s"):
+        assert result[name] > 0, name
+    assert result["anoncreds_prove_overhead"] == round(
+        result["anoncreds_prove_ms"] / result["bare_anoncreds_prove_ms"] - 1, 3)

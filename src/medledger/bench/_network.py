@@ -30,7 +30,7 @@ def bench_genesis(
         signer=founders[0],
         vote_threshold=2,
         checkpoint_threshold=2,
-        roles=["doctor", "nurse"],
+        roles=["doctor", "nurse", "verifier"],
     )
 
 

@@ -79,6 +79,21 @@ def bench_access(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+@bench_app.command("credentials")
+def bench_credentials(
+    rounds: Annotated[int, typer.Option(min=5, help="AnonCreds prove/verify rounds.")] = 20,
+    sdjwt_verifies: Annotated[int, typer.Option(min=100, help="SD-JWT verifications.")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """AnonCreds prove/verify (2 predicates, revocation) and SD-JWT verify, vs bare libraries."""
+    from medledger.bench import credentials
+
+    result = credentials.run(
+        rounds=rounds, sdjwt_verifies=sdjwt_verifies, progress=None if as_json else _progress
+    )
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 @app.command("demo")
 def demo() -> None:
     """Tell the story of a consortium ledger, step by step, checking each step."""
