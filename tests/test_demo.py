@@ -9,5 +9,5 @@ def test_demo_tells_the_whole_story_and_every_check_passes() -> None:
     out = io.StringIO()
     run_demo(Console(file=out, width=200))
     text = out.getvalue()
-    assert text.count("✓") == 14
+    assert text.count("✓") == 15
     assert "All checks passed" in text

@@ -2,8 +2,10 @@
 
 Three institutions found a network on the embedded defaults, register their
 staff, a patient joins under a pseudonym, an insurer is admitted by 2 of 3
-votes, forged and replayed transactions bounce, and the log is checkpointed,
-proven and compared across nodes. Exits non-zero if any check fails.
+votes, forged and replayed transactions bounce, records are written, read and
+tampered with, the insurer learns "HbA1c below 6.5 %" from a zero-knowledge
+proof, and the log is checkpointed, proven and compared across nodes. Exits
+non-zero if any check fails.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import json
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
+from medledger.credentials.claims import derive_claims
+from medledger.credentials.contract import credentials_contracts, verification
+from medledger.credentials.errors import PredicateNotSatisfied
+from medledger.credentials.issuer import Issuer
+from medledger.credentials.registry import Registry
+from medledger.credentials.request import Predicate
+from medledger.credentials.verifier import Verifier
+from medledger.credentials.wallet import Wallet
 from medledger.crypto import ecies, merkle
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
@@ -32,11 +43,10 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
-from medledger.records.contract import records_contracts
 from medledger.records.pipeline import SealingPool
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.store import VaultStore
-from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
 from medledger.records.verify import verify_vault
 from medledger.records.writer import RecordWriter, Written, plan_new, sealing_context
 
@@ -131,7 +141,7 @@ class Story:
                     genesis=genesis,
                     store=store,
                     orderer=orderer,
-                    registry=records_contracts(),
+                    registry=credentials_contracts(),
                     key=key,
                     name=ident,
                 )
@@ -170,6 +180,7 @@ class Story:
         await self.say("Every record verifies against the checkpoint", self._verify_vault)
         await self.say("The patient reads a record; one custodian cannot", self._read_record)
         await self.say("A record relabelled in the vault is caught", self._tamper)
+        await self.say("An insurer learns “HbA1c below 6.5 %” and nothing more", self._credential)
         await self.say("Every node reached the same state", self._agree)
         await self.say("A head that contradicts the log is caught", self._equivocation)
 
@@ -268,6 +279,7 @@ class Story:
     async def _write_records(self) -> str:
         (synthetic,) = generate_patients(1, seed=NETWORK_ID, records_per_patient=11)
         resources = [synthetic.patient, *synthetic.resources]
+        self.synthetic_id, self.resources = str(synthetic.patient["id"]), resources
         wrong = {**synthetic.resources[-1], "status": "done"}
         jobs = [
             plan_new(f"chart-{i}.json", json.dumps(r).encode(), self.patient.address, self.pkey)
@@ -329,6 +341,47 @@ class Story:
         check(not report.ok and len(report.problems) == 1, "exactly the changed record fails")
         problem = report.problems[0]
         return f"verify: {problem.subject}: {problem.check}: {problem.detail}"
+
+    async def _credential(self) -> str:
+        checkup_day = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+        results = CheckupResults(5.8, 24.1, 118, 76, "never")
+        checkup = checkup_observations(self.synthetic_id, checkup_day, results, seed=NETWORK_ID)
+        claims = derive_claims([*self.resources, *checkup])
+        issuer = Issuer(self.nodes[2], self.checkup, self.workdir / "issuer",
+                        tails_dir=self.workdir / "tails")  # fmt: skip
+        # Safe-prime search for the credential definition: a few seconds, once per issuer.
+        await issuer.setup(now_s=int(time.time()), max_credentials=100)
+        registry = Registry(self.a.store)
+        wallet = Wallet(self.workdir / "wallet.sealed", self.patient)
+        offer = issuer.offer()
+        issued, credential_id = issuer.issue_anoncreds(
+            claims, offer, wallet.request_anoncreds(offer, registry)
+        )
+        wallet.store_anoncreds(issued, credential_id, registry)
+        insurer = Verifier(self.a, self.insurer)
+        now_ms = time.time_ns() // 1_000_000
+        asked = (Predicate.parse("hba1c_x10 < 65"), Predicate.parse("non_smoker >= 1"))
+        signed = insurer.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms,
+                                 predicates=asked, issuers=[self.checkup.address])  # fmt: skip
+        tails = self.workdir / "tails"
+        envelope = wallet.present(signed, registry, now_ms=now_ms, tails_dir=tails)
+        result = await insurer.verify(signed, envelope, now_ms=now_ms)
+        check(result.facts == {str(p): True for p in asked}, "both predicates hold, nothing else")
+        check(json.loads(envelope["presentation"])["requested_proof"]["revealed_attrs"] == {},
+              "no attribute revealed")  # fmt: skip
+        entry = verification(self.a.store, signed.request.id)
+        check(entry is not None and entry["outcome"] == "accepted", "the check is on the ledger")
+        lower = insurer.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms,
+                                predicates=(Predicate.parse("hba1c_x10 < 50"),))  # fmt: skip
+        refused = await expect_error(
+            PredicateNotSatisfied,
+            lambda: wallet.present(lower, registry, now_ms=now_ms, tails_dir=tails),
+        )
+        return (
+            f"the checkup centre issued an AnonCreds credential; the insurer checked "
+            f"{' and '.join(result.facts)} in zero knowledge\n      ledger: request id, "
+            f"COVERAGE, accepted; “HbA1c below 5.0 %”: {refused}"
+        )
 
     async def _checkpoint(self) -> str:
         size = self.a.size
