@@ -19,6 +19,10 @@ def test_insurer_learns_hba1c_below_6_5_and_non_smoker_and_nothing_else(
         s.issue_anoncreds()
         signed = s.verifier.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms(),
                                     predicates=ASKED, issuers=[s.issuer.address])  # fmt: skip
+        shown = s.wallet.describe(signed, s.registry)
+        assert shown[0] == f"verifier {INSURER.address} (verifier), purpose COVERAGE"
+        assert shown[1].startswith("prove hba1c_x10 < 65 (HbA1c in % of total haemoglobin")
+        assert shown[2].startswith("prove non_smoker >= 1 (1 if a never or former")
         envelope = s.wallet.present(signed, s.registry, now_ms=now_ms(), tails_dir=s.tails_dir)
         result = await s.verifier.verify(signed, envelope, now_ms=now_ms())
 

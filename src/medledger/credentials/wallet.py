@@ -23,6 +23,7 @@ import anoncreds
 from jwcrypto import jwk
 
 from medledger.credentials import sdjwt, zk
+from medledger.credentials.claims import CLAIMS
 from medledger.credentials.contract import issuer_id, verification
 from medledger.credentials.errors import CredentialRevoked, UnknownIssuer
 from medledger.credentials.registry import Registry
@@ -146,6 +147,20 @@ class Wallet:
             c for c in reversed(self.credentials)
             if c.format == request.format and (not request.issuers or c.issuer in request.issuers)
         ]  # fmt: skip
+
+    def describe(self, signed: SignedRequest, registry: Registry) -> list[str]:
+        """What the wallet shows before the patient agrees: who asks, why, and for what."""
+        request = signed.request
+        role = registry.verifier_role(request.verifier)
+        asks = [f"prove {p} ({CLAIMS[p.claim]})" for p in request.predicates]
+        asks += [f"disclose {claim} ({CLAIMS[claim]})" for claim in request.disclose]
+        issuers = ", ".join(request.issuers) or "any issuer on the ledger"
+        return [
+            f"verifier {request.verifier} ({role}), purpose {request.purpose}",
+            *asks,
+            f"from a {request.format} credential of {issuers}",
+            f"open until {request.not_after_ms} ms; request {request.id}",
+        ]
 
     def present(self, signed: SignedRequest, registry: Registry, *, now_ms: int,
                 tails_dir: Path) -> dict[str, Any]:  # fmt: skip
