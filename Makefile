@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/medledger bench ledger --json --backend nats
 	$(BIN)/medledger bench ingest --json
 	$(BIN)/medledger bench access --json
+	$(BIN)/medledger bench credentials --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
