@@ -15,6 +15,7 @@ from medledger.credentials.claims import HealthClaims, derive_claims
 from medledger.credentials.contract import credentials_contracts
 from medledger.credentials.issuer import Issuer
 from medledger.credentials.registry import Registry
+from medledger.credentials.request import SignedRequest
 from medledger.credentials.verifier import Verifier
 from medledger.credentials.wallet import Wallet
 from medledger.crypto.keys import PrivateKey
@@ -31,6 +32,11 @@ HEALTHY = CheckupResults(hba1c_percent=5.8, bmi=24.3, systolic_mmhg=121, diastol
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def ask(s: Scene, verifier: Verifier | None = None, **terms: Any) -> SignedRequest:
+    """A request signed by the insurer (or ``verifier``), for COVERAGE, open from now."""
+    return (verifier or s.verifier).request(**{"purpose": "COVERAGE", "now_ms": now_ms(), **terms})
 
 
 def checkup_resources(results: CheckupResults = HEALTHY, seed: int = 7) -> list[dict[str, Any]]:

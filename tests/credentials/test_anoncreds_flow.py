@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,14 @@ from medledger.credentials.errors import (
 )
 from medledger.credentials.request import Predicate, SignedRequest
 from medledger.credentials.verifier import Verifier
+from tests.credentials import scene
 from tests.credentials.scene import Scene, now_ms, run
 from tests.ledger.consortium import key
 
 HBA1C_BELOW_6_5 = (Predicate.parse("hba1c_x10 < 65"),)
 
 
-def ask(s: Scene, verifier: Verifier | None = None, **overrides: Any) -> SignedRequest:
-    terms: dict[str, Any] = {"purpose": "COVERAGE", "fmt": "anoncreds", "now_ms": now_ms(),
-                             "predicates": HBA1C_BELOW_6_5}  # fmt: skip
-    terms.update(overrides)
-    return (verifier or s.verifier).request(**terms)
+ask = partial(scene.ask, fmt="anoncreds", predicates=HBA1C_BELOW_6_5)
 
 
 def present(s: Scene, signed: SignedRequest) -> dict[str, Any]:

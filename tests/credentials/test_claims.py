@@ -130,8 +130,6 @@ def test_the_most_recent_observation_of_a_code_wins_in_any_order(newer_first: bo
     assert derive_claims([PATIENT, *checkup(), older]).values["hba1c_x10"] == 58
 
 
-@pytest.mark.xfail(strict=True, reason="claims._day truncates effectiveDateTime to a date, so "
-                   "two results of one day are ordered by list position, not by time")  # fmt: skip
 def test_the_later_of_two_results_on_the_same_day_wins() -> None:
     morning = observation("4548-4", 7.0, "2026-12-01T08:00:00Z")
     evening = observation("4548-4", 5.9, "2026-12-01T17:00:00Z")

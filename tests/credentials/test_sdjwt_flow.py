@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,14 @@ from medledger.credentials.errors import (
 from medledger.credentials.health_card import health_card_qr, jws_from_qr_text
 from medledger.credentials.request import SignedRequest
 from medledger.credentials.verifier import Verifier, verify_health_card
+from tests.credentials import scene
 from tests.credentials.scene import CHECKUP_URL, Scene, checkup_resources, now_ms, run
 from tests.credentials.test_health_card import read_qr
 
 ASKED = ("hba1c_x10", "non_smoker")
 
 
-def ask(s: Scene, verifier: Verifier | None = None, **overrides: Any) -> SignedRequest:
-    terms: dict[str, Any] = {"purpose": "COVERAGE", "fmt": "sd-jwt", "now_ms": now_ms(),
-                             "disclose": ASKED}  # fmt: skip
-    terms.update(overrides)
-    return (verifier or s.verifier).request(**terms)
+ask = partial(scene.ask, fmt="sd-jwt", disclose=ASKED)
 
 
 def present(s: Scene, signed: SignedRequest) -> dict[str, Any]:

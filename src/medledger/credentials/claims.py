@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from medledger.credentials.errors import ClaimUnavailable
@@ -81,26 +81,33 @@ def _codes(concept: Any, system: str) -> list[str]:
 
 
 def _day(value: Any) -> date | None:
+    moment = _moment(value)
+    return None if moment is None else moment.date()
+
+
+def _moment(value: Any) -> datetime | None:
+    """A FHIR date or dateTime as an aware datetime; a date alone is taken as midnight UTC."""
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:
-        return date.fromisoformat(value[:10])
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class _Latest:
-    """The most recent value seen per claim, with its date."""
+    """The most recent value seen per claim, with its time."""
 
     def __init__(self) -> None:
-        self.values: dict[str, tuple[date, int]] = {}
+        self.values: dict[str, tuple[datetime, int]] = {}
 
-    def offer(self, claim: str, when: date | None, value: int) -> None:
+    def offer(self, claim: str, when: datetime | None, value: int) -> None:
         if when is not None and (claim not in self.values or when >= self.values[claim][0]):
             self.values[claim] = (when, value)
 
 
-def _quantity(claim: str, quantity: Any, when: date | None, latest: _Latest) -> None:
+def _quantity(claim: str, quantity: Any, when: datetime | None, latest: _Latest) -> None:
     _, unit, scale = _MEASURES[claim]
     if not isinstance(quantity, dict) or quantity.get("code") != unit:
         return  # another unit would need a conversion we do not guess at
@@ -112,7 +119,7 @@ def _quantity(claim: str, quantity: Any, when: date | None, latest: _Latest) -> 
 def _observation(resource: Mapping[str, Any], latest: _Latest) -> None:
     if resource.get("status") not in _FINAL:
         return
-    when = _day(resource.get("effectiveDateTime"))
+    when = _moment(resource.get("effectiveDateTime"))
     parts = [resource, *resource.get("component", ())]
     for part in parts:
         codes = _codes(part.get("code"), _LOINC)
@@ -163,5 +170,5 @@ def derive_claims(resources: Iterable[Mapping[str, Any]]) -> HealthClaims:
     values["no_diabetes"] = 0 if diabetes else 1
     values["covid19_vaccinated"] = 1 if vaccinated else 0
     values["birthdate"] = yyyymmdd(birthdate)
-    values["checkup_date"] = yyyymmdd(max(when for when, _ in latest.values.values()))
+    values["checkup_date"] = yyyymmdd(max(when for when, _ in latest.values.values()).date())
     return HealthClaims({name: values[name] for name in CLAIMS})
