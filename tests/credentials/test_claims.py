@@ -43,7 +43,7 @@ def checkup(results: CheckupResults = HEALTHY, when: datetime = CHECKUP) -> list
 
 
 def coded(resource: dict[str, Any]) -> str:
-    concept = resource.get("code") or resource.get("vaccineCode")
+    concept: Any = resource.get("code") or resource.get("vaccineCode")
     return str(concept["coding"][0]["code"])
 
 
@@ -102,8 +102,8 @@ def test_a_synthetic_history_loses_to_the_later_checkup() -> None:
     codes = {coded(r) for r in history.resources}
     assert {"4548-4", "44054006"} <= codes and codes & {"207", "208", "212"}
 
-    claims = derive_claims([history.patient, *history.resources,
-                            *checkup_observations(history.patient["id"], CHECKUP, HEALTHY)])  # fmt: skip
+    later = checkup_observations(history.patient["id"], CHECKUP, HEALTHY)
+    claims = derive_claims([history.patient, *history.resources, *later])
 
     assert claims.values["hba1c_x10"] == 58
     assert claims.values["no_diabetes"] == 0
@@ -131,6 +131,7 @@ def test_the_most_recent_observation_of_a_code_wins_in_any_order(newer_first: bo
 
 
 def test_the_later_of_two_results_on_the_same_day_wins() -> None:
+    # A same-day retest supersedes the first result: time decides, not list position.
     morning = observation("4548-4", 7.0, "2026-12-01T08:00:00Z")
     evening = observation("4548-4", 5.9, "2026-12-01T17:00:00Z")
     assert derive_claims([PATIENT, *checkup(), evening, morning]).values["hba1c_x10"] == 59
@@ -178,7 +179,7 @@ def _unknown_smoking() -> list[dict[str, Any]]:
 
 MISSING = {
     "hba1c_x10": lambda: [PATIENT, *without(checkup(), "4548-4")],
-    "birthdate": lambda: checkup(),
+    "birthdate": checkup,
     "non_smoker": _unknown_smoking,
 }
 
@@ -229,7 +230,8 @@ def test_no_diabetes_is_0_only_for_an_active_diabetes_condition(
 
 
 def test_one_active_diabetes_condition_outweighs_a_resolved_one() -> None:
-    resolved, active = condition(SNOMED, "44054006", "resolved"), condition(ICD10, "E11.9", "active")
+    resolved = condition(SNOMED, "44054006", "resolved")
+    active = condition(ICD10, "E11.9", "active")
     for order in ([resolved, active], [active, resolved]):
         assert derive_claims([PATIENT, *checkup(), *order]).values["no_diabetes"] == 0
 
