@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from medledger.crypto import merkle
 from medledger.crypto.errors import InvalidProof
@@ -29,7 +30,7 @@ from medledger.ledger.errors import (
 )
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
+from medledger.ledger.store import LedgerStore, rejected_table
 from medledger.ledger.tx import SignedTransaction, Transaction
 from tests.ledger.consortium import Consortium, custodian_public, key, make_consortium, start_node
 
@@ -252,6 +253,12 @@ def test_checkpoints_are_cosigned_and_prove_inclusion(tmp_path: Path, state_url:
             await asyncio.sleep(0.05)
         assert checkpoint is not None and len(checkpoint.cosignatures) == 3
         assert nodes[0].checkpoint() == checkpoint
+        # Each node cosigns once, however many cosignatures it sees arrive first (the
+        # genesis, submitted by every node as it starts, is the only thing refused).
+        await asyncio.sleep(0.3)
+        with nodes[0].store._engine.connect() as conn:
+            refused = conn.execute(select(rejected_table.c.tx_id)).scalars().all()
+        assert set(refused) <= {c.genesis.tx_id}
         quorum = checkpoint.verify(nodes[0].members(), 2)
         assert quorum.needed == 0 and not quorum.missing
         nodes[0].verify_checkpoint(checkpoint)

@@ -96,6 +96,7 @@ class LedgerNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self.misbehaviour: list[Equivocation] = []
+        self._cosigning: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -399,8 +400,11 @@ class LedgerNode:
         if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:
             return
         entry = self._checkpoint_entry(size)
-        if entry is None or self.key.address in entry["cosignatures"]:
+        if entry is None or self.key.address in entry["cosignatures"] or size in self._cosigning:
             return
+        # Every accepted cosignature of this size calls here; one of ours is enough, and a
+        # second would be refused after taking a nonce that the next submission then lacks.
+        self._cosigning.add(size)
         task = asyncio.create_task(self._cosign_quietly(size))
         self._tasks.append(task)
 
@@ -409,6 +413,8 @@ class LedgerNode:
             await self.cosign_head(size)
         except MedledgerError as exc:
             log.info("%s: did not cosign size %d: %s", self.name, size, exc)
+        finally:
+            self._cosigning.discard(size)
 
     def check_head(self, signed: SignedTreeHead) -> Equivocation | None:
         """Compare a head received from elsewhere with this log; report a contradiction."""
