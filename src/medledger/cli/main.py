@@ -30,7 +30,8 @@ app.add_typer(policies.policy_app, name="policy")
 app.command("init")(records.init)
 app.command("verify")(records.verify)
 app.command("audit")(records.audit)
-err = Console(stderr=True)
+# soft_wrap: an error stays one line however narrow the terminal, so scripts can grep it.
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_CODES: dict[type[MedledgerError], int] = {InvalidInput: 3, TransportError: 4, UsageError: 2}
 
