@@ -44,11 +44,12 @@ from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
+from medledger.records.recipients import sealing_context
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.store import VaultStore
 from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
 from medledger.records.verify import verify_vault
-from medledger.records.writer import RecordWriter, Written, plan_new, sealing_context
+from medledger.records.writer import RecordWriter, Written, plan_new
 
 NETWORK_ID = 2026
 INSTITUTIONS = [

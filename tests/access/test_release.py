@@ -23,7 +23,7 @@ from medledger.errors import TransportError
 from medledger.ledger.contracts import identity
 from medledger.records.importer import import_paths
 from medledger.records.proof import CommittedRecord, committed_record
-from medledger.records.writer import patient_key
+from medledger.records.recipients import patient_key
 from tests.ledger.consortium import custodian_private, key
 from tests.records.world import World, lab_result, world
 

@@ -15,7 +15,7 @@ from medledger.ledger.errors import InsufficientCosigners
 from medledger.records.errors import RecordTampered, UnknownRecord
 from medledger.records.importer import import_paths
 from medledger.records.proof import RecordProof, prove
-from medledger.records.writer import patient_key
+from medledger.records.recipients import patient_key
 from tests.ledger.consortium import key
 from tests.records.world import World, world
 

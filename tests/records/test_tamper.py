@@ -14,9 +14,9 @@ from sqlalchemy import Connection, create_engine, text
 from medledger.records.header import RECORD_ID_SIZE
 from medledger.records.importer import import_paths
 from medledger.records.pipeline import Job
+from medledger.records.recipients import patient_key
 from medledger.records.store import StoredRecord
 from medledger.records.verify import VerifyReport, verify_vault
-from medledger.records.writer import patient_key
 from tests.records.world import World, world
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "fhir-examples" / "r4"

@@ -14,9 +14,10 @@ from medledger.errors import UsageError
 from medledger.records.fhir import load_sources
 from medledger.records.importer import import_paths
 from medledger.records.pipeline import Job
+from medledger.records.recipients import UnknownPatient, patient_key
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.verify import verify_vault
-from medledger.records.writer import RecordWriter, UnknownPatient, patient_key, plan_new
+from medledger.records.writer import RecordWriter, plan_new
 from tests.ledger.consortium import key
 from tests.records.world import World, patient_private, world
 
@@ -163,7 +164,7 @@ def test_an_unregistered_patient_or_author_is_refused(tmp_path: Path) -> None:
     async def scenario(w: World) -> None:
         with pytest.raises(UnknownPatient, match="not a registered patient"):
             patient_key(w.node, key("nobody").address)
-        from medledger.records.writer import sealing_context
+        from medledger.records.recipients import sealing_context
 
         with pytest.raises(UsageError, match="not a registered participant"):
             sealing_context(w.node, key("impostor"))

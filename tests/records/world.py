@@ -18,9 +18,10 @@ from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.records.contract import records_contracts
 from medledger.records.pipeline import SealingPool
+from medledger.records.recipients import sealing_context
 from medledger.records.store import VaultStore
 from medledger.records.synthetic import generate_patients
-from medledger.records.writer import RecordWriter, sealing_context
+from medledger.records.writer import RecordWriter
 from tests.ledger.consortium import NETWORK_ID, Consortium, custodian_private, key, make_consortium
 
 

@@ -35,8 +35,9 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
 from medledger.records.proof import committed_record
+from medledger.records.recipients import sealing_context
 from medledger.records.store import VaultStore
-from medledger.records.writer import RecordWriter, plan_new, sealing_context
+from medledger.records.writer import RecordWriter, plan_new
 
 NETWORK_ID = 31339
 RECORD_BYTES = 1 << 20

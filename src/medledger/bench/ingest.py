@@ -26,8 +26,9 @@ from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.contracts import identity
 from medledger.records.contract import records_contracts
 from medledger.records.pipeline import Job, SealingPool
+from medledger.records.recipients import sealing_context
 from medledger.records.synthetic import generate_patients
-from medledger.records.writer import RecordWriter, plan_new, sealing_context
+from medledger.records.writer import RecordWriter, plan_new
 
 NETWORK_ID = 31338
 SEED = 2026

@@ -23,10 +23,11 @@ from medledger.records.fhir import load_sources
 from medledger.records.importer import import_sources
 from medledger.records.pipeline import SealingPool
 from medledger.records.proof import RecordProof, prove
+from medledger.records.recipients import patient_key, sealing_context
 from medledger.records.sealed import open_as_patient
 from medledger.records.store import StoredRecord
 from medledger.records.verify import verify_vault
-from medledger.records.writer import RecordWriter, WriteReport, patient_key, sealing_context
+from medledger.records.writer import RecordWriter, WriteReport
 
 out = Console()
 err = Console(stderr=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from medledger.errors import InvalidInput, VerificationError
 
-__all__ = ["InvalidRecord", "RecordTampered", "UnknownRecord"]
+__all__ = ["InvalidRecord", "RecordTampered", "RejectedRecord", "UnknownRecord"]
 
 
 class InvalidRecord(InvalidInput):
@@ -51,3 +51,17 @@ class RecordTampered(VerificationError):
 
 class UnknownRecord(InvalidInput):
     """No record with that id (and version) is in this vault."""
+
+
+class RejectedRecord(InvalidInput):
+    """A record sealed elsewhere cannot go into this vault as it is.
+
+    ``subject`` names the record (id and version), ``check`` the check that failed
+    (network, author, patient, keys, version, duplicate).
+    """
+
+    def __init__(self, subject: str, check: str, detail: str) -> None:
+        self.subject = subject
+        self.check = check
+        self.detail = detail
+        super().__init__(f"{subject}: {check}: {detail}")

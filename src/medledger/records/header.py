@@ -19,14 +19,21 @@ ciphertext to different records for different readers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
 from medledger.crypto import eip712
 from medledger.crypto.canonical import sha256
-from medledger.crypto.keys import Address, PrivateKey, keccak256, recover_address
-from medledger.errors import UsageError
+from medledger.crypto.keys import (
+    Address,
+    PrivateKey,
+    keccak256,
+    recover_address,
+    to_checksum_address,
+)
+from medledger.errors import InvalidInput, UsageError
 
 DOMAIN_NAME = "medledger records"
 DOMAIN_VERSION = "1"
@@ -149,6 +156,30 @@ class RecordHeader:
             "keys": "0x" + self.keys.hex(),
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return {"network": self.network_id, **self.message()}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> RecordHeader:
+        """Parse :meth:`to_json`'s form; raise InvalidInput naming what is wrong."""
+        try:
+            return cls(
+                network_id=json_uint(obj["network"]),
+                record_id=hex_bytes(obj["recordId"]),
+                version=json_uint(obj["version"]),
+                previous=hex_bytes(obj["previous"]),
+                patient=to_checksum_address(json_text(obj["patient"])),
+                resource_type=json_text(obj["resourceType"]),
+                category=json_text(obj["category"]),
+                content=hex_bytes(obj["content"]),
+                ciphertext=hex_bytes(obj["ciphertext"]),
+                keys=hex_bytes(obj["keys"]),
+            )
+        except KeyError as exc:
+            raise InvalidInput(f"record header: missing field {exc}") from None
+        except (TypeError, ValueError, UsageError) as exc:
+            raise InvalidInput(f"record header: malformed: {exc}") from None
+
     def sign(self, key: PrivateKey) -> bytes:
         return key.sign_digest(self.digest)
 
@@ -160,3 +191,24 @@ class RecordHeader:
     def label(self) -> str:
         """How logs and reports name the record: its id and version, nothing else."""
         return f"{self.record_id.hex()} v{self.version}"
+
+
+def hex_bytes(value: object) -> bytes:
+    """0x-prefixed hex as bytes; raises ValueError otherwise."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError("expected 0x-prefixed hex")
+    return bytes.fromhex(value[2:])
+
+
+def json_uint(value: object) -> int:
+    """A JSON non-negative integer (not a bool); raises ValueError otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("expected a non-negative integer")
+    return value
+
+
+def json_text(value: object) -> str:
+    """A JSON string; raises ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value

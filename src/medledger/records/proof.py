@@ -19,14 +19,14 @@ from typing import Any
 
 from medledger.crypto import merkle
 from medledger.crypto.errors import InvalidProof
-from medledger.crypto.keys import Address, to_checksum_address
+from medledger.crypto.keys import Address
 from medledger.errors import InvalidInput
 from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.tx import SignedTransaction
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import RecordTampered, UnknownRecord
-from medledger.records.header import RecordHeader
+from medledger.records.header import RecordHeader, hex_bytes
 from medledger.records.sealed import SealedRecord, record_commitment
 from medledger.records.store import StoredRecord
 
@@ -118,7 +118,7 @@ class RecordProof:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "header": {"network": self.header.network_id, **self.header.message()},
+            "header": self.header.to_json(),
             "signature": "0x" + self.signature.hex(),
             "salt": "0x" + self.salt.hex(),
             "position": self.position,
@@ -132,38 +132,22 @@ class RecordProof:
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RecordProof:
         try:
-            h = obj["header"]
-            header = RecordHeader(
-                network_id=int(h["network"]),
-                record_id=_hex(h["recordId"]),
-                version=int(h["version"]),
-                previous=_hex(h["previous"]),
-                patient=to_checksum_address(h["patient"]),
-                resource_type=str(h["resourceType"]),
-                category=str(h["category"]),
-                content=_hex(h["content"]),
-                ciphertext=_hex(h["ciphertext"]),
-                keys=_hex(h["keys"]),
-            )
+            header = RecordHeader.from_json(obj["header"])
             return cls(
                 header=header,
-                signature=_hex(obj["signature"]),
-                salt=_hex(obj["salt"]),
+                signature=hex_bytes(obj["signature"]),
+                salt=hex_bytes(obj["salt"]),
                 position=int(obj["position"]),
-                batch_path=tuple(_hex(p) for p in obj["batchPath"]),
-                commit_tx=_hex(obj["commitTx"]),
+                batch_path=tuple(hex_bytes(p) for p in obj["batchPath"]),
+                commit_tx=hex_bytes(obj["commitTx"]),
                 log_index=int(obj["logIndex"]),
-                log_path=tuple(_hex(p) for p in obj["logPath"]),
+                log_path=tuple(hex_bytes(p) for p in obj["logPath"]),
                 checkpoint=Checkpoint.from_json(obj["checkpoint"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"record proof: malformed: {exc}") from None
-
-
-def _hex(value: object) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ValueError("expected 0x-prefixed hex")
-    return bytes.fromhex(value[2:])
+        except InvalidInput as exc:
+            raise InvalidInput(f"record proof: {exc}") from None
 
 
 def prove(stored: StoredRecord, vault: str, node: LedgerNode) -> RecordProof:

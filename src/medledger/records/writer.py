@@ -12,29 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address, PrivateKey
-from medledger.errors import InvalidInput, UsageError
-from medledger.ledger.contracts.identity import SUBJECT_NS, participant_role
-from medledger.ledger.contracts.membership import MEMBER_NS, active_members, network_config
+from medledger.errors import UsageError
 from medledger.ledger.node import LedgerNode
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import InvalidRecord
 from medledger.records.header import FIRST_VERSION, NO_PREVIOUS, RECORD_ID_SIZE
-from medledger.records.pipeline import Job, Sealed, SealingContext, SealingPool
-from medledger.records.sealed import Custodians
+from medledger.records.incoming import Incoming, check_incoming
+from medledger.records.pipeline import Job, Sealed, SealingPool
 from medledger.records.store import PENDING, VaultStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_RECORDS = 2048
-
-
-class UnknownPatient(InvalidInput):
-    """The patient is not registered on the ledger."""
 
 
 @dataclass(frozen=True)
@@ -50,31 +44,6 @@ class WriteReport:
     written: list[Written] = field(default_factory=list)
     rejected: list[InvalidRecord] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
-
-
-def custodians_of(node: LedgerNode) -> Custodians:
-    """The consortium's custodians now: every active member's key, and the threshold."""
-    holders = []
-    for address in active_members(node.store):
-        member = node.store.get(MEMBER_NS, address)
-        assert member is not None, f"member {address} listed but not stored"
-        holders.append((address, bytes.fromhex(member["custodian_key"][2:])))
-    return Custodians(int(network_config(node.store)["custodian_threshold"]), tuple(holders))
-
-
-def patient_key(node: LedgerNode, patient: Address) -> bytes:
-    """The X25519 key a registered patient published on the ledger."""
-    subject = node.store.get(SUBJECT_NS, patient)
-    if subject is None:
-        raise UnknownPatient(f"{patient} is not a registered patient")
-    return bytes.fromhex(subject["encryption_key"][2:])
-
-
-def sealing_context(node: LedgerNode, author: PrivateKey) -> SealingContext:
-    """Check that ``author`` may write records and gather what sealing needs."""
-    if participant_role(node.store, author.address) is None:
-        raise UsageError(f"{author.address} is not a registered participant and cannot author")
-    return SealingContext(node.network_id, author.to_bytes(), custodians_of(node))
 
 
 class RecordWriter:
@@ -93,6 +62,8 @@ class RecordWriter:
         self.institution = institution
         self.batch_records = batch_records
         self.vault = "0x" + store.vault_id.hex()
+        # Batches are numbered and committed one after another, whoever writes them.
+        self._serial = asyncio.Lock()
 
     async def recover(self) -> list[int]:
         """Finish batches a crash left pending; return their numbers."""
@@ -121,8 +92,30 @@ class RecordWriter:
         Batch ``k`` is committed to the ledger while batch ``k + 1`` is sealed and
         stored; commits stay in order, as the records contract requires.
         """
+        async with self._serial:
+            return await self._write(jobs, pool, progress)
+
+    async def write_sealed(self, batch: Sequence[Incoming]) -> int:
+        """Check records sealed by their authors' clients, store and commit them as one
+        batch; return its number. Nothing is stored if any record is refused."""
+        async with self._serial:
+            self._require_no_pending()
+            accepted = check_incoming(self.node, self.store, self.institution.address, batch)
+            seq = self.store.next_batch()
+            await (await self._flush(seq, accepted, None))
+            return seq
+
+    def _require_no_pending(self) -> None:
         if self.store.batches(PENDING):
             raise UsageError("the vault has pending batches: recover them first")
+
+    async def _write(
+        self,
+        jobs: Iterable[Job | InvalidRecord],
+        pool: SealingPool,
+        progress: Callable[[int], None] | None,
+    ) -> WriteReport:
+        self._require_no_pending()
         report = WriteReport()
         pending: list[Sealed] = []
         seq = self.store.next_batch()

@@ -1,0 +1,96 @@
+"""Records sealed by their author's own client, checked before they join the vault.
+
+A clinician's client validates, encrypts, splits the key and signs on its own
+machine; the institution's node never sees plaintext or a data key. What the
+node can check without them, it checks here before a record joins a batch: the
+network, the author's signature over ciphertext and wrapped keys, that the
+author is a participant of this institution, that the patient is registered,
+that the key is split for the consortium's current custodians, and that a new
+version follows the one the vault holds. The shares themselves are sealed to
+the custodians and cannot be checked here; a custodian that cannot open its
+share refuses to release it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from medledger.crypto.keys import Address
+from medledger.ledger.contracts.identity import PARTICIPANT_NS, participant_role
+from medledger.ledger.node import LedgerNode
+from medledger.records.errors import RejectedRecord, UnknownRecord
+from medledger.records.header import FIRST_VERSION
+from medledger.records.pipeline import Sealed
+from medledger.records.recipients import UnknownPatient, custodians_of, patient_key
+from medledger.records.sealed import SealedRecord
+from medledger.records.store import VaultStore, record_row
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A sealed record version as its author's client sends it."""
+
+    sealed: SealedRecord
+    #: The FHIR resource id, so that a later version of the same resource finds it.
+    fhir_id: str | None = None
+
+
+def check_incoming(
+    node: LedgerNode, store: VaultStore, institution: Address, batch: Sequence[Incoming]
+) -> list[Sealed]:
+    """Check every record of a batch; the first failure refuses the whole batch."""
+    custodians = custodians_of(node)
+    holders = tuple(address for address, _ in custodians.holders)
+    seen: set[bytes] = set()
+    accepted = []
+    for item in batch:
+        sealed, header = item.sealed, item.sealed.header
+        label = header.label
+        if header.network_id != node.network_id:
+            raise RejectedRecord(label, "network", f"sealed for network {header.network_id}")
+        author = sealed.check()
+        participant = node.store.get(PARTICIPANT_NS, author) or {}
+        # participant_role is None unless the participant and its institution are active.
+        here = participant.get("institution") == institution
+        if participant_role(node.store, author) is None or not here:
+            raise RejectedRecord(label, "author", f"{author} is not a participant here")
+        try:
+            patient_key(node, header.patient)
+        except UnknownPatient as exc:
+            raise RejectedRecord(label, "patient", str(exc)) from None
+        if sealed.keys.threshold != custodians.threshold or sealed.keys.custodians != holders:
+            raise RejectedRecord(
+                label, "keys", f"not split {custodians.threshold} of {len(holders)} "
+                "for the consortium's current custodians"
+            )  # fmt: skip
+        if header.record_id in seen:
+            raise RejectedRecord(label, "duplicate", "two versions of one record in one batch")
+        seen.add(header.record_id)
+        _check_version(store, sealed)
+        row = record_row(sealed, author, item.fhir_id)
+        accepted.append(
+            Sealed(label, header.record_id, header.version, header.resource_type,
+                   header.digest, sealed.commitment, row)
+        )  # fmt: skip
+    return accepted
+
+
+def _check_version(store: VaultStore, sealed: SealedRecord) -> None:
+    header = sealed.header
+    try:
+        latest = store.get(header.record_id).sealed.header
+    except UnknownRecord:
+        if header.version != FIRST_VERSION:
+            raise RejectedRecord(
+                header.label, "version", "amends a record this vault does not hold"
+            ) from None
+        return
+    if header.version != latest.version + 1 or header.previous != latest.digest:
+        raise RejectedRecord(
+            header.label, "version", f"does not follow version {latest.version} in this vault"
+        )
+    if header.patient != latest.patient or header.resource_type != latest.resource_type:
+        raise RejectedRecord(
+            header.label, "version", "changes the patient or resource type of the record"
+        )

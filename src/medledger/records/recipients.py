@@ -1,0 +1,41 @@
+"""Who a new record is sealed to: the consortium's custodians and the patient, as the
+ledger says now, and what a sealing worker needs to know of them."""
+
+from __future__ import annotations
+
+from medledger.crypto.keys import Address, PrivateKey
+from medledger.errors import InvalidInput, UsageError
+from medledger.ledger.contracts.identity import SUBJECT_NS, participant_role
+from medledger.ledger.contracts.membership import MEMBER_NS, active_members, network_config
+from medledger.ledger.node import LedgerNode
+from medledger.records.pipeline import SealingContext
+from medledger.records.sealed import Custodians
+
+
+class UnknownPatient(InvalidInput):
+    """The patient is not registered on the ledger."""
+
+
+def custodians_of(node: LedgerNode) -> Custodians:
+    """The consortium's custodians now: every active member's key, and the threshold."""
+    holders = []
+    for address in active_members(node.store):
+        member = node.store.get(MEMBER_NS, address)
+        assert member is not None, f"member {address} listed but not stored"
+        holders.append((address, bytes.fromhex(member["custodian_key"][2:])))
+    return Custodians(int(network_config(node.store)["custodian_threshold"]), tuple(holders))
+
+
+def patient_key(node: LedgerNode, patient: Address) -> bytes:
+    """The X25519 key a registered patient published on the ledger."""
+    subject = node.store.get(SUBJECT_NS, patient)
+    if subject is None:
+        raise UnknownPatient(f"{patient} is not a registered patient")
+    return bytes.fromhex(subject["encryption_key"][2:])
+
+
+def sealing_context(node: LedgerNode, author: PrivateKey) -> SealingContext:
+    """Check that ``author`` may write records and gather what sealing needs."""
+    if participant_role(node.store, author.address) is None:
+        raise UsageError(f"{author.address} is not a registered participant and cannot author")
+    return SealingContext(node.network_id, author.to_bytes(), custodians_of(node))
