@@ -125,8 +125,13 @@ def _require_patient(view: StateView, address: Address) -> None:
         raise InvalidPayload(f"{address} is not a registered patient")
 
 
+def speaks_for(view: StateView, patient: Address, sender: Address) -> bool:
+    """Whether ``sender`` is the patient or one of the guardians they named."""
+    return sender == patient or sender in (view.get(GUARDIAN_NS, patient) or [])
+
+
 def _require_patient_or_guardian(view: StateView, patient: Address, sender: Address) -> None:
-    if sender != patient and sender not in (view.get(GUARDIAN_NS, patient) or []):
+    if not speaks_for(view, patient, sender):
         raise NotPatient(f"{sender} is neither patient {patient} nor one of their guardians")
 
 

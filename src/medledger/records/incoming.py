@@ -14,26 +14,16 @@ share refuses to release it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts.identity import PARTICIPANT_NS, participant_role
 from medledger.ledger.node import LedgerNode
 from medledger.records.errors import RejectedRecord, UnknownRecord
 from medledger.records.header import FIRST_VERSION
-from medledger.records.pipeline import Sealed
+from medledger.records.pipeline import Incoming, Sealed
 from medledger.records.recipients import UnknownPatient, custodians_of, patient_key
 from medledger.records.sealed import SealedRecord
 from medledger.records.store import VaultStore, record_row
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A sealed record version as its author's client sends it."""
-
-    sealed: SealedRecord
-    #: The FHIR resource id, so that a later version of the same resource finds it.
-    fhir_id: str | None = None
 
 
 def check_incoming(

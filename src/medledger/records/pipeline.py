@@ -22,7 +22,7 @@ from medledger.crypto.errors import NotCanonicalizable
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.records.errors import InvalidRecord
 from medledger.records.fhir import validate_resource
-from medledger.records.sealed import Custodians, Draft, KeyWrapper, seal_record
+from medledger.records.sealed import Custodians, Draft, KeyWrapper, SealedRecord, seal_record
 from medledger.records.store import record_row
 
 DEFAULT_CHUNK = 128
@@ -62,6 +62,15 @@ Outcome = Sealed | InvalidRecord
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """A sealed record version as its author's client sends it."""
+
+    sealed: SealedRecord
+    #: The FHIR resource id, so that a later version of the same resource finds it.
+    fhir_id: str | None = None
+
+
+@dataclass(frozen=True)
 class SealingContext:
     """What every worker needs: whose signature, which network, which custodians."""
 
@@ -77,7 +86,38 @@ def seal_jobs(context: SealingContext, jobs: Sequence[Job]) -> list[Outcome]:
     return [_seal_one(context.network_id, author, wrapper, job) for job in jobs]
 
 
+def seal_for_upload(context: SealingContext, jobs: Sequence[Job]) -> list[Incoming | InvalidRecord]:
+    """Seal on the author's own machine, for a node to check and commit (records/incoming.py)."""
+    author = _author(context.author_secret)
+    wrapper = KeyWrapper(context.custodians)
+    results: list[Incoming | InvalidRecord] = []
+    for job in jobs:
+        sealed = _seal(context.network_id, author, wrapper, job)
+        results.append(sealed if isinstance(sealed, InvalidRecord) else Incoming(*sealed))
+    return results
+
+
 def _seal_one(network_id: int, author: PrivateKey, wrapper: KeyWrapper, job: Job) -> Outcome:
+    sealed = _seal(network_id, author, wrapper, job)
+    if isinstance(sealed, InvalidRecord):
+        return sealed
+    record, fhir_id = sealed
+    header = record.header
+    return Sealed(
+        job.source,
+        job.record_id,
+        job.version,
+        header.resource_type,
+        header.digest,
+        record.commitment,
+        record_row(record, author.address, fhir_id),
+    )
+
+
+def _seal(
+    network_id: int, author: PrivateKey, wrapper: KeyWrapper, job: Job
+) -> tuple[SealedRecord, str | None] | InvalidRecord:
+    """Validate, canonicalise and seal one job; return the record and its FHIR id."""
     try:
         obj = json.loads(job.body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -103,15 +143,7 @@ def _seal_one(network_id: int, author: PrivateKey, wrapper: KeyWrapper, job: Job
         category=resource.category,
     )
     sealed = seal_record(draft, canonical, network_id=network_id, author=author, wrapper=wrapper)
-    return Sealed(
-        job.source,
-        job.record_id,
-        job.version,
-        resource.resource_type,
-        sealed.header.digest,
-        sealed.commitment,
-        record_row(sealed, author.address, resource.fhir_id),
-    )
+    return sealed, resource.fhir_id
 
 
 def _name(obj: object) -> str:

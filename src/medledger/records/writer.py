@@ -22,8 +22,8 @@ from medledger.ledger.node import LedgerNode
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import InvalidRecord
 from medledger.records.header import FIRST_VERSION, NO_PREVIOUS, RECORD_ID_SIZE
-from medledger.records.incoming import Incoming, check_incoming
-from medledger.records.pipeline import Job, Sealed, SealingPool
+from medledger.records.incoming import check_incoming
+from medledger.records.pipeline import Incoming, Job, Sealed, SealingPool
 from medledger.records.store import PENDING, VaultStore
 
 log = logging.getLogger(__name__)

@@ -2,12 +2,16 @@
 
 It is the default backend: no server to run. A block is acknowledged only after
 its SQLite commit has been fsynced, so an acknowledged block survives ``kill -9``
-and power loss. Several nodes in one process may share one sequencer.
+and power loss. Several nodes in one process may share one sequencer; several
+sequencers, in one process or in several, may share one file: each takes the
+next number inside SQLite's write lock, and readers also look for blocks that
+another process appended every few milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -25,6 +29,10 @@ CREATE TABLE IF NOT EXISTS blocks (
 )
 """
 _READ_BATCH = 64
+_LAST = "SELECT seq, timestamp_ns FROM blocks ORDER BY seq DESC LIMIT 1"
+# How soon a reader sees a block that another process appended; blocks appended
+# through this object wake its readers at once.
+_POLL_S = 0.005
 
 
 class EmbeddedOrderer:
@@ -35,12 +43,10 @@ class EmbeddedOrderer:
             self._writer = self._connect()
             self._reader = self._connect()
             self._writer.execute(_SCHEMA)
-            row = self._writer.execute(
-                "SELECT seq, timestamp_ns FROM blocks ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
+            row = self._writer.execute(_LAST).fetchone()
         except sqlite3.Error as exc:
             raise TransportError(f"cannot open the ordering log {path.name}: {exc}") from exc
-        self._last_seq, self._last_ts = (int(row[0]), int(row[1])) if row else (0, 0)
+        self._last_seq = int(row[0]) if row else 0
         self._lock = threading.Lock()
         self._waiters: set[asyncio.Event] = set()
         self._closed = False
@@ -55,6 +61,7 @@ class EmbeddedOrderer:
 
     @property
     def last_seq(self) -> int:
+        """The last block this sequencer appended or found when it opened."""
         return self._last_seq
 
     async def append(self, txs: Sequence[bytes]) -> int:
@@ -68,11 +75,14 @@ class EmbeddedOrderer:
 
     def _append(self, payload: bytes) -> int:
         with self._lock:
-            seq = self._last_seq + 1
-            # Timestamps never go backwards, whatever the wall clock does.
-            timestamp = max(time.time_ns(), self._last_ts + 1)
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
+                # Under the write lock: another sequencer on this file may have appended.
+                row = self._writer.execute(_LAST).fetchone()
+                last_seq, last_ts = (int(row[0]), int(row[1])) if row else (0, 0)
+                seq = last_seq + 1
+                # Timestamps never go backwards, whatever the wall clock does.
+                timestamp = max(time.time_ns(), last_ts + 1)
                 self._writer.execute(
                     "INSERT INTO blocks (seq, timestamp_ns, payload) VALUES (?, ?, ?)",
                     (seq, timestamp, payload),
@@ -82,7 +92,7 @@ class EmbeddedOrderer:
                 if self._writer.in_transaction:
                     self._writer.execute("ROLLBACK")
                 raise TransportError(f"cannot append to the ordering log: {exc}") from exc
-            self._last_seq, self._last_ts = seq, timestamp
+            self._last_seq = seq
             return seq
 
     async def blocks(self, after_seq: int) -> AsyncIterator[Block]:
@@ -97,7 +107,8 @@ class EmbeddedOrderer:
                     cursor = seq
                     yield Block(seq, timestamp, decode_block_payload(payload))
                 if not rows:
-                    await event.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), _POLL_S)
         finally:
             self._waiters.discard(event)
 
