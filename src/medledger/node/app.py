@@ -1,0 +1,166 @@
+"""The node's HTTP API (FastAPI): authentication, error mapping, metrics and request logs.
+
+Every ``/v1`` route except ``/v1/health`` takes a request signed with the
+caller's ledger key (RFC 9421, node/signatures.py), fresh (created, expires)
+and never seen before (its nonce). Who may do what is decided from the ledger:
+the caller's standing (member, participant with a role, patient) and grants.
+A refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from medledger import __version__
+from medledger.access.errors import NoGrant, NotPatient, UnknownRequest
+from medledger.errors import InvalidInput, MedledgerError, TransportError, UsageError
+from medledger.ledger.errors import (
+    Conflict,
+    NonceGap,
+    ReplayedTransaction,
+    TransactionRejected,
+    Unauthorized,
+    UnknownTransaction,
+)
+from medledger.node.errors import Forbidden, ReplayedRequest, RequestNotAuthenticated
+from medledger.node.routes import access, audit, custodian, ledger, records
+from medledger.node.service import NodeService
+from medledger.records.errors import UnknownRecord
+
+log = logging.getLogger("medledger.node.http")
+
+#: Most specific first: the first class an error is an instance of decides its status.
+STATUS: list[tuple[type[MedledgerError], int]] = [
+    (RequestNotAuthenticated, 401),
+    (ReplayedRequest, 401),
+    (Forbidden, 403),
+    (Unauthorized, 403),
+    (NotPatient, 403),
+    (UnknownRecord, 404),
+    (UnknownRequest, 404),
+    (NoGrant, 404),
+    (UnknownTransaction, 404),
+    (ReplayedTransaction, 409),
+    (NonceGap, 409),
+    (Conflict, 409),
+    (TransactionRejected, 422),
+    (InvalidInput, 422),
+    (UsageError, 400),
+    (TransportError, 503),
+]
+
+
+def status_of(exc: MedledgerError) -> int:
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
+
+
+def error_body(exc: MedledgerError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, TransactionRejected):
+        body["code"] = exc.code
+    return body
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "medledger_http_requests", "API requests by route and status",
+            ["method", "route", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "medledger_http_request_seconds", "API request latency by route",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )  # fmt: skip
+        self.log_size = Gauge(
+            "medledger_ledger_size", "transactions in this node's log", registry=self.registry
+        )
+
+
+def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
+    """The node's API; ``manage`` starts and stops the service with the app."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage:
+            await service.start()
+        try:
+            yield
+        finally:
+            if manage:
+                await service.stop()
+
+    app = FastAPI(
+        title="medledger node",
+        version=__version__,
+        summary="One institution's node of a medledger consortium",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    metrics = Metrics()
+    app.state.metrics = metrics
+
+    @app.exception_handler(MedledgerError)
+    async def refused(request: Request, exc: MedledgerError) -> JSONResponse:
+        status = status_of(exc)
+        # The message may name an address or a record id, never health data or a secret.
+        log.info("refused %s %s: %s", request.method, _route(request), type(exc).__name__)
+        return JSONResponse(error_body(exc), status_code=status)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        limit = service.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return JSONResponse(
+                {
+                    "error": "BodyTooLarge",
+                    "message": f"request bodies are limited to {limit} bytes",
+                },
+                status_code=413,
+            )
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = _route(request)
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        log.info(
+            "%s %s %d %.1f ms", request.method, route, response.status_code, elapsed * 1000,
+            extra={"route": route, "status": response.status_code, "ms": round(elapsed * 1000, 2)},
+        )  # fmt: skip
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        if service.running:
+            metrics.log_size.set(service.node.size)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for module in (ledger, records, access, custodian, audit):
+        app.include_router(module.router)
+    return app
+
+
+def _route(request: Request) -> str:
+    # The route's template, never the path itself: paths carry addresses and record ids.
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))

@@ -1,0 +1,40 @@
+"""Who is calling: the address that signed the request, and what the ledger says it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from medledger.crypto.keys import Address
+from medledger.ledger.contracts.base import StateView
+from medledger.ledger.contracts.identity import PARTICIPANT_NS, SUBJECT_NS, participant_role
+from medledger.ledger.contracts.membership import MEMBER_NS
+
+Kind = Literal["member", "participant", "subject", "unknown"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    address: Address
+    kind: Kind
+    role: str | None = None
+    #: The member institution a participant belongs to (a member is its own).
+    institution: Address | None = None
+
+    def is_staff_of(self, institution: Address) -> bool:
+        return self.kind in ("member", "participant") and self.institution == institution
+
+
+def resolve_caller(state: StateView, address: Address) -> Caller:
+    """The caller's standing in the ledger at this node's current state."""
+    member = state.get(MEMBER_NS, address)
+    if member is not None and member["status"] == "active":
+        return Caller(address, "member", None, address)
+    role = participant_role(state, address)
+    if role is not None:
+        participant = state.get(PARTICIPANT_NS, address)
+        assert participant is not None  # participant_role found it
+        return Caller(address, "participant", role, participant["institution"])
+    if state.get(SUBJECT_NS, address) is not None:
+        return Caller(address, "subject")
+    return Caller(address, "unknown")

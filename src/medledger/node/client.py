@@ -1,0 +1,144 @@
+"""A client of a node's API that signs every request with its ledger key.
+
+Used by the CLI, by readers asking other institutions' custodians, and by the
+load test. Only our own errors escape: a refusal is :class:`NodeRefused` with the
+node's status and reason, an unreachable node is :class:`TransportError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from medledger.access.custodian import ReleaseAsk, ReleasedShare
+from medledger.crypto.keys import Address, PrivateKey
+from medledger.errors import InvalidInput, TransportError
+from medledger.node.signatures import new_nonce, sign_request
+from medledger.records.wire import committed_to_json
+
+DEFAULT_LIFETIME_S = 60
+
+
+class NodeRefused(InvalidInput):
+    """The node answered with an error; ``status``, ``error`` and ``code`` say which."""
+
+    def __init__(self, status: int, error: str, message: str, code: str | None = None) -> None:
+        self.status, self.error, self.code = status, error, code
+        super().__init__(f"{status} {error}: {message}")
+
+
+class NodeClient:
+    def __init__(
+        self,
+        base_url: str,
+        key: PrivateKey,
+        *,
+        timeout_s: float = 30.0,
+        lifetime_s: int = DEFAULT_LIFETIME_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.lifetime_s = lifetime_s
+        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+
+    @property
+    def address(self) -> Address:
+        return self.key.address
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> NodeClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return await self.request("GET", path, params=params)
+
+    async def post(self, path: str, body: Any) -> Any:
+        return await self.request("POST", path, body=body)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        now_s: int | None = None,
+    ) -> Any:
+        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        url = httpx.URL(self.base_url + path, params=params)
+        created = int(time.time()) if now_s is None else now_s
+        headers = sign_request(
+            self.key,
+            method=method,
+            url=str(url),
+            body=content,
+            created=created,
+            expires=created + self.lifetime_s,
+            nonce=new_nonce(),
+        )
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(method, url, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {url.path}: {type(exc).__name__}") from exc
+        return answer(response)
+
+
+def answer(response: httpx.Response) -> Any:
+    """The JSON body of a success; the node's refusal as an exception otherwise."""
+    if response.status_code < 400:
+        return response.json()
+    try:
+        problem = response.json()
+        error, message = str(problem["error"]), str(problem["message"])
+        code = problem.get("code")
+    except (ValueError, KeyError, TypeError):
+        error, message, code = "HTTPError", response.reason_phrase, None
+    if response.status_code in (502, 503, 504):
+        raise TransportError(f"{response.status_code} {error}: {message}")
+    raise NodeRefused(response.status_code, error, message, code)
+
+
+class RemoteCustodian:
+    """A custodian at another node, asked over HTTP (access/reader.py's CustodianEndpoint)."""
+
+    def __init__(self, client: NodeClient, address: Address) -> None:
+        self.client = client
+        self._address = address
+
+    @property
+    def address(self) -> Address:
+        return self._address
+
+    async def release(self, ask: ReleaseAsk) -> ReleasedShare:
+        r = ask.release
+        body = {
+            "release": {
+                "grant": "0x" + r.grant.hex(),
+                "record": "0x" + r.record.hex(),
+                "reader_key": "0x" + r.reader_key.hex(),
+                "not_after_ms": r.not_after_ms,
+                "signature": "0x" + ask.signature.hex(),
+            },
+            "committed": committed_to_json(ask.record),
+        }
+        answered = await self.client.post("/v1/custodian/release", body)
+        if answered["custodian"] != self._address:
+            raise InvalidInput(f"custodian {self._address} answered as {answered['custodian']}")
+        return ReleasedShare(
+            self._address,
+            bytes.fromhex(answered["receipt"][2:]),
+            base64.b64decode(answered["sealed"]),
+        )

@@ -1,0 +1,90 @@
+"""A node's configuration: a TOML file, overridden by ``MEDLEDGER_NODE_*`` variables.
+
+Every limit the node's API enforces lives here (request body size, clock skew,
+signature lifetime), never as a literal in a route.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from medledger.errors import UsageError
+
+ENV_PREFIX = "MEDLEDGER_NODE_"
+CONFIG_ENV = "MEDLEDGER_NODE_CONFIG"
+MiB = 1 << 20
+
+
+class NodeSettings(BaseSettings):
+    """One institution's node."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="the institution's short name")
+    data_dir: Path = Field(description="ledger state, vault and seen request nonces")
+    genesis: Path = Field(description="the network's genesis transaction, shared out of band")
+    member_key: Path = Field(description="keystore of the institution's ledger key")
+    custodian_key: Path = Field(description="keystore the custodian's X25519 key derives from")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=1, le=65535)
+    orderer: Literal["embedded", "nats"] = "embedded"
+    ordering_path: Path | None = Field(
+        default=None, description="the embedded sequencer's file, shared by the nodes of a machine"
+    )
+    nats_urls: list[str] = Field(default_factory=list)
+    state_url: str | None = Field(default=None, description="default: SQLite in data_dir")
+    vault_url: str | None = Field(default=None, description="default: SQLite in data_dir")
+    max_body_bytes: int = Field(default=16 * MiB, ge=1024)
+    clock_skew_s: int = Field(default=30, ge=0, le=600)
+    max_signature_lifetime_s: int = Field(default=300, ge=1, le=3600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def ordering_file(self) -> Path:
+        return self.ordering_path or self.data_dir / "ordering.db"
+
+    @property
+    def state_database(self) -> str:
+        return self.state_url or str(self.data_dir / "ledger.db")
+
+    @property
+    def vault_database(self) -> str:
+        return self.vault_url or str(self.data_dir / "vault.db")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def load_settings(path: Path | None = None) -> NodeSettings:
+    """Settings from ``path`` (a TOML file), with the environment taking precedence."""
+
+    class FromFile(NodeSettings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    if path is not None and not path.is_file():
+        raise UsageError(f"no node configuration file at {path}")
+    try:
+        return FromFile()  # type: ignore[call-arg]  # the fields come from file and environment
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'file'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise UsageError(f"node configuration: {problems}") from None

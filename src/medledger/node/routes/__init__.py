@@ -1,0 +1,1 @@
+"""The node's API routes, one module per area."""

@@ -1,0 +1,181 @@
+"""Access routes: requests, approvals relayed by this node, grants, revocation.
+
+Requests and revocations are ledger transactions the caller signs; approvals
+are EIP-712 signatures (a patient's browser can make one) that this node relays
+to the ledger under its own key, since anyone may relay them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+from pydantic import BaseModel, Field
+
+from medledger.access.contract import (
+    APPROVE,
+    GRANT_NS,
+    REQUEST,
+    REQUEST_NS,
+    REVOKE,
+    active_grant,
+    speaks_for,
+)
+from medledger.access.errors import GrantExpired, GrantRevoked, NoGrant, UnknownRequest
+from medledger.crypto.keys import Address
+from medledger.node.caller import Caller
+from medledger.node.deps import AuthenticatedCaller, Service
+from medledger.node.errors import Forbidden
+from medledger.node.routes.ledger import ADDRESS, Outcome, TransactionIn, outcome_json, submit_own
+
+router = APIRouter(prefix="/v1/access", tags=["access"])
+
+REQUEST_ID = r"^0x[0-9a-fA-F]{64}$"
+MAX_APPROVALS = 16
+
+
+class RequestState(BaseModel):
+    request: str
+    requester: str
+    patient: str
+    categories: list[str]
+    records: list[str]
+    purpose: str
+    duration_s: int
+    emergency: bool
+    status: str = Field(description="pending or granted")
+    signers: list[str]
+
+
+class ApprovalIn(BaseModel):
+    signer: str = Field(pattern=ADDRESS)
+    not_after_ms: int = Field(ge=0)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class ApprovalsIn(BaseModel):
+    approvals: list[ApprovalIn] = Field(min_length=1, max_length=MAX_APPROVALS)
+
+
+class GrantState(BaseModel):
+    grant: str
+    requester: str
+    patient: str
+    categories: list[str]
+    records: list[str]
+    purpose: str
+    approvers: list[str]
+    granted_ns: int
+    expires_ns: int
+    emergency: bool
+    status: str = Field(description="active, expired or revoked")
+
+
+@router.post("/requests", response_model=RequestState)
+async def make_request(
+    service: Service, caller: AuthenticatedCaller, body: Annotated[TransactionIn, Body()]
+) -> RequestState:
+    """Ask for a patient's categories or records: an ``access.request`` the caller signed."""
+    outcome = await submit_own(service, caller, body.transaction, REQUEST)
+    return _request_state(service, "0x" + outcome.tx_id.hex())
+
+
+@router.get("/requests/{request_id}", response_model=RequestState)
+async def get_request(
+    service: Service,
+    caller: AuthenticatedCaller,
+    request_id: Annotated[str, Path(pattern=REQUEST_ID)],
+) -> RequestState:
+    state = _request_state(service, request_id.lower())
+    _require_party(service, caller, state.requester, state.patient)
+    return state
+
+
+@router.post("/requests/{request_id}/approvals", response_model=RequestState)
+async def approve(
+    service: Service,
+    caller: AuthenticatedCaller,
+    request_id: Annotated[str, Path(pattern=REQUEST_ID)],
+    body: Annotated[ApprovalsIn, Body()],
+) -> RequestState:
+    """Relay approvals to the ledger; the grant exists once the policy holds."""
+    key = request_id.lower()
+    _request_state(service, key)
+    if caller.address not in {a.signer for a in body.approvals}:
+        raise Forbidden("a caller relays only approvals that include their own")
+    payload = {"request": key, "approvals": [a.model_dump() for a in body.approvals]}
+    await service.node.submit_payload(service.keys.member, APPROVE, payload)
+    return _request_state(service, key)
+
+
+@router.get("/grants/{grant_id}", response_model=GrantState)
+async def get_grant(
+    service: Service,
+    caller: AuthenticatedCaller,
+    grant_id: Annotated[str, Path(pattern=REQUEST_ID)],
+) -> GrantState:
+    key = grant_id.lower()
+    entry = service.node.store.get(GRANT_NS, key)
+    if entry is None:
+        raise NoGrant(f"no grant {key}")
+    _require_party(service, caller, entry["requester"], entry["patient"], entry["approvers"])
+    return _grant_state(service, key, entry)
+
+
+@router.post("/grants/{grant_id}/revoke", response_model=Outcome)
+async def revoke(
+    service: Service,
+    caller: AuthenticatedCaller,
+    grant_id: Annotated[str, Path(pattern=REQUEST_ID)],
+    body: Annotated[TransactionIn, Body()],
+) -> Outcome:
+    """End a grant at once: an ``access.revoke`` the patient or a guardian signed."""
+    if body.transaction.get("payload", {}).get("grant", "").lower() != grant_id.lower():
+        raise Forbidden("the transaction revokes another grant than the one in the path")
+    return outcome_json(await submit_own(service, caller, body.transaction, REVOKE))
+
+
+def _request_state(service: Service, key: str) -> RequestState:
+    entry = service.node.store.get(REQUEST_NS, key)
+    if entry is None:
+        raise UnknownRequest(f"no request {key}")
+    return RequestState(
+        request=key,
+        requester=entry["requester"],
+        patient=entry["patient"],
+        categories=entry["categories"],
+        records=entry["records"],
+        purpose=entry["purpose"],
+        duration_s=entry["duration_s"],
+        emergency=bool(entry.get("emergency")),
+        status=entry["status"],
+        signers=entry["signers"],
+    )
+
+
+def _grant_state(service: Service, key: str, entry: dict[str, Any]) -> GrantState:
+    try:
+        active_grant(service.node.store, key, time.time_ns())
+        status = "active"
+    except GrantRevoked:
+        status = "revoked"
+    except GrantExpired:
+        status = "expired"
+    fields = {k: entry[k] for k in GrantState.model_fields if k not in ("grant", "status")}
+    return GrantState(grant=key, status=status, **fields)
+
+
+def _require_party(
+    service: Service, caller: Caller, requester: str, patient: str, others: Sequence[str] = ()
+) -> None:
+    # The requester, the patient (or a guardian), named approvers and clinical staff, who
+    # may be asked to approve, see a request; other patients and strangers do not.
+    if (
+        caller.address in (requester, *others)
+        or speaks_for(service.node.store, Address(patient), caller.address)
+        or caller.kind in ("member", "participant")
+    ):
+        return
+    raise Forbidden(f"{caller.address} is not a party to this request")

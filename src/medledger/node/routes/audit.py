@@ -1,0 +1,41 @@
+"""The audit route: every read of a patient's data, each proven, and break-glass grants."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+
+from medledger.access.audit import audit_log, break_glass_notices
+from medledger.access.contract import speaks_for
+from medledger.crypto.keys import to_checksum_address
+from medledger.node.deps import AuthenticatedCaller, Service
+from medledger.node.errors import Forbidden
+from medledger.node.routes.ledger import ADDRESS
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+class Audit(BaseModel):
+    patient: str
+    reads: list[dict[str, Any]]
+    break_glass: list[dict[str, Any]]
+
+
+@router.get("/{patient}", response_model=Audit)
+async def audit(
+    service: Service,
+    caller: AuthenticatedCaller,
+    patient: Annotated[str, Path(pattern=ADDRESS)],
+) -> Audit:
+    """For the patient or a guardian only."""
+    address = to_checksum_address(patient)
+    if not speaks_for(service.node.store, address, caller.address):
+        raise Forbidden(f"{caller.address} is neither patient {address} nor their guardian")
+    node = service.node
+    return Audit(
+        patient=address,
+        reads=[entry.to_json() for entry in audit_log(node, address)],
+        break_glass=break_glass_notices(node.store, address),
+    )

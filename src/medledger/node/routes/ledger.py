@@ -1,0 +1,180 @@
+"""Ledger routes: status, nonces, transactions, checkpoints and proofs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, Field
+
+from medledger.crypto.canonical import canonical_json
+from medledger.crypto.keys import to_checksum_address
+from medledger.errors import InvalidInput, UsageError
+from medledger.ledger.executor import TxOutcome
+from medledger.ledger.tx import SignedTransaction
+from medledger.node.deps import AuthenticatedCaller, Service
+from medledger.node.errors import Forbidden
+
+router = APIRouter(prefix="/v1", tags=["ledger"])
+
+ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class Health(BaseModel):
+    status: str
+    name: str
+    network: int
+    size: int
+
+
+class Status(BaseModel):
+    name: str
+    network: int
+    size: int
+    root: str
+    state_root: str
+    members: list[str]
+    checkpoint: int | None = Field(description="size of the latest cosigned checkpoint")
+
+
+class Nonce(BaseModel):
+    address: str
+    next_nonce: int
+
+
+class Outcome(BaseModel):
+    tx_id: str
+    index: int = Field(description="the transaction's position in the log")
+    timestamp_ns: int
+
+
+class TransactionIn(BaseModel):
+    transaction: dict[str, Any] = Field(
+        description="a signed transaction in its wire form (network, sender, nonce, type, "
+        "payload, signature)"
+    )
+
+
+class InclusionProof(BaseModel):
+    index: int
+    size: int
+    root: str
+    path: list[str]
+    transaction: str = Field(description="the logged transaction's wire form (JSON text)")
+
+
+class ConsistencyProof(BaseModel):
+    old_size: int
+    new_size: int
+    path: list[str]
+
+
+def outcome_json(outcome: TxOutcome) -> Outcome:
+    assert outcome.index is not None  # submit raises unless accepted
+    return Outcome(
+        tx_id="0x" + outcome.tx_id.hex(), index=outcome.index, timestamp_ns=outcome.timestamp_ns
+    )
+
+
+def decode_transaction(service: Service, obj: dict[str, Any]) -> SignedTransaction:
+    try:
+        raw = canonical_json(obj)
+    except InvalidInput as exc:
+        raise InvalidInput(f"transaction: {exc}") from None
+    return SignedTransaction.decode(raw, service.node.limits)
+
+
+async def submit_own(
+    service: Service, caller: AuthenticatedCaller, obj: dict[str, Any], tx_type: str | None = None
+) -> TxOutcome:
+    """Submit a transaction the caller signed; ``tx_type`` pins what a route accepts."""
+    stx = decode_transaction(service, obj)
+    if stx.tx.sender != caller.address:
+        raise Forbidden(f"the transaction's sender {stx.tx.sender} did not sign this request")
+    if tx_type is not None and stx.tx.tx_type != tx_type:
+        raise InvalidInput(f"transaction: expected type {tx_type}, got {stx.tx.tx_type}")
+    return await service.node.submit(stx)
+
+
+@router.get("/health", response_model=Health, tags=["ledger"])
+async def health(service: Service) -> Health:
+    """Unauthenticated liveness: the node follows the log."""
+    node = service.node
+    return Health(status="ok", name=node.name, network=node.network_id, size=node.size)
+
+
+@router.get("/ledger/status", response_model=Status)
+async def status(service: Service, caller: AuthenticatedCaller) -> Status:
+    node = service.node
+    checkpoint = node.checkpoint()
+    return Status(
+        name=node.name,
+        network=node.network_id,
+        size=node.size,
+        root="0x" + node.root().hex(),
+        state_root="0x" + node.state_root().hex(),
+        members=list(node.members()),
+        checkpoint=None if checkpoint is None else checkpoint.head.size,
+    )
+
+
+@router.get("/ledger/nonces/{address}", response_model=Nonce)
+async def nonce(
+    service: Service,
+    caller: AuthenticatedCaller,
+    address: Annotated[str, Path(pattern=ADDRESS)],
+) -> Nonce:
+    """The next transaction nonce of an address, counting transactions waiting here."""
+    checked = to_checksum_address(address)
+    return Nonce(address=checked, next_nonce=service.node.next_nonce(checked))
+
+
+@router.post("/ledger/transactions", response_model=Outcome)
+async def submit(
+    service: Service, caller: AuthenticatedCaller, body: Annotated[TransactionIn, Body()]
+) -> Outcome:
+    """Order and execute a transaction the caller signed; its refusal is the error."""
+    return outcome_json(await submit_own(service, caller, body.transaction))
+
+
+@router.get("/ledger/checkpoint")
+async def checkpoint(service: Service, caller: AuthenticatedCaller) -> dict[str, Any]:
+    """The latest checkpoint cosigned by the threshold of members."""
+    latest = service.node.checkpoint()
+    if latest is None:
+        raise UsageError("no checkpoint has been cosigned yet")
+    return latest.to_json()
+
+
+@router.get("/ledger/proofs/inclusion", response_model=InclusionProof)
+async def inclusion(
+    service: Service,
+    caller: AuthenticatedCaller,
+    index: Annotated[int, Query(ge=0)],
+    size: Annotated[int | None, Query(ge=1)] = None,
+) -> InclusionProof:
+    node = service.node
+    size = node.size if size is None else size
+    path = node.inclusion_proof(index, size)
+    return InclusionProof(
+        index=index,
+        size=size,
+        root="0x" + node.tree_head(size).root.hex(),
+        path=["0x" + p.hex() for p in path],
+        transaction=node.store.tx_by_index(index).raw.decode(),
+    )
+
+
+@router.get("/ledger/proofs/consistency", response_model=ConsistencyProof)
+async def consistency(
+    service: Service,
+    caller: AuthenticatedCaller,
+    old_size: Annotated[int, Query(ge=1)],
+    new_size: Annotated[int | None, Query(ge=1)] = None,
+) -> ConsistencyProof:
+    node = service.node
+    new_size = node.size if new_size is None else new_size
+    path = node.consistency_proof(old_size, new_size)
+    return ConsistencyProof(
+        old_size=old_size, new_size=new_size, path=["0x" + p.hex() for p in path]
+    )

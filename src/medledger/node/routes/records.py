@@ -1,0 +1,219 @@
+"""Record routes: who to seal for, write sealed records, list, fetch and prove them.
+
+Records arrive sealed and signed by their author's client; the node checks and
+commits them (records/incoming.py) and never sees plaintext. Reading returns
+ciphertext: the patient opens it with their own key, a grant holder through
+the custodians.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, Field
+
+from medledger.access.contract import active_grant
+from medledger.crypto.keys import Address, to_checksum_address
+from medledger.node.caller import Caller
+from medledger.node.deps import AuthenticatedCaller, Service
+from medledger.node.errors import Forbidden
+from medledger.node.routes.ledger import ADDRESS
+from medledger.records.header import RecordHeader
+from medledger.records.pipeline import Incoming
+from medledger.records.proof import committed_record, prove
+from medledger.records.recipients import custodians_of, patient_key
+from medledger.records.store import StoredRecord
+from medledger.records.wire import committed_to_json, sealed_from_json
+
+router = APIRouter(prefix="/v1/records", tags=["records"])
+
+MAX_RECORDS_PER_WRITE = 512
+RECORD_ID = r"^[0-9a-f]{32}$"
+GRANT = r"^0x[0-9a-fA-F]{64}$"
+
+
+class Custodian(BaseModel):
+    address: str
+    key: str = Field(description="X25519 public key, 0x-hex")
+
+
+class Recipients(BaseModel):
+    network: int
+    threshold: int
+    custodians: list[Custodian]
+    patient: str
+    patient_key: str
+
+
+class IncomingRecord(BaseModel):
+    sealed: dict[str, Any] = Field(description="a sealed record (records/wire.py form)")
+    fhir_id: str | None = Field(default=None, max_length=64)
+
+
+class WriteIn(BaseModel):
+    records: list[IncomingRecord] = Field(min_length=1, max_length=MAX_RECORDS_PER_WRITE)
+
+
+class WrittenRecord(BaseModel):
+    record_id: str
+    version: int
+    commitment: str
+
+
+class WriteOut(BaseModel):
+    batch: int
+    records: list[WrittenRecord]
+
+
+class RecordSummary(BaseModel):
+    record_id: str
+    version: int
+    resource_type: str
+    category: str
+    author: str
+    batch: int
+    commitment: str
+
+
+@router.get("/recipients", response_model=Recipients)
+async def recipients(
+    service: Service,
+    caller: AuthenticatedCaller,
+    patient: Annotated[str, Query(pattern=ADDRESS)],
+) -> Recipients:
+    """Whom a new record of this patient is sealed to: the custodians and the patient."""
+    _require_staff(service, caller)
+    address = to_checksum_address(patient)
+    custodians = custodians_of(service.node)
+    return Recipients(
+        network=service.node.network_id,
+        threshold=custodians.threshold,
+        custodians=[Custodian(address=a, key="0x" + k.hex()) for a, k in custodians.holders],
+        patient=address,
+        patient_key="0x" + patient_key(service.node, address).hex(),
+    )
+
+
+@router.post("", response_model=WriteOut)
+async def write(
+    service: Service, caller: AuthenticatedCaller, body: Annotated[WriteIn, Body()]
+) -> WriteOut:
+    """Commit records the caller sealed and signed, as one batch; all or none."""
+    _require_staff(service, caller)
+    batch = []
+    for item in body.records:
+        sealed = sealed_from_json(item.sealed)
+        author = sealed.check()
+        if author != caller.address:
+            raise Forbidden(f"record {sealed.header.label} is signed by {author}, not the caller")
+        batch.append(Incoming(sealed, item.fhir_id))
+    seq = await service.writer.write_sealed(batch)
+    return WriteOut(
+        batch=seq,
+        records=[
+            WrittenRecord(
+                record_id=i.sealed.header.record_id.hex(),
+                version=i.sealed.header.version,
+                commitment="0x" + i.sealed.commitment.hex(),
+            )
+            for i in batch
+        ],
+    )
+
+
+@router.get("", response_model=list[RecordSummary])
+async def list_records(
+    service: Service,
+    caller: AuthenticatedCaller,
+    patient: Annotated[str, Query(pattern=ADDRESS)],
+    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
+) -> list[RecordSummary]:
+    """A patient's records in this vault that the caller may see, every version."""
+    address = to_checksum_address(patient)
+    scope = _scope(service, caller, address, grant)
+    return [
+        RecordSummary(
+            record_id=r.sealed.header.record_id.hex(),
+            version=r.sealed.header.version,
+            resource_type=r.sealed.header.resource_type,
+            category=r.sealed.header.category,
+            author=r.author,
+            batch=r.batch,
+            commitment="0x" + r.commitment.hex(),
+        )
+        for r in service.vault.for_patient(address)
+        if scope.covers(r)
+    ]
+
+
+@router.get("/{record_id}")
+async def fetch(
+    service: Service,
+    caller: AuthenticatedCaller,
+    record_id: Annotated[str, Path(pattern=RECORD_ID)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
+) -> dict[str, Any]:
+    """The sealed record with the path of its commitment into the log."""
+    stored = _readable(service, caller, record_id, version, grant)
+    return committed_to_json(committed_record(stored, service.vault_id, service.node))
+
+
+@router.get("/{record_id}/proof")
+async def proof(
+    service: Service,
+    caller: AuthenticatedCaller,
+    record_id: Annotated[str, Path(pattern=RECORD_ID)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
+) -> dict[str, Any]:
+    """The record's proof up to the latest cosigned checkpoint, checkable without a node."""
+    stored = _readable(service, caller, record_id, version, grant)
+    return prove(stored, service.vault_id, service.node).to_json()
+
+
+class _Scope:
+    """What of one patient's records a caller may see."""
+
+    def __init__(
+        self, everything: bool, categories: frozenset[str] = frozenset(),
+        records: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
+        self.everything, self.categories, self.records = everything, categories, records
+
+    def covers(self, stored: StoredRecord) -> bool:
+        header: RecordHeader = stored.sealed.header
+        return (
+            self.everything
+            or header.category in self.categories
+            or "0x" + stored.commitment.hex() in self.records
+        )
+
+
+def _scope(service: Service, caller: Caller, patient: Address, grant: str | None) -> _Scope:
+    # The patient and this institution's own staff see the patient's records here; anyone
+    # else only what a grant they hold covers.
+    if caller.address == patient or caller.is_staff_of(service.keys.member.address):
+        return _Scope(True)
+    if grant is None:
+        raise Forbidden(f"{caller.address} holds no grant named for patient {patient}")
+    entry = active_grant(service.node.store, grant.lower(), time.time_ns())
+    if entry["requester"] != caller.address or entry["patient"] != patient:
+        raise Forbidden(f"grant {grant} is not {caller.address}'s for patient {patient}")
+    return _Scope(False, frozenset(entry["categories"]), frozenset(entry["records"]))
+
+
+def _readable(
+    service: Service, caller: Caller, record_id: str, version: int | None, grant: str | None
+) -> StoredRecord:
+    stored = service.vault.get(bytes.fromhex(record_id), version)
+    if not _scope(service, caller, stored.sealed.header.patient, grant).covers(stored):
+        raise Forbidden(f"grant {grant} does not cover record {stored.label}")
+    return stored
+
+
+def _require_staff(service: Service, caller: Caller) -> None:
+    if not caller.is_staff_of(service.keys.member.address):
+        raise Forbidden(f"{caller.address} is not staff of this institution")

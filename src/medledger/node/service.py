@@ -1,0 +1,134 @@
+"""One institution's node: its ledger node, vault, custodian and writer, started together.
+
+The HTTP layer (app.py) only translates; everything a route does goes through
+here or the library below it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from medledger.access.custodian import Custodian
+from medledger.credentials.contract import credentials_contracts
+from medledger.crypto.keys import PrivateKey
+from medledger.crypto.keystore import decrypt_keystore
+from medledger.errors import InvalidInput, UsageError
+from medledger.ledger.genesis import load_genesis
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.ordering.base import Orderer
+from medledger.ledger.ordering.embedded import EmbeddedOrderer
+from medledger.ledger.ordering.nats import NatsOrderer
+from medledger.ledger.store import LedgerStore
+from medledger.node.config import NodeSettings
+from medledger.node.home import CUSTODIAN_LABEL, encryption_key, passphrase
+from medledger.node.replay import SeenNonces
+from medledger.records.store import VaultStore
+from medledger.records.writer import RecordWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeKeys:
+    member: PrivateKey
+    custodian: PrivateKey
+
+    @classmethod
+    def load(cls, settings: NodeSettings) -> NodeKeys:
+        return cls(_keystore(settings, "member_key"), _keystore(settings, "custodian_key"))
+
+
+def _keystore(settings: NodeSettings, field: str) -> PrivateKey:
+    path = getattr(settings, field)
+    try:
+        document = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"{field}: cannot read {path}: {exc.strerror}") from None
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        raise InvalidInput(f"{field}: {path.name} is not a keystore") from None
+    return decrypt_keystore(parsed, passphrase())
+
+
+class NodeService:
+    def __init__(self, settings: NodeSettings, keys: NodeKeys) -> None:
+        self.settings = settings
+        self.keys = keys
+        self._orderer: Orderer | None = None
+        self._node: LedgerNode | None = None
+        self._vault: VaultStore | None = None
+        self._nonces: SeenNonces | None = None
+        self.writer: RecordWriter
+        self.custodian: Custodian
+
+    @property
+    def node(self) -> LedgerNode:
+        if self._node is None:
+            raise UsageError("the node is not started")
+        return self._node
+
+    @property
+    def vault(self) -> VaultStore:
+        if self._vault is None:
+            raise UsageError("the node is not started")
+        return self._vault
+
+    @property
+    def nonces(self) -> SeenNonces:
+        if self._nonces is None:
+            raise UsageError("the node is not started")
+        return self._nonces
+
+    @property
+    def running(self) -> bool:
+        return self._node is not None
+
+    @property
+    def vault_id(self) -> str:
+        return "0x" + self.vault.vault_id.hex()
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        genesis = load_genesis(s.genesis)
+        if s.orderer == "nats":
+            if not s.nats_urls:
+                raise UsageError("orderer nats needs nats_urls")
+            self._orderer = await NatsOrderer.connect(s.nats_urls, network_id=genesis.tx.network_id)
+        else:
+            self._orderer = EmbeddedOrderer(s.ordering_file)
+        self._node = LedgerNode(
+            genesis=genesis,
+            store=LedgerStore.open(s.state_database),
+            orderer=self._orderer,
+            registry=credentials_contracts(),
+            key=self.keys.member,
+            name=s.name,
+        )
+        await self._node.start()
+        self._vault = VaultStore.open(s.vault_database, network_id=genesis.tx.network_id)
+        self.writer = RecordWriter(self._vault, self._node, self.keys.member)
+        recovered = await self.writer.recover()
+        if recovered:
+            log.info("finished %d batches left pending by a crash", len(recovered))
+        self.custodian = Custodian(
+            self._node, self.keys.member, encryption_key(self.keys.custodian, CUSTODIAN_LABEL)
+        )
+        self._nonces = SeenNonces(s.data_dir / "request-nonces.db")
+        log.info("node %s serving network %d at log size %d",
+                 s.name, self._node.network_id, self._node.size)  # fmt: skip
+
+    async def stop(self) -> None:
+        if self._nonces is not None:
+            self._nonces.close()
+        if self._vault is not None:
+            self._vault.close()
+        if self._node is not None:
+            await self._node.stop()
+            self._node.store.close()
+        if self._orderer is not None:
+            await self._orderer.close()
+        self._node = self._vault = self._nonces = self._orderer = None

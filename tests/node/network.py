@@ -1,0 +1,141 @@
+"""A consortium of real node servers on loopback, for the node's tests.
+
+Each institution's node runs uvicorn in a thread of its own, with its own event
+loop, on a socket bound to 127.0.0.1 and a free port; the nodes share one
+embedded sequencer file, as nodes on one machine do. Tests talk to them over
+HTTP with signed requests, from their own event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from medledger.crypto import ecies
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.genesis import Founder, build_genesis, save_genesis
+from medledger.ledger.tx import Transaction
+from medledger.node.app import create_app
+from medledger.node.client import NodeClient
+from medledger.node.config import NodeSettings
+from medledger.node.home import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
+from medledger.node.service import NodeKeys, NodeService
+from tests.ledger.consortium import key
+
+NETWORK_ID = 3131
+INSTITUTIONS = ["hospital-a", "hospital-b", "insurer"]
+ROLES = ["doctor", "nurse", "officer", "verifier"]
+
+
+@dataclass
+class RunningNode:
+    name: str
+    url: str
+    service: NodeService
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def member(self) -> PrivateKey:
+        return self.service.keys.member
+
+
+@dataclass
+class Network:
+    root: Path
+    nodes: dict[str, RunningNode] = field(default_factory=dict)
+    nonces: dict[str, int] = field(default_factory=dict)
+
+    def client(self, name: str, signer: PrivateKey) -> NodeClient:
+        return NodeClient(self.nodes[name].url, signer)
+
+    def tx(self, signer: PrivateKey, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A signed transaction in wire form, with the next nonce this helper tracks."""
+        nonce = self.nonces.get(signer.address, 0)
+        self.nonces[signer.address] = nonce + 1
+        stx = Transaction(NETWORK_ID, signer.address, nonce, tx_type, payload).sign(signer)
+        return dict(json.loads(stx.encode()))
+
+
+def member_key(name: str) -> PrivateKey:
+    return key("node-member:" + name)
+
+
+def custodian_key(name: str) -> PrivateKey:
+    return key("node-custodian:" + name)
+
+
+def patient_public(patient: PrivateKey) -> str:
+    return "0x" + ecies.public_bytes(encryption_key(patient, PATIENT_LABEL)).hex()
+
+
+def _serve(service: NodeService, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"node {service.settings.name} did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+@contextmanager
+def running_network(root: Path, names: list[str] = INSTITUTIONS) -> Iterator[Network]:
+    founders = [
+        Founder(
+            name,
+            name.replace("-", " ").title(),
+            member_key(name).address,
+            ecies.public_bytes(encryption_key(custodian_key(name), CUSTODIAN_LABEL)),
+        )
+        for name in names
+    ]
+    genesis = build_genesis(
+        network_id=NETWORK_ID,
+        name="node test consortium",
+        founders=founders,
+        signer=member_key(names[0]),
+        vote_threshold=2,
+        checkpoint_threshold=2,
+        roles=ROLES,
+    )
+    save_genesis(genesis, root / "genesis.tx")
+    network = Network(root)
+    network.nonces[member_key(names[0]).address] = 1
+    try:
+        for name in names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            settings = NodeSettings(
+                name=name,
+                data_dir=root / name,
+                genesis=root / "genesis.tx",
+                member_key=root / "unused",
+                custodian_key=root / "unused",
+                ordering_path=root / "ordering.db",
+                port=port,
+            )
+            service = NodeService(settings, NodeKeys(member_key(name), custodian_key(name)))
+            server, thread = _serve(service, sock)
+            network.nodes[name] = RunningNode(
+                name, f"http://127.0.0.1:{port}", service, server, thread
+            )
+        yield network
+    finally:
+        for node in network.nodes.values():
+            node.server.should_exit = True
+        for node in network.nodes.values():
+            node.thread.join(timeout=30)

@@ -1,0 +1,257 @@
+"""The node's API over real HTTP: a lab result written at hospital A is read at hospital B
+after 2 of 3 approvals, through custodians at every node, and every refusal changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from medledger.access.approval import Approval
+from medledger.access.contract import REQUEST, REVOKE, SET_POLICY
+from medledger.access.reader import read_record
+from medledger.crypto.canonical import canonical_json
+from medledger.crypto.errors import InsufficientShares
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.contracts import identity
+from medledger.node.client import NodeRefused, RemoteCustodian
+from medledger.node.home import PATIENT_LABEL, encryption_key
+from medledger.node.signatures import new_nonce, sign_request
+from medledger.records.pipeline import SealingContext, seal_for_upload
+from medledger.records.sealed import Custodians, open_as_patient
+from medledger.records.wire import committed_from_json, sealed_to_json
+from medledger.records.writer import plan_new
+from tests.ledger.consortium import key
+from tests.node.network import NETWORK_ID, Network, patient_public, running_network
+from tests.records.world import lab_result
+
+DR_A, NURSE_A, DR_B = key("api:dr-a"), key("api:nurse-a"), key("api:dr-b")
+PATIENT, OTHER_PATIENT, STRANGER = key("api:patient"), key("api:other"), key("api:stranger")
+TWO_OF_THREE = {
+    "approvers": {
+        "k_of": 2,
+        "of": [{"patient": True}, {"person": DR_A.address}, {"role": "nurse"}],
+    },
+    "purposes": ["TREAT"],
+    "max_duration_s": 24 * 3600,
+}
+
+
+async def _set_up(net: Network) -> None:
+    a, b = net.nodes["hospital-a"], net.nodes["hospital-b"]
+    async with net.client("hospital-a", a.member) as hospital_a:
+        for person, role in ((DR_A, "doctor"), (NURSE_A, "nurse")):
+            payload = {"address": person.address, "role": role}
+            tx = net.tx(a.member, identity.REGISTER_PARTICIPANT, payload)
+            await hospital_a.post("/v1/ledger/transactions", {"transaction": tx})
+    async with net.client("hospital-b", b.member) as hospital_b:
+        tx = net.tx(
+            b.member, identity.REGISTER_PARTICIPANT, {"address": DR_B.address, "role": "doctor"}
+        )
+        await hospital_b.post("/v1/ledger/transactions", {"transaction": tx})
+    for patient in (PATIENT, OTHER_PATIENT):
+        async with net.client("hospital-a", patient) as client:
+            tx = net.tx(
+                patient, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(patient)}
+            )
+            await client.post("/v1/ledger/transactions", {"transaction": tx})
+    async with net.client("hospital-a", PATIENT) as client:
+        tx = net.tx(PATIENT, SET_POLICY, {"category": "labs", "policy": TWO_OF_THREE})
+        await client.post("/v1/ledger/transactions", {"transaction": tx})
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    with running_network(tmp_path_factory.mktemp("nodes")) as network:
+        asyncio.run(_set_up(network))
+        yield network
+
+
+async def _write_lab(net: Network, author: PrivateKey = DR_A) -> tuple[dict[str, Any], str]:
+    """Seal a lab result on the author's side and have hospital A commit it."""
+    resource = lab_result()
+    async with net.client("hospital-a", author) as client:
+        r = await client.get("/v1/records/recipients", {"patient": PATIENT.address})
+        custodians = Custodians(
+            r["threshold"],
+            tuple((c["address"], bytes.fromhex(c["key"][2:])) for c in r["custodians"]),
+        )
+        context = SealingContext(r["network"], author.to_bytes(), custodians)
+        job = plan_new("lab.json", json.dumps(resource).encode(), PATIENT.address,
+                       bytes.fromhex(r["patient_key"][2:]))  # fmt: skip
+        (incoming,) = seal_for_upload(context, [job])
+        assert not isinstance(incoming, Exception)
+        body = {
+            "records": [{"sealed": sealed_to_json(incoming.sealed), "fhir_id": incoming.fhir_id}]
+        }
+        written = await client.post("/v1/records", body)
+    return resource, written["records"][0]["record_id"]
+
+
+def _custodians(net: Network, reader: PrivateKey) -> list[RemoteCustodian]:
+    return [
+        RemoteCustodian(net.client(n.name, reader), n.member.address) for n in net.nodes.values()
+    ]
+
+
+async def _request_labs(net: Network) -> str:
+    async with net.client("hospital-b", DR_B) as dr_b:
+        payload = {
+            "patient": PATIENT.address,
+            "categories": ["labs"],
+            "purpose": "TREAT",
+            "duration_s": 3600,
+        }
+        state = await dr_b.post(
+            "/v1/access/requests", {"transaction": net.tx(DR_B, REQUEST, payload)}
+        )
+    assert state["status"] == "pending"
+    return str(state["request"])
+
+
+async def _approve(net: Network, node: str, signer: PrivateKey, request: str) -> dict[str, Any]:
+    approval = Approval(NETWORK_ID, bytes.fromhex(request[2:]), PATIENT.address, DR_B.address,
+                        int(time.time() * 1000) + 60_000)  # fmt: skip
+    async with net.client(node, signer) as client:
+        return dict(await client.post(f"/v1/access/requests/{request}/approvals",
+                                      {"approvals": [approval.signed_by(signer)]}))  # fmt: skip
+
+
+def test_a_lab_result_is_read_at_another_hospital_after_two_of_three_approvals(
+    net: Network,
+) -> None:
+    async def scenario() -> None:
+        resource, record_id = await _write_lab(net)
+        async with net.client("hospital-a", PATIENT) as patient:
+            listed = await patient.get("/v1/records", {"patient": PATIENT.address})
+            assert record_id in {r["record_id"] for r in listed}
+            committed = committed_from_json(await patient.get(f"/v1/records/{record_id}"))
+        own = open_as_patient(committed.sealed, encryption_key(PATIENT, PATIENT_LABEL))
+        assert own == canonical_json(resource)
+
+        request = await _request_labs(net)
+        assert (await _approve(net, "hospital-b", PATIENT, request))["status"] == "pending"
+        assert (await _approve(net, "hospital-a", DR_A, request))["status"] == "granted"
+
+        async with net.client("hospital-a", DR_B) as dr_b:
+            fetched = await dr_b.get(f"/v1/records/{record_id}", {"grant": request})
+        record = committed_from_json(fetched)
+        grant = bytes.fromhex(request[2:])
+        plaintext = await read_record(
+            DR_B, grant, record, custodians=_custodians(net, DR_B), threshold=2
+        )
+        assert plaintext == canonical_json(resource)
+
+        async with net.client("hospital-a", PATIENT) as patient:
+            audit = await patient.get(f"/v1/audit/{PATIENT.address}")
+        reads = [r for r in audit["reads"] if r["grant"] == request]
+        assert len(reads) >= 2 and {r["reader"] for r in reads} == {DR_B.address}
+        assert all(r["purpose"] == "TREAT" and not r["emergency"] for r in reads)
+
+        async with net.client("hospital-b", PATIENT) as patient:
+            tx = net.tx(PATIENT, REVOKE, {"grant": request})
+            await patient.post(f"/v1/access/grants/{request}/revoke", {"transaction": tx})
+            ended = await patient.get(f"/v1/access/grants/{request}")
+        assert ended["status"] == "revoked"
+        with pytest.raises(InsufficientShares, match="revoked"):
+            await read_record(DR_B, grant, record, custodians=_custodians(net, DR_B), threshold=2)
+        async with net.client("hospital-a", DR_B) as dr_b:
+            with pytest.raises(NodeRefused) as refused:
+                await dr_b.get(f"/v1/records/{record_id}", {"grant": request})
+        assert refused.value.status == 422 and refused.value.code == "grant_revoked"
+
+    asyncio.run(scenario())
+
+
+# -- refusals: 401 for requests that are not signed, fresh and first-seen; 403 for callers
+# -- the ledger does not allow; none of them changes the log.
+
+
+def _signed(url: str, key_: PrivateKey, body: bytes = b"", *, created: int | None = None,
+            method: str = "GET", nonce: str | None = None) -> dict[str, str]:  # fmt: skip
+    now = int(time.time()) if created is None else created
+    return sign_request(key_, method=method, url=url, body=body, created=now, expires=now + 60,
+                        nonce=nonce or new_nonce())  # fmt: skip
+
+
+def test_unsigned_tampered_expired_and_replayed_requests_get_401(net: Network) -> None:
+    base = net.nodes["hospital-a"].url
+    url = f"{base}/v1/ledger/status"
+    with httpx.Client() as http:
+        assert http.get(f"{base}/v1/health").status_code == 200
+        size = http.get(f"{base}/v1/health").json()["size"]
+        assert http.get(url).status_code == 401
+        assert (
+            http.get(
+                url, headers=_signed(url, PATIENT, created=int(time.time()) - 3600)
+            ).status_code
+            == 401
+        )
+        assert http.get(url, headers=_signed(url + "?x=1", PATIENT)).status_code == 401
+        headers = _signed(url, PATIENT)
+        assert http.get(url, headers=headers).status_code == 200
+        replayed = http.get(url, headers=headers)
+        assert replayed.status_code == 401 and replayed.json()["error"] == "ReplayedRequest"
+
+        tx_url = f"{base}/v1/ledger/transactions"
+        tx = net.tx(
+            STRANGER, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(STRANGER)}
+        )
+        net.nonces[STRANGER.address] -= 1  # refused below: the nonce stays unused
+        body = json.dumps({"transaction": tx}).encode()
+        headers = _signed(tx_url, STRANGER, body, method="POST")
+        tampered = body.replace(b"identity", b"identitx")
+        answer = http.post(
+            tx_url, content=tampered, headers={**headers, "content-type": "application/json"}
+        )
+        assert answer.status_code == 401 and answer.json()["error"] == "ContentDigestMismatch"
+        assert http.get(f"{base}/v1/health").json()["size"] == size
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "params"),
+    [
+        ("stranger", "GET", "/v1/records", {"patient": PATIENT.address}),
+        ("other", "GET", "/v1/records", {"patient": PATIENT.address}),
+        ("dr_b", "GET", "/v1/records", {"patient": PATIENT.address}),
+        ("dr_b", "GET", "/v1/records/recipients", {"patient": PATIENT.address}),
+        ("other", "GET", f"/v1/audit/{PATIENT.address}", None),
+        ("dr_a", "GET", f"/v1/audit/{PATIENT.address}", None),
+    ],
+)
+def test_callers_outside_the_patients_circle_get_403(
+    net: Network, who: str, method: str, path: str, params: dict[str, str] | None
+) -> None:
+    signer = {"stranger": STRANGER, "other": OTHER_PATIENT, "dr_b": DR_B, "dr_a": DR_A}[who]
+
+    async def attempt() -> None:
+        async with net.client("hospital-a", signer) as client:
+            with pytest.raises(NodeRefused) as refused:
+                await client.request(method, path, params=params)
+        assert refused.value.status == 403
+
+    asyncio.run(attempt())
+
+
+def test_writes_and_transactions_not_the_callers_own_get_403_and_change_nothing(
+    net: Network,
+) -> None:
+    async def attempt() -> None:
+        size = net.nodes["hospital-a"].service.node.size
+        with pytest.raises(NodeRefused) as foreign:
+            await _write_lab(net, author=DR_B)
+        assert foreign.value.status == 403
+        async with net.client("hospital-a", STRANGER) as stranger:
+            tx = net.tx(PATIENT, SET_POLICY, {"category": "labs", "policy": TWO_OF_THREE})
+            net.nonces[PATIENT.address] -= 1
+            with pytest.raises(NodeRefused) as relayed:
+                await stranger.post("/v1/ledger/transactions", {"transaction": tx})
+        assert relayed.value.status == 403
+        assert net.nodes["hospital-a"].service.node.size == size
+
+    asyncio.run(attempt())
