@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from medledger.access.contract import active_grant
@@ -148,32 +148,6 @@ async def list_records(
     ]
 
 
-@router.get("/{record_id}")
-async def fetch(
-    service: Service,
-    caller: AuthenticatedCaller,
-    record_id: Annotated[str, Path(pattern=RECORD_ID)],
-    version: Annotated[int | None, Query(ge=1)] = None,
-    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
-) -> dict[str, Any]:
-    """The sealed record with the path of its commitment into the log."""
-    stored = _readable(service, caller, record_id, version, grant)
-    return committed_to_json(committed_record(stored, service.vault_id, service.node))
-
-
-@router.get("/{record_id}/proof")
-async def proof(
-    service: Service,
-    caller: AuthenticatedCaller,
-    record_id: Annotated[str, Path(pattern=RECORD_ID)],
-    version: Annotated[int | None, Query(ge=1)] = None,
-    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
-) -> dict[str, Any]:
-    """The record's proof up to the latest cosigned checkpoint, checkable without a node."""
-    stored = _readable(service, caller, record_id, version, grant)
-    return prove(stored, service.vault_id, service.node).to_json()
-
-
 class _Scope:
     """What of one patient's records a caller may see."""
 
@@ -206,14 +180,34 @@ def _scope(service: Service, caller: Caller, patient: Address, grant: str | None
 
 
 def _readable(
-    service: Service, caller: Caller, record_id: str, version: int | None, grant: str | None
+    service: Service,
+    caller: AuthenticatedCaller,
+    record_id: Annotated[str, Path(pattern=RECORD_ID)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
 ) -> StoredRecord:
+    """The record (its latest or a given version) if the caller may see it."""
     stored = service.vault.get(bytes.fromhex(record_id), version)
     if not _scope(service, caller, stored.sealed.header.patient, grant).covers(stored):
         raise Forbidden(f"grant {grant} does not cover record {stored.label}")
     return stored
 
 
+ReadableRecord = Annotated[StoredRecord, Depends(_readable)]
+
+
 def _require_staff(service: Service, caller: Caller) -> None:
     if not caller.is_staff_of(service.keys.member.address):
         raise Forbidden(f"{caller.address} is not staff of this institution")
+
+
+@router.get("/{record_id}")
+async def fetch(service: Service, stored: ReadableRecord) -> dict[str, Any]:
+    """The sealed record with the path of its commitment into the log."""
+    return committed_to_json(committed_record(stored, service.vault_id, service.node))
+
+
+@router.get("/{record_id}/proof")
+async def proof(service: Service, stored: ReadableRecord) -> dict[str, Any]:
+    """The record's proof up to the latest cosigned checkpoint, checkable without a node."""
+    return prove(stored, service.vault_id, service.node).to_json()
