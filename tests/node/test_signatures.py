@@ -436,6 +436,8 @@ def test_token_and_string_keep_their_types_through_serialisation() -> None:
 def test_empty_dictionary_and_surrounding_spaces() -> None:
     assert parse_dictionary("X", "") == {}
     assert parse_dictionary("X", "  a=1 ,\tb=2  ") == {"a": Item(1), "b": Item(2)}
+    assert parse_dictionary("X", "a=1, f") == {"a": Item(1), "f": Item(True)}
+    assert parse_dictionary("X", "a=1;p") == {"a": Item(1, (("p", True),))}
 
 
 def test_inner_list_tolerates_extra_spaces_and_serialises_canonically() -> None:
