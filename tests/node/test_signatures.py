@@ -833,6 +833,13 @@ def test_any_single_byte_change_to_the_path_fails(data: st.DataObject) -> None:
         verify(headers, url=origin + changed + query)
 
 
+def test_a_bracket_that_turns_the_path_into_a_broken_ipv6_authority_is_refused() -> None:
+    origin = "https://node-a.example:8443"
+    headers = signed(url=origin + "/records/7f3a/grants?since=1")
+    with pytest.raises(RequestNotAuthenticated, match="authority"):
+        verify(headers, url=origin + "[records/7f3a/grants?since=1")
+
+
 # --- nonces, limits and signer misuse ----------------------------------------
 
 

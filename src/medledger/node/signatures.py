@@ -349,7 +349,11 @@ class HttpRequest:
         # urlsplit silently drops tabs and line breaks; such a URL must not verify.
         if _VISIBLE_URL.fullmatch(url) is None:
             raise MalformedRequest("URL is empty or has characters outside visible ASCII")
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            # An unbalanced '[' in the authority, e.g. a path's first byte changed to it.
+            raise MalformedRequest("URL authority is not a host name or address") from None
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
             raise MalformedRequest(f"URL scheme must be http or https, got {parts.scheme[:10]!r}")
