@@ -19,10 +19,11 @@ ciphertext to different records for different readers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import binascii
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from medledger.crypto import eip712
 from medledger.crypto.canonical import sha256
@@ -43,6 +44,7 @@ FIRST_VERSION = 1
 MAX_VERSION = 2**32 - 1
 NO_PREVIOUS = bytes(DIGEST_SIZE)
 CONTENT_LABEL = b"medledger/record-content/v1"
+T = TypeVar("T")
 
 RECORD_TYPES: dict[str, list[dict[str, str]]] = {
     "Record": [
@@ -162,8 +164,9 @@ class RecordHeader:
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RecordHeader:
         """Parse :meth:`to_json`'s form; raise InvalidInput naming what is wrong."""
-        try:
-            return cls(
+        return parse_json(
+            "record header",
+            lambda: cls(
                 network_id=json_uint(obj["network"]),
                 record_id=hex_bytes(obj["recordId"]),
                 version=json_uint(obj["version"]),
@@ -174,11 +177,8 @@ class RecordHeader:
                 content=hex_bytes(obj["content"]),
                 ciphertext=hex_bytes(obj["ciphertext"]),
                 keys=hex_bytes(obj["keys"]),
-            )
-        except KeyError as exc:
-            raise InvalidInput(f"record header: missing field {exc}") from None
-        except (TypeError, ValueError, UsageError) as exc:
-            raise InvalidInput(f"record header: malformed: {exc}") from None
+            ),
+        )
 
     def sign(self, key: PrivateKey) -> bytes:
         return key.sign_digest(self.digest)
@@ -212,3 +212,16 @@ def json_text(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
     return value
+
+
+def parse_json(what: str, parse: Callable[[], T]) -> T:
+    """Run a parser over untrusted JSON; whatever it trips on becomes InvalidInput
+    naming ``what`` (nested documents name each level)."""
+    try:
+        return parse()
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+    except KeyError as exc:
+        raise InvalidInput(f"{what}: missing field {exc}") from None
+    except (TypeError, ValueError, UsageError, binascii.Error) as exc:
+        raise InvalidInput(f"{what}: malformed: {exc}") from None

@@ -26,7 +26,7 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.tx import SignedTransaction
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import RecordTampered, UnknownRecord
-from medledger.records.header import RecordHeader, hex_bytes
+from medledger.records.header import RecordHeader, hex_bytes, parse_json
 from medledger.records.sealed import SealedRecord, record_commitment
 from medledger.records.store import StoredRecord
 
@@ -131,10 +131,10 @@ class RecordProof:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RecordProof:
-        try:
-            header = RecordHeader.from_json(obj["header"])
-            return cls(
-                header=header,
+        return parse_json(
+            "record proof",
+            lambda: cls(
+                header=RecordHeader.from_json(obj["header"]),
                 signature=hex_bytes(obj["signature"]),
                 salt=hex_bytes(obj["salt"]),
                 position=int(obj["position"]),
@@ -143,11 +143,8 @@ class RecordProof:
                 log_index=int(obj["logIndex"]),
                 log_path=tuple(hex_bytes(p) for p in obj["logPath"]),
                 checkpoint=Checkpoint.from_json(obj["checkpoint"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"record proof: malformed: {exc}") from None
-        except InvalidInput as exc:
-            raise InvalidInput(f"record proof: {exc}") from None
+            ),
+        )
 
 
 def prove(stored: StoredRecord, vault: str, node: LedgerNode) -> RecordProof:

@@ -8,16 +8,12 @@ are the bulk of a record). Parsing checks every field and raises
 from __future__ import annotations
 
 import base64
-import binascii
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from medledger.errors import InvalidInput, UsageError
-from medledger.records.header import RecordHeader, hex_bytes, json_text, json_uint
+from medledger.records.header import RecordHeader, hex_bytes, json_text, json_uint, parse_json
 from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import SealedRecord, WrappedKeys
-
-T = TypeVar("T")
 
 
 def sealed_to_json(sealed: SealedRecord) -> dict[str, Any]:
@@ -40,7 +36,7 @@ def sealed_from_json(obj: Mapping[str, Any]) -> SealedRecord:
             salt=hex_bytes(obj["salt"]),
         )
 
-    return _parsing("sealed record", parse)
+    return parse_json("sealed record", parse)
 
 
 def committed_to_json(record: CommittedRecord) -> dict[str, Any]:
@@ -61,18 +57,7 @@ def committed_from_json(obj: Mapping[str, Any]) -> CommittedRecord:
             log_index=json_uint(obj["logIndex"]),
         )
 
-    return _parsing("committed record", parse)
-
-
-def _parsing(what: str, parse: Callable[[], T]) -> T:
-    try:
-        return parse()
-    except InvalidInput:
-        raise
-    except KeyError as exc:
-        raise InvalidInput(f"{what}: missing field {exc}") from None
-    except (TypeError, ValueError, UsageError, binascii.Error) as exc:
-        raise InvalidInput(f"{what}: malformed: {exc}") from None
+    return parse_json("committed record", parse)
 
 
 def _list(value: object) -> list[Any]:
