@@ -7,7 +7,11 @@ from typing import Literal
 
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts.base import StateView
-from medledger.ledger.contracts.identity import PARTICIPANT_NS, SUBJECT_NS, participant_role
+from medledger.ledger.contracts.identity import (
+    SUBJECT_NS,
+    participant_institution,
+    participant_role,
+)
 from medledger.ledger.contracts.membership import MEMBER_NS
 
 Kind = Literal["member", "participant", "subject", "unknown"]
@@ -30,11 +34,9 @@ def resolve_caller(state: StateView, address: Address) -> Caller:
     member = state.get(MEMBER_NS, address)
     if member is not None and member["status"] == "active":
         return Caller(address, "member", None, address)
-    role = participant_role(state, address)
-    if role is not None:
-        participant = state.get(PARTICIPANT_NS, address)
-        assert participant is not None  # participant_role found it
-        return Caller(address, "participant", role, participant["institution"])
+    institution = participant_institution(state, address)
+    if institution is not None:
+        return Caller(address, "participant", participant_role(state, address), institution)
     if state.get(SUBJECT_NS, address) is not None:
         return Caller(address, "subject")
     return Caller(address, "unknown")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medledger.crypto.keys import Address
-from medledger.ledger.contracts.identity import PARTICIPANT_NS, participant_role
+from medledger.ledger.contracts.identity import participant_institution
 from medledger.ledger.node import LedgerNode
 from medledger.records.errors import RejectedRecord, UnknownRecord
 from medledger.records.header import FIRST_VERSION
@@ -40,10 +40,7 @@ def check_incoming(
         if header.network_id != node.network_id:
             raise RejectedRecord(label, "network", f"sealed for network {header.network_id}")
         author = sealed.check()
-        participant = node.store.get(PARTICIPANT_NS, author) or {}
-        # participant_role is None unless the participant and its institution are active.
-        here = participant.get("institution") == institution
-        if participant_role(node.store, author) is None or not here:
+        if participant_institution(node.store, author) != institution:
             raise RejectedRecord(label, "author", f"{author} is not a participant here")
         try:
             patient_key(node, header.patient)

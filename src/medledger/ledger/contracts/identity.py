@@ -35,6 +35,14 @@ def participant_role(view: StateView, address: Address) -> str | None:
     return str(participant["role"])
 
 
+def participant_institution(view: StateView, address: Address) -> Address | None:
+    """The member institution an active participant acts for, or None."""
+    participant = view.get(PARTICIPANT_NS, address)
+    if participant is None or participant_role(view, address) is None:
+        return None
+    return Address(participant["institution"])
+
+
 def _taken(view: StateView, address: Address) -> bool:
     return any(view.get(ns, address) is not None for ns in (MEMBER_NS, SUBJECT_NS))
 
