@@ -61,6 +61,17 @@ def encryption_key(key: PrivateKey, label: bytes) -> X25519PrivateKey:
     return ecies.derive_private_key(key.to_bytes(), label)
 
 
+def read_keystore(path: Path) -> dict[str, Any]:
+    """A keystore document; FileNotFoundError if there is none, so the caller can say
+    which key is missing."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"keystore {path.name} cannot be read: {exc}") from None
+
+
 def passphrase() -> str:
     value = os.environ.get(PASSPHRASE_ENV)
     if not value:
@@ -113,13 +124,10 @@ class Home:
         return to_checksum_address("0x" + str(self._document(name)["address"]))
 
     def _document(self, name: str) -> dict[str, Any]:
-        path = self._keystore(name)
         try:
-            return dict(json.loads(path.read_text()))
+            return read_keystore(self._keystore(name))
         except FileNotFoundError:
             raise UsageError(f"no key named {name!r} in {self.path}") from None
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"keystore {path.name} cannot be read: {exc}") from None
 
     def patient_name(self, alias: str) -> str:
         if not _ALIAS.fullmatch(alias):

@@ -6,7 +6,6 @@ here or the library below it.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from medledger.access.custodian import Custodian
 from medledger.credentials.contract import credentials_contracts
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
-from medledger.errors import InvalidInput, UsageError
+from medledger.errors import UsageError
 from medledger.ledger.genesis import load_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
@@ -22,7 +21,7 @@ from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.ordering.nats import NatsOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.node.config import NodeSettings
-from medledger.node.home import CUSTODIAN_LABEL, encryption_key, passphrase
+from medledger.node.home import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
 from medledger.node.replay import SeenNonces
 from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter
@@ -43,14 +42,10 @@ class NodeKeys:
 def _keystore(settings: NodeSettings, field: str) -> PrivateKey:
     path = getattr(settings, field)
     try:
-        document = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"{field}: cannot read {path}: {exc.strerror}") from None
-    try:
-        parsed = json.loads(document)
-    except ValueError:
-        raise InvalidInput(f"{field}: {path.name} is not a keystore") from None
-    return decrypt_keystore(parsed, passphrase())
+        document = read_keystore(path)
+    except FileNotFoundError:
+        raise UsageError(f"{field}: no keystore at {path}") from None
+    return decrypt_keystore(document, passphrase())
 
 
 class NodeService:

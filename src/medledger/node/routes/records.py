@@ -9,6 +9,7 @@ the custodians.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
@@ -148,14 +149,13 @@ async def list_records(
     ]
 
 
+@dataclass(frozen=True)
 class _Scope:
     """What of one patient's records a caller may see."""
 
-    def __init__(
-        self, everything: bool, categories: frozenset[str] = frozenset(),
-        records: frozenset[str] = frozenset(),
-    ) -> None:  # fmt: skip
-        self.everything, self.categories, self.records = everything, categories, records
+    everything: bool
+    categories: frozenset[str] = frozenset()
+    records: frozenset[str] = frozenset()
 
     def covers(self, stored: StoredRecord) -> bool:
         header: RecordHeader = stored.sealed.header
