@@ -255,3 +255,20 @@ def test_writes_and_transactions_not_the_callers_own_get_403_and_change_nothing(
         assert net.nodes["hospital-a"].service.node.size == size
 
     asyncio.run(attempt())
+
+
+@pytest.mark.parametrize("payload", [["not", "an", "object"], {"grant": 7}, {}])
+def test_a_revocation_whose_payload_is_not_a_grant_is_refused_not_a_crash(
+    net: Network, payload: Any
+) -> None:
+    grant = "0x" + "ab" * 32
+    tx = {"network": NETWORK_ID, "sender": PATIENT.address, "nonce": 0, "type": REVOKE,
+          "payload": payload, "signature": "0x" + "00" * 65}  # fmt: skip
+
+    async def attempt() -> None:
+        async with net.client("hospital-a", PATIENT) as patient:
+            with pytest.raises(NodeRefused) as refused:
+                await patient.post(f"/v1/access/grants/{grant}/revoke", {"transaction": tx})
+        assert refused.value.status in (403, 422)
+
+    asyncio.run(attempt())

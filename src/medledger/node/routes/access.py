@@ -28,7 +28,14 @@ from medledger.crypto.keys import Address
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
-from medledger.node.routes.ledger import ADDRESS, Outcome, TransactionIn, outcome_json, submit_own
+from medledger.node.routes.ledger import (
+    ADDRESS,
+    Outcome,
+    TransactionIn,
+    decode_transaction,
+    outcome_json,
+    submit_own,
+)
 
 router = APIRouter(prefix="/v1/access", tags=["access"])
 
@@ -78,7 +85,8 @@ async def make_request(
     service: Service, caller: AuthenticatedCaller, body: Annotated[TransactionIn, Body()]
 ) -> RequestState:
     """Ask for a patient's categories or records: an ``access.request`` the caller signed."""
-    outcome = await submit_own(service, caller, body.transaction, REQUEST)
+    stx = decode_transaction(service, body.transaction)
+    outcome = await submit_own(service, caller, stx, REQUEST)
     return _request_state(service, "0x" + outcome.tx_id.hex())
 
 
@@ -132,9 +140,10 @@ async def revoke(
     body: Annotated[TransactionIn, Body()],
 ) -> Outcome:
     """End a grant at once: an ``access.revoke`` the patient or a guardian signed."""
-    if body.transaction.get("payload", {}).get("grant", "").lower() != grant_id.lower():
+    stx = decode_transaction(service, body.transaction)
+    if str(stx.tx.payload.get("grant", "")).lower() != grant_id.lower():
         raise Forbidden("the transaction revokes another grant than the one in the path")
-    return outcome_json(await submit_own(service, caller, body.transaction, REVOKE))
+    return outcome_json(await submit_own(service, caller, stx, REVOKE))
 
 
 def _request_state(service: Service, key: str) -> RequestState:

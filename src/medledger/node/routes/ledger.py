@@ -85,10 +85,12 @@ def decode_transaction(service: Service, obj: dict[str, Any]) -> SignedTransacti
 
 
 async def submit_own(
-    service: Service, caller: AuthenticatedCaller, obj: dict[str, Any], tx_type: str | None = None
+    service: Service,
+    caller: AuthenticatedCaller,
+    stx: SignedTransaction,
+    tx_type: str | None = None,
 ) -> TxOutcome:
     """Submit a transaction the caller signed; ``tx_type`` pins what a route accepts."""
-    stx = decode_transaction(service, obj)
     if stx.tx.sender != caller.address:
         raise Forbidden(f"the transaction's sender {stx.tx.sender} did not sign this request")
     if tx_type is not None and stx.tx.tx_type != tx_type:
@@ -134,7 +136,8 @@ async def submit(
     service: Service, caller: AuthenticatedCaller, body: Annotated[TransactionIn, Body()]
 ) -> Outcome:
     """Order and execute a transaction the caller signed; its refusal is the error."""
-    return outcome_json(await submit_own(service, caller, body.transaction))
+    stx = decode_transaction(service, body.transaction)
+    return outcome_json(await submit_own(service, caller, stx))
 
 
 @router.get("/ledger/checkpoint")
