@@ -23,13 +23,12 @@ import uvicorn
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.genesis import Founder, build_genesis, save_genesis
-from medledger.ledger.tx import Transaction
 from medledger.node.app import create_app
 from medledger.node.client import NodeClient
 from medledger.node.config import NodeSettings
 from medledger.node.home import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
 from medledger.node.service import NodeKeys, NodeService
-from tests.ledger.consortium import key
+from tests.ledger.consortium import Consortium, key
 
 NETWORK_ID = 3131
 INSTITUTIONS = ["hospital-a", "hospital-b", "insurer"]
@@ -52,17 +51,18 @@ class RunningNode:
 @dataclass
 class Network:
     root: Path
+    #: Signs transactions with the next nonce of each sender.
+    signer: Consortium
     nodes: dict[str, RunningNode] = field(default_factory=dict)
-    nonces: dict[str, int] = field(default_factory=dict)
 
     def client(self, name: str, signer: PrivateKey) -> NodeClient:
         return NodeClient(self.nodes[name].url, signer)
 
-    def tx(self, signer: PrivateKey, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """A signed transaction in wire form, with the next nonce this helper tracks."""
-        nonce = self.nonces.get(signer.address, 0)
-        self.nonces[signer.address] = nonce + 1
-        stx = Transaction(NETWORK_ID, signer.address, nonce, tx_type, payload).sign(signer)
+    def tx(
+        self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], *, advance: bool = True
+    ) -> dict[str, Any]:
+        """A signed transaction in wire form; ``advance=False`` for one that will be refused."""
+        stx = self.signer.tx(signer, tx_type, payload, network_id=NETWORK_ID, advance=advance)
         return dict(json.loads(stx.encode()))
 
 
@@ -112,8 +112,7 @@ def running_network(root: Path, names: list[str] = INSTITUTIONS) -> Iterator[Net
         roles=ROLES,
     )
     save_genesis(genesis, root / "genesis.tx")
-    network = Network(root)
-    network.nonces[member_key(names[0]).address] = 1
+    network = Network(root, Consortium([], genesis, {member_key(names[0]).address: 1}))
     try:
         for name in names:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

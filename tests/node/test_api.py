@@ -199,10 +199,8 @@ def test_unsigned_tampered_expired_and_replayed_requests_get_401(net: Network) -
         assert replayed.status_code == 401 and replayed.json()["error"] == "ReplayedRequest"
 
         tx_url = f"{base}/v1/ledger/transactions"
-        tx = net.tx(
-            STRANGER, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(STRANGER)}
-        )
-        net.nonces[STRANGER.address] -= 1  # refused below: the nonce stays unused
+        payload = {"encryption_key": patient_public(STRANGER)}
+        tx = net.tx(STRANGER, identity.REGISTER_SUBJECT, payload, advance=False)
         body = json.dumps({"transaction": tx}).encode()
         headers = _signed(tx_url, STRANGER, body, method="POST")
         tampered = body.replace(b"identity", b"identitx")
@@ -247,8 +245,8 @@ def test_writes_and_transactions_not_the_callers_own_get_403_and_change_nothing(
             await _write_lab(net, author=DR_B)
         assert foreign.value.status == 403
         async with net.client("hospital-a", STRANGER) as stranger:
-            tx = net.tx(PATIENT, SET_POLICY, {"category": "labs", "policy": TWO_OF_THREE})
-            net.nonces[PATIENT.address] -= 1
+            payload = {"category": "labs", "policy": TWO_OF_THREE}
+            tx = net.tx(PATIENT, SET_POLICY, payload, advance=False)
             with pytest.raises(NodeRefused) as relayed:
                 await stranger.post("/v1/ledger/transactions", {"transaction": tx})
         assert relayed.value.status == 403
