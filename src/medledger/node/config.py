@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from medledger.errors import UsageError
+from medledger.node.signatures import SignatureLimits
 
 ENV_PREFIX = "MEDLEDGER_NODE_"
 CONFIG_ENV = "MEDLEDGER_NODE_CONFIG"
@@ -47,6 +48,10 @@ class NodeSettings(BaseSettings):
     clock_skew_s: int = Field(default=30, ge=0, le=600)
     max_signature_lifetime_s: int = Field(default=300, ge=1, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def signature_limits(self) -> SignatureLimits:
+        return SignatureLimits(self.clock_skew_s, self.max_signature_lifetime_s)
 
     @property
     def ordering_file(self) -> Path:

@@ -10,13 +10,12 @@ from fastapi import Depends, Request
 from medledger.node.caller import Caller, resolve_caller
 from medledger.node.errors import ReplayedRequest
 from medledger.node.service import NodeService
-from medledger.node.signatures import SignatureLimits, verify_request
+from medledger.node.signatures import verify_request
 
 
 async def authenticated(request: Request) -> Caller:
     """The caller of a signed, fresh, first-seen request, as the ledger knows them."""
-    service: NodeService = request.app.state.service
-    settings = service.settings
+    service = service_of(request)
     now_s = int(time.time())
     signed = verify_request(
         method=request.method,
@@ -24,7 +23,7 @@ async def authenticated(request: Request) -> Caller:
         headers=request.headers,
         body=await request.body(),
         now_s=now_s,
-        limits=SignatureLimits(settings.clock_skew_s, settings.max_signature_lifetime_s),
+        limits=service.settings.signature_limits,
     )
     if not service.nonces.first_use(signed.signer, signed.nonce, signed.expires, now_s):
         raise ReplayedRequest(f"request nonce already used by {signed.signer}")
