@@ -59,10 +59,19 @@ class Network:
         return NodeClient(self.nodes[name].url, signer)
 
     def tx(
-        self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], *, advance: bool = True
+        self,
+        signer: PrivateKey,
+        tx_type: str,
+        payload: dict[str, Any],
+        *,
+        advance: bool = True,
+        nonce: int | None = None,
     ) -> dict[str, Any]:
-        """A signed transaction in wire form; ``advance=False`` for one that will be refused."""
-        stx = self.signer.tx(signer, tx_type, payload, network_id=NETWORK_ID, advance=advance)
+        """A signed transaction in wire form; ``advance=False`` for one that will be refused,
+        ``nonce`` for a signer whose node also submits for it."""
+        stx = self.signer.tx(
+            signer, tx_type, payload, network_id=NETWORK_ID, advance=advance, nonce=nonce
+        )
         return dict(json.loads(stx.encode()))
 
 

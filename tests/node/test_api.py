@@ -18,11 +18,14 @@ from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import PrivateKey
+from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
+from medledger.ledger.errors import InsufficientCosigners
 from medledger.node.client import NodeRefused, RemoteCustodian
 from medledger.node.home import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.pipeline import SealingContext, seal_for_upload
+from medledger.records.proof import RecordProof
 from medledger.records.sealed import Custodians, open_as_patient
 from medledger.records.wire import committed_from_json, sealed_to_json
 from medledger.records.writer import plan_new
@@ -270,3 +273,33 @@ def test_a_revocation_whose_payload_is_not_a_grant_is_refused_not_a_crash(
         assert refused.value.status in (403, 422)
 
     asyncio.run(attempt())
+
+
+def test_a_record_proof_from_the_node_checks_against_a_cosigned_checkpoint(net: Network) -> None:
+    async def scenario() -> None:
+        _, record_id = await _write_lab(net)
+        hospital_a = net.nodes["hospital-a"]
+        signed = hospital_a.service.node.tree_head().sign(hospital_a.member)
+        head = signed.head
+        payload = {"size": head.size, "root": "0x" + head.root.hex(),
+                   "timestamp_ms": head.timestamp_ms,
+                   "signature": "0x" + signed.signature.hex()}  # fmt: skip
+        async with net.client("hospital-a", hospital_a.member) as member:
+            # The node relays approvals under this key too: ask it for the next nonce.
+            address = hospital_a.member.address
+            nonce = (await member.get(f"/v1/ledger/nonces/{address}"))["next_nonce"]
+            tx = net.tx(hospital_a.member, checkpoint_contract.COSIGN, payload, nonce=nonce)
+            await member.post("/v1/ledger/transactions", {"transaction": tx})
+        async with net.client("hospital-a", PATIENT) as patient:
+            for _ in range(200):
+                status = await patient.get("/v1/ledger/status")
+                if status["checkpoint"] is not None and status["checkpoint"] >= head.size:
+                    break
+                await asyncio.sleep(0.02)
+            proof = RecordProof.from_json(await patient.get(f"/v1/records/{record_id}/proof"))
+            members = status["members"]
+        assert proof.verify(members, 2) == DR_A.address
+        with pytest.raises(InsufficientCosigners):
+            proof.verify(members, len(members) + 1)
+
+    asyncio.run(scenario())
