@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,6 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
 
 from medledger import __version__
 from medledger.access.errors import NoGrant, NotPatient, UnknownRequest
@@ -37,7 +39,7 @@ from medledger.ledger.errors import (
     Unauthorized,
     UnknownTransaction,
 )
-from medledger.node.errors import Forbidden, ReplayedRequest, RequestNotAuthenticated
+from medledger.node.errors import Forbidden, NotFound, ReplayedRequest, RequestNotAuthenticated
 from medledger.node.routes import access, audit, custodian, ledger, records
 from medledger.node.service import NodeService
 from medledger.records.errors import UnknownRecord
@@ -51,6 +53,7 @@ STATUS: list[tuple[type[MedledgerError], int]] = [
     (Forbidden, 403),
     (Unauthorized, 403),
     (NotPatient, 403),
+    (NotFound, 404),
     (UnknownRecord, 404),
     (UnknownRequest, 404),
     (NoGrant, 404),
@@ -65,15 +68,38 @@ STATUS: list[tuple[type[MedledgerError], int]] = [
 ]
 
 
+class ErrorBody(BaseModel):
+    """Every refusal: the error's class, a message naming what failed (never health data
+    or a secret) and, for a ledger rejection, its stable code."""
+
+    error: str
+    message: str
+    code: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "misuse"),
+        (401, "not signed, stale, tampered or replayed"),
+        (403, "the ledger does not allow this caller"),
+        (404, "no such record, request, grant or transaction"),
+        (409, "conflicts with the ledger (nonce, duplicate)"),
+        (413, "body too large"),
+        (422, "invalid input, or refused by the ledger"),
+        (503, "a server behind the node failed"),
+    )
+}
+
+
 def status_of(exc: MedledgerError) -> int:
     return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
 
 
 def error_body(exc: MedledgerError) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, TransactionRejected):
-        body["code"] = exc.code
-    return body
+    code = exc.code if isinstance(exc, TransactionRejected) else None
+    body = ErrorBody(error=type(exc).__name__, message=str(exc), code=code)
+    return body.model_dump(exclude_none=True)
 
 
 class Metrics:
@@ -111,6 +137,7 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         version=__version__,
         summary="One institution's node of a medledger consortium",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.service = service
     metrics = Metrics()
@@ -122,6 +149,15 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         # The message may name an address or a record id, never health data or a secret.
         log.info("refused %s %s: %s", request.method, _route(request), type(exc).__name__)
         return JSONResponse(error_body(exc), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Where and what, never the offending value: it may be part of a record.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        body = ErrorBody(error="MalformedRequest", message=problems[:1000])
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
     @app.middleware("http")
     async def observe(

@@ -110,3 +110,8 @@ class ReplayedRequest(InvalidInput):
 
 class Forbidden(InvalidInput):
     """The caller is authenticated but may not do what the request asks."""
+
+
+class NotFound(InvalidInput):
+    """The node has nothing at what the request names (a checkpoint not yet cosigned, a
+    proof beyond the log)."""

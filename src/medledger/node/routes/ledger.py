@@ -9,11 +9,11 @@ from pydantic import BaseModel, Field
 
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.keys import to_checksum_address
-from medledger.errors import InvalidInput, UsageError
+from medledger.errors import InvalidInput
 from medledger.ledger.executor import TxOutcome
 from medledger.ledger.tx import SignedTransaction
 from medledger.node.deps import AuthenticatedCaller, Service
-from medledger.node.errors import Forbidden
+from medledger.node.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -48,11 +48,19 @@ class Outcome(BaseModel):
     timestamp_ns: int
 
 
+class WireTransaction(BaseModel):
+    """A signed transaction in its wire form (ledger/tx.py)."""
+
+    network: int = Field(ge=0)
+    sender: str = Field(pattern=ADDRESS)
+    nonce: int = Field(ge=0)
+    type: str = Field(max_length=64)
+    payload: dict[str, Any]
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
 class TransactionIn(BaseModel):
-    transaction: dict[str, Any] = Field(
-        description="a signed transaction in its wire form (network, sender, nonce, type, "
-        "payload, signature)"
-    )
+    transaction: WireTransaction
 
 
 class InclusionProof(BaseModel):
@@ -76,9 +84,9 @@ def outcome_json(outcome: TxOutcome) -> Outcome:
     )
 
 
-def decode_transaction(service: Service, obj: dict[str, Any]) -> SignedTransaction:
+def decode_transaction(service: Service, wire: WireTransaction) -> SignedTransaction:
     try:
-        raw = canonical_json(obj)
+        raw = canonical_json(wire.model_dump())
     except InvalidInput as exc:
         raise InvalidInput(f"transaction: {exc}") from None
     return SignedTransaction.decode(raw, service.node.limits)
@@ -145,7 +153,7 @@ async def checkpoint(service: Service, caller: AuthenticatedCaller) -> dict[str,
     """The latest checkpoint cosigned by the threshold of members."""
     latest = service.node.checkpoint()
     if latest is None:
-        raise UsageError("no checkpoint has been cosigned yet")
+        raise NotFound("no checkpoint has been cosigned yet")
     return latest.to_json()
 
 
@@ -177,6 +185,8 @@ async def consistency(
 ) -> ConsistencyProof:
     node = service.node
     new_size = node.size if new_size is None else new_size
+    if not old_size <= new_size <= node.size:
+        raise NotFound(f"no consistency proof from {old_size} to {new_size} (log has {node.size})")
     path = node.consistency_proof(old_size, new_size)
     return ConsistencyProof(
         old_size=old_size, new_size=new_size, path=["0x" + p.hex() for p in path]
