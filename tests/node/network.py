@@ -22,17 +22,16 @@ import uvicorn
 
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
-from medledger.ledger.genesis import Founder, build_genesis, save_genesis
+from medledger.ledger.genesis import save_genesis
 from medledger.node.app import create_app
 from medledger.node.client import NodeClient
 from medledger.node.config import NodeSettings
-from medledger.node.home import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
+from medledger.node.home import PATIENT_LABEL, encryption_key, founding_genesis
 from medledger.node.service import NodeKeys, NodeService
 from tests.ledger.consortium import Consortium, key
 
 NETWORK_ID = 3131
 INSTITUTIONS = ["hospital-a", "hospital-b", "insurer"]
-ROLES = ["doctor", "nurse", "officer", "verifier"]
 
 
 @dataclass
@@ -102,24 +101,8 @@ def _serve(service: NodeService, sock: socket.socket) -> tuple[uvicorn.Server, t
 
 @contextmanager
 def running_network(root: Path, names: list[str] = INSTITUTIONS) -> Iterator[Network]:
-    founders = [
-        Founder(
-            name,
-            name.replace("-", " ").title(),
-            member_key(name).address,
-            ecies.public_bytes(encryption_key(custodian_key(name), CUSTODIAN_LABEL)),
-        )
-        for name in names
-    ]
-    genesis = build_genesis(
-        network_id=NETWORK_ID,
-        name="node test consortium",
-        founders=founders,
-        signer=member_key(names[0]),
-        vote_threshold=2,
-        checkpoint_threshold=2,
-        roles=ROLES,
-    )
+    founders = [(n, n.replace("-", " ").title(), member_key(n), custodian_key(n)) for n in names]
+    genesis = founding_genesis(NETWORK_ID, "node test consortium", founders)
     save_genesis(genesis, root / "genesis.tx")
     network = Network(root, Consortium([], genesis, {member_key(names[0]).address: 1}))
     try:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from medledger.crypto import ecies
 from medledger.crypto.keystore import encrypt_keystore
 from medledger.ledger.genesis import Founder, build_genesis, save_genesis
-from medledger.node.home import CUSTODIAN_LABEL, encryption_key
+from medledger.node.home import custodian_public_key
 from tests.ledger.consortium import key
 
 PASSPHRASE = "correct horse battery staple"
@@ -31,8 +30,7 @@ def _free_port() -> int:
 
 
 def _home(tmp_path: Path) -> Path:
-    custodian_public = ecies.public_bytes(encryption_key(CUSTODIAN, CUSTODIAN_LABEL))
-    founder = Founder("solo", "Solo", MEMBER.address, custodian_public)
+    founder = Founder("solo", "Solo", MEMBER.address, custodian_public_key(CUSTODIAN))
     genesis = build_genesis(
         network_id=77, name="one", founders=[founder], signer=MEMBER,
         vote_threshold=1, checkpoint_threshold=1, roles=["doctor"],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from medledger.ledger.genesis import Founder, build_genesis, load_genesis, save_
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
+from medledger.ledger.tx import SignedTransaction
 from medledger.records.store import VaultStore
 
 HOME_ENV = "MEDLEDGER_HOME"
@@ -72,6 +73,43 @@ def read_keystore(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"keystore {path.name} cannot be read: {exc}") from None
 
 
+def write_keystore(path: Path, key: PrivateKey, *, scrypt_n: int) -> None:
+    """Encrypt ``key`` under the passphrase into a new keystore file at ``path``."""
+    if path.exists():
+        raise UsageError(f"a keystore already exists at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = encrypt_keystore(key, passphrase(), scrypt_n=scrypt_n)
+    # Written whole, then renamed: a crash never leaves half a keystore.
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(document))
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+def founding_genesis(
+    network_id: int, name: str, founders: Sequence[tuple[str, str, PrivateKey, PrivateKey]]
+) -> SignedTransaction:
+    """A network of ``(id, name, member key, custodian key)`` founders, the first signing:
+    2 votes admit or remove a member, 2 cosignatures make a checkpoint."""
+    return build_genesis(
+        network_id=network_id,
+        name=name,
+        founders=[
+            Founder(ident, title, member.address, custodian_public_key(custodian))
+            for ident, title, member, custodian in founders
+        ],
+        signer=founders[0][2],
+        vote_threshold=2,
+        checkpoint_threshold=2,
+        roles=ROLES,
+    )
+
+
+def custodian_public_key(custodian: PrivateKey) -> bytes:
+    """The X25519 key shares are sealed to, as genesis publishes it."""
+    return ecies.public_bytes(encryption_key(custodian, CUSTODIAN_LABEL))
+
+
 def passphrase() -> str:
     value = os.environ.get(PASSPHRASE_ENV)
     if not value:
@@ -105,16 +143,7 @@ class Home:
         return self.path / "keys" / f"{name}.json"
 
     def save_key(self, name: str, key: PrivateKey, *, scrypt_n: int) -> None:
-        path = self._keystore(name)
-        if path.exists():
-            raise UsageError(f"a key named {name!r} already exists in this home")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = encrypt_keystore(key, passphrase(), scrypt_n=scrypt_n)
-        # Written whole, then renamed: a crash never leaves half a keystore.
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(document))
-        partial.chmod(0o600)
-        partial.replace(path)
+        write_keystore(self._keystore(name), key, scrypt_n=scrypt_n)
 
     def load_key(self, name: str) -> PrivateKey:
         return decrypt_keystore(self._document(name), passphrase())
@@ -148,22 +177,10 @@ class Home:
             self.save_key(f"{ident}-custodian", custodians[ident], scrypt_n=scrypt_n)
         clinician = PrivateKey.generate()
         self.save_key(CLINICIAN, clinician, scrypt_n=scrypt_n)
-        genesis = build_genesis(
-            network_id=NETWORK_ID,
-            name="medledger sandbox",
-            founders=[
-                Founder(
-                    ident,
-                    name,
-                    founders[ident].address,
-                    ecies.public_bytes(encryption_key(custodians[ident], CUSTODIAN_LABEL)),
-                )
-                for ident, name in FOUNDERS
-            ],
-            signer=founders[FOUNDERS[0][0]],
-            vote_threshold=2,
-            checkpoint_threshold=2,
-            roles=ROLES,
+        genesis = founding_genesis(
+            NETWORK_ID,
+            "medledger sandbox",
+            [(ident, name, founders[ident], custodians[ident]) for ident, name in FOUNDERS],
         )
         save_genesis(genesis, self.genesis_path)
         async with self.session(writer=FOUNDERS[0][0]) as session:
