@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from medledger.cli import node, policies, records
+from medledger.cli import network, node, policies, records
 from medledger.errors import InvalidInput, MedledgerError, TransportError, UsageError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(records.patient_app, name="patient")
 app.add_typer(records.records_app, name="records")
 app.add_typer(policies.policy_app, name="policy")
 app.add_typer(node.node_app, name="node")
+app.add_typer(network.network_app, name="network")
 app.command("init")(records.init)
 app.command("verify")(records.verify)
 app.command("audit")(records.audit)

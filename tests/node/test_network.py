@@ -1,0 +1,103 @@
+"""``medledger network up|status|down``: three NATS servers and three node processes on
+loopback; a transaction sent to one node is ordered and applied by all three."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medledger.crypto.keystore import decrypt_keystore
+from medledger.ledger.contracts import identity
+from medledger.ledger.tx import Transaction
+from medledger.node.client import NodeClient
+from medledger.node.network import health
+from tests.ledger.consortium import key
+from tests.node.network import patient_public
+
+PASSPHRASE = "network test passphrase"
+pytestmark = pytest.mark.nats
+
+
+def _three_free_ports() -> int:
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base > 65000:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + 3):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no three consecutive free ports")
+
+
+def medledger(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MEDLEDGER_PASSPHRASE": PASSPHRASE}
+    command = [sys.executable, "-m", "medledger", *args]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def test_up_status_and_down_run_a_consortium_that_agrees(tmp_path: Path) -> None:
+    directory = str(tmp_path / "net")
+    base = _three_free_ports()
+    up = medledger("network", "up", "--dir", directory, "--base-port", str(base),
+                   "--scrypt-n", "1024", "--json")  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    try:
+        state = json.loads(up.stdout)
+        assert len(state["nats"]) == 3 and set(state["nodes"]) == {
+            "hospital-a",
+            "hospital-b",
+            "insurer",
+        }
+        urls = {name: node["url"] for name, node in state["nodes"].items()}
+
+        again = medledger("network", "up", "--dir", directory, "--base-port", str(base))
+        assert again.returncode == 2 and "already up" in again.stderr
+
+        # The keystores `up` wrote open with the passphrase.
+        document = json.loads((tmp_path / "net" / "keys" / "hospital-b.json").read_text())
+        assert decrypt_keystore(document, PASSPHRASE).address
+        patient = key("network:patient")
+
+        async def register() -> None:
+            async with NodeClient(urls["hospital-b"], patient) as client:
+                nonce = (await client.get(f"/v1/ledger/nonces/{patient.address}"))["next_nonce"]
+                payload = {"encryption_key": patient_public(patient)}
+                tx = Transaction(2028, patient.address, nonce, identity.REGISTER_SUBJECT, payload)
+                wire = json.loads(tx.sign(patient).encode())
+                await client.post("/v1/ledger/transactions", {"transaction": wire})
+
+        asyncio.run(register())
+        deadline = time.monotonic() + 30
+        while {health(url)["size"] for url in urls.values()} != {2}:  # type: ignore[index]
+            assert time.monotonic() < deadline, "every node applies the transaction"
+            time.sleep(0.1)
+
+        status = medledger("network", "status", "--dir", directory, "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["up"] is True
+    finally:
+        down = medledger("network", "down", "--dir", directory)
+    assert down.returncode == 0 and "is down" in down.stdout
+    assert all(health(url) is None for url in urls.values())
+    status = medledger("network", "status", "--dir", directory, "--json")
+    assert json.loads(status.stdout) == {"up": False}
