@@ -21,14 +21,12 @@ from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
 from medledger.ledger.errors import InsufficientCosigners
-from medledger.node.client import NodeRefused, RemoteCustodian
+from medledger.node.client import NodeRefused, RemoteCustodian, upload_records
 from medledger.node.home import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
-from medledger.records.pipeline import SealingContext, seal_for_upload
 from medledger.records.proof import RecordProof
-from medledger.records.sealed import Custodians, open_as_patient
-from medledger.records.wire import committed_from_json, sealed_to_json
-from medledger.records.writer import plan_new
+from medledger.records.sealed import open_as_patient
+from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, patient_public, running_network
 from tests.records.world import lab_result
@@ -79,21 +77,10 @@ async def _write_lab(net: Network, author: PrivateKey = DR_A) -> tuple[dict[str,
     """Seal a lab result on the author's side and have hospital A commit it."""
     resource = lab_result()
     async with net.client("hospital-a", author) as client:
-        r = await client.get("/v1/records/recipients", {"patient": PATIENT.address})
-        custodians = Custodians(
-            r["threshold"],
-            tuple((c["address"], bytes.fromhex(c["key"][2:])) for c in r["custodians"]),
-        )
-        context = SealingContext(r["network"], author.to_bytes(), custodians)
-        job = plan_new("lab.json", json.dumps(resource).encode(), PATIENT.address,
-                       bytes.fromhex(r["patient_key"][2:]))  # fmt: skip
-        (incoming,) = seal_for_upload(context, [job])
-        assert not isinstance(incoming, Exception)
-        body = {
-            "records": [{"sealed": sealed_to_json(incoming.sealed), "fhir_id": incoming.fhir_id}]
-        }
-        written = await client.post("/v1/records", body)
-    return resource, written["records"][0]["record_id"]
+        sources = [("lab.json", json.dumps(resource).encode())]
+        written, rejected = await upload_records(client, PATIENT.address, sources)
+    assert not rejected
+    return resource, written[0]["record_id"]
 
 
 def _custodians(net: Network, reader: PrivateKey) -> list[RemoteCustodian]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -19,7 +19,11 @@ from medledger.access.custodian import ReleaseAsk, ReleasedShare
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError
 from medledger.node.signatures import new_nonce, sign_request
-from medledger.records.wire import committed_to_json
+from medledger.records.errors import InvalidRecord
+from medledger.records.pipeline import SealingContext, seal_for_upload
+from medledger.records.sealed import Custodians
+from medledger.records.wire import committed_to_json, sealed_to_json
+from medledger.records.writer import plan_new
 
 DEFAULT_LIFETIME_S = 60
 
@@ -142,3 +146,26 @@ class RemoteCustodian:
             bytes.fromhex(answered["receipt"][2:]),
             base64.b64decode(answered["sealed"]),
         )
+
+
+async def upload_records(
+    client: NodeClient, patient: Address, sources: Sequence[tuple[str, bytes]]
+) -> tuple[list[dict[str, Any]], list[InvalidRecord]]:
+    """Seal FHIR resources on this machine with the client's key as author and have the
+    node commit them as one batch; returns what was written and what failed validation."""
+    r = await client.get("/v1/records/recipients", {"patient": patient})
+    custodians = Custodians(
+        int(r["threshold"]),
+        tuple((c["address"], bytes.fromhex(c["key"][2:])) for c in r["custodians"]),
+    )
+    context = SealingContext(int(r["network"]), client.key.to_bytes(), custodians)
+    key = bytes.fromhex(r["patient_key"][2:])
+    jobs = [plan_new(source, body, patient, key) for source, body in sources]
+    sealed = seal_for_upload(context, jobs)
+    rejected = [s for s in sealed if isinstance(s, InvalidRecord)]
+    ready = [s for s in sealed if not isinstance(s, InvalidRecord)]
+    if not ready:
+        return [], rejected
+    body = {"records": [{"sealed": sealed_to_json(i.sealed), "fhir_id": i.fhir_id} for i in ready]}
+    written = await client.post("/v1/records", body)
+    return list(written["records"]), rejected
