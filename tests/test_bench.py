@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medledger.bench import access, credentials, ingest, ledger
+from medledger.bench import access, credentials, ingest, ledger, node
 
 
 def test_the_ledger_bench_reports_throughput_against_the_floor() -> None:
@@ -32,3 +32,11 @@ def test_the_credentials_bench_compares_ours_with_the_bare_libraries() -> None:
         assert result[name] > 0, name
     assert result["anoncreds_prove_overhead"] == round(
         result["anoncreds_prove_ms"] / result["bare_anoncreds_prove_ms"] - 1, 3)
+
+
+def test_the_node_bench_loads_one_node_and_every_request_succeeds() -> None:
+    result = node.run(reads=60, approvals=20, concurrency=4)
+    assert result["errors"] == 0 and result["reads"] == 60 and result["approvals"] == 20
+    assert 0 < result["read_p50_ms"] <= result["read_p99_ms"]
+    assert 0 < result["approval_p50_ms"] <= result["approval_p99_ms"]
+    assert result["floor_health_per_s"] > 0

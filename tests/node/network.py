@@ -20,13 +20,12 @@ from typing import Any
 
 import uvicorn
 
-from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.genesis import save_genesis
 from medledger.node.app import create_app
 from medledger.node.client import NodeClient
 from medledger.node.config import NodeSettings
-from medledger.node.home import PATIENT_LABEL, encryption_key, founding_genesis
+from medledger.node.home import founding_genesis, patient_public_key
 from medledger.node.service import NodeKeys, NodeService
 from tests.ledger.consortium import Consortium, key
 
@@ -83,7 +82,7 @@ def custodian_key(name: str) -> PrivateKey:
 
 
 def patient_public(patient: PrivateKey) -> str:
-    return "0x" + ecies.public_bytes(encryption_key(patient, PATIENT_LABEL)).hex()
+    return "0x" + patient_public_key(patient).hex()
 
 
 def _serve(service: NodeService, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,34 +17,12 @@ from medledger.crypto.keystore import decrypt_keystore
 from medledger.ledger.contracts import identity
 from medledger.ledger.tx import Transaction
 from medledger.node.client import NodeClient
-from medledger.node.network import health
+from medledger.node.network import consecutive_free_ports, health
 from tests.ledger.consortium import key
 from tests.node.network import patient_public
 
 PASSPHRASE = "network test passphrase"
 pytestmark = pytest.mark.nats
-
-
-def _three_free_ports() -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base > 65000:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + 3):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no three consecutive free ports")
 
 
 def medledger(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,7 +35,7 @@ def medledger(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_up_status_and_down_run_a_consortium_that_agrees(tmp_path: Path) -> None:
     directory = str(tmp_path / "net")
-    base = _three_free_ports()
+    base = consecutive_free_ports(3)
     up = medledger("network", "up", "--dir", directory, "--base-port", str(base),
                    "--scrypt-n", "1024", "--json")  # fmt: skip
     assert up.returncode == 0, up.stderr

@@ -97,6 +97,23 @@ def bench_credentials(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+@bench_app.command("node")
+def bench_node(
+    reads: Annotated[int, typer.Option(min=10, help="Record reads.")] = 2000,
+    approvals: Annotated[int, typer.Option(min=10, help="Approvals relayed and granted.")] = 400,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight.")] = 16,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """Load on one node's API: signed record reads and approvals per second, p50, p99."""
+    from medledger.bench import node
+
+    result = node.run(
+        reads=reads, approvals=approvals, concurrency=concurrency,
+        progress=None if as_json else _progress,
+    )  # fmt: skip
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 @app.command("demo")
 def demo() -> None:
     """Tell the story of a consortium ledger, step by step, checking each step."""

@@ -105,6 +105,11 @@ def founding_genesis(
     )
 
 
+def patient_public_key(patient: PrivateKey) -> bytes:
+    """The X25519 key a patient publishes when registering: records are sealed to it."""
+    return ecies.public_bytes(encryption_key(patient, PATIENT_LABEL))
+
+
 def custodian_public_key(custodian: PrivateKey) -> bytes:
     """The X25519 key shares are sealed to, as genesis publishes it."""
     return ecies.public_bytes(encryption_key(custodian, CUSTODIAN_LABEL))
@@ -194,7 +199,7 @@ class Home:
         name = self.patient_name(alias)
         key = PrivateKey.generate()
         self.save_key(name, key, scrypt_n=scrypt_n)
-        public = ecies.public_bytes(encryption_key(key, PATIENT_LABEL))
+        public = patient_public_key(key)
         async with self.session() as session:
             payload = {"encryption_key": "0x" + public.hex()}
             await session.node.submit_payload(key, identity.REGISTER_SUBJECT, payload)

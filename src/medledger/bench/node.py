@@ -1,0 +1,205 @@
+"""``medledger bench node``: a bounded load test of one node's API over loopback.
+
+A local network of three node processes on the embedded orderer is founded in a
+temporary directory; a doctor at hospital A writes records for patients, and
+asks for access to their labs. Then, from this process, a bounded asyncio
+client keeps ``concurrency`` signed requests in flight against hospital A's node:
+``reads`` record fetches by the patients (authenticated, ciphertext and batch
+path), then ``approvals`` patient approvals the node relays to the ledger, each
+answered once its grant is executed. Failed requests are counted, not hidden. The floor is
+the same client's rate of unauthenticated ``/v1/health`` calls in the same run:
+what the HTTP stack alone allows on this machine now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from medledger.access.approval import Approval
+from medledger.access.contract import REQUEST
+from medledger.crypto.keys import PrivateKey
+from medledger.crypto.keystore import decrypt_keystore
+from medledger.errors import MedledgerError, TransportError
+from medledger.ledger.contracts import identity
+from medledger.ledger.tx import Transaction
+from medledger.node.client import NodeClient, upload_records
+from medledger.node.home import PASSPHRASE_ENV, patient_public_key, read_keystore
+from medledger.node.network import NETWORK_ID, LocalNetwork, consecutive_free_ports
+from medledger.records.synthetic import generate_patients
+
+Progress = Callable[[str], None]
+PATIENTS = 20
+
+
+def run(
+    *, reads: int = 2000, approvals: int = 400, concurrency: int = 16,
+    progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    say = progress or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="medledger-bench-node-") as tmp, _passphrase():
+        network = LocalNetwork(Path(tmp), base_port=consecutive_free_ports(3))
+        network.found(scrypt_n=1024)
+        say("starting three node processes (embedded orderer)")
+        with network.running("embedded") as nodes:
+            url = nodes[0].url
+            member = decrypt_keystore(read_keystore(network.key_path("hospital-a")),
+                                      os.environ[PASSPHRASE_ENV])  # fmt: skip
+            return asyncio.run(
+                _measure(url, member, reads=reads, approvals=approvals,
+                         concurrency=concurrency, say=say)
+            )  # fmt: skip
+
+
+async def _measure(
+    url: str, member: PrivateKey, *, reads: int, approvals: int, concurrency: int, say: Progress
+) -> dict[str, Any]:
+    doctor = PrivateKey.generate()
+    patients = [PrivateKey.generate() for _ in range(PATIENTS)]
+    say(f"registering a doctor and {PATIENTS} patients")
+    await _submit(url, member, identity.REGISTER_PARTICIPANT,
+                  {"address": doctor.address, "role": "doctor"})  # fmt: skip
+    for patient in patients:
+        payload = {"encryption_key": "0x" + patient_public_key(patient).hex()}
+        await _submit(url, patient, identity.REGISTER_SUBJECT, payload)
+    say("writing records, sealed on the doctor's side")
+    records: list[tuple[PrivateKey, str]] = []
+    histories = generate_patients(PATIENTS, seed=7, records_per_patient=10)
+    async with NodeClient(url, doctor) as client:
+        for patient, history in zip(patients, histories, strict=True):
+            sources = [
+                (f"r{i}.json", json.dumps(r).encode()) for i, r in enumerate(history.resources)
+            ]
+            written, _ = await upload_records(client, patient.address, sources)
+            records += [(patient, w["record_id"]) for w in written]
+    say(f"asking for access {approvals} times")
+    pending = []
+    for i in range(approvals):
+        patient = patients[i % PATIENTS]
+        ask = {"patient": patient.address, "categories": ["labs"], "purpose": "TREAT",
+               "duration_s": 3600}  # fmt: skip
+        state = await _submit(url, doctor, REQUEST, ask, route="/v1/access/requests")
+        pending.append((patient, state["request"]))
+
+    health_rate = await _health_floor(url, reads, concurrency)
+    say(f"{reads} record reads, {concurrency} in flight")
+    clients = {p.address: NodeClient(url, p) for p in patients}
+    try:
+        read_jobs = [
+            _call(clients[p.address].get, f"/v1/records/{rid}")
+            for p, rid in (records[i % len(records)] for i in range(reads))
+        ]
+        read_times, read_wall, read_errors = await _bounded(read_jobs, concurrency)
+        say(f"{approvals} approvals relayed and granted, {concurrency} in flight")
+        not_after = int(time.time() * 1000) + 600_000
+        approve_jobs = [
+            _call(clients[p.address].post, f"/v1/access/requests/{rid}/approvals",
+                  {"approvals": [Approval(NETWORK_ID, bytes.fromhex(rid[2:]), p.address,
+                                          doctor.address, not_after).signed_by(p)]})
+            for p, rid in pending
+        ]  # fmt: skip
+        approve_times, approve_wall, approve_errors = await _bounded(approve_jobs, concurrency)
+    finally:
+        for client in clients.values():
+            await client.close()
+    return {
+        "benchmark": "node",
+        "concurrency": concurrency,
+        "reads": reads,
+        "reads_per_s": round(reads / read_wall, 1),
+        "read_p50_ms": _ms(statistics.median(read_times)),
+        "read_p99_ms": _ms(_p99(read_times)),
+        "approvals": approvals,
+        "approvals_per_s": round(approvals / approve_wall, 1),
+        "approval_p50_ms": _ms(statistics.median(approve_times)),
+        "approval_p99_ms": _ms(_p99(approve_times)),
+        "errors": read_errors + approve_errors,
+        "floor_health_per_s": round(health_rate, 1),
+        "reads_per_floor": round(reads / read_wall / health_rate, 3),
+        "cores": os.cpu_count(),
+    }
+
+
+async def _submit(
+    url: str, signer: PrivateKey, tx_type: str, payload: dict[str, Any],
+    route: str = "/v1/ledger/transactions",
+) -> Any:  # fmt: skip
+    async with NodeClient(url, signer) as client:
+        nonce = (await client.get(f"/v1/ledger/nonces/{signer.address}"))["next_nonce"]
+        tx = Transaction(NETWORK_ID, signer.address, nonce, tx_type, payload).sign(signer)
+        return await client.post(route, {"transaction": json.loads(tx.encode())})
+
+
+def _call(method: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[Any]]:
+    return lambda: method(*args)
+
+
+async def _bounded(
+    jobs: Sequence[Callable[[], Awaitable[Any]]], concurrency: int
+) -> tuple[list[float], float, int]:
+    """Run every job with at most ``concurrency`` in flight: the latencies of those that
+    succeeded, the wall time, and how many failed (refused, or the node unreachable)."""
+    times: list[float] = []
+    failed = 0
+    queue = iter(jobs)
+
+    async def worker() -> None:
+        nonlocal failed
+        for job in queue:
+            started = time.perf_counter()
+            try:
+                await job()
+            except (MedledgerError, httpx.HTTPError):
+                failed += 1
+            else:
+                times.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return times, time.perf_counter() - started, failed
+
+
+async def _health_floor(url: str, count: int, concurrency: int) -> float:
+    async with httpx.AsyncClient() as http:
+
+        async def probe() -> None:
+            response = await http.get(f"{url}/v1/health")
+            response.raise_for_status()
+
+        _, wall, failed = await _bounded([probe] * count, concurrency)
+    if failed:
+        raise TransportError(f"{failed} of {count} health probes failed")
+    return count / wall
+
+
+def _p99(samples: list[float]) -> float:
+    return sorted(samples)[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+@contextmanager
+def _passphrase() -> Iterator[None]:
+    # The throwaway network's keystores: a fresh passphrase, restored afterwards.
+    previous = os.environ.get(PASSPHRASE_ENV)
+    os.environ[PASSPHRASE_ENV] = secrets.token_hex(16)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[PASSPHRASE_ENV]
+        else:
+            os.environ[PASSPHRASE_ENV] = previous
