@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from medledger.access.approval import Approval
 from medledger.access.contract import REQUEST
@@ -110,6 +111,7 @@ async def _measure(
             for p, rid in pending
         ]  # fmt: skip
         approve_times, approve_wall, approve_errors = await _bounded(approve_jobs, concurrency)
+        server = await _server_means(url)
     finally:
         for client in clients.values():
             await client.close()
@@ -125,6 +127,8 @@ async def _measure(
         "approval_p50_ms": _ms(statistics.median(approve_times)),
         "approval_p99_ms": _ms(_p99(approve_times)),
         "errors": read_errors + approve_errors,
+        "server_read_ms": server.get(("GET", "/v1/records/{record_id}")),
+        "server_approval_ms": server.get(("POST", "/v1/access/requests/{request_id}/approvals")),
         "floor_health_per_s": round(health_rate, 1),
         "reads_per_floor": round(reads / read_wall / health_rate, 3),
         "cores": os.cpu_count(),
@@ -181,6 +185,25 @@ async def _health_floor(url: str, count: int, concurrency: int) -> float:
     if failed:
         raise TransportError(f"{failed} of {count} health probes failed")
     return count / wall
+
+
+async def _server_means(url: str) -> dict[tuple[str, str], float]:
+    """Mean time the node spent per request, by method and route, from its own metrics:
+    what a request costs the server, whatever the client adds."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics")).text
+    sums: dict[tuple[str, str], float] = {}
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "medledger_http_request_seconds":
+            continue
+        for sample in family.samples:
+            key = (sample.labels["method"], sample.labels["route"])
+            if sample.name.endswith("_sum"):
+                sums[key] = sample.value
+            elif sample.name.endswith("_count"):
+                counts[key] = sample.value
+    return {key: _ms(sums[key] / counts[key]) for key in sums if counts.get(key)}
 
 
 def _p99(samples: list[float]) -> float:
