@@ -34,7 +34,6 @@ from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import MedledgerError, TransportError
 from medledger.ledger.contracts import identity
-from medledger.ledger.tx import Transaction
 from medledger.node.client import NodeClient, upload_records
 from medledger.node.home import PASSPHRASE_ENV, patient_public_key, read_keystore
 from medledger.node.network import NETWORK_ID, LocalNetwork, consecutive_free_ports
@@ -140,9 +139,7 @@ async def _submit(
     route: str = "/v1/ledger/transactions",
 ) -> Any:  # fmt: skip
     async with NodeClient(url, signer) as client:
-        nonce = (await client.get(f"/v1/ledger/nonces/{signer.address}"))["next_nonce"]
-        tx = Transaction(NETWORK_ID, signer.address, nonce, tx_type, payload).sign(signer)
-        return await client.post(route, {"transaction": json.loads(tx.encode())})
+        return await client.post(route, {"transaction": await client.transaction(tx_type, payload)})
 
 
 def _call(method: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[Any]]:

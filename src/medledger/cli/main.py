@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from medledger.cli import network, node, policies, records
+from medledger.cli import network, node, policies, records, remote
 from medledger.errors import InvalidInput, MedledgerError, TransportError, UsageError
 
 app = typer.Typer(
@@ -29,6 +29,15 @@ app.add_typer(records.records_app, name="records")
 app.add_typer(policies.policy_app, name="policy")
 app.add_typer(node.node_app, name="node")
 app.add_typer(network.network_app, name="network")
+app.add_typer(remote.key_app, name="key")
+app.add_typer(remote.ledger_app, name="ledger")
+app.add_typer(remote.access_app, name="access")
+app.add_typer(remote.staff_app, name="staff")
+records.patient_app.command("register")(remote.register_patient)
+records.records_app.command("push")(remote.push)
+records.records_app.command("mine")(remote.mine)
+records.records_app.command("open")(remote.open_record)
+records.records_app.command("read")(remote.read)
 app.command("init")(records.init)
 app.command("verify")(records.verify)
 app.command("audit")(records.audit)

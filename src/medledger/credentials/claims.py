@@ -141,7 +141,6 @@ def _has_diabetes(resource: Mapping[str, Any]) -> bool:
     )
 
 
-
 def _covid_dose(resource: Mapping[str, Any]) -> bool:
     return resource.get("status") == "completed" and bool(
         _COVID_CVX.intersection(_codes(resource.get("vaccineCode"), _CVX))

@@ -18,6 +18,7 @@ import httpx
 from medledger.access.custodian import ReleaseAsk, ReleasedShare
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError
+from medledger.ledger.tx import Transaction
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.errors import InvalidRecord
 from medledger.records.pipeline import SealingContext, seal_for_upload
@@ -63,6 +64,13 @@ class NodeClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
+
+    async def transaction(self, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A transaction of this client's key with its next nonce, signed, in wire form."""
+        network = int((await self.get("/v1/health"))["network"])
+        nonce = int((await self.get(f"/v1/ledger/nonces/{self.address}"))["next_nonce"])
+        tx = Transaction(network, self.address, nonce, tx_type, payload).sign(self.key)
+        return dict(json.loads(tx.encode()))
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("GET", path, params=params)

@@ -29,11 +29,13 @@ class Health(BaseModel):
 
 class Status(BaseModel):
     name: str
+    member: str = Field(description="this node's institution, whose custodian it runs")
     network: int
     size: int
     root: str
     state_root: str
     members: list[str]
+    custodian_threshold: int = Field(description="key shares a reader needs")
     checkpoint: int | None = Field(description="size of the latest cosigned checkpoint")
 
 
@@ -119,11 +121,13 @@ async def status(service: Service, caller: AuthenticatedCaller) -> Status:
     checkpoint = node.checkpoint()
     return Status(
         name=node.name,
+        member=service.keys.member.address,
         network=node.network_id,
         size=node.size,
         root="0x" + node.root().hex(),
         state_root="0x" + node.state_root().hex(),
         members=list(node.members()),
+        custodian_threshold=int(node.network_config()["custodian_threshold"]),
         checkpoint=None if checkpoint is None else checkpoint.head.size,
     )
 

@@ -1,0 +1,92 @@
+"""The clinician's, patient's and operator's commands against a running local network:
+a lab result pushed at hospital A, asked for at hospital B, approved by the patient,
+read through the custodians of all three nodes, audited and revoked, all from the shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from medledger.crypto.canonical import canonical_json
+from medledger.node.network import consecutive_free_ports
+from tests.records.world import lab_result
+
+PASSPHRASE = "remote cli passphrase"
+
+
+def medledger(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MEDLEDGER_PASSPHRASE": PASSPHRASE}
+    command = [sys.executable, "-m", "medledger", *args]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def ok(*args: str) -> str:
+    done = medledger(*args)
+    assert done.returncode == 0, f"{args}: {done.stderr}"
+    return done.stdout
+
+
+def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
+    tmp_path: Path,
+) -> None:
+    net = tmp_path / "net"
+    base = consecutive_free_ports(3)
+    up = json.loads(ok("network", "up", "--dir", str(net), "--base-port", str(base),
+                       "--orderer", "embedded", "--scrypt-n", "1024", "--json"))  # fmt: skip
+    a, b, insurer = (up["nodes"][n]["url"] for n in ("hospital-a", "hospital-b", "insurer"))
+    try:
+        names = ("dr-a", "dr-b", "patient", "stranger")
+        keys = {name: tmp_path / f"{name}.json" for name in names}
+        for path in keys.values():
+            ok("key", "new", str(path), "--scrypt-n", "1024")
+        address = {name: ok("key", "show", str(path)).strip() for name, path in keys.items()}
+        ok("staff", "add", address["dr-a"], "--role", "doctor",
+           "--key", str(net / "keys" / "hospital-a.json"), "--node", a)  # fmt: skip
+        ok("staff", "add", address["dr-b"], "--role", "doctor",
+           "--key", str(net / "keys" / "hospital-b.json"), "--node", b)  # fmt: skip
+        ok("patient", "register", "--key", str(keys["patient"]), "--node", a)
+
+        resource = lab_result()
+        lab = tmp_path / "lab.json"
+        lab.write_text(json.dumps(resource))
+        pushed = json.loads(ok("records", "push", str(lab), "--patient", address["patient"],
+                               "--key", str(keys["dr-a"]), "--node", a, "--json"))  # fmt: skip
+        record = pushed["written"][0]["record_id"]
+        mine = json.loads(ok("records", "mine", "--key", str(keys["patient"]), "--node", a,
+                             "--json"))  # fmt: skip
+        assert [r["record_id"] for r in mine] == [record]
+        opened = ok("records", "open", record, "--key", str(keys["patient"]), "--node", a)
+        assert opened.strip().encode() == canonical_json(resource)
+
+        asked = json.loads(ok("access", "request", "--patient", address["patient"],
+                              "--category", "labs", "--key", str(keys["dr-b"]), "--node", b,
+                              "--json"))  # fmt: skip
+        request = asked["request"]
+        shown = ok("access", "show", request, "--key", str(keys["patient"]), "--node", b)
+        assert address["dr-b"] in shown and "labs" in shown and "TREAT" in shown
+        approved = json.loads(ok("access", "approve", request, "--key", str(keys["patient"]),
+                                 "--node", b, "--json"))  # fmt: skip
+        assert approved["status"] == "granted"
+
+        custodians = ["--custodian", a, "--custodian", b, "--custodian", insurer]
+        read = ok("records", "read", record, "--grant", request, *custodians,
+                  "--key", str(keys["dr-b"]), "--node", a)  # fmt: skip
+        assert read.strip().encode() == canonical_json(resource)
+
+        audit = json.loads(ok("access", "audit", "--key", str(keys["patient"]), "--node", a,
+                              "--json"))  # fmt: skip
+        assert {r["reader"] for r in audit["reads"]} == {address["dr-b"]}
+
+        ok("access", "revoke", request, "--key", str(keys["patient"]), "--node", b)
+        again = medledger("records", "read", record, "--grant", request, *custodians,
+                          "--key", str(keys["dr-b"]), "--node", a)  # fmt: skip
+        assert again.returncode == 3 and "revoked" in again.stderr
+        stranger = medledger("access", "show", request, "--key", str(keys["stranger"]), "--node", b)
+        assert stranger.returncode == 3 and "403 Forbidden" in stranger.stderr
+    finally:
+        ok("network", "down", "--dir", str(net))
