@@ -290,3 +290,18 @@ def test_a_record_proof_from_the_node_checks_against_a_cosigned_checkpoint(net: 
             proof.verify(members, len(members) + 1)
 
     asyncio.run(scenario())
+
+
+def test_a_body_over_the_limit_is_refused_declared_or_chunked(net: Network) -> None:
+    url = f"{net.nodes['hospital-a'].url}/v1/ledger/transactions"
+    limit = net.nodes["hospital-a"].service.settings.max_body_bytes
+    with httpx.Client() as http:
+        declared = http.post(url, content=b"x" * (limit + 1))
+        assert declared.status_code == 413 and declared.json()["error"] == "BodyTooLarge"
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(limit // 65536 + 2):
+                yield b"x" * 65536
+
+        chunked = http.post(url, content=chunks())
+        assert chunked.status_code == 413 and chunked.json()["error"] == "BodyTooLarge"

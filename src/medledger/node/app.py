@@ -10,8 +10,7 @@ A refused request changes nothing.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,10 +19,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
 )
 from pydantic import BaseModel
@@ -39,7 +34,13 @@ from medledger.ledger.errors import (
     Unauthorized,
     UnknownTransaction,
 )
-from medledger.node.errors import Forbidden, NotFound, ReplayedRequest, RequestNotAuthenticated
+from medledger.node.errors import (
+    Forbidden,
+    NotFound,
+    ReplayedRequest,
+    RequestNotAuthenticated,
+)
+from medledger.node.observe import Metrics, Observed, route_of
 from medledger.node.routes import access, audit, custodian, ledger, records
 from medledger.node.service import NodeService
 from medledger.records.errors import UnknownRecord
@@ -102,23 +103,6 @@ def error_body(exc: MedledgerError) -> dict[str, Any]:
     return body.model_dump(exclude_none=True)
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "medledger_http_requests", "API requests by route and status",
-            ["method", "route", "status"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "medledger_http_request_seconds", "API request latency by route",
-            ["method", "route"], registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
-        self.log_size = Gauge(
-            "medledger_ledger_size", "transactions in this node's log", registry=self.registry
-        )
-
-
 def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     """The node's API; ``manage`` starts and stops the service with the app."""
 
@@ -147,7 +131,7 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     async def refused(request: Request, exc: MedledgerError) -> JSONResponse:
         status = status_of(exc)
         # The message may name an address or a record id, never health data or a secret.
-        log.info("refused %s %s: %s", request.method, _route(request), type(exc).__name__)
+        log.info("refused %s %s: %s", request.method, route_of(request.scope), type(exc).__name__)
         return JSONResponse(error_body(exc), status_code=status)
 
     @app.exception_handler(RequestValidationError)
@@ -159,32 +143,6 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         body = ErrorBody(error="MalformedRequest", message=problems[:1000])
         return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        limit = service.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return JSONResponse(
-                {
-                    "error": "BodyTooLarge",
-                    "message": f"request bodies are limited to {limit} bytes",
-                },
-                status_code=413,
-            )
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = _route(request)
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
-        log.info(
-            "%s %s %d %.1f ms", request.method, route, response.status_code, elapsed * 1000,
-            extra={"route": route, "status": response.status_code, "ms": round(elapsed * 1000, 2)},
-        )  # fmt: skip
-        return response
-
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
         if service.running:
@@ -193,10 +151,5 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
 
     for module in (ledger, records, access, custodian, audit):
         app.include_router(module.router)
+    app.add_middleware(Observed, metrics=metrics, max_body_bytes=service.settings.max_body_bytes)
     return app
-
-
-def _route(request: Request) -> str:
-    # The route's template, never the path itself: paths carry addresses and record ids.
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
