@@ -305,3 +305,13 @@ def test_a_body_over_the_limit_is_refused_declared_or_chunked(net: Network) -> N
 
         chunked = http.post(url, content=chunks())
         assert chunked.status_code == 413 and chunked.json()["error"] == "BodyTooLarge"
+
+
+def test_a_version_beyond_what_a_header_can_hold_is_invalid_input_not_a_crash(net: Network) -> None:
+    async def attempt() -> None:
+        async with net.client("hospital-a", PATIENT) as patient:
+            with pytest.raises(NodeRefused) as refused:
+                await patient.get("/v1/records/" + "ab" * 16, {"version": 2**64})
+        assert refused.value.status == 422
+
+    asyncio.run(attempt())

@@ -58,7 +58,7 @@ class RequestState(BaseModel):
 
 class ApprovalIn(BaseModel):
     signer: str = Field(pattern=ADDRESS)
-    not_after_ms: int = Field(ge=0)
+    not_after_ms: int = Field(ge=0, lt=2**64)
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
 

@@ -21,7 +21,7 @@ from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
 from medledger.node.routes.ledger import ADDRESS
-from medledger.records.header import RecordHeader
+from medledger.records.header import FIRST_VERSION, MAX_VERSION, RecordHeader
 from medledger.records.pipeline import Incoming
 from medledger.records.proof import committed_record, prove
 from medledger.records.recipients import custodians_of, patient_key
@@ -183,7 +183,7 @@ def _readable(
     service: Service,
     caller: AuthenticatedCaller,
     record_id: Annotated[str, Path(pattern=RECORD_ID)],
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=FIRST_VERSION, le=MAX_VERSION)] = None,
     grant: Annotated[str | None, Query(pattern=GRANT)] = None,
 ) -> StoredRecord:
     """The record (its latest or a given version) if the caller may see it."""
