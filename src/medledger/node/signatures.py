@@ -126,6 +126,8 @@ class InnerList:
 _KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
 _TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
+_PLAIN_STRING = re.compile(r'"([ !#-\[\]-~]*)"')
+_PRINTABLE = re.compile(r"[ -~]*")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _MAX_INTEGER = 999_999_999_999_999
 
@@ -219,6 +221,11 @@ class _Reader:
         return int(digits)
 
     def string(self) -> str:
+        # Most strings have no escapes: take them in one match, else go character by character.
+        plain = _PLAIN_STRING.match(self.text, self.pos)
+        if plain is not None:
+            self.pos = plain.end()
+            return plain.group(1)
         self.pos += 1
         chars: list[str] = []
         while True:
@@ -295,7 +302,7 @@ def _serialize_bare(value: BareItem) -> str:
         if _TOKEN.fullmatch(value) is None:
             raise UsageError(f"not an RFC 8941 token: {value[:50]!r}")
         return value
-    if not all(" " <= char <= "~" for char in value):
+    if _PRINTABLE.fullmatch(value) is None:
         raise UsageError(f"RFC 8941 strings are printable ASCII: {value[:50]!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
