@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/medledger bench ingest --json
 	$(BIN)/medledger bench access --json
 	$(BIN)/medledger bench credentials --json
+	$(BIN)/medledger bench node --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
