@@ -2,10 +2,13 @@
 
 Three institutions found a network on the embedded defaults, register their
 staff, a patient joins under a pseudonym, an insurer is admitted by 2 of 3
-votes, forged and replayed transactions bounce, records are written, read and
-tampered with, the insurer learns "HbA1c below 6.5 %" from a zero-knowledge
-proof, and the log is checkpointed, proven and compared across nodes. Exits
-non-zero if any check fails.
+votes, forged and replayed transactions bounce, records are written and read; a
+doctor at hospital B reads a lab result once the patient and the attending
+doctor approved (2 of 3), through custodians that log a receipt first; the
+patient's audit shows it; a revoked grant releases nothing; a break-glass read
+is flagged; a tampered record is caught; the insurer learns "HbA1c below 6.5 %"
+from a zero-knowledge proof; and the log is checkpointed, proven and compared
+across nodes. Exits non-zero if any check fails.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
+from medledger.access import contract as access
+from medledger.access.approval import Approval
+from medledger.access.audit import audit_log, break_glass_notices
+from medledger.access.custodian import Custodian
+from medledger.access.reader import read_record
 from medledger.credentials.claims import derive_claims
 from medledger.credentials.contract import credentials_contracts, verification
 from medledger.credentials.errors import PredicateNotSatisfied
@@ -36,6 +44,7 @@ from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import MedledgerError
+from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts import identity, membership
 from medledger.ledger.errors import BadSignature, DoubleVote, ReplayedTransaction, Unauthorized
 from medledger.ledger.genesis import Founder, build_genesis
@@ -44,6 +53,7 @@ from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
+from medledger.records.proof import CommittedRecord, committed_record
 from medledger.records.recipients import sealing_context
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.store import VaultStore
@@ -169,6 +179,7 @@ class Story:
             _key("dr-bob"),
         )
         self.patient, self.insurer = _key("patient-p"), _key("insurer")
+        self.officer_b = _key("officer-omar")
         await self.say("Three institutions found the network", self._found)
         await self.say("Institutions register their clinicians with roles", self._register_staff)
         await self.say("A clinician cannot act for an institution", self._outsider)
@@ -180,6 +191,10 @@ class Story:
         await self.say("Inclusion and consistency proofs check against it", self._proofs)
         await self.say("Every record verifies against the checkpoint", self._verify_vault)
         await self.say("The patient reads a record; one custodian cannot", self._read_record)
+        await self.say("Dr B reads a lab result after 2 of 3 approve", self._shared_read)
+        await self.say("The patient's audit shows the read, with its proof", self._audit)
+        await self.say("A revoked grant releases no key", self._revoke)
+        await self.say("Break-glass: a doctor and an officer, the read flagged", self._break_glass)
         await self.say("A record relabelled in the vault is caught", self._tamper)
         await self.say("An insurer learns “HbA1c below 6.5 %” and nothing more", self._credential)
         await self.say("Every node reached the same state", self._agree)
@@ -279,7 +294,13 @@ class Story:
 
     async def _write_records(self) -> str:
         (synthetic,) = generate_patients(1, seed=NETWORK_ID, records_per_patient=11)
-        resources = [synthetic.patient, *synthetic.resources]
+        # The chart, and this week's checkup at the checkup centre (labs among them).
+        checkup_day = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+        results = CheckupResults(5.8, 24.1, 118, 76, "never")
+        checkup = checkup_observations(
+            str(synthetic.patient["id"]), checkup_day, results, seed=NETWORK_ID
+        )
+        resources = [synthetic.patient, *synthetic.resources, *checkup]
         self.synthetic_id, self.resources = str(synthetic.patient["id"]), resources
         wrong = {**synthetic.resources[-1], "status": "done"}
         jobs = [
@@ -329,6 +350,108 @@ class Story:
         code = resource["code"]["coding"][0]["display"]
         return f"the patient reads “{code}”; one custodian alone: {alone}; two: the same record"
 
+    def _custodians(self) -> list[Custodian]:
+        members = [self.hospital_a, self.hospital_b, self.checkup]
+        return [
+            Custodian(node, key, _x25519_private(ident))
+            for node, key, (ident, _) in zip(self.nodes, members, INSTITUTIONS, strict=True)
+        ]
+
+    def _committed(self, resource_type: str, category: str) -> CommittedRecord:
+        written = next(
+            w for w in self.written
+            if w.resource_type == resource_type
+            and self._vault().get(w.record_id).sealed.header.category == category
+        )  # fmt: skip
+        stored = self._vault().get(written.record_id)
+        return committed_record(stored, "0x" + self._vault().vault_id.hex(), self.a)
+
+    async def _grant(self, requester: PrivateKey, approvers: list[PrivateKey],
+                     **terms: object) -> bytes:  # fmt: skip
+        request = await self.b.submit_payload(
+            requester, access.REQUEST, {"patient": self.patient.address, **terms}
+        )
+        not_after = time.time_ns() // 1_000_000 + 600_000
+        signed = [
+            Approval(NETWORK_ID, request.tx_id, self.patient.address, requester.address,
+                     not_after).signed_by(k)
+            for k in approvers
+        ]  # fmt: skip
+        await self.b.submit_payload(
+            self.hospital_b, access.APPROVE, {"request": "0x" + request.tx_id.hex(),
+                                              "approvals": signed}
+        )  # fmt: skip
+        await self.a.wait_for_size(self.b.size)
+        return request.tx_id
+
+    async def _shared_read(self) -> str:
+        policy = {
+            "approvers": {"k_of": 2, "of": [{"patient": True}, {"person": self.doctor_a.address},
+                                            {"role": "nurse"}]},
+            "purposes": ["TREAT"], "max_duration_s": 24 * 3600,
+        }  # fmt: skip
+        await self.a.submit_payload(
+            self.patient, access.SET_POLICY, {"category": "labs", "policy": policy}
+        )
+        terms = {"categories": ["labs"], "purpose": "TREAT", "duration_s": 3600}
+        alone = await self._grant(self.doctor_b, [self.patient], **terms)
+        check(self.a.store.get(access.GRANT_NS, "0x" + alone.hex()) is None,
+              "the patient alone is 1 of the 2 the policy asks for")  # fmt: skip
+        self.grant = await self._grant(self.doctor_b, [self.patient, self.doctor_a], **terms)
+        lab = self._committed("Observation", "labs")
+        plaintext = await read_record(self.doctor_b, self.grant, lab,
+                                      custodians=self._custodians(), threshold=2)  # fmt: skip
+        resource = json.loads(plaintext)
+        check(resource["resourceType"] == "Observation", "Dr B reads the lab result")
+        display = resource["code"]["coding"][0]["display"]
+        return (
+            f"policy “2 of patient, Dr A, a nurse”: the patient alone is not enough; with Dr A "
+            f"a grant; 3 custodians each log a receipt, then release a share\n      Dr B "
+            f"reads “{display}” from 2 shares"
+        )
+
+    async def _audit(self) -> str:
+        await self._cosigned()
+        reads = [e for e in audit_log(self.a, self.patient.address)
+                 if e.grant == "0x" + self.grant.hex()]  # fmt: skip
+        check(bool(reads) and all(e.reader == self.doctor_b.address for e in reads),
+              "every read is Dr B's")  # fmt: skip
+        check(all(e.checkpoint_size is not None for e in reads), "each receipt is proven")
+        return (
+            f"{len(reads)} receipts: reader Dr B, category labs, purpose TREAT, each proven "
+            f"into checkpoint {reads[0].checkpoint_size}"
+        )
+
+    async def _revoke(self) -> str:
+        await self.b.submit_payload(self.patient, access.REVOKE, {"grant": "0x" + self.grant.hex()})
+        await self.a.wait_for_size(self.b.size)
+        lab = self._committed("Observation", "labs")
+        why = await expect_refusal(
+            InsufficientShares,
+            read_record(self.doctor_b, self.grant, lab, custodians=self._custodians(), threshold=2),
+        )
+        check(why.count("was revoked") == 3, "each custodian refuses because of the revocation")
+        return f"the patient revokes; Dr B asks again: {why.split(':')[0]}: each finds it revoked"
+
+    async def _break_glass(self) -> str:
+        officer = {"address": self.officer_b.address, "role": "officer"}
+        await self.b.submit_payload(self.hospital_b, identity.REGISTER_PARTICIPANT, officer)
+        terms = {"categories": ["conditions"], "purpose": "ETREAT", "duration_s": 3600,
+                 "emergency": True}  # fmt: skip
+        grant = await self._grant(self.doctor_b, [self.doctor_b, self.officer_b], **terms)
+        condition = self._committed("Condition", "conditions")
+        await read_record(self.doctor_b, grant, condition, custodians=self._custodians(),
+                          threshold=2)  # fmt: skip
+        flagged = [e for e in audit_log(self.a, self.patient.address)
+                   if e.grant == "0x" + grant.hex()]  # fmt: skip
+        check(bool(flagged) and all(e.emergency for e in flagged), "every such read is flagged")
+        notices = break_glass_notices(self.a.store, self.patient.address)
+        check([n["grant"] for n in notices] == ["0x" + grant.hex()], "the patient is notified")
+        return (
+            "Dr B and an on-call officer, conditions only, ETREAT, 1 h: granted without the "
+            f"patient; {len(flagged)} reads flagged, and a notice waits in the patient's audit"
+        )
+
     async def _tamper(self) -> str:
         lab = self.written[1]
         engine = create_engine(f"sqlite:///{self.workdir / 'vault-a.db'}")
@@ -344,10 +467,7 @@ class Story:
         return f"verify: {problem.subject}: {problem.check}: {problem.detail}"
 
     async def _credential(self) -> str:
-        checkup_day = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
-        results = CheckupResults(5.8, 24.1, 118, 76, "never")
-        checkup = checkup_observations(self.synthetic_id, checkup_day, results, seed=NETWORK_ID)
-        claims = derive_claims([*self.resources, *checkup])
+        claims = derive_claims(self.resources)
         issuer = Issuer(self.nodes[2], self.checkup, self.workdir / "issuer",
                         tails_dir=self.workdir / "tails")  # fmt: skip
         # Safe-prime search for the credential definition: a few seconds, once per issuer.
@@ -384,16 +504,23 @@ class Story:
             f"COVERAGE, accepted; “HbA1c below 5.0 %”: {refused}"
         )
 
-    async def _checkpoint(self) -> str:
+    async def _cosigned(self) -> Checkpoint:
+        """Hospital A proposes its head; the other founders' nodes cosign it on their own."""
+        # What other nodes ordered (a custodian's receipt, say) must be in A's head too.
+        await self.a.wait_for_size(max(node.size for node in self.nodes))
         size = self.a.size
         await self.a.cosign_head(size)
         deadline = time.monotonic() + 10
         while True:
             cp = self.a.checkpoint(size)
             if cp is not None and len(cp.cosignatures) >= 3:
-                break
+                return cp
             check(time.monotonic() < deadline, "the other members cosign within 10 s")
             await asyncio.sleep(0.02)
+
+    async def _checkpoint(self) -> str:
+        cp = await self._cosigned()
+        size = cp.head.size
         quorum = cp.verify(self.a.members(), int(self.a.network_config()["checkpoint_threshold"]))
         return f"size {size}, root 0x{cp.head.root.hex()[:16]}…, {quorum.describe()}"
 
