@@ -317,3 +317,27 @@ def test_break_glass_needs_two_distinct_people(ledger: Ledger) -> None:
     assert ledger.approve(request_id, *doctor_twice) is None
     assert ledger.approve(request_id, ledger.approval(request_id, NURSE_A)) is None
     assert ledger.grant(request_id) is None
+
+
+def test_the_patient_finds_every_request_made_of_their_data_and_can_deny_one(
+    ledger: Ledger,
+) -> None:
+    _, first = ledger.request()
+    _, second = ledger.request()
+    asked = access.patient_list(ledger.store, access.ASKED_NS, access.ASKED_COUNT_NS,
+                                PATIENT.address)  # fmt: skip
+    assert asked == ["0x" + first.hex(), "0x" + second.hex()]
+    assert access.patient_list(ledger.store, access.ASKED_NS, access.ASKED_COUNT_NS,
+                               STRANGER.address) == []  # fmt: skip
+
+    deny = {"request": "0x" + first.hex()}
+    assert ledger.send(DR_A, access.DENY, deny) == "not_patient"
+    assert ledger.send(PATIENT, access.DENY, deny) is None
+    assert ledger.store.get(access.REQUEST_NS, "0x" + first.hex())["status"] == "denied"
+    assert ledger.send(PATIENT, access.DENY, deny) == "unknown_request"
+    approvals = (ledger.approval(first, PATIENT), ledger.approval(first, DR_A))
+    assert ledger.approve(first, *approvals) == "unknown_request"
+    assert ledger.grant(first) is None
+    assert ledger.approve(second, ledger.approval(second, PATIENT),
+                          ledger.approval(second, DR_A)) is None  # fmt: skip
+    assert ledger.send(PATIENT, access.DENY, {"request": "0x" + second.hex()}) == "unknown_request"

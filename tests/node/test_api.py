@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from medledger.access.approval import Approval
-from medledger.access.contract import REQUEST, REVOKE, SET_POLICY
+from medledger.access.contract import DENY, REQUEST, REVOKE, SET_POLICY
 from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
@@ -315,3 +315,20 @@ def test_a_version_beyond_what_a_header_can_hold_is_invalid_input_not_a_crash(ne
         assert refused.value.status == 422
 
     asyncio.run(attempt())
+
+
+def test_the_patient_lists_requests_of_their_data_and_denies_one(net: Network) -> None:
+    async def scenario() -> None:
+        request = await _request_labs(net)
+        async with net.client("hospital-a", PATIENT) as patient:
+            listed = await patient.get("/v1/access/requests", {"patient": PATIENT.address})
+            assert listed[0]["request"] == request and listed[0]["status"] == "pending"
+            tx = net.tx(PATIENT, DENY, {"request": request})
+            denied = await patient.post(f"/v1/access/requests/{request}/deny", {"transaction": tx})
+        assert denied["status"] == "denied"
+        async with net.client("hospital-a", DR_B) as dr_b:
+            with pytest.raises(NodeRefused) as refused:
+                await dr_b.get("/v1/access/requests", {"patient": PATIENT.address})
+        assert refused.value.status == 403
+
+    asyncio.run(scenario())

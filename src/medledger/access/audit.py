@@ -17,7 +17,7 @@ from medledger.access.contract import (
     AUDIT_NS,
     NOTICE_COUNT_NS,
     NOTICE_NS,
-    audit_key,
+    patient_list,
 )
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address
@@ -64,8 +64,7 @@ def audit_log(node: LedgerNode, patient: Address) -> list[AuditEntry]:
     if checkpoint is not None:
         node.verify_checkpoint(checkpoint)
     entries = []
-    for n in range(int(node.store.get(AUDIT_COUNT_NS, patient) or 0)):
-        entry = node.store.get(AUDIT_NS, audit_key(patient, n))
+    for n, entry in enumerate(patient_list(node.store, AUDIT_NS, AUDIT_COUNT_NS, patient)):
         assert entry is not None, f"audit entry {n} of {patient} is counted but missing"
         index = int(entry["index"])
         size: int | None = None
@@ -96,8 +95,7 @@ def audit_log(node: LedgerNode, patient: Address) -> list[AuditEntry]:
 
 def break_glass_notices(state: StateView, patient: Address) -> list[dict[str, Any]]:
     """Every emergency grant on the patient's data, oldest first, for them to review."""
-    count = int(state.get(NOTICE_COUNT_NS, patient) or 0)
-    notices = [state.get(NOTICE_NS, audit_key(patient, n)) for n in range(count)]
+    notices = patient_list(state, NOTICE_NS, NOTICE_COUNT_NS, patient)
     return [
         {
             key: notice[key]

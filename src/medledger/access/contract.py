@@ -9,6 +9,7 @@
   distinct signers resolved to their roles at this point in the log. Approvals
   may come all at once or one by one.
 - ``access.revoke``: the patient (or a guardian) ends a grant at once.
+- ``access.deny``: the patient (or a guardian) turns an open request down.
 - Break-glass: a request marked ``emergency`` skips the patient's policies for a
   fixed rule (the asking doctor and one on-call officer), reaches only the
   International Patient Summary categories, for at most 24 hours; the grant leaves
@@ -65,6 +66,7 @@ SET_GUARDIANS = "access.set_guardians"
 REQUEST = "access.request"
 APPROVE = "access.approve"
 REVOKE = "access.revoke"
+DENY = "access.deny"
 RECEIPT = "access.receipt"
 
 POLICY_NS = "access.policy"
@@ -77,6 +79,9 @@ AUDIT_COUNT_NS = "access.audit_count"
 
 NOTICE_NS = "access.notice"
 NOTICE_COUNT_NS = "access.notice_count"
+#: Every request made of a patient's data, in log order, so the patient can find them.
+ASKED_NS = "access.asked"
+ASKED_COUNT_NS = "access.asked_count"
 
 #: Break-glass reaches only the International Patient Summary's categories.
 EMERGENCY_CATEGORIES = frozenset({"allergies", "medications", "conditions", "immunizations"})
@@ -100,6 +105,18 @@ def policy_key(patient: Address, category: str) -> str:
 def audit_key(patient: Address, n: int) -> str:
     # Zero-padded so that keys sort in the order the reads happened.
     return f"{patient}/{n:012d}"
+
+
+def _append(view: StateView, ns: str, count_ns: str, patient: Address, entry: Any) -> list[Write]:
+    """Add ``entry`` to one of a patient's lists (audit, notices, requests)."""
+    count = int(view.get(count_ns, patient) or 0)
+    return [Write(ns, audit_key(patient, count), entry), Write(count_ns, patient, count + 1)]
+
+
+def patient_list(view: StateView, ns: str, count_ns: str, patient: Address) -> list[Any]:
+    """One of a patient's lists, oldest first."""
+    count = int(view.get(count_ns, patient) or 0)
+    return [view.get(ns, audit_key(patient, n)) for n in range(count)]
 
 
 def current_policy(view: StateView, patient: Address, category: str) -> tuple[Policy, int]:
@@ -240,7 +257,11 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
         _check_emergency(entry, requester)
     else:
         _check_terms(view, entry, ctx.timestamp_ns)
-    return [Write(REQUEST_NS, "0x" + ctx.tx_id.hex(), entry)]
+    request_id = "0x" + ctx.tx_id.hex()
+    return [
+        Write(REQUEST_NS, request_id, entry),
+        *_append(view, ASKED_NS, ASKED_COUNT_NS, patient, request_id),
+    ]
 
 
 def _check_emergency(entry: Mapping[str, Any], requester: Signer) -> None:
@@ -335,11 +356,7 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
 
 def _notify(view: StateView, patient: Address, notice: Mapping[str, Any]) -> list[Write]:
     """A notice the patient sees (break-glass grants)."""
-    count = int(view.get(NOTICE_COUNT_NS, patient) or 0)
-    return [
-        Write(NOTICE_NS, audit_key(patient, count), dict(notice)),
-        Write(NOTICE_COUNT_NS, patient, count + 1),
-    ]
+    return _append(view, NOTICE_NS, NOTICE_COUNT_NS, patient, dict(notice))
 
 
 def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, Any]:
@@ -352,6 +369,17 @@ def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, A
     if now_ns >= grant["expires_ns"]:
         raise GrantExpired(f"grant {grant_key} expired")
     return grant  # type: ignore[no-any-return]
+
+
+def deny(ctx: TxContext, view: StateView) -> list[Write]:
+    """The patient (or a guardian) turns an open request down; it can no longer be granted."""
+    request_key = "0x" + p.hex_bytes(ctx.payload, "request", 32).hex()
+    entry = view.get(REQUEST_NS, request_key)
+    if entry is None or entry["status"] != "pending":
+        raise UnknownRequest(f"no open request {request_key}")
+    _require_patient_or_guardian(view, entry["patient"], ctx.sender)
+    denied = {**entry, "status": "denied", "denied_index": ctx.index}
+    return [Write(REQUEST_NS, request_key, denied)]
 
 
 def revoke(ctx: TxContext, view: StateView) -> list[Write]:
@@ -370,8 +398,6 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     grant = active_grant(view, grant_key, ctx.timestamp_ns)
     if category not in grant["categories"] and record not in grant["records"]:
         raise OutOfScope(f"record {record} ({category}) is not covered by grant {grant_key}")
-    patient = grant["patient"]
-    count = int(view.get(AUDIT_COUNT_NS, patient) or 0)
     entry = {
         "receipt": "0x" + ctx.tx_id.hex(),
         "grant": grant_key,
@@ -387,8 +413,7 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     }
     return [
         Write(RECEIPT_NS, entry["receipt"], entry),
-        Write(AUDIT_NS, audit_key(patient, count), entry),
-        Write(AUDIT_COUNT_NS, patient, count + 1),
+        *_append(view, AUDIT_NS, AUDIT_COUNT_NS, grant["patient"], entry),
     ]
 
 
@@ -398,6 +423,7 @@ HANDLERS: dict[str, Handler] = {
     REQUEST: request,
     APPROVE: approve,
     REVOKE: revoke,
+    DENY: deny,
     RECEIPT: receipt,
 }
 

@@ -11,20 +11,24 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
 from medledger.access.contract import (
     APPROVE,
+    ASKED_COUNT_NS,
+    ASKED_NS,
+    DENY,
     GRANT_NS,
     REQUEST,
     REQUEST_NS,
     REVOKE,
     active_grant,
+    patient_list,
     speaks_for,
 )
 from medledger.access.errors import GrantExpired, GrantRevoked, NoGrant, UnknownRequest
-from medledger.crypto.keys import Address
+from medledger.crypto.keys import Address, to_checksum_address
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
@@ -52,7 +56,7 @@ class RequestState(BaseModel):
     purpose: str
     duration_s: int
     emergency: bool
-    status: str = Field(description="pending or granted")
+    status: str = Field(description="pending, granted or denied")
     signers: list[str]
 
 
@@ -88,6 +92,35 @@ async def make_request(
     stx = decode_transaction(service, body.transaction)
     outcome = await submit_own(service, caller, stx, REQUEST)
     return _request_state(service, "0x" + outcome.tx_id.hex())
+
+
+@router.get("/requests", response_model=list[RequestState])
+async def list_requests(
+    service: Service,
+    caller: AuthenticatedCaller,
+    patient: Annotated[str, Query(pattern=ADDRESS)],
+) -> list[RequestState]:
+    """Every request made of a patient's data, newest first: for the patient or a guardian."""
+    address = to_checksum_address(patient)
+    if not speaks_for(service.node.store, address, caller.address):
+        raise Forbidden(f"{caller.address} is neither patient {address} nor their guardian")
+    asked = patient_list(service.node.store, ASKED_NS, ASKED_COUNT_NS, address)
+    return [_request_state(service, request_id) for request_id in reversed(asked)]
+
+
+@router.post("/requests/{request_id}/deny", response_model=RequestState)
+async def deny(
+    service: Service,
+    caller: AuthenticatedCaller,
+    request_id: Annotated[str, Path(pattern=REQUEST_ID)],
+    body: Annotated[TransactionIn, Body()],
+) -> RequestState:
+    """Turn an open request down: an ``access.deny`` the patient or a guardian signed."""
+    stx = decode_transaction(service, body.transaction)
+    if str(stx.tx.payload.get("request", "")).lower() != request_id.lower():
+        raise Forbidden("the transaction denies another request than the one in the path")
+    await submit_own(service, caller, stx, DENY)
+    return _request_state(service, request_id.lower())
 
 
 @router.get("/requests/{request_id}", response_model=RequestState)
