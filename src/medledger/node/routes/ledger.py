@@ -36,6 +36,7 @@ class Status(BaseModel):
     state_root: str
     members: list[str]
     custodian_threshold: int = Field(description="key shares a reader needs")
+    checkpoint_threshold: int = Field(description="member cosignatures a checkpoint needs")
     checkpoint: int | None = Field(description="size of the latest cosigned checkpoint")
 
 
@@ -119,6 +120,7 @@ async def health(service: Service) -> Health:
 async def status(service: Service, caller: AuthenticatedCaller) -> Status:
     node = service.node
     checkpoint = node.checkpoint()
+    config = node.network_config()
     return Status(
         name=node.name,
         member=service.keys.member.address,
@@ -127,7 +129,8 @@ async def status(service: Service, caller: AuthenticatedCaller) -> Status:
         root="0x" + node.root().hex(),
         state_root="0x" + node.state_root().hex(),
         members=list(node.members()),
-        custodian_threshold=int(node.network_config()["custodian_threshold"]),
+        custodian_threshold=int(config["custodian_threshold"]),
+        checkpoint_threshold=int(config["checkpoint_threshold"]),
         checkpoint=None if checkpoint is None else checkpoint.head.size,
     )
 

@@ -1,0 +1,169 @@
+// The patient portal: sign in with a keystore, see records, answer requests, see reads.
+// Everything the node returns is shown as text, never as markup.
+import {
+  approvalDigest, checkpointSigners, hex, openAsPatient, openKeystore, signTransaction,
+  verifyInclusion,
+} from './crypto.js';
+import { publicGet, signedFetch } from './http.js';
+
+const APPROVAL_TTL_MS = 10 * 60 * 1000;
+const state = { key: null, network: null, status: null };
+const $ = (id) => document.getElementById(id);
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function button(td, label, className, action) {
+  const b = document.createElement('button');
+  b.textContent = label;
+  b.className = className;
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    try { await action(); } catch (error) { $('error').textContent = error.message; } finally { b.disabled = false; }
+  });
+  td.appendChild(b);
+  return b;
+}
+
+function duration(seconds) {
+  return seconds % 3600 === 0 ? `${seconds / 3600} h` : `${Math.round(seconds / 60)} min`;
+}
+
+const me = () => state.key.address;
+const call = (method, path, body) => signedFetch(state.key, method, path, body);
+
+async function signIn(event) {
+  event.preventDefault();
+  $('signin-status').textContent = 'Opening your keystore…';
+  try {
+    const document_ = JSON.parse(await $('keystore').files[0].text());
+    state.key = await openKeystore(document_, $('passphrase').value);
+    $('passphrase').value = '';
+    state.network = (await publicGet('/v1/health')).network;
+    state.status = await call('GET', '/v1/ledger/status');
+  } catch (error) {
+    state.key = null;
+    $('signin-status').textContent = `Could not sign in: ${error.message}`;
+    return;
+  }
+  $('signin').hidden = true;
+  $('signed-in').hidden = false;
+  $('who').textContent = `Signed in as ${me()} at ${state.status.name}.`;
+  await refresh();
+}
+
+async function refresh() {
+  $('error').textContent = '';
+  await Promise.all([showRequests(), showRecords(), showAudit()]);
+}
+
+async function showRequests() {
+  const requests = await call('GET', `/v1/access/requests?patient=${me()}`);
+  const body = $('requests').tBodies[0];
+  body.replaceChildren();
+  $('requests-empty').hidden = requests.length > 0;
+  for (const r of requests) {
+    const row = body.insertRow();
+    row.dataset.request = r.request;
+    cell(row, r.requester, 'address');
+    cell(row, r.categories.join(', '));
+    cell(row, r.emergency ? `${r.purpose} (break-glass)` : r.purpose, r.emergency ? 'flag' : '');
+    cell(row, duration(r.duration_s));
+    cell(row, r.status, 'status');
+    const actions = row.insertCell();
+    if (r.status === 'pending' && !r.signers.includes(me())) {
+      button(actions, 'Approve', 'approve', () => approve(r));
+      button(actions, 'Deny', 'deny', () => deny(r));
+    }
+  }
+}
+
+async function approve(r) {
+  const notAfter = Date.now() + APPROVAL_TTL_MS;
+  const digest = approvalDigest(state.network, r.request, r.patient, r.requester, notAfter);
+  const signature = '0x' + hex(state.key.signDigest(digest));
+  await call('POST', `/v1/access/requests/${r.request}/approvals`,
+    { approvals: [{ signer: me(), not_after_ms: notAfter, signature }] });
+  await refresh();
+}
+
+async function deny(r) {
+  const { next_nonce: nonce } = await call('GET', `/v1/ledger/nonces/${me()}`);
+  const transaction = signTransaction(state.key, state.network, nonce, 'access.deny', { request: r.request });
+  await call('POST', `/v1/access/requests/${r.request}/deny`, { transaction });
+  await refresh();
+}
+
+async function showRecords() {
+  const records = await call('GET', `/v1/records?patient=${me()}`);
+  const body = $('records').tBodies[0];
+  body.replaceChildren();
+  $('records-empty').hidden = records.length > 0;
+  for (const r of records) {
+    const row = body.insertRow();
+    row.dataset.record = r.record_id;
+    cell(row, r.resource_type);
+    cell(row, r.category);
+    cell(row, String(r.version));
+    cell(row, r.author, 'address');
+    button(row.insertCell(), 'Open', 'open', () => openRecord(r));
+  }
+}
+
+async function openRecord(r) {
+  const committed = await call('GET', `/v1/records/${r.record_id}?version=${r.version}`);
+  const canonical = await openAsPatient(state.key, committed.sealed);
+  $('record-title').textContent = `${r.resource_type} · ${r.category} · version ${r.version}`;
+  $('record-json').textContent = JSON.stringify(JSON.parse(canonical), null, 2);
+  $('record-detail').hidden = false;
+}
+
+async function proofBadge(read, checkpoint) {
+  if (read.checkpoint === null || checkpoint === null) return ['pending', 'not yet in a checkpoint'];
+  const members = state.status.members;
+  const signers = checkpointSigners(checkpoint, members);
+  const needed = state.status.checkpoint_threshold;
+  if (signers.length < needed) return ['failed', `checkpoint cosigned by ${signers.length}, ${needed} needed`];
+  const proof = await call('GET', `/v1/ledger/proofs/inclusion?index=${read.index}&size=${checkpoint.size}`);
+  const included = await verifyInclusion(new TextEncoder().encode(proof.transaction), read.index,
+    checkpoint.size, proof.path, checkpoint.root);
+  const receipt = JSON.parse(proof.transaction);
+  if (!included || receipt.type !== 'access.receipt') return ['failed', 'the receipt is not in the checkpoint'];
+  return ['proven', `✓ in checkpoint ${checkpoint.size}, cosigned by ${signers.length} of ${members.length}`];
+}
+
+async function showAudit() {
+  const audit = await call('GET', `/v1/audit/${me()}`);
+  let checkpoint = null;
+  try { checkpoint = await call('GET', '/v1/ledger/checkpoint'); } catch { checkpoint = null; }
+  const body = $('audit').tBodies[0];
+  body.replaceChildren();
+  $('audit-empty').hidden = audit.reads.length > 0;
+  for (const read of audit.reads) {
+    const row = body.insertRow();
+    cell(row, String(read.index));
+    cell(row, read.reader, 'address');
+    cell(row, read.category);
+    cell(row, read.emergency ? `${read.purpose} (break-glass)` : read.purpose, read.emergency ? 'flag' : '');
+    const [kind, text] = await proofBadge(read, checkpoint);
+    const badge = document.createElement('span');
+    badge.className = `badge ${kind}`;
+    badge.textContent = text;
+    row.insertCell().appendChild(badge);
+  }
+  const notices = $('notices');
+  notices.replaceChildren();
+  for (const n of audit.break_glass) {
+    const li = document.createElement('li');
+    li.className = 'flag';
+    li.textContent = `Break-glass grant to ${n.requester} for ${n.categories.join(', ')} (${n.purpose})`;
+    notices.appendChild(li);
+  }
+}
+
+$('signin-form').addEventListener('submit', signIn);
+

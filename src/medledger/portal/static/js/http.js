@@ -1,0 +1,44 @@
+// Requests to the node, each signed with the patient's key (RFC 9421, the profile of
+// medledger.node.signatures): method, authority, path, query and a SHA-256
+// Content-Digest, with created, expires, a fresh nonce, our algorithm and the address.
+import { base64, keccak } from './crypto.js';
+
+const COVERED = ['@method', '@authority', '@path', '@query', 'content-digest'];
+const ALGORITHM = 'ecdsa-secp256k1-keccak256';
+const LIFETIME_S = 60;
+
+function nonce() {
+  return base64(crypto.getRandomValues(new Uint8Array(16))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export class NodeRefused extends Error {
+  constructor(status, body) {
+    super(`${status} ${body.error}: ${body.message}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function signedFetch(key, method, path, body) {
+  const url = new URL(path, window.location.origin);
+  const bytes = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
+  const digest = 'sha-256=:' + base64(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))) + ':';
+  const created = Math.floor(Date.now() / 1000);
+  const params = `;created=${created};expires=${created + LIFETIME_S};nonce="${nonce()}";alg="${ALGORITHM}";keyid="${key.address}"`;
+  const inner = '(' + COVERED.map((c) => `"${c}"`).join(' ') + ')' + params;
+  const values = [method, url.host, url.pathname, url.search || '?', digest];
+  const base = COVERED.map((c, i) => `"${c}": ${values[i]}`).join('\n') + `\n"@signature-params": ${inner}`;
+  const signature = key.signDigest(keccak(new TextEncoder().encode(base)));
+  const headers = { 'Content-Digest': digest, 'Signature-Input': `sig1=${inner}`, Signature: `sig1=:${base64(signature)}:` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : bytes });
+  const answer = await response.json();
+  if (!response.ok) throw new NodeRefused(response.status, answer);
+  return answer;
+}
+
+export async function publicGet(path) {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}

@@ -1,0 +1,193 @@
+"""The patient portal in a real browser (Chromium, headless, driven by Playwright): sign in
+with a keystore, open a record decrypted in the page, approve one request and deny
+another with signatures made in the page, and see each read with a proof the page
+checked itself. Screenshots go to test-artifacts/portal/."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from medledger.access.contract import GRANT_NS, REQUEST
+from medledger.access.reader import read_record
+from medledger.crypto.keystore import encrypt_keystore
+from medledger.ledger.contracts import identity
+from medledger.node.client import RemoteCustodian, upload_records
+from medledger.portal.serve import VENDOR
+from medledger.records.wire import committed_from_json
+from tests.ledger.consortium import key
+from tests.node.network import Network, patient_public, running_network
+from tests.records.world import lab_result
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
+# Headless, as root, and quiet: no connection leaves this machine.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]  # fmt: skip
+PASSPHRASE = "portal test passphrase"
+DR_A, DR_B, PATIENT = key("portal:dr-a"), key("portal:dr-b"), key("portal:patient")
+RESOURCE = lab_result()
+T = TypeVar("T")
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or not (VENDOR / "@noble").is_dir(),
+    reason="needs Debian's chromium and the portal's npm packages (make installs both)",
+)
+
+
+async def _set_up(net: Network) -> str:
+    a, b = net.nodes["hospital-a"], net.nodes["hospital-b"]
+    async with net.client("hospital-a", a.member) as hospital:
+        tx = net.tx(
+            a.member, identity.REGISTER_PARTICIPANT, {"address": DR_A.address, "role": "doctor"}
+        )
+        await hospital.post("/v1/ledger/transactions", {"transaction": tx})
+    async with net.client("hospital-b", b.member) as hospital:
+        tx = net.tx(
+            b.member, identity.REGISTER_PARTICIPANT, {"address": DR_B.address, "role": "doctor"}
+        )
+        await hospital.post("/v1/ledger/transactions", {"transaction": tx})
+    async with net.client("hospital-a", PATIENT) as patient:
+        tx = net.tx(PATIENT, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(PATIENT)})
+        await patient.post("/v1/ledger/transactions", {"transaction": tx})
+    async with net.client("hospital-a", DR_A) as dr_a:
+        sources = [("lab.json", json.dumps(RESOURCE).encode())]
+        written, _ = await upload_records(dr_a, PATIENT.address, sources)
+    return str(written[0]["record_id"])
+
+
+async def _ask(net: Network) -> str:
+    payload = {"patient": PATIENT.address, "categories": ["labs"], "purpose": "TREAT",
+               "duration_s": 3600}  # fmt: skip
+    async with net.client("hospital-b", DR_B) as dr_b:
+        state = await dr_b.post("/v1/access/requests",
+                                {"transaction": net.tx(DR_B, REQUEST, payload)})  # fmt: skip
+    return str(state["request"])
+
+
+async def _read_and_checkpoint(net: Network, record: str, grant: str) -> None:
+    clients = [net.client(n.name, DR_B) for n in net.nodes.values()]
+    custodians = [
+        RemoteCustodian(c, n.member.address)
+        for c, n in zip(clients, net.nodes.values(), strict=True)
+    ]
+    async with net.client("hospital-a", DR_B) as dr_b:
+        fetched = committed_from_json(await dr_b.get(f"/v1/records/{record}", {"grant": grant}))
+    await read_record(DR_B, bytes.fromhex(grant[2:]), fetched, custodians=custodians, threshold=2)
+    for client in clients:
+        await client.close()
+    node = net.nodes["hospital-a"].service.node
+    for _ in range(100):  # the other nodes' receipts reach hospital A
+        if node.size >= max(n.service.node.size for n in net.nodes.values()):
+            break
+        await asyncio.sleep(0.02)
+    member = net.nodes["hospital-a"].member
+    signed = node.tree_head().sign(member)
+    head = signed.head
+    payload = {"size": head.size, "root": "0x" + head.root.hex(), "timestamp_ms": head.timestamp_ms,
+               "signature": "0x" + signed.signature.hex()}  # fmt: skip
+    async with net.client("hospital-a", member) as client:
+        nonce = (await client.get(f"/v1/ledger/nonces/{member.address}"))["next_nonce"]
+        tx = net.tx(member, "checkpoint.cosign", payload, nonce=nonce)
+        await client.post("/v1/ledger/transactions", {"transaction": tx})
+        for _ in range(200):
+            status = await client.get("/v1/ledger/status")
+            if status["checkpoint"] is not None and status["checkpoint"] >= head.size:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("no checkpoint cosigned")
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    with running_network(tmp_path_factory.mktemp("portal")) as network:
+        yield network
+
+
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "patient.json"
+    path.write_text(json.dumps(encrypt_keystore(PATIENT, PASSPHRASE, scrypt_n=1024)))
+    return path
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_FLAGS,
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page
+        browser.close()
+        assert errors == [], errors
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    # Playwright's sync API holds this thread's event loop: the node clients get their own.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+def _sign_in(page: Any, url: str, keystore: Path, passphrase: str = PASSPHRASE) -> None:
+    page.goto(f"{url}/portal/")
+    page.set_input_files("#keystore", str(keystore))
+    page.fill("#passphrase", passphrase)
+    page.click("#signin-button")
+
+
+def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_reads(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    url = net.nodes["hospital-a"].url
+    record = run(_set_up(net))
+    approved, denied = run(_ask(net)), run(_ask(net))
+
+    _sign_in(page, url, keystore)
+    page.wait_for_selector("#signed-in:not([hidden])")
+    assert PATIENT.address in page.text_content("#who")
+    page.wait_for_selector(f"#records tr[data-record='{record}']")
+    page.screenshot(path=str(ARTIFACTS / "1-signed-in.png"), full_page=True)
+
+    page.click(f"#records tr[data-record='{record}'] button.open")
+    page.wait_for_selector("#record-detail:not([hidden])")
+    assert json.loads(page.text_content("#record-json")) == RESOURCE
+    page.screenshot(path=str(ARTIFACTS / "2-record.png"), full_page=True)
+
+    page.click(f"#requests tr[data-request='{approved}'] button.approve")
+    page.wait_for_selector(f"#requests tr[data-request='{approved}'] td.status:text('granted')")
+    page.click(f"#requests tr[data-request='{denied}'] button.deny")
+    page.wait_for_selector(f"#requests tr[data-request='{denied}'] td.status:text('denied')")
+    store = net.nodes["hospital-a"].service.node.store
+    assert store.get(GRANT_NS, approved) is not None and store.get(GRANT_NS, denied) is None
+    page.screenshot(path=str(ARTIFACTS / "3-requests.png"), full_page=True)
+
+    run(_read_and_checkpoint(net, record, approved))
+    page.reload()
+    _sign_in(page, url, keystore)
+    page.wait_for_selector("#audit .badge.proven")
+    badges = page.locator("#audit .badge").all_text_contents()
+    assert len(badges) >= 2 and all(b.startswith("✓ in checkpoint") for b in badges), badges
+    assert DR_B.address in page.text_content("#audit")
+    page.screenshot(path=str(ARTIFACTS / "4-audit.png"), full_page=True)
+
+
+def test_a_wrong_passphrase_keeps_the_patient_out(net: Network, keystore: Path, page: Any) -> None:
+    _sign_in(page, net.nodes["hospital-a"].url, keystore, passphrase="not it")
+    page.wait_for_selector("#signin-status:text('wrong passphrase')")
+    assert page.is_hidden("#signed-in")
+    page.screenshot(path=str(ARTIFACTS / "5-wrong-passphrase.png"))
