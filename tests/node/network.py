@@ -117,6 +117,8 @@ def running_network(root: Path, names: list[str] = INSTITUTIONS) -> Iterator[Net
                 custodian_key=root / "unused",
                 ordering_path=root / "ordering.db",
                 port=port,
+                # Named by health cards as their issuer; never contacted.
+                issuer_url=f"https://{name}.invalid",
             )
             service = NodeService(settings, NodeKeys(member_key(name), custodian_key(name)))
             server, thread = _serve(service, sock)

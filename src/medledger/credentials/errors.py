@@ -19,6 +19,7 @@ __all__ = [
     "CredentialNotYetValid",
     "CredentialRevoked",
     "DuplicateVerification",
+    "EvidenceRejected",
     "InvalidCredentialDocument",
     "InvalidHealthCard",
     "InvalidPresentation",
@@ -36,6 +37,11 @@ __all__ = [
 
 class ClaimUnavailable(InvalidInput):
     """The patient's records hold nothing from which a claim can be derived."""
+
+
+class EvidenceRejected(InvalidInput):
+    """A record offered as evidence is not the patient's, not this vault's, not its latest
+    version, or not what its author signed."""
 
 
 class PredicateNotSatisfied(UsageError):

@@ -41,7 +41,7 @@ from medledger.node.errors import (
     RequestNotAuthenticated,
 )
 from medledger.node.observe import Metrics, Observed, route_of
-from medledger.node.routes import access, audit, custodian, ledger, records
+from medledger.node.routes import access, audit, credentials, custodian, ledger, records
 from medledger.node.service import NodeService
 from medledger.portal.serve import mount_portal
 from medledger.records.errors import UnknownRecord
@@ -150,7 +150,7 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
             metrics.log_size.set(service.node.size)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (ledger, records, access, custodian, audit):
+    for module in (ledger, records, access, custodian, audit, credentials):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(Observed, metrics=metrics, max_body_bytes=service.settings.max_body_bytes)

@@ -17,7 +17,7 @@ import httpx
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShare
 from medledger.crypto.keys import Address, PrivateKey
-from medledger.errors import InvalidInput, TransportError
+from medledger.errors import InvalidInput, TransportError, UsageError
 from medledger.ledger.tx import Transaction
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.errors import InvalidRecord
@@ -87,25 +87,59 @@ class NodeClient:
         body: Any = None,
         now_s: int | None = None,
     ) -> Any:
-        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        url = httpx.URL(self.base_url + path, params=params)
-        created = int(time.time()) if now_s is None else now_s
-        headers = sign_request(
-            self.key,
-            method=method,
-            url=str(url),
-            body=content,
-            created=created,
-            expires=created + self.lifetime_s,
-            nonce=new_nonce(),
-        )
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        url, content, headers = self.signed(method, path, params, body, now_s)
         try:
             response = await self._http.request(method, url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise TransportError(f"{method} {url.path}: {type(exc).__name__}") from exc
         return answer(response)
+
+    def signed(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None,
+        body: Any = None, now_s: int | None = None,
+    ) -> tuple[httpx.URL, bytes, dict[str, str]]:  # fmt: skip
+        """The URL, body and headers of a request signed now with this client's key."""
+        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        url = httpx.URL(self.base_url + path, params=params)
+        created = int(time.time()) if now_s is None else now_s
+        headers = sign_request(self.key, method=method, url=str(url), body=content,
+                               created=created, expires=created + self.lifetime_s,
+                               nonce=new_nonce())  # fmt: skip
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return url, content, headers
+
+    async def download(self, path: str) -> bytes:
+        url, _, headers = self.signed("GET", path)
+        try:
+            response = await self._http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"GET {url.path}: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            answer(response)
+        return response.content
+
+
+class RemoteState:
+    """A read-only view of a node's credentials state, for a Registry away from any node
+    (a patient's wallet, a verifier's office): blocking, as the Registry's reads are."""
+
+    def __init__(self, client: NodeClient) -> None:
+        self._client = client
+        self._http = httpx.Client(timeout=30.0)
+
+    def get(self, ns: str, key: str) -> Any | None:
+        url, _, headers = self._client.signed("GET", f"/v1/credentials/state/{ns}", {"key": key})
+        try:
+            response = self._http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"GET {url.path}: {type(exc).__name__}") from exc
+        if response.status_code == 404:
+            return None
+        return answer(response)["value"]
+
+    def close(self) -> None:
+        self._http.close()
 
 
 def answer(response: httpx.Response) -> Any:
@@ -177,3 +211,22 @@ async def upload_records(
     body = {"records": [{"sealed": sealed_to_json(i.sealed), "fhir_id": i.fhir_id} for i in ready]}
     written = await client.post("/v1/records", body)
     return list(written["records"]), rejected
+
+
+class RemoteLedger:
+    """A node's ledger as a verifier elsewhere sees it (credentials/verifier.Ledger): the
+    credentials state to read, and transactions signed here to submit."""
+
+    def __init__(self, client: NodeClient, network_id: int) -> None:
+        self.client = client
+        self.network_id = network_id
+        self.store = RemoteState(client)
+
+    async def submit_payload(self, key: PrivateKey, tx_type: str, payload: dict[str, Any]) -> Any:
+        if key.address != self.client.address:
+            raise UsageError("a remote ledger submits for its client's own key only")
+        transaction = await self.client.transaction(tx_type, payload)
+        return await self.client.post("/v1/ledger/transactions", {"transaction": transaction})
+
+    def close(self) -> None:
+        self.store.close()

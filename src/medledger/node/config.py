@@ -44,6 +44,9 @@ class NodeSettings(BaseSettings):
     nats_urls: list[str] = Field(default_factory=list)
     state_url: str | None = Field(default=None, description="default: SQLite in data_dir")
     vault_url: str | None = Field(default=None, description="default: SQLite in data_dir")
+    issuer_url: str | None = Field(
+        default=None, description="the https URL health cards name as issuer (iss)"
+    )
     max_body_bytes: int = Field(default=16 * MiB, ge=1024)
     clock_skew_s: int = Field(default=30, ge=0, le=600)
     max_signature_lifetime_s: int = Field(default=300, ge=1, le=3600)

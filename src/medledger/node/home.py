@@ -51,7 +51,7 @@ FOUNDERS = [
 ]
 COSIGNERS = ["hospital-a", "hospital-b"]
 CLINICIAN, CLINICIAN_ROLE = "dr-lee", "doctor"
-ROLES = ["doctor", "nurse", "pharmacist", "officer"]
+ROLES = ["doctor", "nurse", "pharmacist", "officer", "verifier"]
 PATIENT_LABEL = b"patient"
 CUSTODIAN_LABEL = b"custodian"
 _ALIAS = re.compile(r"[a-z][a-z0-9-]{0,31}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from medledger.access.custodian import Custodian
 from medledger.credentials.contract import credentials_contracts
+from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import UsageError
@@ -56,6 +57,7 @@ class NodeService:
         self._node: LedgerNode | None = None
         self._vault: VaultStore | None = None
         self._nonces: SeenNonces | None = None
+        self._issuer: Issuer | None = None
         self.writer: RecordWriter
         self.custodian: Custodian
 
@@ -76,6 +78,16 @@ class NodeService:
         if self._nonces is None:
             raise UsageError("the node is not started")
         return self._nonces
+
+    @property
+    def issuer(self) -> Issuer:
+        """The institution as a credential issuer; its state is set up on first use."""
+        if self._issuer is None:
+            data, url = self.settings.data_dir, self.settings.issuer_url
+            self._issuer = Issuer(
+                self.node, self.keys.member, data / "issuer", tails_dir=data / "tails", url=url
+            )
+        return self._issuer
 
     @property
     def running(self) -> bool:
@@ -126,4 +138,4 @@ class NodeService:
             self._node.store.close()
         if self._orderer is not None:
             await self._orderer.close()
-        self._node = self._vault = self._nonces = self._orderer = None
+        self._node = self._vault = self._nonces = self._orderer = self._issuer = None

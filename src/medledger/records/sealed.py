@@ -233,6 +233,14 @@ def seal_record(
 
 def open_as_patient(record: SealedRecord, patient_key: X25519PrivateKey) -> bytes:
     """The canonical JSON of a record, decrypted with the patient's own key."""
+    return open_salted_as_patient(record, patient_key)[1]
+
+
+def open_salted_as_patient(
+    record: SealedRecord, patient_key: X25519PrivateKey
+) -> tuple[bytes, bytes]:
+    """The content salt and canonical JSON: what proves the content to anyone holding
+    the signed header (credentials/evidence.py)."""
     data_key = ecies.open_sealed(
         patient_key, record.keys.patient, _key_binding(record.header, PATIENT_INDEX)
     )
@@ -257,14 +265,14 @@ def unwrap_share(
 def open_with_shares(record: SealedRecord, shares: Sequence[shamir.Share]) -> bytes:
     """The canonical JSON of a record, from at least t custodian shares of its key."""
     data_key = shamir.combine(shares, record.keys.threshold)
-    return _open_body(record, data_key)
+    return _open_body(record, data_key)[1]
 
 
-def _open_body(record: SealedRecord, data_key: bytes) -> bytes:
+def _open_body(record: SealedRecord, data_key: bytes) -> tuple[bytes, bytes]:
     header = record.header
     body_ad = _binding(BODY_LABEL, header.record_id, header.version, header.patient)
     plaintext = aead.decrypt(data_key, record.ciphertext, body_ad)
     salt, canonical = plaintext[:SALT_SIZE], plaintext[SALT_SIZE:]
     if content_commitment(salt, canonical) != header.content:
         raise RecordTampered(header.label, "content", "does not match what its author signed")
-    return canonical
+    return salt, canonical

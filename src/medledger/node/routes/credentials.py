@@ -1,0 +1,175 @@
+"""Credential routes: this institution as an issuer, and the ledger state credentials need.
+
+A patient asks for a credential by showing the records it is to be derived from
+(credentials/evidence.py): the node checks them against its vault, derives the
+claims and issues an AnonCreds credential (to the wallet's blinded request), an
+SD-JWT VC (bound to the holder's key) or a SMART Health Card (with its QR code).
+Wallets and verifiers elsewhere read issuers' documents, status lists and
+revocations through the state route, limited to the namespaces credentials use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Response
+from jwcrypto import jwk
+from pydantic import BaseModel, Field
+
+from medledger.credentials import contract as credentials
+from medledger.credentials.claims import derive_claims
+from medledger.credentials.evidence import Evidence, checked_resources
+from medledger.credentials.health_card import health_card_qr, qr_text
+from medledger.errors import InvalidInput
+from medledger.ledger.contracts.identity import PARTICIPANT_NS
+from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.node.caller import Caller
+from medledger.node.deps import AuthenticatedCaller, Service
+from medledger.node.errors import Forbidden, NotFound
+from medledger.records.header import FIRST_VERSION, MAX_VERSION
+
+router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
+
+READABLE_NAMESPACES = frozenset({
+    credentials.DOCUMENT_NS, credentials.STATUS_NS, credentials.STATUS_HEAD_NS,
+    credentials.ISSUER_URL_NS, credentials.REVOKED_NS, credentials.VERIFIED_NS, MEMBER_NS,
+    PARTICIPANT_NS,
+})  # fmt: skip
+MAX_EVIDENCE = 64
+
+
+class SetupIn(BaseModel):
+    max_credentials: int = Field(default=1000, ge=1, le=100_000)
+
+
+class IssuerOut(BaseModel):
+    issuer: str
+    offer: str = Field(description="an AnonCreds credential offer")
+
+
+class EvidenceIn(BaseModel):
+    record_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    version: int = Field(ge=FIRST_VERSION, le=MAX_VERSION)
+    salt: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    resource: str = Field(description="the record's canonical JSON, base64")
+
+
+class IssueIn(BaseModel):
+    format: Literal["anoncreds", "sd-jwt", "health-card"]
+    evidence: list[EvidenceIn] = Field(min_length=1, max_length=MAX_EVIDENCE)
+    offer: str | None = Field(default=None, description="anoncreds: the offer answered")
+    request: str | None = Field(default=None, description="anoncreds: the wallet's request")
+    holder_jwk: dict[str, Any] | None = Field(default=None, description="sd-jwt: holder key")
+
+
+class IssueOut(BaseModel):
+    format: str
+    credential_id: str
+    credential: str
+    qr: str | None = Field(default=None, description="health card: the QR code, SVG")
+    qr_text: str | None = Field(default=None, description="health card: the QR's shc:/ text")
+
+
+class StateOut(BaseModel):
+    value: Any
+
+
+@router.post("/setup", response_model=IssuerOut)
+async def setup(
+    service: Service, caller: AuthenticatedCaller, body: Annotated[SetupIn, Body()]
+) -> IssuerOut:
+    """Become an issuer: create the AnonCreds keys and publish them (the institution only)."""
+    if caller.address != service.keys.member.address:
+        raise Forbidden("only the institution's own key sets up its issuer")
+    issuer = service.issuer
+    await issuer.setup(now_s=int(time.time()), max_credentials=body.max_credentials)
+    return IssuerOut(issuer=issuer.address, offer=issuer.offer())
+
+
+@router.get("/offer", response_model=IssuerOut)
+async def offer(service: Service, caller: AuthenticatedCaller) -> IssuerOut:
+    _require_patient(caller)
+    return IssuerOut(issuer=service.issuer.address, offer=service.issuer.offer())
+
+
+@router.post("/issue", response_model=IssueOut)
+async def issue(
+    service: Service, caller: AuthenticatedCaller, body: Annotated[IssueIn, Body()]
+) -> IssueOut:
+    """A credential from records this institution wrote, shown by the patient."""
+    _require_patient(caller)
+    resources = checked_resources(
+        service.vault, caller.address, [_evidence(e) for e in body.evidence]
+    )
+    issuer, now_s = service.issuer, int(time.time())
+    if body.format == "health-card":
+        patients = [r for r in resources if r.get("resourceType") == "Patient"]
+        if len(patients) != 1:
+            raise InvalidInput("a health card needs the Patient record among the evidence")
+        entries = [r for r in resources if r is not patients[0]]
+        jws, credential_id = issuer.issue_health_card(patients[0], entries, now_s=now_s)
+        svg = io.BytesIO()
+        health_card_qr(jws).save(svg, kind="svg", scale=4, border=2)
+        return IssueOut(format=body.format, credential_id=credential_id, credential=jws,
+                        qr=svg.getvalue().decode(), qr_text=qr_text(jws))  # fmt: skip
+    claims = derive_claims(resources)
+    if body.format == "sd-jwt":
+        if body.holder_jwk is None:
+            raise InvalidInput("an SD-JWT VC needs the holder's public key (holder_jwk)")
+        holder = jwk.JWK(**body.holder_jwk)
+        credential, credential_id = issuer.issue_sd_jwt(claims, holder, now_s=now_s)
+    else:
+        if body.offer is None or body.request is None:
+            raise InvalidInput("an AnonCreds credential needs the offer and the wallet's request")
+        credential, credential_id = issuer.issue_anoncreds(claims, body.offer, body.request)
+    return IssueOut(format=body.format, credential_id=credential_id, credential=credential)
+
+
+@router.get("/state/{namespace}", response_model=StateOut)
+async def state(
+    service: Service,
+    caller: AuthenticatedCaller,
+    namespace: Annotated[str, Path(max_length=64)],
+    key: Annotated[str, Query(max_length=512)],
+) -> StateOut:
+    """Ledger state a wallet or verifier elsewhere needs: documents, status lists,
+    revocations, verification outcomes (by request id), members and staff; nothing
+    about patients or their data."""
+    if namespace not in READABLE_NAMESPACES:
+        raise Forbidden(f"namespace {namespace!r} is not readable here")
+    value = service.node.store.get(namespace, key)
+    if value is None:
+        raise NotFound(f"nothing at {namespace}/{key[:80]}")
+    return StateOut(value=value)
+
+
+@router.get("/tails/{name}", response_class=Response, responses={200: {"content": {
+    "application/octet-stream": {}}}})  # fmt: skip
+async def tails(
+    service: Service,
+    caller: AuthenticatedCaller,
+    name: Annotated[str, Path(pattern=r"^[A-Za-z0-9]{20,100}$")],
+) -> Response:
+    """A revocation registry's tails file, which a wallet needs to prove non-revocation."""
+    path = service.issuer.tails_dir / name
+    if not path.is_file():
+        raise NotFound(f"no tails file {name}")
+    return Response(path.read_bytes(), media_type="application/octet-stream")
+
+
+def _evidence(item: EvidenceIn) -> Evidence:
+    try:
+        canonical = base64.b64decode(item.resource, validate=True)
+    except binascii.Error:
+        raise InvalidInput(f"evidence {item.record_id}: resource is not base64") from None
+    return Evidence(bytes.fromhex(item.record_id), item.version, bytes.fromhex(item.salt[2:]),
+                    canonical)  # fmt: skip
+
+
+def _require_patient(caller: Caller) -> None:
+    if caller.kind != "subject":
+        raise Forbidden(f"{caller.address} is not a registered patient")

@@ -1,0 +1,191 @@
+"""Credentials through a node: hospital A becomes an issuer, the patient shows the checkup
+records hospital A wrote (checked against its vault) and gets an AnonCreds credential,
+an SD-JWT VC and a SMART Health Card; a wallet and an insurer away from any node read
+the issuer's documents through the state route; forged evidence is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medledger.credentials.registry import Registry
+from medledger.credentials.request import Predicate
+from medledger.credentials.verifier import Verifier, verify_health_card
+from medledger.credentials.wallet import Wallet
+from medledger.ledger.contracts import identity
+from medledger.node.client import (
+    NodeClient,
+    NodeRefused,
+    RemoteLedger,
+    RemoteState,
+    upload_records,
+)
+from medledger.node.home import PATIENT_LABEL, encryption_key
+from medledger.records.sealed import open_salted_as_patient
+from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
+from medledger.records.wire import committed_from_json
+from tests.ledger.consortium import key
+from tests.node.network import NETWORK_ID, Network, patient_public, running_network
+
+DR_A, PATIENT, OTHER, INSURER = (key(f"creds:{n}") for n in ("dr-a", "patient", "other", "insurer"))
+ASKED = (Predicate.parse("hba1c_x10 < 65"), Predicate.parse("non_smoker >= 1"))
+
+
+async def _set_up(net: Network) -> None:
+    a, insurer = net.nodes["hospital-a"], net.nodes["insurer"]
+    async with net.client("hospital-a", a.member) as hospital:
+        tx = net.tx(
+            a.member, identity.REGISTER_PARTICIPANT, {"address": DR_A.address, "role": "doctor"}
+        )
+        await hospital.post("/v1/ledger/transactions", {"transaction": tx})
+        await hospital.post("/v1/credentials/setup", {"max_credentials": 20})
+    async with net.client("insurer", insurer.member) as company:
+        payload = {"address": INSURER.address, "role": "verifier"}
+        tx = net.tx(insurer.member, identity.REGISTER_PARTICIPANT, payload)
+        await company.post("/v1/ledger/transactions", {"transaction": tx})
+    for patient in (PATIENT, OTHER):
+        async with net.client("hospital-a", patient) as client:
+            payload = {"encryption_key": patient_public(patient)}
+            tx = net.tx(patient, identity.REGISTER_SUBJECT, payload)
+            await client.post("/v1/ledger/transactions", {"transaction": tx})
+    (history,) = generate_patients(1, seed=41, records_per_patient=12)
+    results = CheckupResults(5.8, 24.1, 118, 76, "never")
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    checkup = checkup_observations(str(history.patient["id"]), day, results, seed=41)
+    chart = [history.patient, *history.resources, *checkup]
+    async with net.client("hospital-a", DR_A) as dr_a:
+        sources = [(f"r{i}.json", json.dumps(r).encode()) for i, r in enumerate(chart)]
+        written, rejected = await upload_records(dr_a, PATIENT.address, sources)
+    assert not rejected and len(written) == len(chart)
+
+
+async def _evidence(client: NodeClient, patient: Any) -> list[dict[str, Any]]:
+    """What the patient shows: every record of theirs, opened with their own key."""
+    evidence = []
+    for row in await client.get("/v1/records", {"patient": patient.address}):
+        committed = committed_from_json(await client.get(f"/v1/records/{row['record_id']}"))
+        salt, canonical = open_salted_as_patient(
+            committed.sealed, encryption_key(patient, PATIENT_LABEL)
+        )
+        resource = base64.b64encode(canonical).decode()
+        evidence.append({"record_id": row["record_id"], "version": row["version"],
+                         "salt": "0x" + salt.hex(), "resource": resource})  # fmt: skip
+    return evidence
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    with running_network(tmp_path_factory.mktemp("credentials")) as network:
+        asyncio.run(_set_up(network))
+        yield network
+
+
+def test_anoncreds_from_shown_records_proves_two_facts_to_an_insurer_elsewhere(
+    net: Network, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with net.client("hospital-a", PATIENT) as client:
+            evidence = await _evidence(client, PATIENT)
+            state = RemoteState(client)
+            registry = Registry(state)
+            wallet = Wallet(tmp_path / "wallet.sealed", PATIENT)
+            offer = await client.get("/v1/credentials/offer")
+            request = wallet.request_anoncreds(offer["offer"], registry)
+            issued = await client.post("/v1/credentials/issue", {
+                "format": "anoncreds", "evidence": evidence, "offer": offer["offer"],
+                "request": request})  # fmt: skip
+            wallet.store_anoncreds(issued["credential"], issued["credential_id"], registry)
+            rev_reg = json.loads(registry.document(wallet.credentials[0].held().rev_reg_id))
+            tails = tmp_path / "tails"
+            tails.mkdir()
+            name = rev_reg["value"]["tailsHash"]
+            (tails / name).write_bytes(await client.download(f"/v1/credentials/tails/{name}"))
+
+            office = NodeClient(net.nodes["insurer"].url, INSURER)
+            network = (await office.get("/v1/health"))["network"]
+            ledger = RemoteLedger(office, network)
+            insurer = Verifier(ledger, INSURER)
+            now_ms = int(time.time() * 1000)
+            signed = insurer.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms,
+                                     predicates=ASKED, issuers=[offer["issuer"]])  # fmt: skip
+            envelope = await asyncio.to_thread(wallet.present, signed, registry, now_ms=now_ms,
+                                               tails_dir=tails)  # fmt: skip
+            state.close()
+            result = await insurer.verify(signed, envelope, now_ms=now_ms)
+            ledger.close()
+            await office.close()
+        assert result.facts == {str(p): True for p in ASKED}
+        assert network == NETWORK_ID
+
+    asyncio.run(scenario())
+
+
+def test_an_sd_jwt_and_a_health_card_come_from_the_same_records(net: Network) -> None:
+    async def scenario() -> None:
+        async with net.client("hospital-a", PATIENT) as client:
+            evidence = await _evidence(client, PATIENT)
+            holder = Wallet.new_holder_key()
+            sd = await client.post("/v1/credentials/issue", {
+                "format": "sd-jwt", "evidence": evidence,
+                "holder_jwk": json.loads(holder.export_public())})  # fmt: skip
+            assert sd["credential"].count("~") >= 5
+            # A card carries what it certifies: the patient and their vaccinations.
+            shown = [e for e in evidence if json.loads(base64.b64decode(e["resource"]))[
+                "resourceType"] in ("Patient", "Immunization")]  # fmt: skip
+            card = await client.post("/v1/credentials/issue", {
+                "format": "health-card", "evidence": shown})  # fmt: skip
+            state = RemoteState(client)
+            verified = verify_health_card(
+                card["credential"], Registry(state), now_s=int(time.time())
+            )
+            state.close()
+        assert verified.issuer == "https://hospital-a.invalid"
+        assert card["qr_text"].startswith("shc:/") and card["qr"].lstrip().startswith("<?xml")
+        types = {e["resource"]["resourceType"] for e in verified.bundle["entry"]}
+        assert types == {"Patient", "Immunization"}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("forgery", ["altered", "another patient's", "not a patient"])
+def test_forged_evidence_and_strangers_are_refused(net: Network, forgery: str) -> None:
+    async def attempt() -> None:
+        async with net.client("hospital-a", PATIENT) as client:
+            evidence = await _evidence(client, PATIENT)
+        if forgery == "altered":
+            text = base64.b64decode(evidence[-1]["resource"]).replace(b'"final"', b'"amended"')
+            evidence[-1]["resource"] = base64.b64encode(text).decode()
+        caller = {"altered": PATIENT, "another patient's": OTHER, "not a patient": DR_A}[forgery]
+        body = {"format": "sd-jwt", "evidence": evidence,
+                "holder_jwk": json.loads(Wallet.new_holder_key().export_public())}  # fmt: skip
+        async with net.client("hospital-a", caller) as client:
+            with pytest.raises(NodeRefused) as refused:
+                await client.post("/v1/credentials/issue", body)
+        expected = {"altered": (422, "not what its author signed"),
+                    "another patient's": (422, "not a record of"),
+                    "not a patient": (403, "not a registered patient")}[forgery]  # fmt: skip
+        assert refused.value.status == expected[0] and expected[1] in str(refused.value)
+
+    asyncio.run(attempt())
+
+
+def test_only_the_institution_sets_up_its_issuer_and_patient_data_stays_unreadable(
+    net: Network,
+) -> None:
+    async def attempt() -> None:
+        async with net.client("hospital-a", DR_A) as client:
+            with pytest.raises(NodeRefused) as setup:
+                await client.post("/v1/credentials/setup", {})
+            with pytest.raises(NodeRefused) as grants:
+                await client.get("/v1/credentials/state/access.grant", {"key": "0x" + "00" * 32})
+        assert setup.value.status == 403 and grants.value.status == 403
+
+    asyncio.run(attempt())
