@@ -8,19 +8,25 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import zxingcpp
 
 from medledger.access.contract import GRANT_NS, REQUEST
 from medledger.access.reader import read_record
+from medledger.credentials.health_card import jws_from_qr_text
+from medledger.credentials.registry import Registry
+from medledger.credentials.verifier import verify_health_card
 from medledger.crypto.keystore import encrypt_keystore
 from medledger.ledger.contracts import identity
-from medledger.node.client import RemoteCustodian, upload_records
+from medledger.node.client import NodeClient, RemoteCustodian, RemoteState, upload_records
 from medledger.portal.serve import VENDOR
+from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import Network, patient_public, running_network
@@ -37,6 +43,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 PASSPHRASE = "portal test passphrase"
 DR_A, DR_B, PATIENT = key("portal:dr-a"), key("portal:dr-b"), key("portal:patient")
 RESOURCE = lab_result()
+(CHART,) = generate_patients(1, seed=17, records_per_patient=12)
 T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(
@@ -60,9 +67,14 @@ async def _set_up(net: Network) -> str:
     async with net.client("hospital-a", PATIENT) as patient:
         tx = net.tx(PATIENT, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(PATIENT)})
         await patient.post("/v1/ledger/transactions", {"transaction": tx})
+    async with net.client("hospital-a", a.member) as hospital:
+        await hospital.post("/v1/credentials/setup", {"max_credentials": 10})
     async with net.client("hospital-a", DR_A) as dr_a:
         sources = [("lab.json", json.dumps(RESOURCE).encode())]
         written, _ = await upload_records(dr_a, PATIENT.address, sources)
+        card = [CHART.patient, *(r for r in CHART.resources if r["resourceType"] == "Immunization")]
+        more = [(f"card-{i}.json", json.dumps(r).encode()) for i, r in enumerate(card)]
+        await upload_records(dr_a, PATIENT.address, more)
     return str(written[0]["record_id"])
 
 
@@ -143,6 +155,36 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return thread.submit(asyncio.run, coroutine).result()
 
 
+def _scan(page: Any) -> str:
+    """Read the QR code the page shows, from its pixels, as a phone's scanner would."""
+    width, height, gray = page.evaluate("""() => {
+        const image = document.getElementById('card-qr');
+        const canvas = document.createElement('canvas');
+        canvas.width = image.naturalWidth * 2;
+        canvas.height = image.naturalHeight * 2;
+        const context = canvas.getContext('2d');
+        context.fillStyle = 'white';
+        context.fillRect(0, 0, canvas.width, canvas.height);
+        context.drawImage(image, 0, 0, canvas.width, canvas.height);
+        const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        const gray = [];
+        for (let i = 0; i < rgba.length; i += 4) gray.push(rgba[i] < 128 ? 0 : 255);
+        return [canvas.width, canvas.height, gray];
+    }""")
+
+    class Gray:
+        __array_interface__ = {  # noqa: RUF012
+            "shape": (height, width),
+            "typestr": "|u1",
+            "data": bytes(gray),
+            "version": 3,
+        }
+
+    found = zxingcpp.read_barcodes(Gray())
+    assert len(found) == 1, "the page's QR code does not scan"
+    return str(found[0].text)
+
+
 def _sign_in(page: Any, url: str, keystore: Path, passphrase: str = PASSPHRASE) -> None:
     page.goto(f"{url}/portal/")
     page.set_input_files("#keystore", str(keystore))
@@ -161,6 +203,8 @@ def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_read
     page.wait_for_selector("#signed-in:not([hidden])")
     assert PATIENT.address in page.text_content("#who")
     page.wait_for_selector(f"#records tr[data-record='{record}']")
+    assert page.locator("#records tbody tr").count() == 1 + len(
+        [r for r in CHART.resources if r["resourceType"] == "Immunization"]) + 1  # fmt: skip
     page.screenshot(path=str(ARTIFACTS / "1-signed-in.png"), full_page=True)
 
     page.click(f"#records tr[data-record='{record}'] button.open")
@@ -185,9 +229,22 @@ def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_read
     assert DR_B.address in page.text_content("#audit")
     page.screenshot(path=str(ARTIFACTS / "4-audit.png"), full_page=True)
 
+    page.click("button.share")
+    page.wait_for_selector("#card:not([hidden])")
+    page.wait_for_function("document.getElementById('card-qr').complete")
+    page.locator("#card").screenshot(path=str(ARTIFACTS / "5-health-card.png"))
+    scanned = _scan(page)
+    assert scanned == page.get_attribute("#card-qr", "data-text") and scanned.startswith("shc:/")
+    client = NodeClient(url, PATIENT)
+    state = RemoteState(client)
+    card = verify_health_card(jws_from_qr_text(scanned), Registry(state), now_s=int(time.time()))
+    state.close()
+    kinds = sorted({e["resource"]["resourceType"] for e in card.bundle["entry"]})
+    assert card.issuer == "https://hospital-a.invalid" and kinds == ["Immunization", "Patient"]
+
 
 def test_a_wrong_passphrase_keeps_the_patient_out(net: Network, keystore: Path, page: Any) -> None:
     _sign_in(page, net.nodes["hospital-a"].url, keystore, passphrase="not it")
     page.wait_for_selector("#signin-status:text('wrong passphrase')")
     assert page.is_hidden("#signed-in")
-    page.screenshot(path=str(ARTIFACTS / "5-wrong-passphrase.png"))
+    page.screenshot(path=str(ARTIFACTS / "6-wrong-passphrase.png"))

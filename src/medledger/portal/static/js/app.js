@@ -1,7 +1,7 @@
 // The patient portal: sign in with a keystore, see records, answer requests, see reads.
 // Everything the node returns is shown as text, never as markup.
 import {
-  approvalDigest, checkpointSigners, hex, openAsPatient, openKeystore, signTransaction,
+  approvalDigest, base64, checkpointSigners, hex, openAsPatient, openKeystore, signTransaction,
   verifyInclusion,
 } from './crypto.js';
 import { publicGet, signedFetch } from './http.js';
@@ -116,10 +116,35 @@ async function showRecords() {
 
 async function openRecord(r) {
   const committed = await call('GET', `/v1/records/${r.record_id}?version=${r.version}`);
-  const canonical = await openAsPatient(state.key, committed.sealed);
+  const { canonical } = await openAsPatient(state.key, committed.sealed);
   $('record-title').textContent = `${r.resource_type} · ${r.category} · version ${r.version}`;
   $('record-json').textContent = JSON.stringify(JSON.parse(canonical), null, 2);
   $('record-detail').hidden = false;
+}
+
+// A SMART Health Card of the patient's vaccinations, issued by this institution from the
+// records it wrote: the page opens them and shows them to the issuer, which checks each
+// against what its vault committed; the card comes back as a QR code to show anyone.
+async function shareHealthCard() {
+  const latest = new Map();
+  for (const r of await call('GET', `/v1/records?patient=${me()}`)) {
+    if (!latest.has(r.record_id) || latest.get(r.record_id).version < r.version) latest.set(r.record_id, r);
+  }
+  const chosen = [...latest.values()].filter((r) => ['Patient', 'Immunization'].includes(r.resource_type));
+  if (!chosen.some((r) => r.resource_type === 'Patient')) {
+    throw new Error('this institution holds no Patient record of yours to put on a card');
+  }
+  const evidence = [];
+  for (const r of chosen) {
+    const committed = await call('GET', `/v1/records/${r.record_id}?version=${r.version}`);
+    const opened = await openAsPatient(state.key, committed.sealed);
+    evidence.push({ record_id: r.record_id, version: r.version, salt: opened.salt, resource: base64(opened.bytes) });
+  }
+  const card = await call('POST', '/v1/credentials/issue', { format: 'health-card', evidence });
+  const image = $('card-qr');
+  image.src = 'data:image/svg+xml;base64,' + btoa(card.qr);
+  image.dataset.text = card.qr_text;
+  $('card').hidden = false;
 }
 
 async function proofBadge(read, checkpoint) {
@@ -166,4 +191,5 @@ async function showAudit() {
 }
 
 $('signin-form').addEventListener('submit', signIn);
+button($('share'), 'Show a health card of my vaccinations', 'share', shareHealthCard);
 

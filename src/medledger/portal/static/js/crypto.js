@@ -163,7 +163,8 @@ function patientShare(keys) {
   return keys.slice(at + 2, at + 2 + length);
 }
 
-// The record's canonical FHIR JSON, checked against the content its author signed.
+// The record's canonical FHIR JSON, checked against the content its author signed, and
+// the content's salt: together they let an issuer check the record (credentials).
 export async function openAsPatient(key, sealed) {
   const header = sealed.header;
   const keys = unbase64(sealed.keys);
@@ -174,7 +175,7 @@ export async function openAsPatient(key, sealed) {
   const canonical = plaintext.slice(32);
   const content = new Uint8Array(await crypto.subtle.digest('SHA-256', concat(utf8('medledger/record-content/v1'), salt, canonical)));
   if (hex(content) !== header.content.slice(2)) throw new Error('the record does not match what its author signed');
-  return new TextDecoder().decode(canonical);
+  return { canonical: new TextDecoder().decode(canonical), salt: '0x' + hex(salt), bytes: canonical };
 }
 
 // -- checkpoints and inclusion proofs (RFC 6962 / 9162) --------------------------------
