@@ -8,13 +8,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from medledger.crypto.canonical import canonical_json
 from medledger.node.network import consecutive_free_ports
+from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
 from tests.records.world import lab_result
 
 PASSPHRASE = "remote cli passphrase"
+(CHART,) = generate_patients(1, seed=23, records_per_patient=12)
+CHECKUP = checkup_observations(str(CHART.patient["id"]), datetime(2026, 11, 20, tzinfo=UTC),
+                               CheckupResults(5.8, 24.1, 118, 76, "never"), seed=23)  # fmt: skip
 
 
 def medledger(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,5 +93,40 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         assert again.returncode == 3 and "revoked" in again.stderr
         stranger = medledger("access", "show", request, "--key", str(keys["stranger"]), "--node", b)
         assert stranger.returncode == 3 and "403 Forbidden" in stranger.stderr
+
+        # Credentials: hospital A issues from its checkup; the insurer learns two facts.
+        chart = tmp_path / "checkup"
+        chart.mkdir()
+        for i, r in enumerate([CHART.patient, *CHECKUP, *CHART.resources]):
+            (chart / f"{i:02d}.json").write_text(json.dumps(r))
+        ok("records", "push", str(chart), "--patient", address["patient"],
+           "--key", str(keys["dr-a"]), "--node", a)  # fmt: skip
+        ok("credentials", "setup", "--key", str(net / "keys" / "hospital-a.json"), "--node", a,
+           "--max-credentials", "10")  # fmt: skip
+        wallet = tmp_path / "wallet" / "me.sealed"
+        wallet.parent.mkdir()
+        ok("credentials", "get", "--format", "anoncreds", "--wallet", str(wallet),
+           "--key", str(keys["patient"]), "--node", a)  # fmt: skip
+        card = tmp_path / "card.svg"
+        ok("credentials", "get", "--format", "health-card", "--wallet", str(wallet),
+           "--qr", str(card), "--key", str(keys["patient"]), "--node", a)  # fmt: skip
+        assert card.read_text().lstrip().startswith("<?xml")
+        ok("staff", "add", address["stranger"], "--role", "verifier",
+           "--key", str(net / "keys" / "insurer.json"), "--node", insurer)  # fmt: skip
+        issuer = json.loads(ok("ledger", "status", "--key", str(keys["patient"]), "--node", a,
+                               "--json"))["member"]  # fmt: skip
+        asked, answered = tmp_path / "request.json", tmp_path / "presentation.json"
+        ok("credentials", "ask", "--predicate", "hba1c_x10 < 65", "--predicate", "non_smoker >= 1",
+           "--purpose", "COVERAGE", "--issuer", issuer, "--out", str(asked),
+           "--key", str(keys["stranger"]), "--node", insurer)  # fmt: skip
+        shown = ok("credentials", "present", str(asked), "--wallet", str(wallet),
+                   "--out", str(answered), "--key", str(keys["patient"]), "--node", a)  # fmt: skip
+        assert "purpose COVERAGE" in shown and "prove hba1c_x10 < 65" in shown
+        check = ("credentials", "verify", str(asked), str(answered),
+                 "--key", str(keys["stranger"]), "--node", insurer)  # fmt: skip
+        verified = json.loads(ok(*check, "--json"))
+        assert verified["facts"] == {"hba1c_x10 < 65": True, "non_smoker >= 1": True}
+        replayed = medledger(*check)
+        assert replayed.returncode == 3 and "already verified" in replayed.stderr
     finally:
         ok("network", "down", "--dir", str(net))

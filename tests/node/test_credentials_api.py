@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,12 +25,10 @@ from medledger.node.client import (
     NodeRefused,
     RemoteLedger,
     RemoteState,
+    gather_evidence,
     upload_records,
 )
-from medledger.node.home import PATIENT_LABEL, encryption_key
-from medledger.records.sealed import open_salted_as_patient
 from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
-from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, patient_public, running_network
 
@@ -67,20 +64,6 @@ async def _set_up(net: Network) -> None:
     assert not rejected and len(written) == len(chart)
 
 
-async def _evidence(client: NodeClient, patient: Any) -> list[dict[str, Any]]:
-    """What the patient shows: every record of theirs, opened with their own key."""
-    evidence = []
-    for row in await client.get("/v1/records", {"patient": patient.address}):
-        committed = committed_from_json(await client.get(f"/v1/records/{row['record_id']}"))
-        salt, canonical = open_salted_as_patient(
-            committed.sealed, encryption_key(patient, PATIENT_LABEL)
-        )
-        resource = base64.b64encode(canonical).decode()
-        evidence.append({"record_id": row["record_id"], "version": row["version"],
-                         "salt": "0x" + salt.hex(), "resource": resource})  # fmt: skip
-    return evidence
-
-
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     with running_network(tmp_path_factory.mktemp("credentials")) as network:
@@ -93,7 +76,7 @@ def test_anoncreds_from_shown_records_proves_two_facts_to_an_insurer_elsewhere(
 ) -> None:
     async def scenario() -> None:
         async with net.client("hospital-a", PATIENT) as client:
-            evidence = await _evidence(client, PATIENT)
+            evidence = await gather_evidence(client)
             state = RemoteState(client)
             registry = Registry(state)
             wallet = Wallet(tmp_path / "wallet.sealed", PATIENT)
@@ -131,15 +114,14 @@ def test_anoncreds_from_shown_records_proves_two_facts_to_an_insurer_elsewhere(
 def test_an_sd_jwt_and_a_health_card_come_from_the_same_records(net: Network) -> None:
     async def scenario() -> None:
         async with net.client("hospital-a", PATIENT) as client:
-            evidence = await _evidence(client, PATIENT)
+            evidence = await gather_evidence(client)
             holder = Wallet.new_holder_key()
             sd = await client.post("/v1/credentials/issue", {
                 "format": "sd-jwt", "evidence": evidence,
                 "holder_jwk": json.loads(holder.export_public())})  # fmt: skip
             assert sd["credential"].count("~") >= 5
             # A card carries what it certifies: the patient and their vaccinations.
-            shown = [e for e in evidence if json.loads(base64.b64decode(e["resource"]))[
-                "resourceType"] in ("Patient", "Immunization")]  # fmt: skip
+            shown = await gather_evidence(client, {"Patient", "Immunization"})
             card = await client.post("/v1/credentials/issue", {
                 "format": "health-card", "evidence": shown})  # fmt: skip
             state = RemoteState(client)
@@ -159,7 +141,7 @@ def test_an_sd_jwt_and_a_health_card_come_from_the_same_records(net: Network) ->
 def test_forged_evidence_and_strangers_are_refused(net: Network, forgery: str) -> None:
     async def attempt() -> None:
         async with net.client("hospital-a", PATIENT) as client:
-            evidence = await _evidence(client, PATIENT)
+            evidence = await gather_evidence(client)
         if forgery == "altered":
             text = base64.b64decode(evidence[-1]["resource"]).replace(b'"final"', b'"amended"')
             evidence[-1]["resource"] = base64.b64encode(text).decode()

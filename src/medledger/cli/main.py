@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from medledger.cli import network, node, policies, records, remote
+from medledger.cli import credentials, network, node, policies, records, remote
 from medledger.errors import InvalidInput, MedledgerError, TransportError, UsageError
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(remote.key_app, name="key")
 app.add_typer(remote.ledger_app, name="ledger")
 app.add_typer(remote.access_app, name="access")
 app.add_typer(remote.staff_app, name="staff")
+app.add_typer(credentials.credentials_app, name="credentials")
 records.patient_app.command("register")(remote.register_patient)
 records.records_app.command("push")(remote.push)
 records.records_app.command("mine")(remote.mine)

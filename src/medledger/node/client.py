@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -19,11 +19,12 @@ from medledger.access.custodian import ReleaseAsk, ReleasedShare
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError, UsageError
 from medledger.ledger.tx import Transaction
+from medledger.node.home import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.errors import InvalidRecord
 from medledger.records.pipeline import SealingContext, seal_for_upload
-from medledger.records.sealed import Custodians
-from medledger.records.wire import committed_to_json, sealed_to_json
+from medledger.records.sealed import Custodians, open_salted_as_patient
+from medledger.records.wire import committed_from_json, committed_to_json, sealed_to_json
 from medledger.records.writer import plan_new
 
 DEFAULT_LIFETIME_S = 60
@@ -230,3 +231,25 @@ class RemoteLedger:
 
     def close(self) -> None:
         self.store.close()
+
+
+async def gather_evidence(
+    client: NodeClient, resource_types: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """The client's own records at the node (latest versions, of ``resource_types`` if
+    given), opened with the patient's key: what an issuer checks (credentials/evidence.py)."""
+    own = encryption_key(client.key, PATIENT_LABEL)
+    latest: dict[str, dict[str, Any]] = {}
+    for row in await client.get("/v1/records", {"patient": client.address}):
+        if resource_types is not None and row["resource_type"] not in resource_types:
+            continue
+        if row["record_id"] not in latest or latest[row["record_id"]]["version"] < row["version"]:
+            latest[row["record_id"]] = row
+    evidence = []
+    for row in latest.values():
+        fetched = await client.get(f"/v1/records/{row['record_id']}", {"version": row["version"]})
+        salt, canonical = open_salted_as_patient(committed_from_json(fetched).sealed, own)
+        evidence.append({"record_id": row["record_id"], "version": row["version"],
+                         "salt": "0x" + salt.hex(),
+                         "resource": base64.b64encode(canonical).decode()})  # fmt: skip
+    return evidence

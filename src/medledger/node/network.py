@@ -123,6 +123,9 @@ class LocalNetwork:
             "orderer": orderer,
             "ordering_path": str(self.root / "ordering.db"),
             "nats_urls": nats_urls,
+            # Health cards name their issuer by an https URL; verifiers here find its key on
+            # the ledger, so a local network uses a name that resolves nowhere.
+            "issuer_url": f"https://{name}.invalid",
         }
         path = self.root / "nodes" / name / "node.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
