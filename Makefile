@@ -8,6 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench postgres chromium clean
 
+# $(call apt_install,PACKAGE,TESTS): a Debian package that TESTS need, as root or through
+# sudo; without either, say that those tests will be skipped.
+apt_install = if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "$(1) is missing and cannot be installed without root: $(2) will be skipped"; exit 0; fi; \
+	echo "installing $(1) (Debian package) for $(2)"; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null
+
 PORTAL := src/medledger/portal
 PORTAL_STAMP := $(PORTAL)/node_modules/.installed
 
@@ -28,13 +35,8 @@ demo: $(STAMP) $(PORTAL_STAMP)
 postgres:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
 		:; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing PostgreSQL (Debian package) for the test suite"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	elif command -v sudo >/dev/null 2>&1; then \
-		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else \
-		echo "PostgreSQL is not installed and cannot be installed without root: its tests will be skipped"; \
+		$(call apt_install,postgresql,the PostgreSQL tests); \
 	fi
 
 lint: $(STAMP)
@@ -46,13 +48,8 @@ lint: $(STAMP)
 chromium:
 	@if command -v chromium >/dev/null 2>&1; then \
 		:; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing Chromium (Debian package) for the portal tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	elif command -v sudo >/dev/null 2>&1; then \
-		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
-		echo "Chromium is not installed and cannot be installed without root: the portal tests will be skipped"; \
+		$(call apt_install,chromium,the portal tests); \
 	fi
 
 test: lint postgres chromium $(PORTAL_STAMP)

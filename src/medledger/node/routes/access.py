@@ -38,6 +38,7 @@ from medledger.node.routes.ledger import (
     TransactionIn,
     decode_transaction,
     outcome_json,
+    submit_about,
     submit_own,
 )
 
@@ -116,10 +117,9 @@ async def deny(
     body: Annotated[TransactionIn, Body()],
 ) -> RequestState:
     """Turn an open request down: an ``access.deny`` the patient or a guardian signed."""
-    stx = decode_transaction(service, body.transaction)
-    if str(stx.tx.payload.get("request", "")).lower() != request_id.lower():
-        raise Forbidden("the transaction denies another request than the one in the path")
-    await submit_own(service, caller, stx, DENY)
+    await submit_about(
+        service, caller, body.transaction, DENY, field="request", target=request_id
+    )
     return _request_state(service, request_id.lower())
 
 
@@ -173,10 +173,10 @@ async def revoke(
     body: Annotated[TransactionIn, Body()],
 ) -> Outcome:
     """End a grant at once: an ``access.revoke`` the patient or a guardian signed."""
-    stx = decode_transaction(service, body.transaction)
-    if str(stx.tx.payload.get("grant", "")).lower() != grant_id.lower():
-        raise Forbidden("the transaction revokes another grant than the one in the path")
-    return outcome_json(await submit_own(service, caller, stx, REVOKE))
+    outcome = await submit_about(
+        service, caller, body.transaction, REVOKE, field="grant", target=grant_id
+    )
+    return outcome_json(outcome)
 
 
 def _request_state(service: Service, key: str) -> RequestState:

@@ -109,6 +109,18 @@ async def submit_own(
     return await service.node.submit(stx)
 
 
+async def submit_about(
+    service: Service, caller: AuthenticatedCaller, wire: WireTransaction, tx_type: str, *,
+    field: str, target: str,
+) -> TxOutcome:  # fmt: skip
+    """Submit the caller's ``tx_type`` transaction about the request or grant in the path:
+    its payload's ``field`` must name ``target``."""
+    stx = decode_transaction(service, wire)
+    if str(stx.tx.payload.get(field, "")).lower() != target.lower():
+        raise Forbidden(f"the transaction's {field} is not the one in the path")
+    return await submit_own(service, caller, stx, tx_type)
+
+
 @router.get("/health", response_model=Health, tags=["ledger"])
 async def health(service: Service) -> Health:
     """Unauthenticated liveness: the node follows the log."""
