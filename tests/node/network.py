@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 
 from medledger.crypto.keys import PrivateKey
+from medledger.ledger.contracts import identity
 from medledger.ledger.genesis import save_genesis
 from medledger.node.app import create_app
 from medledger.node.client import NodeClient
@@ -55,6 +56,23 @@ class Network:
 
     def client(self, name: str, signer: PrivateKey) -> NodeClient:
         return NodeClient(self.nodes[name].url, signer)
+
+    async def submit(
+        self, node: str, signer: PrivateKey, tx_type: str, payload: dict[str, Any]
+    ) -> Any:
+        """Have ``signer`` submit a transaction through ``node``'s API."""
+        transaction = self.tx(signer, tx_type, payload)
+        async with self.client(node, signer) as client:
+            return await client.post("/v1/ledger/transactions", {"transaction": transaction})
+
+    async def register_staff(self, node: str, person: PrivateKey, role: str) -> None:
+        """``node``'s institution registers ``person`` in ``role``."""
+        payload = {"address": person.address, "role": role}
+        await self.submit(node, self.nodes[node].member, identity.REGISTER_PARTICIPANT, payload)
+
+    async def register_patient(self, patient: PrivateKey, node: str = "hospital-a") -> None:
+        payload = {"encryption_key": patient_public(patient)}
+        await self.submit(node, patient, identity.REGISTER_SUBJECT, payload)
 
     def tx(
         self,

@@ -44,23 +44,11 @@ TWO_OF_THREE = {
 
 
 async def _set_up(net: Network) -> None:
-    a, b = net.nodes["hospital-a"], net.nodes["hospital-b"]
-    async with net.client("hospital-a", a.member) as hospital_a:
-        for person, role in ((DR_A, "doctor"), (NURSE_A, "nurse")):
-            payload = {"address": person.address, "role": role}
-            tx = net.tx(a.member, identity.REGISTER_PARTICIPANT, payload)
-            await hospital_a.post("/v1/ledger/transactions", {"transaction": tx})
-    async with net.client("hospital-b", b.member) as hospital_b:
-        tx = net.tx(
-            b.member, identity.REGISTER_PARTICIPANT, {"address": DR_B.address, "role": "doctor"}
-        )
-        await hospital_b.post("/v1/ledger/transactions", {"transaction": tx})
+    await net.register_staff("hospital-a", DR_A, "doctor")
+    await net.register_staff("hospital-a", NURSE_A, "nurse")
+    await net.register_staff("hospital-b", DR_B, "doctor")
     for patient in (PATIENT, OTHER_PATIENT):
-        async with net.client("hospital-a", patient) as client:
-            tx = net.tx(
-                patient, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(patient)}
-            )
-            await client.post("/v1/ledger/transactions", {"transaction": tx})
+        await net.register_patient(patient)
     async with net.client("hospital-a", PATIENT) as client:
         tx = net.tx(PATIENT, SET_POLICY, {"category": "labs", "policy": TWO_OF_THREE})
         await client.post("/v1/ledger/transactions", {"transaction": tx})

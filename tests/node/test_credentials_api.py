@@ -19,7 +19,6 @@ from medledger.credentials.registry import Registry
 from medledger.credentials.request import Predicate
 from medledger.credentials.verifier import Verifier, verify_health_card
 from medledger.credentials.wallet import Wallet
-from medledger.ledger.contracts import identity
 from medledger.node.client import (
     NodeClient,
     NodeRefused,
@@ -30,29 +29,19 @@ from medledger.node.client import (
 )
 from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
 from tests.ledger.consortium import key
-from tests.node.network import NETWORK_ID, Network, patient_public, running_network
+from tests.node.network import NETWORK_ID, Network, running_network
 
 DR_A, PATIENT, OTHER, INSURER = (key(f"creds:{n}") for n in ("dr-a", "patient", "other", "insurer"))
 ASKED = (Predicate.parse("hba1c_x10 < 65"), Predicate.parse("non_smoker >= 1"))
 
 
 async def _set_up(net: Network) -> None:
-    a, insurer = net.nodes["hospital-a"], net.nodes["insurer"]
-    async with net.client("hospital-a", a.member) as hospital:
-        tx = net.tx(
-            a.member, identity.REGISTER_PARTICIPANT, {"address": DR_A.address, "role": "doctor"}
-        )
-        await hospital.post("/v1/ledger/transactions", {"transaction": tx})
-        await hospital.post("/v1/credentials/setup", {"max_credentials": 20})
-    async with net.client("insurer", insurer.member) as company:
-        payload = {"address": INSURER.address, "role": "verifier"}
-        tx = net.tx(insurer.member, identity.REGISTER_PARTICIPANT, payload)
-        await company.post("/v1/ledger/transactions", {"transaction": tx})
+    await net.register_staff("hospital-a", DR_A, "doctor")
+    await net.register_staff("insurer", INSURER, "verifier")
     for patient in (PATIENT, OTHER):
-        async with net.client("hospital-a", patient) as client:
-            payload = {"encryption_key": patient_public(patient)}
-            tx = net.tx(patient, identity.REGISTER_SUBJECT, payload)
-            await client.post("/v1/ledger/transactions", {"transaction": tx})
+        await net.register_patient(patient)
+    async with net.client("hospital-a", net.nodes["hospital-a"].member) as hospital:
+        await hospital.post("/v1/credentials/setup", {"max_credentials": 20})
     (history,) = generate_patients(1, seed=41, records_per_patient=12)
     results = CheckupResults(5.8, 24.1, 118, 76, "never")
     day = datetime(2026, 11, 20, tzinfo=UTC)

@@ -23,13 +23,12 @@ from medledger.credentials.health_card import jws_from_qr_text
 from medledger.credentials.registry import Registry
 from medledger.credentials.verifier import verify_health_card
 from medledger.crypto.keystore import encrypt_keystore
-from medledger.ledger.contracts import identity
 from medledger.node.client import NodeClient, RemoteCustodian, RemoteState, upload_records
 from medledger.portal.serve import VENDOR
 from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
-from tests.node.network import Network, patient_public, running_network
+from tests.node.network import Network, running_network
 from tests.records.world import lab_result
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -53,21 +52,10 @@ pytestmark = pytest.mark.skipif(
 
 
 async def _set_up(net: Network) -> str:
-    a, b = net.nodes["hospital-a"], net.nodes["hospital-b"]
-    async with net.client("hospital-a", a.member) as hospital:
-        tx = net.tx(
-            a.member, identity.REGISTER_PARTICIPANT, {"address": DR_A.address, "role": "doctor"}
-        )
-        await hospital.post("/v1/ledger/transactions", {"transaction": tx})
-    async with net.client("hospital-b", b.member) as hospital:
-        tx = net.tx(
-            b.member, identity.REGISTER_PARTICIPANT, {"address": DR_B.address, "role": "doctor"}
-        )
-        await hospital.post("/v1/ledger/transactions", {"transaction": tx})
-    async with net.client("hospital-a", PATIENT) as patient:
-        tx = net.tx(PATIENT, identity.REGISTER_SUBJECT, {"encryption_key": patient_public(PATIENT)})
-        await patient.post("/v1/ledger/transactions", {"transaction": tx})
-    async with net.client("hospital-a", a.member) as hospital:
+    await net.register_staff("hospital-a", DR_A, "doctor")
+    await net.register_staff("hospital-b", DR_B, "doctor")
+    await net.register_patient(PATIENT)
+    async with net.client("hospital-a", net.nodes["hospital-a"].member) as hospital:
         await hospital.post("/v1/credentials/setup", {"max_credentials": 10})
     async with net.client("hospital-a", DR_A) as dr_a:
         sources = [("lab.json", json.dumps(RESOURCE).encode())]
