@@ -21,7 +21,7 @@ from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
 from medledger.ledger.errors import InsufficientCosigners
-from medledger.node.client import NodeRefused, RemoteCustodian, upload_records
+from medledger.node.client import UPLOAD_BATCH, NodeRefused, RemoteCustodian, upload_records
 from medledger.node.home import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.proof import RecordProof
@@ -318,5 +318,18 @@ def test_the_patient_lists_requests_of_their_data_and_denies_one(net: Network) -
             with pytest.raises(NodeRefused) as refused:
                 await dr_b.get("/v1/access/requests", {"patient": PATIENT.address})
         assert refused.value.status == 403
+
+    asyncio.run(scenario())
+
+
+def test_many_records_go_up_in_batches_the_node_accepts(net: Network) -> None:
+    async def scenario() -> None:
+        body = json.dumps(lab_result()).encode()
+        sources = [(f"lab-{i}.json", body) for i in range(UPLOAD_BATCH + 44)]
+        done: list[int] = []
+        async with net.client("hospital-a", DR_A) as dr_a:
+            written, rejected = await upload_records(dr_a, PATIENT.address, sources, done.append)
+        assert not rejected and len(written) == len(sources)
+        assert done == [UPLOAD_BATCH, len(sources)]
 
     asyncio.run(scenario())

@@ -56,6 +56,17 @@ def up(
             start_new_session=True,  # the network outlives this command and its terminal
         )  # fmt: skip
     deadline = time.monotonic() + timeout + 30
+    waiting = Console(stderr=True).status(
+        f"starting {'3 NATS servers and ' if orderer == 'nats' else ''}3 nodes", spinner="dots"
+    )
+    with waiting:
+        state = _wait_for_supervisor(network, supervisor, deadline, timeout)
+    _show(state, as_json)
+
+
+def _wait_for_supervisor(
+    network: LocalNetwork, supervisor: subprocess.Popen[bytes], deadline: float, timeout: float
+) -> dict[str, Any]:
     while (state := network.state()) is None or state["supervisor"] != supervisor.pid:
         if supervisor.poll() is not None:
             raise TransportError(f"the network did not start; see {network.log_path('supervisor')}")
@@ -63,7 +74,7 @@ def up(
             supervisor.terminate()
             raise TransportError(f"the network did not start within {timeout:.0f} s")
         time.sleep(0.2)
-    _show(state, as_json)
+    return state
 
 
 @network_app.command("supervise", hidden=True)

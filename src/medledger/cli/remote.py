@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from medledger.access.approval import Approval
@@ -41,6 +42,7 @@ from medledger.records.sealed import open_as_patient
 from medledger.records.wire import committed_from_json
 
 out = Console()
+err = Console(stderr=True)
 T = TypeVar("T")
 
 key_app = typer.Typer(no_args_is_help=True, help="Your own keystore.")
@@ -160,7 +162,11 @@ def push(
         else:
             sources.append((item[0], json.dumps(item[1]).encode()))
     address = to_checksum_address(patient)
-    written, invalid = _with_client(node, key, lambda c: upload_records(c, address, sources))
+    with Progress(TextColumn("sealing and committing"), BarColumn(), MofNCompleteColumn(),
+                  console=err, disable=as_json) as bar:  # fmt: skip
+        task = bar.add_task("push", total=len(sources))
+        written, invalid = _with_client(node, key, lambda c: upload_records(
+            c, address, sources, lambda done: bar.update(task, completed=done)))  # fmt: skip
     rejected += invalid
     result = {"written": written, "rejected": [str(r) for r in rejected]}
     _emit(result, as_json, f"committed {len(written)} records; rejected {len(rejected)}")

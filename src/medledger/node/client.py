@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -191,11 +191,17 @@ class RemoteCustodian:
         )
 
 
+#: Records per batch a client sends; the node takes at most 512 in one request.
+UPLOAD_BATCH = 256
+
+
 async def upload_records(
-    client: NodeClient, patient: Address, sources: Sequence[tuple[str, bytes]]
-) -> tuple[list[dict[str, Any]], list[InvalidRecord]]:
+    client: NodeClient, patient: Address, sources: Sequence[tuple[str, bytes]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[InvalidRecord]]:  # fmt: skip
     """Seal FHIR resources on this machine with the client's key as author and have the
-    node commit them as one batch; returns what was written and what failed validation."""
+    node commit them, a batch per :data:`UPLOAD_BATCH`; returns what was written and what
+    failed validation. ``progress`` hears how many resources are done so far."""
     r = await client.get("/v1/records/recipients", {"patient": patient})
     custodians = Custodians(
         int(r["threshold"]),
@@ -203,15 +209,22 @@ async def upload_records(
     )
     context = SealingContext(int(r["network"]), client.key.to_bytes(), custodians)
     key = bytes.fromhex(r["patient_key"][2:])
-    jobs = [plan_new(source, body, patient, key) for source, body in sources]
-    sealed = seal_for_upload(context, jobs)
-    rejected = [s for s in sealed if isinstance(s, InvalidRecord)]
-    ready = [s for s in sealed if not isinstance(s, InvalidRecord)]
-    if not ready:
-        return [], rejected
-    body = {"records": [{"sealed": sealed_to_json(i.sealed), "fhir_id": i.fhir_id} for i in ready]}
-    written = await client.post("/v1/records", body)
-    return list(written["records"]), rejected
+    written: list[dict[str, Any]] = []
+    rejected: list[InvalidRecord] = []
+    for start in range(0, len(sources), UPLOAD_BATCH):
+        chunk = sources[start : start + UPLOAD_BATCH]
+        jobs = [plan_new(source, body, patient, key) for source, body in chunk]
+        ready = []
+        for sealed in seal_for_upload(context, jobs):
+            if isinstance(sealed, InvalidRecord):
+                rejected.append(sealed)
+            else:
+                ready.append({"sealed": sealed_to_json(sealed.sealed), "fhir_id": sealed.fhir_id})
+        if ready:
+            written += (await client.post("/v1/records", {"records": ready}))["records"]
+        if progress is not None:
+            progress(start + len(chunk))
+    return written, rejected
 
 
 class RemoteLedger:
