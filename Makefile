@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench postgres chromium clean
+.PHONY: demo test lint bench postgres chromium portal clean
 
 # $(call apt_install,PACKAGE,TESTS): a Debian package that TESTS need, as root or through
 # sudo; without either, say that those tests will be skipped.
@@ -29,8 +29,10 @@ $(PORTAL_STAMP): $(PORTAL)/package.json
 	cd $(PORTAL) && npm install --silent --no-audit --no-fund --no-package-lock
 	touch $(PORTAL_STAMP)
 
-demo: $(STAMP) $(PORTAL_STAMP)
+demo: $(STAMP)
 	$(BIN)/medledger demo
+
+portal: $(PORTAL_STAMP)
 
 postgres:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
