@@ -22,9 +22,9 @@ from medledger.crypto.canonical import canonical_json
 from medledger.node.home import CLINICIAN, CUSTODIAN_LABEL, FOUNDERS, Home, encryption_key
 from medledger.records.proof import committed_record
 from tests.conftest import new_postgres_database
+from tests.data import FHIR_EXAMPLES as EXAMPLES
 from tests.records.world import lab_result
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / "r4"
 PASSPHRASE = "correct horse battery staple"
 
 

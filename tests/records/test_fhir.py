@@ -22,8 +22,8 @@ from medledger.records.fhir import (
     load_sources,
     validate_resource,
 )
+from tests.data import FHIR_EXAMPLES as EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "fhir-examples" / "r4"
 INVALID_EXAMPLES = {
     # STU3 ProcedureRequest resources inside ``contained``: not an R4 resource type.
     "diagnosticReport-example1.json": ("DiagnosticReport/f001", "contained[0].resourceType"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
@@ -14,8 +13,8 @@ from medledger.records import fhir_memo
 from medledger.records.errors import InvalidRecord
 from medledger.records.fhir import load_sources, validate_resource
 from medledger.records.synthetic import generate_patients
+from tests.data import FHIR_EXAMPLES as EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "fhir-examples" / "r4"
 INVALID = {"diagnosticReport-example1.json", "diagnosticReport-example2.json"}
 
 

@@ -16,10 +16,9 @@ from medledger.records.errors import RecordTampered, UnknownRecord
 from medledger.records.importer import import_paths
 from medledger.records.proof import RecordProof, prove
 from medledger.records.recipients import patient_key
+from tests.data import FHIR_EXAMPLES as EXAMPLES
 from tests.ledger.consortium import key
 from tests.records.world import World, world
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "fhir-examples" / "r4"
 
 
 def _flip(data: bytes) -> bytes:

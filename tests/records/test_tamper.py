@@ -17,9 +17,9 @@ from medledger.records.pipeline import Job
 from medledger.records.recipients import patient_key
 from medledger.records.store import StoredRecord
 from medledger.records.verify import VerifyReport, verify_vault
+from tests.data import FHIR_EXAMPLES as EXAMPLES
 from tests.records.world import World, world
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "fhir-examples" / "r4"
 FILES = [
     "observation-example1.json",
     "observation-example2.json",

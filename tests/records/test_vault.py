@@ -18,10 +18,10 @@ from medledger.records.recipients import UnknownPatient, patient_key
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.verify import verify_vault
 from medledger.records.writer import RecordWriter, plan_new
+from tests.data import FHIR_EXAMPLES as EXAMPLES
 from tests.ledger.consortium import key
 from tests.records.world import World, patient_private, world
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "fhir-examples" / "r4"
 INVALID = {"diagnosticReport-example1.json", "diagnosticReport-example2.json"}
 
 Scenario = Callable[[World], Awaitable[None]]
