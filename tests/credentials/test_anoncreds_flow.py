@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from medledger.credentials import zk
-from medledger.credentials.contract import verification
+from medledger.credentials.contract import status_head, verification
 from medledger.credentials.errors import (
     BadPresentationRequest,
     CredentialRevoked,
@@ -167,5 +167,30 @@ def test_a_verifier_checks_the_request_is_still_open(tmp_path: Path, tails_dir: 
         with pytest.raises(RequestExpired):
             await s.verifier.verify(signed, envelope, now_ms=now_ms() + 120_000)
         assert outcome(s, signed) == "rejected-request_expired"
+
+    run(tmp_path, tails_dir, body)
+
+
+def test_a_presentation_naming_documents_of_the_wrong_kind_is_refused(
+    tmp_path: Path, tails_dir: Path
+) -> None:
+    async def body(s: Scene) -> None:
+        secrets = s.issuer.state.secrets
+        head = status_head(s.w.node.store, secrets.rev_reg_id)
+        right = {"schema_id": secrets.schema_id, "cred_def_id": secrets.cred_def_id,
+                 "rev_reg_id": secrets.rev_reg_id, "timestamp": head}  # fmt: skip
+        # The ids are the prover's to choose; each must name a document of its kind.
+        for field, doc_id, kind in (
+            ("cred_def_id", secrets.schema_id, "cred_def"),
+            ("cred_def_id", secrets.rev_reg_id, "cred_def"),
+            ("rev_reg_id", secrets.cred_def_id, "rev_reg"),
+        ):
+            signed = ask(s)
+            proof = {"identifiers": [{**right, field: doc_id}], "requested_proof": {}}
+            envelope = {"format": "anoncreds", "request": signed.to_json(),
+                        "presentation": json.dumps(proof)}  # fmt: skip
+            with pytest.raises(UnknownIssuer, match=f"{doc_id} is not a published {kind}"):
+                await s.verifier.verify(signed, envelope, now_ms=now_ms())
+            assert outcome(s, signed) == "rejected-unknown_issuer"
 
     run(tmp_path, tails_dir, body)

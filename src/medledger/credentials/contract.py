@@ -4,11 +4,14 @@
   its own name: an AnonCreds schema, credential definition or revocation registry
   definition, or a P-256 JWK (SD-JWT VC and SMART Health Card signing). Ids are
   ``medledger:<address>/<kind>/<name>``, so a document names its issuer, and the
-  AnonCreds documents must refer to each other by those ids.
+  AnonCreds documents must refer to each other by those ids, each to a document of
+  the kind it expects. A JWK may claim its issuer's https URL, spelled one way only.
 - ``credentials.status``: the issuer of a revocation registry posts its next
   AnonCreds revocation status list. Timestamps only go forward and a revoked
   index never comes back.
-- ``credentials.revoke``: an issuer revokes an SD-JWT VC or a health card by id.
+- ``credentials.revoke``: an issuer revokes an SD-JWT VC or a health card by its
+  16-byte id. Hex ids, here and in ``credentials.verified``, are stored in lower
+  case and looked up through :func:`hex_id`, so either case names the same entry.
 - ``credentials.verified``: a verifier records the outcome of checking the
   presentation that answered one of its requests: the request's id, purpose,
   format and outcome, never a claim. One record per request: a request (and so
@@ -21,12 +24,15 @@ malformed reaches the ledger; a private key offered as a JWK is refused.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 import anoncreds
+from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto import jwk
+from jwcrypto.common import JWException
 
 from medledger.access.contract import access_contracts
 from medledger.access.policy import PURPOSES
@@ -52,9 +58,34 @@ VERIFIED_NS = "credentials.verified"
 
 KINDS = ("schema", "cred_def", "rev_reg", "jwk")
 MAX_DOCUMENT_CHARS = 48_000
+CREDENTIAL_ID_BYTES = 16
+REQUEST_ID_BYTES = 32
 MAX_CREDENTIALS_PER_REGISTRY = 100_000
 STATUS_CLOCK_SKEW_S = 300
 NS_PER_S = 1_000_000_000
+# ASCII only: str.isalnum() takes any script's letters and digits, some of which look
+# like ASCII ones, so two ids could read the same and name different documents.
+_NAME = re.compile(r"[A-Za-z0-9._-]*[A-Za-z0-9][A-Za-z0-9._-]*")
+_HEX_ID = re.compile(r"0x[0-9a-fA-F]+")
+# One spelling per URL, so that no member registers another's URL spelled differently:
+# a lower-case ASCII host without a trailing dot, no port 443, user, query, fragment,
+# percent-escape, dot segment or trailing slash (a SMART Health Card's iss has none).
+_ISSUER_URL = re.compile(
+    r"https://[a-z0-9-]+(\.[a-z0-9-]+)*(:(?!443\b)[1-9][0-9]{0,4})?"
+    r"(/(?!\.\.?(/|$))[A-Za-z0-9._~-]+)*"
+)
+
+
+def hex_id(value: object, size: int) -> str | None:
+    """The ledger's spelling of a ``size``-byte id given as 0x-prefixed hex in either
+    case (``0x`` and lower-case digits), or None if ``value`` is not one.
+
+    The contracts take ids in either case and store this spelling, so every lookup by
+    id goes through here too: an id typed in upper case names the same entry.
+    """
+    if isinstance(value, str) and len(value) == 2 + 2 * size and _HEX_ID.fullmatch(value):
+        return value.lower()
+    return None
 
 
 def issuer_id(address: Address) -> str:
@@ -82,25 +113,38 @@ def status_head(view: StateView, rev_reg: str) -> int | None:
 
 
 def revoked_key(issuer: Address, credential: str) -> str:
+    """The key of a revocation; ``credential`` in the spelling :func:`hex_id` returns."""
     return f"{issuer}/{credential}"
 
 
 def verification(view: StateView, request_id: str) -> Mapping[str, Any] | None:
     """``{verifier, purpose, format, outcome, index, timestamp_ns}`` or None."""
-    return view.get(VERIFIED_NS, request_id)
+    key = hex_id(request_id, REQUEST_ID_BYTES)
+    return None if key is None else view.get(VERIFIED_NS, key)
 
 
 @lru_cache(maxsize=256)
 def _parsed(text: str) -> dict[str, Any]:
-    return dict(json.loads(text))
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        # Not dict(value): that turns an array of [key, value] pairs into an object.
+        raise TypeError("not a JSON object")
+    return value
 
 
 def _json_document(payload: Mapping[str, Any], name: str) -> dict[str, Any]:
     text = p.text(payload, name, max_length=MAX_DOCUMENT_CHARS)
     try:
         value = _parsed(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidCredentialDocument(f"{name}: expected a JSON object") from None
+    return value
+
+
+def _id_field(payload: Mapping[str, Any], name: str, size: int) -> str:
+    value = hex_id(p.field(payload, name), size)
+    if value is None:
+        raise InvalidPayload(f"{name}: expected {size} bytes as 0x-prefixed hex")
     return value
 
 
@@ -111,9 +155,14 @@ def _load(loader: Any, text: str, what: str) -> None:
         raise InvalidCredentialDocument(f"{what}: {exc}") from None
 
 
-def _owned(view: StateView, doc_id: Any, kind: str, issuer: Address) -> Mapping[str, Any]:
+def _published(view: StateView, doc_id: Any, kind: str) -> Mapping[str, Any] | None:
     entry = document(view, doc_id) if isinstance(doc_id, str) else None
-    if entry is None or entry["kind"] != kind:
+    return entry if entry is not None and entry["kind"] == kind else None
+
+
+def _owned(view: StateView, doc_id: Any, kind: str, issuer: Address) -> Mapping[str, Any]:
+    entry = _published(view, doc_id, kind)
+    if entry is None:
         raise InvalidCredentialDocument(f"{doc_id!r} is not a published {kind}")
     if entry["issuer"] != issuer:
         raise NotIssuer(f"{doc_id} was published by {entry['issuer']}")
@@ -127,7 +176,8 @@ def _check_anoncreds(view: StateView, kind: str, text: str, body: Mapping[str, A
     if kind == "schema":
         _load(anoncreds.Schema.load, text, "schema")
     elif kind == "cred_def":
-        if document(view, body.get("schemaId", "")) is None:
+        # Any member's schema will do: a credential definition may build on another's.
+        if _published(view, body.get("schemaId"), "schema") is None:
             raise InvalidCredentialDocument("schemaId: no such published schema")
         _load(anoncreds.CredentialDefinition.load, text, "credential definition")
     else:
@@ -146,14 +196,23 @@ def _check_jwk(body: Mapping[str, Any], name: str) -> str | None:
     if "d" in key:
         raise InvalidCredentialDocument("jwk: a private key must never be published")
     try:
-        thumbprint = jwk.JWK(**key).thumbprint()
-    except (ValueError, TypeError, jwk.InvalidJWKValue) as exc:
+        given = jwk.JWK(**key)
+        # Neither the JWK nor its thumbprint checks the point: building the key
+        # verifiers will use does, and fails unless (x, y) is on P-256.
+        point = given.get_op_key("verify")
+    except (ValueError, TypeError, JWException) as exc:
         raise InvalidCredentialDocument(f"jwk: {exc}") from None
+    assert isinstance(point, ec.EllipticCurvePublicKey)
+    thumbprint = jwk.JWK.from_pyca(point).thumbprint()
+    if given.thumbprint() != thumbprint:
+        raise InvalidCredentialDocument("jwk: x and y must be unpadded base64url of 32 bytes")
     if name != thumbprint:
         raise InvalidCredentialDocument("jwk: its name must be its RFC 7638 thumbprint")
     url = body.get("url")
-    if url is not None and (not isinstance(url, str) or not url.startswith("https://")):
-        raise InvalidCredentialDocument("url: expected the issuer's https URL")
+    if url is not None and (not isinstance(url, str) or not _ISSUER_URL.fullmatch(url)):
+        raise InvalidCredentialDocument(
+            "url: expected the issuer's https URL, lower-case host, no trailing slash"
+        )
     return url
 
 
@@ -163,7 +222,7 @@ def publish(ctx: TxContext, view: StateView) -> list[Write]:
     name = p.text(ctx.payload, "name", max_length=64)
     if kind not in KINDS:
         raise InvalidPayload(f"kind: expected one of {', '.join(KINDS)}")
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if not _NAME.fullmatch(name):
         raise InvalidPayload("name: letters, digits, dots, dashes and underscores only")
     doc_id = document_id(ctx.sender, kind, name)
     if document(view, doc_id) is not None:
@@ -219,7 +278,7 @@ def status(ctx: TxContext, view: StateView) -> list[Write]:
 
 def revoke(ctx: TxContext, view: StateView) -> list[Write]:
     require_member(view, ctx.sender)
-    credential = "0x" + p.hex_bytes(ctx.payload, "credential", 16).hex()
+    credential = _id_field(ctx.payload, "credential", CREDENTIAL_ID_BYTES)
     key = revoked_key(ctx.sender, credential)
     if view.get(REVOKED_NS, key) is not None:
         raise Conflict(f"credential {credential} is already revoked")
@@ -229,7 +288,7 @@ def revoke(ctx: TxContext, view: StateView) -> list[Write]:
 def verified(ctx: TxContext, view: StateView) -> list[Write]:
     if view.get(MEMBER_NS, ctx.sender) is None and participant_role(view, ctx.sender) is None:
         raise Unauthorized(f"{ctx.sender} is neither a member nor a registered participant")
-    request_id = "0x" + p.hex_bytes(ctx.payload, "request", 32).hex()
+    request_id = _id_field(ctx.payload, "request", REQUEST_ID_BYTES)
     purpose = p.text(ctx.payload, "purpose", max_length=16)
     if purpose not in PURPOSES:
         raise InvalidPayload(f"purpose: {purpose!r} is not a PurposeOfUse code")

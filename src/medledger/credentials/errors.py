@@ -31,6 +31,7 @@ __all__ = [
     "StaleRevocationState",
     "UnknownIssuer",
     "UnrequestedClaim",
+    "UnrevocableCredential",
     "WrongAudience",
 ]
 
@@ -101,6 +102,14 @@ class StaleRevocationState(CredentialRevoked):
 
     Proving against an old list is how a revoked credential would pass, so it is
     refused as a revocation; an honest wallet proves again against the current list.
+    """
+
+
+class UnrevocableCredential(CredentialRevoked):
+    """A credential's id is not one the ledger can record a revocation under.
+
+    Its issuer could never revoke it, so "not revoked" would say nothing: like a
+    stale status list, it is refused as a revocation.
     """
 
 

@@ -28,10 +28,12 @@ from jwcrypto import jwk
 from medledger.credentials import health_card, sdjwt, zk
 from medledger.credentials.claims import HealthClaims
 from medledger.credentials.contract import (
+    CREDENTIAL_ID_BYTES,
     PUBLISH,
     REVOKE,
     STATUS,
     document_id,
+    hex_id,
     issuer_id,
 )
 from medledger.credentials.sealed_file import file_key, load_sealed, save_sealed
@@ -211,11 +213,12 @@ class Issuer:
 
     async def revoke(self, credential_id: str, *, now_s: int) -> None:
         """Revoke on the ledger: a new status list for AnonCreds, by id otherwise."""
-        entry = self.state.issued.get(credential_id)
-        if entry is None:
+        key = hex_id(credential_id, CREDENTIAL_ID_BYTES)
+        entry = None if key is None else self.state.issued.get(key)
+        if key is None or entry is None:
             raise UsageError(f"issuer {self.address} did not issue {credential_id}")
         if entry["format"] != "anoncreds":
-            await self.node.submit_payload(self.key, REVOKE, {"credential": credential_id})
+            await self.node.submit_payload(self.key, REVOKE, {"credential": key})
             return
         state = self.state
         previous = int(json.loads(state.status_list)["timestamp"])

@@ -12,11 +12,13 @@ from functools import lru_cache
 from jwcrypto import jwk
 
 from medledger.credentials.contract import (
+    CREDENTIAL_ID_BYTES,
     DOCUMENT_NS,
     ISSUER_URL_NS,
     REVOKED_NS,
     STATUS_NS,
     document_id,
+    hex_id,
     revoked_key,
     status_head,
     status_key,
@@ -26,6 +28,7 @@ from medledger.credentials.errors import (
     CredentialRevoked,
     StaleRevocationState,
     UnknownIssuer,
+    UnrevocableCredential,
 )
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.errors import InvalidInput
@@ -50,10 +53,17 @@ class Registry:
     def __init__(self, view: StateView) -> None:
         self.view = view
 
-    def document(self, doc_id: str) -> str:
+    def document(self, doc_id: str, kind: str | None = None) -> str:
+        """The published document ``doc_id``; with ``kind``, only if it is one of those.
+
+        Ids from a presentation are the prover's to choose: a verifier names the kind
+        it expects, or a schema could be handed to it as a credential definition.
+        """
         entry = self.view.get(DOCUMENT_NS, doc_id)
         if entry is None:
             raise UnknownIssuer(f"{doc_id} is not published on the ledger")
+        if kind is not None and entry["kind"] != kind:
+            raise UnknownIssuer(f"{doc_id} is not a published {kind}")
         return str(entry["document"])
 
     def issuer_of(self, doc_id: str) -> Address:
@@ -103,8 +113,16 @@ class Registry:
         return str(self.view.get(STATUS_NS, status_key(rev_reg, head)))
 
     def check_not_revoked(self, issuer: Address, credential_id: str) -> None:
-        if self.view.get(REVOKED_NS, revoked_key(issuer, credential_id)) is not None:
-            raise CredentialRevoked(f"{issuer} revoked credential {credential_id}")
+        """CredentialRevoked if ``issuer`` revoked the credential, in whichever case its
+        id is spelled; UnrevocableCredential if the id is not one it could revoke."""
+        credential = hex_id(credential_id, CREDENTIAL_ID_BYTES)
+        if credential is None:
+            raise UnrevocableCredential(
+                f"credential id {credential_id[:80]!r} is not {CREDENTIAL_ID_BYTES} bytes "
+                "as 0x-prefixed hex"
+            )
+        if self.view.get(REVOKED_NS, revoked_key(issuer, credential)) is not None:
+            raise CredentialRevoked(f"{issuer} revoked credential {credential}")
 
     def verifier_role(self, address: Address) -> str:
         """``member`` or the participant role of a verifier; BadPresentationRequest if none."""

@@ -52,6 +52,8 @@ TYPES: dict[str, list[dict[str, str]]] = {
 _ENCODER = eip712.TypedDataEncoder(TYPES)
 _PREDICATE = re.compile(r"\s*([a-z][a-z0-9_]*)\s*(<=|>=|<|>)\s*(-?\d{1,10})\s*")
 _INT32 = 2**31
+_UINT64 = 2**64
+_UINT256 = 2**256
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,12 @@ class PresentationRequest:
     _query: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
+        # JSON integers within the EIP-712 types of chainId (uint256) and notAfter
+        # (uint64): outside them there is no digest for a signature to be over.
+        if type(self.network_id) is not int or not 0 <= self.network_id < _UINT256:
+            raise BadPresentationRequest("network_id: expected an integer in [0, 2**256)")
+        if type(self.not_after_ms) is not int or not 0 <= self.not_after_ms < _UINT64:
+            raise BadPresentationRequest("not_after_ms: expected an integer in [0, 2**64)")
         if self.purpose not in PURPOSES:
             raise BadPresentationRequest(f"purpose {self.purpose!r} is not a PurposeOfUse code")
         if self.format not in FORMATS:
@@ -174,7 +182,7 @@ class PresentationRequest:
     def from_json(cls, obj: Mapping[str, Any]) -> PresentationRequest:
         try:
             return cls(
-                network_id=int(obj["network_id"]),
+                network_id=obj["network_id"],
                 verifier=to_checksum_address(obj["verifier"]),
                 purpose=str(obj["purpose"]),
                 nonce=bytes.fromhex(str(obj["nonce"]).removeprefix("0x")),
@@ -182,7 +190,7 @@ class PresentationRequest:
                 predicates=tuple(Predicate.parse(str(p)) for p in obj["predicates"]),
                 disclose=tuple(str(c) for c in obj["disclose"]),
                 issuers=tuple(to_checksum_address(a) for a in obj["issuers"]),
-                not_after_ms=int(obj["not_after_ms"]),
+                not_after_ms=obj["not_after_ms"],
             )
         except BadPresentationRequest:
             raise

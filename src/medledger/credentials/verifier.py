@@ -158,10 +158,10 @@ class Verifier:
             raise InvalidPresentation("malformed AnonCreds presentation") from None
         issuer = registry.issuer_of(cred_def_id)
         self._accepted_issuer(request, issuer)
-        cred_def = registry.document(cred_def_id)
+        cred_def = registry.document(cred_def_id, "cred_def")
         schema_id = str(json.loads(cred_def)["schemaId"])
-        documents = {cred_def_id: cred_def, schema_id: registry.document(schema_id),
-                     rev_reg_id: registry.document(rev_reg_id)}  # fmt: skip
+        documents = {cred_def_id: cred_def, schema_id: registry.document(schema_id, "schema"),
+                     rev_reg_id: registry.document(rev_reg_id, "rev_reg")}  # fmt: skip
         if registry.issuer_of(rev_reg_id) != issuer:
             raise UnknownIssuer(f"{rev_reg_id} is not a registry of {issuer}")
         status_list = registry.check_current_status(rev_reg_id, timestamp)
