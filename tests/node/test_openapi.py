@@ -42,8 +42,19 @@ class SignedRequests(requests.auth.AuthBase):
 @pytest.fixture(scope="module")
 def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("openapi")
-    with running_network(root, ["hospital-a", "hospital-b"]) as network:
+    # Hundreds of generated requests from one key and address: limits a clinic would not
+    # reach, so that they exercise the routes rather than the rate limit.
+    unlimited = {"rate_limit_per_s": 1e6, "rate_limit_burst": 10**6,
+                 "auth_failures_per_s": 1e6, "auth_failure_burst": 10**6}  # fmt: skip
+    with running_network(root, ["hospital-a", "hospital-b"], **unlimited) as network:
         yield network.nodes["hospital-a"].url
+
+
+def test_every_signed_route_declares_the_rate_limit_answer(node_url: str) -> None:
+    document = requests.get(f"{node_url}/openapi.json", timeout=30).json()
+    too_many = document["paths"]["/v1/ledger/status"]["get"]["responses"]["429"]
+    assert too_many["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert too_many["headers"]["Retry-After"]["schema"] == {"type": "integer"}
 
 
 def test_no_server_errors_and_every_answer_matches_the_document(node_url: str) -> None:

@@ -33,6 +33,7 @@ from medledger.node.errors import (
     SignatureNotYetValid,
     UnsupportedAlgorithm,
     UnsupportedDigestAlgorithm,
+    WrongAuthority,
     WrongCoveredComponents,
 )
 from medledger.node.signatures import (
@@ -556,6 +557,20 @@ def test_other_headers_and_labels_are_ignored() -> None:
 def test_equivalent_authorities_verify() -> None:
     headers = signed(url="https://Node-A.Example:443/x?")
     assert verify(headers, url="https://node-a.example/x?").signer == ADDRESS
+
+
+def test_a_verifier_accepts_only_requests_addressed_to_its_own_authority() -> None:
+    headers = signed(url="https://Node-A.Example:443/x?")
+    url = "https://node-a.example/x?"
+    request = {"method": "POST", "url": url, "headers": headers, "body": BODY, "now_s": NOW,
+               "limits": LIMITS}  # fmt: skip
+    assert verify_request(**request, authority="node-a.example").signer == ADDRESS
+    with pytest.raises(WrongAuthority, match=r"addressed to node-a\.example, this node answers"):
+        verify_request(**request, authority="node-b.example")
+    # Checked before the signature: a forged one is refused for where it was sent.
+    forged = {**headers, "Signature": "sig1=:" + base64.b64encode(b"x" * 65).decode() + ":"}
+    with pytest.raises(WrongAuthority):
+        verify_request(**{**request, "headers": forged}, authority="node-a.example:8443")
 
 
 def test_an_empty_body_and_query_round_trip() -> None:

@@ -2,7 +2,8 @@
 
 Every ``/v1`` route except ``/v1/health`` takes a request signed with the
 caller's ledger key (RFC 9421, node/signatures.py), fresh (created, expires)
-and never seen before (its nonce). Who may do what is decided from the ledger:
+and never seen before (its nonce), addressed to this node, and within the rate
+limits of its signer and of its client address. Who may do what is decided from the ledger:
 the caller's standing (member, participant with a role, patient) and grants.
 A refused request changes nothing.
 """
@@ -37,9 +38,11 @@ from medledger.ledger.errors import (
 from medledger.node.errors import (
     Forbidden,
     NotFound,
+    RateLimited,
     ReplayedRequest,
     RequestNotAuthenticated,
 )
+from medledger.node.limits import Rate, RequestLimits
 from medledger.node.observe import Metrics, Observed, route_of
 from medledger.node.routes import access, audit, credentials, custodian, ledger, records
 from medledger.node.service import NodeService
@@ -63,6 +66,7 @@ STATUS: list[tuple[type[MedledgerError], int]] = [
     (ReplayedTransaction, 409),
     (NonceGap, 409),
     (Conflict, 409),
+    (RateLimited, 429),
     (TransactionRejected, 422),
     (InvalidInput, 422),
     (UsageError, 400),
@@ -83,14 +87,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
         (400, "misuse"),
-        (401, "not signed, stale, tampered or replayed"),
+        (401, "not signed, stale, tampered, replayed or addressed to another node"),
         (403, "the ledger does not allow this caller"),
         (404, "no such record, request, grant or transaction"),
         (409, "conflicts with the ledger (nonce, duplicate)"),
         (413, "body too large"),
         (422, "invalid input, or refused by the ledger"),
+        (429, "over the signing key's rate limit, or too many failed authentications"),
         (503, "a server behind the node failed"),
     )
+}
+ERROR_RESPONSES[429]["headers"] = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
 }
 
 
@@ -125,6 +133,12 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.service = service
+    settings = service.settings
+    limits = RequestLimits(
+        signers=Rate(settings.rate_limit_per_s, settings.rate_limit_burst),
+        failures=Rate(settings.auth_failures_per_s, settings.auth_failure_burst),
+    )
+    app.state.limits = limits
     metrics = Metrics()
     app.state.metrics = metrics
 
@@ -133,7 +147,8 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         status = status_of(exc)
         # The message may name an address or a record id, never health data or a secret.
         log.info("refused %s %s: %s", request.method, route_of(request.scope), type(exc).__name__)
-        return JSONResponse(error_body(exc), status_code=status)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(error_body(exc), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -148,6 +163,9 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     async def prometheus() -> Response:
         if service.running:
             metrics.log_size.set(service.node.size)
+            metrics.request_nonces.set(service.nonces.size())
+        metrics.rate_tracked.labels("signer").set(len(limits.signers))
+        metrics.rate_tracked.labels("address").set(len(limits.failures))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for module in (ledger, records, access, custodian, audit, credentials):

@@ -1,7 +1,7 @@
 """A node's configuration: a TOML file, overridden by ``MEDLEDGER_NODE_*`` variables.
 
 Every limit the node's API enforces lives here (request body size, clock skew,
-signature lifetime), never as a literal in a route.
+signature lifetime, request rates), never as a literal in a route.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,11 +18,15 @@ from pydantic_settings import (
 )
 
 from medledger.errors import UsageError
-from medledger.node.signatures import SignatureLimits
+from medledger.node.errors import MalformedRequest
+from medledger.node.signatures import HttpRequest, SignatureLimits
 
 ENV_PREFIX = "MEDLEDGER_NODE_"
 CONFIG_ENV = "MEDLEDGER_NODE_CONFIG"
 MiB = 1 << 20
+# Addresses that mean "every interface": a node listening on one cannot derive from it
+# the name its clients address it by.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (compared with, never bound)
 
 
 class NodeSettings(BaseSettings):
@@ -37,11 +41,20 @@ class NodeSettings(BaseSettings):
     custodian_key: Path = Field(description="keystore the custodian's X25519 key derives from")
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)
+    public_authority: str | None = Field(
+        default=None,
+        description="host[:port] clients address this node by, which every request must be "
+        "signed for; default: host:port. Behind a reverse proxy, the proxy's public name",
+    )
     orderer: Literal["embedded", "nats"] = "embedded"
     ordering_path: Path | None = Field(
         default=None, description="the embedded sequencer's file, shared by the nodes of a machine"
     )
     nats_urls: list[str] = Field(default_factory=list)
+    nats_monitor_urls: list[str] = Field(
+        default_factory=list,
+        description="every NATS server's HTTP monitoring URL; the node checks each syncs always",
+    )
     state_url: str | None = Field(default=None, description="default: SQLite in data_dir")
     vault_url: str | None = Field(default=None, description="default: SQLite in data_dir")
     issuer_url: str | None = Field(
@@ -50,7 +63,46 @@ class NodeSettings(BaseSettings):
     max_body_bytes: int = Field(default=16 * MiB, ge=1024)
     clock_skew_s: int = Field(default=30, ge=0, le=600)
     max_signature_lifetime_s: int = Field(default=300, ge=1, le=3600)
+    rate_limit_per_s: float = Field(
+        default=10.0, gt=0, description="verified requests one signing key may make per second"
+    )
+    rate_limit_burst: int = Field(
+        default=120, ge=1, description="verified requests one signing key may make at once"
+    )
+    auth_failures_per_s: float = Field(
+        default=5.0, gt=0, description="failed authentications a client address may have per second"
+    )
+    auth_failure_burst: int = Field(
+        default=100, ge=1, description="failed authentications one client address may have at once"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("public_authority")
+    @classmethod
+    def _normal_authority(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if any(char in value for char in "/?#@"):
+            raise ValueError("must be host[:port], without scheme, user or path")
+        # Clients leave a default port out of what they sign, for https as for http.
+        return _authority(value).removesuffix(":443")
+
+    @model_validator(mode="after")
+    def _addressable(self) -> NodeSettings:
+        if self.public_authority is None and self.host in _WILDCARD_HOSTS:
+            raise ValueError(
+                f"host {self.host!r} listens on every address: set public_authority to the "
+                "host[:port] clients use"
+            )
+        return self
+
+    @property
+    def authority(self) -> str:
+        """The host[:port] every signed request must be addressed to, as signatures carry it."""
+        if self.public_authority is not None:
+            return self.public_authority
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return _authority(f"{host}:{self.port}")
 
     @property
     def signature_limits(self) -> SignatureLimits:
@@ -78,6 +130,14 @@ class NodeSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def _authority(value: str) -> str:
+    """``value`` (host[:port]) as a verifier derives ``@authority`` from a request to it."""
+    try:
+        return HttpRequest.parse("GET", f"http://{value}/", ()).authority
+    except MalformedRequest as exc:
+        raise ValueError(f"not a host[:port]: {exc}") from None
 
 
 def load_settings(path: Path | None = None) -> NodeSettings:

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidNonce",
     "MalformedHeader",
     "MalformedRequest",
+    "RateLimited",
     "ReplayedRequest",
     "RequestNotAuthenticated",
     "SignatureExpired",
@@ -26,8 +27,11 @@ __all__ = [
     "SignatureMismatch",
     "SignatureMissing",
     "SignatureNotYetValid",
+    "SignerRateLimited",
+    "TooManyFailedAuthentications",
     "UnsupportedAlgorithm",
     "UnsupportedDigestAlgorithm",
+    "WrongAuthority",
     "WrongCoveredComponents",
 ]
 
@@ -58,6 +62,14 @@ class SignatureLabelMissing(RequestNotAuthenticated):
 
 class WrongCoveredComponents(RequestNotAuthenticated):
     """The signature does not cover exactly the components our profile requires."""
+
+
+class WrongAuthority(RequestNotAuthenticated):
+    """The request is addressed (and signed) for another host or port than this node's.
+
+    A signature covers ``@authority`` so that a request made for one node cannot be
+    replayed at another, each of which keeps its own record of nonces.
+    """
 
 
 class UnsupportedAlgorithm(RequestNotAuthenticated):
@@ -106,6 +118,27 @@ class ReplayedRequest(InvalidInput):
     Not a RequestNotAuthenticated: the signature itself is good, and the node
     answers a replay differently from a bad signature.
     """
+
+
+class RateLimited(InvalidInput):
+    """More requests than the node's rate limits allow; ``retry_after_s`` says when to retry.
+
+    Not a RequestNotAuthenticated: nothing is wrong with the request itself, and a
+    client may send it again, signed anew, once the wait is over.
+    """
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SignerRateLimited(RateLimited):
+    """One signing key made more verified requests than its rate and burst allow."""
+
+
+class TooManyFailedAuthentications(RateLimited):
+    """Requests from one client address failed authentication too often; until its
+    allowance refills, the node refuses its requests before checking their signatures."""
 
 
 class Forbidden(InvalidInput):

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +50,17 @@ class NodeProcess:
 
 
 class LocalNetwork:
-    def __init__(self, root: Path, *, base_port: int = DEFAULT_BASE_PORT) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_port: int = DEFAULT_BASE_PORT,
+        node_settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.root = root
         self.base_port = base_port
+        #: Node settings (config.NodeSettings) every node gets over this network's own.
+        self.node_settings = dict(node_settings or {})
 
     @property
     def genesis_path(self) -> Path:
@@ -98,7 +106,7 @@ class LocalNetwork:
                 cluster.start(timeout=timeout_s)
             for i, (name, _) in enumerate(INSTITUTIONS):
                 port = self.base_port + i
-                config = self._config(name, port, orderer, cluster.urls if cluster else [])
+                config = self._config(name, port, orderer, cluster)
                 nodes.append(
                     NodeProcess(name, f"http://127.0.0.1:{port}", self._spawn(config, name))
                 )
@@ -111,7 +119,9 @@ class LocalNetwork:
             if cluster is not None:
                 cluster.stop_all()
 
-    def _config(self, name: str, port: int, orderer: Orderer, nats_urls: list[str]) -> Path:
+    def _config(
+        self, name: str, port: int, orderer: Orderer, cluster: LocalNatsCluster | None
+    ) -> Path:
         settings: dict[str, Any] = {
             "name": name,
             "data_dir": str(self.root / "nodes" / name),
@@ -120,13 +130,17 @@ class LocalNetwork:
             "custodian_key": str(self.key_path(f"{name}-custodian")),
             "host": "127.0.0.1",
             "port": port,
+            # What the node's URL names: every request to it must be signed for this.
+            "public_authority": f"127.0.0.1:{port}",
             "orderer": orderer,
             "ordering_path": str(self.root / "ordering.db"),
-            "nats_urls": nats_urls,
+            "nats_urls": cluster.urls if cluster else [],
+            "nats_monitor_urls": cluster.monitor_urls if cluster else [],
             # Health cards name their issuer by an https URL; verifiers here find its key on
             # the ledger, so a local network uses a name that resolves nowhere.
             "issuer_url": f"https://{name}.invalid",
         }
+        settings |= self.node_settings
         path = self.root / "nodes" / name / "node.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         # TOML's basic strings and arrays take JSON's string and list syntax.

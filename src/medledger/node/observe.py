@@ -1,5 +1,5 @@
 """What the node does with every HTTP request before and after its route: a body limit,
-metrics and one structured log line.
+headers every answer carries, metrics and one structured log line.
 
 Plain ASGI rather than a framework middleware: it runs on every request, and the
 framework's wrapper costs more than the rest of a health check.
@@ -17,6 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("medledger.node.http")
 
+# On every answer, the API's and the portal's: no content-type guessing (a JSON answer
+# echoing input must never run as a script or page), and no Referer carrying paths,
+# which name addresses and record ids, to wherever a link leads.
+EVERY_RESPONSE = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -33,6 +38,15 @@ class Metrics:
         self.log_size = Gauge(
             "medledger_ledger_size", "transactions in this node's log", registry=self.registry
         )
+        self.request_nonces = Gauge(
+            "medledger_request_nonces", "request nonces kept against replay",
+            registry=self.registry,
+        )  # fmt: skip
+        self.rate_tracked = Gauge(
+            "medledger_http_rate_tracked",
+            "signing keys and client addresses whose allowance is partly spent",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
 
 
 def route_of(scope: Scope) -> str:
@@ -50,6 +64,15 @@ class Observed:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", ()), *EVERY_RESPONSE]
+            await send(message)
+
         declared = dict(scope["headers"]).get(b"content-length")
         body: Receive | None = receive
         if declared is None:
@@ -60,16 +83,8 @@ class Observed:
             body = None
         if body is None:
             refusal = {"error": "BodyTooLarge", "message": self._too_large}
-            await JSONResponse(refusal, status_code=413)(scope, receive, send)
+            await JSONResponse(refusal, status_code=413)(scope, receive, observed)
             return
-        status = 500
-
-        async def observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
         started = time.perf_counter()
         try:
             await self.app(scope, body, observed)

@@ -62,6 +62,7 @@ from medledger.node.errors import (
     SignatureNotYetValid,
     UnsupportedAlgorithm,
     UnsupportedDigestAlgorithm,
+    WrongAuthority,
     WrongCoveredComponents,
 )
 
@@ -611,14 +612,23 @@ def verify_request(
     now_s: int,
     limits: SignatureLimits,
     label: str = "sig1",
+    authority: str | None = None,
 ) -> SignedRequest:
     """Check a request's signature under ``label``; return who signed it.
 
-    ``headers`` names may be in any case. Raises a RequestNotAuthenticated
+    ``headers`` names may be in any case. ``authority`` is the host[:port] the
+    verifier answers to, normalised as :class:`HttpRequest` derives ``@authority``
+    (lower case, no default port); a request addressed to any other is refused
+    before its signature is checked. ``None`` skips that check, for verifying a
+    request away from the server it was sent to. Raises a RequestNotAuthenticated
     subclass that says which check failed. The caller must still reject a
     (signer, nonce) pair it has accepted before.
     """
     request = HttpRequest.parse(method, url, headers.items())
+    if authority is not None and request.authority != authority:
+        raise WrongAuthority(
+            f"request is addressed to {request.authority[:100]}, this node answers to {authority}"
+        )
     raw_input = request.fields.get("signature-input")
     raw_signature = request.fields.get("signature")
     if raw_input is None or raw_signature is None:

@@ -3,7 +3,8 @@
 Tests, benchmarks and local demos need a real replicated JetStream, not a mock:
 the ordering guarantees we rely on (quorum-acknowledged writes, leader election,
 catch-up of a restarted replica) only exist in a real cluster. Every server
-listens on 127.0.0.1 only, keeps its files under one directory, and is stopped
+listens on 127.0.0.1 only, syncs every JetStream write to disk
+(``sync_interval: always``), keeps its files under one directory, and is stopped
 when the cluster is stopped, leaves its ``with`` block, or the interpreter exits.
 """
 
@@ -142,6 +143,11 @@ class LocalNatsCluster:
         return [f"nats://{_HOST}:{server.client_port}" for server in self._servers]
 
     @property
+    def monitor_urls(self) -> list[str]:
+        """HTTP monitoring URLs of every server, in index order."""
+        return [f"http://{_HOST}:{server.http_port}" for server in self._servers]
+
+    @property
     def names(self) -> list[str]:
         """Server names in index order, as JetStream reports them (e.g. stream leaders)."""
         return [server.name for server in self._servers]
@@ -236,7 +242,12 @@ class LocalNatsCluster:
             "host": _HOST,
             "port": server.client_port,
             "http": f"{_HOST}:{server.http_port}",
-            "jetstream": {"store_dir": str(server.directory / "jetstream")},
+            # The default flushes to disk every two minutes yet acknowledges at once, so
+            # acknowledged blocks can be lost when the machines lose power together.
+            "jetstream": {
+                "store_dir": str(server.directory / "jetstream"),
+                "sync_interval": "always",
+            },
             "cluster": {
                 "name": self._name,
                 "listen": f"{_HOST}:{server.cluster_port}",

@@ -1,0 +1,61 @@
+"""Debian's Chromium, headless, driven by Playwright, for the tests that load the portal:
+a page that reports every script error and every Content-Security-Policy violation."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medledger.portal.serve import VENDOR
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Headless, as root, and quiet: no connection leaves this machine.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]  # fmt: skip
+
+BROWSER_MISSING = (
+    None
+    if Path(CHROMIUM).exists() and (VENDOR / "@noble").is_dir()
+    else "needs Debian's chromium and the portal's npm packages (make installs both)"
+)
+needs_browser = pytest.mark.skipif(BROWSER_MISSING is not None, reason=BROWSER_MISSING or "")
+
+# Runs in every document before its own scripts: a violation the browser reports to the
+# page is also written to the console, whatever words the browser's own message uses.
+_REPORT_VIOLATIONS = """
+document.addEventListener('securitypolicyviolation', (e) =>
+  console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI}`));
+"""
+
+
+def is_policy_violation(text: str) -> bool:
+    return any(
+        mark in text for mark in ("CSP violation", "Content Security Policy", "Trusted Type")
+    )
+
+
+@contextmanager
+def browser_page() -> Iterator[tuple[Any, list[str]]]:
+    """A fresh page, and the script errors and policy violations it has had so far."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if is_policy_violation(m.text) else None,
+            )
+            page.add_init_script(_REPORT_VIOLATIONS)
+            yield page, problems
+        finally:
+            browser.close()
