@@ -14,6 +14,7 @@ across nodes. Exits non-zero if any check fails.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -26,13 +27,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
+from medledger.access import care
 from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.audit import audit_log, break_glass_notices
 from medledger.access.custodian import Custodian
 from medledger.access.reader import read_record
 from medledger.credentials.claims import derive_claims
-from medledger.credentials.contract import credentials_contracts, verification
+from medledger.credentials.contract import verification
 from medledger.credentials.errors import PredicateNotSatisfied
 from medledger.credentials.issuer import Issuer
 from medledger.credentials.registry import Registry
@@ -52,6 +54,7 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
+from medledger.protocol import contract_set
 from medledger.records.pipeline import SealingPool
 from medledger.records.proof import CommittedRecord, committed_record
 from medledger.records.recipients import sealing_context
@@ -142,6 +145,7 @@ class Story:
             vote_threshold=2,
             checkpoint_threshold=2,
             roles=["doctor", "nurse", "pharmacist", "officer"],
+            protocol=contract_set().protocol(),
         )
         orderer = EmbeddedOrderer(self.workdir / "ordering.db")
         nodes: list[LedgerNode] = []
@@ -152,7 +156,7 @@ class Story:
                     genesis=genesis,
                     store=store,
                     orderer=orderer,
-                    registry=credentials_contracts(),
+                    registry=contract_set(),
                     key=key,
                     name=ident,
                 )
@@ -253,7 +257,13 @@ class Story:
         )
         check(joined.index is not None, "the registration is in the log")
         self.patient_entry = joined.index or 0
-        return f"pseudonym {self.patient.address}; the ledger holds only its encryption key"
+        # Hospital A's clinicians may write to the chart once the patient enrols there.
+        enrolled = {"institution": self.hospital_a.address}
+        await self.b.submit_payload(self.patient, care.ENROL, enrolled)
+        return (
+            f"pseudonym {self.patient.address}, enrolled at Hospital A; the ledger holds "
+            "only its encryption key"
+        )
 
     async def _forged_and_replayed(self) -> str:
         tx = Transaction(
@@ -308,7 +318,7 @@ class Story:
             for i, r in enumerate([*resources, wrong])
         ]
         self.vault = VaultStore.open(str(self.workdir / "vault-a.db"), network_id=NETWORK_ID)
-        writer = RecordWriter(self.vault, self.a, self.hospital_a)
+        writer = RecordWriter(self.vault, self.a, self.hospital_a, authoring=care.check_author)
         pool = SealingPool(sealing_context(self.a, self.doctor_a), workers=1)
         report = await writer.write(jobs, pool)
         pool.close()
@@ -545,15 +555,14 @@ class Story:
     async def _agree(self) -> str:
         for n in self.nodes:
             await n.wait_for_size(self.a.size)
-        roots = {n.state_root() for n in self.nodes}
+        roots = {await n.state_root_at(self.a.size) for n in self.nodes}
         check(len(roots) == 1 and len({n.root() for n in self.nodes}) == 1, "all nodes agree")
         return f"state root 0x{roots.pop().hex()[:16]}… on all three nodes"
 
     async def _equivocation(self) -> str:
         honest = self.a.tree_head(2)
-        lie = type(honest)(
-            NETWORK_ID, 2, hashlib.sha256(b"forked").digest(), honest.timestamp_ms
-        ).sign(self.checkup)
+        forked = hashlib.sha256(b"forked").digest()
+        lie = dataclasses.replace(honest, root=forked).sign(self.checkup)
         evidence = self.a.check_head(lie)
         check(evidence is not None, "a contradicting head is detected")
         return f"two signed heads of size 2, different roots: misbehaviour by {lie.signer} reported"

@@ -94,7 +94,7 @@ class Scene:
 
 def run(tmp_path: Path, scenario: Callable[[Scene], Awaitable[None]]) -> None:
     async def main() -> None:
-        async with world(tmp_path, registry=access.access_contracts()) as w:
+        async with world(tmp_path) as w:
             scene = Scene(w, tmp_path)
             await scene.setup()
             await scenario(scene)
@@ -149,7 +149,7 @@ def test_only_the_grant_holder_may_ask(tmp_path: Path) -> None:
 
 def test_another_patients_record_is_out_of_scope(tmp_path: Path) -> None:
     async def scenario(s: Scene) -> None:
-        with pytest.raises(InsufficientShares, match="is not patient"):
+        with pytest.raises(InsufficientShares, match="is not in the grant's scope"):
             await read_record(DR_B, s.grant, s.others_lab, custodians=s.custodians, threshold=2)
 
     run(tmp_path, scenario)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from medledger.credentials.claims import HealthClaims, derive_claims
-from medledger.credentials.contract import credentials_contracts
 from medledger.credentials.issuer import Issuer
 from medledger.credentials.registry import Registry
 from medledger.credentials.request import SignedRequest
@@ -82,7 +81,7 @@ class Scene:
 
 @asynccontextmanager
 async def scene(tmp_path: Path, tails_dir: Path) -> AsyncIterator[Scene]:
-    async with world(tmp_path, registry=credentials_contracts()) as w:
+    async with world(tmp_path) as w:
         checkup = w.consortium.keys[2]
         await w.node.submit_payload(
             w.consortium.keys[1], identity.REGISTER_PARTICIPANT,

@@ -21,7 +21,6 @@ from medledger.credentials.contract import (
     STATUS,
     STATUS_NS,
     VERIFIED,
-    credentials_contracts,
     document,
     document_id,
     issuer_id,
@@ -54,7 +53,7 @@ REQUEST = "0x" + "11" * 32
 
 def on_node(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
     async def main() -> None:
-        async with world(tmp_path, registry=credentials_contracts()) as w:
+        async with world(tmp_path) as w:
             await body(w)
 
     asyncio.run(main())

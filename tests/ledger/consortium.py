@@ -10,11 +10,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
+from medledger.ledger.committer import StateCommitter
+from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.genesis import Founder, build_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
+from medledger.protocol import contract_set
 
 NETWORK_ID = 4242
 ROLES = ["doctor", "nurse", "officer", "verifier"]
@@ -66,7 +69,10 @@ def make_consortium(
     vote_threshold: int = 2,
     checkpoint_threshold: int = 2,
     custodian_threshold: int | None = None,
+    registry: ContractRegistry | None = None,
 ) -> Consortium:
+    """Founders 0..size-1, the first signing genesis; the genesis pins ``registry``'s
+    protocol (the network's whole contract set unless given)."""
     keys = [key(f"founder-{i}") for i in range(size)]
     founders = [
         Founder(f"inst-{i}", f"Institution {i}", k.address, custodian_public(f"founder-{i}"))
@@ -81,6 +87,7 @@ def make_consortium(
         checkpoint_threshold=checkpoint_threshold,
         roles=ROLES,
         custodian_threshold=custodian_threshold,
+        protocol=(registry or contract_set()).protocol(),
     )
     consortium = Consortium(keys, genesis)
     consortium.nonces[keys[0].address] = 1
@@ -90,6 +97,7 @@ def make_consortium(
 async def start_node(
     consortium: Consortium, url: str, orderer: Orderer, index: int, **kwargs: Any
 ) -> LedgerNode:
+    kwargs.setdefault("registry", contract_set())
     node = LedgerNode(
         genesis=consortium.genesis,
         store=LedgerStore.open(url),
@@ -100,3 +108,13 @@ async def start_node(
     )
     await node.start()
     return node
+
+
+def committed_state_root(store: LedgerStore, size: int) -> bytes:
+    """The state root at ``size`` once a committer took the journal that far; checked
+    against the root rebuilt from the whole state table."""
+    StateCommitter(store.engine, store.tree_engine).catch_up()
+    root = store.tree.root_at(size)
+    assert root is not None, f"no state root at size {size}"
+    assert root == store.scanned_state_root()
+    return root

@@ -16,7 +16,13 @@ from medledger.ledger.machine import StateMachine
 from medledger.ledger.ordering.base import Block
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.verify import decode_all
-from tests.ledger.consortium import NETWORK_ID, custodian_public, key, make_consortium
+from tests.ledger.consortium import (
+    NETWORK_ID,
+    committed_state_root,
+    custodian_public,
+    key,
+    make_consortium,
+)
 
 CONSORTIUM = make_consortium()
 SENDERS = [key(f"sender-{i}") for i in range(3)]
@@ -39,7 +45,7 @@ def replay(
     for seq, raws in enumerate(blocks, start=1):
         executor.apply(Block(seq, seq * 1000, raws), decode_all(raws, LedgerLimits()))
     nonces = {s.address: store.get("nonce", s.address) or 0 for s in SENDERS}
-    result = (executor.root(), store.state_root(), executor.size, nonces)
+    result = (executor.root(), committed_state_root(store, executor.size), executor.size, nonces)
     store.close()
     return result
 

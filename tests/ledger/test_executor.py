@@ -14,7 +14,13 @@ from medledger.ledger.ordering.base import Block
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
 from medledger.ledger.verify import decode_all
-from tests.ledger.consortium import NETWORK_ID, custodian_public, key, make_consortium
+from tests.ledger.consortium import (
+    NETWORK_ID,
+    committed_state_root,
+    custodian_public,
+    key,
+    make_consortium,
+)
 
 DAY_NS = 24 * 3600 * 10**9
 
@@ -64,7 +70,7 @@ def test_a_crashing_handler_rejects_the_same_way_everywhere(tmp_path: Path) -> N
         execute(executor, 1, DAY_NS, c.genesis)
         tx = c.tx(c.keys[1], "test.broken", {}, nonce=0)
         codes.append(execute(executor, 2, DAY_NS + 1, tx))
-        codes.append(store.state_root())
+        codes.append(committed_state_root(store, executor.size))
         store.close()
     assert codes[0] == codes[2] == [HandlerFailed.code]
     assert codes[1] == codes[3]

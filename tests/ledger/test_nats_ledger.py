@@ -45,7 +45,7 @@ async def _agree(nodes: list[LedgerNode], size: int) -> None:
         await node.wait_for_size(size, timeout=60)
     assert {n.size for n in nodes} == {size}
     assert len({n.root() for n in nodes}) == 1
-    assert len({n.state_root() for n in nodes}) == 1
+    assert len({await n.state_root_at(size) for n in nodes}) == 1
 
 
 def test_three_nodes_agree_through_server_loss_and_node_restart(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore, rejected_table
 from medledger.ledger.tx import SignedTransaction, Transaction
+from medledger.protocol import contract_set
 from tests.ledger.consortium import Consortium, custodian_public, key, make_consortium, start_node
 
 Scenario = Callable[[Consortium, list[LedgerNode], EmbeddedOrderer], Awaitable[None]]
@@ -211,6 +214,7 @@ def test_second_genesis_and_foreign_genesis_are_refused(tmp_path: Path, state_ur
             genesis=consortium.genesis,
             store=LedgerStore.open(str(tmp_path / "f.db")),
             orderer=orderer,
+            registry=contract_set(),
         )
         await node.start()
         assert node.store.rejection(other.genesis.tx_id).code == NotInitialised.code  # type: ignore[union-attr]
@@ -228,11 +232,11 @@ def test_nodes_sharing_a_log_reach_identical_state(tmp_path: Path, state_url: st
         assert all(o.accepted for o in outcomes)
         for node in nodes:
             await node.wait_for_size(41)
-        assert len({n.state_root() for n in nodes}) == 1
+        assert len({await n.state_root_at(41) for n in nodes}) == 1
         assert len({n.root() for n in nodes}) == 1
         late = await start_node(c, str(tmp_path / "late.db"), orderer, 2)
         await late.wait_for_size(41)
-        assert late.state_root() == nodes[0].state_root()
+        assert await late.state_root_at(41) == await nodes[0].state_root_at(41)
         assert late.root() == nodes[0].root()
         await late.stop()
 
@@ -290,30 +294,40 @@ def test_heads_that_contradict_the_log_are_evidence(tmp_path: Path, state_url: s
     async def scenario(c: Consortium, nodes: list[LedgerNode], orderer: EmbeddedOrderer) -> None:
         node = nodes[0]
         await node.submit(subject_tx(c, "p-1"))
-        honest = node.tree_head(2)
-        lie = type(honest)(honest.network_id, 2, bytes(32), honest.timestamp_ms).sign(c.keys[1])
+        honest = await node.head_at(2)
+        lie = dataclasses.replace(honest, root=bytes(32)).sign(c.keys[1])
         evidence = node.check_head(lie)
         assert evidence is not None and evidence.first == lie
         assert evidence.second.head == honest
         assert node.misbehaviour == [evidence]
         assert node.check_head(honest.sign(c.keys[1])) is None
-        keyless = LedgerNode(genesis=c.genesis, store=node.store, orderer=orderer)
+        keyless = LedgerNode(
+            genesis=c.genesis, store=node.store, orderer=orderer, registry=contract_set()
+        )
         with pytest.raises(CheckpointError, match="contradicts this log"):
             keyless.check_head(lie)
         colluding = {k.address: lie.head.sign(k).signature for k in c.keys[:2]}
         with pytest.raises(CheckpointError, match="contradicts this node's log"):
             node.verify_checkpoint(Checkpoint(lie.head, colluding))
-        payload = {
-            "size": 2,
-            "root": "0x" + bytes(32).hex(),
-            "timestamp_ms": honest.timestamp_ms,
-            "signature": "0x" + lie.signature.hex(),
-        }
+        payload = lie.cosign_payload()
         report = c.tx(c.keys[1], "checkpoint.cosign", payload)
         await node.submit(report)
         recorded = node.store.get("misbehaviour", "0x" + report.tx_id.hex())
         assert recorded["kind"] == "head_contradicts_log"
-        assert node.checkpoint(2) is None
+        # A head true of the log but false of the state: once a member signs the true
+        # state root at that size (here this node, on its own), the two roots are evidence.
+        false_state = dataclasses.replace(honest, state_root=bytes(32)).sign(c.keys[2])
+        assert node.check_head(false_state) is not None
+        await node.submit(c.tx(c.keys[2], "checkpoint.cosign", false_state.cosign_payload()))
+        true_state = c.tx(c.keys[1], "checkpoint.cosign", honest.sign(c.keys[1]).cosign_payload())
+        await node.submit(true_state)
+        entries = node.store.state_entries()
+        evidence = [json.loads(v) for ns, _, v in entries if ns == "misbehaviour"]
+        differ = [e for e in evidence if e["kind"] == "state_roots_differ"]
+        assert [e["roots"] for e in differ] == [["0x" + bytes(32).hex()]]
+        # The true root has the threshold's two cosignatures; the false one has one.
+        latest = node.checkpoint()
+        assert latest is not None and latest.head == honest
         with pytest.raises(InvalidPayload, match="beyond"):
             await node.submit(c.tx(c.keys[1], "checkpoint.cosign", {**payload, "size": 99}))
 
@@ -326,13 +340,13 @@ def test_node_restarts_from_its_store(tmp_path: Path, state_url: str) -> None:
         orderer = EmbeddedOrderer(tmp_path / "ordering.db")
         node = await start_node(c, state_url, orderer, 0)
         await node.submit(subject_tx(c, "p-1"))
-        root, state = node.root(), node.state_root()
+        root, state = node.root(), await node.state_root_at()
         await node.stop()
         node.store.close()
         await orderer.close()
         orderer = EmbeddedOrderer(tmp_path / "ordering.db")
         node = await start_node(c, state_url, orderer, 0)
-        assert (node.size, node.root(), node.state_root()) == (2, root, state)
+        assert (node.size, node.root(), await node.state_root_at()) == (2, root, state)
         with pytest.raises(ReplayedTransaction):
             await node.submit(subject_tx(c, "p-1", nonce=0))
         await node.submit(subject_tx(c, "p-2"))

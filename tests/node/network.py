@@ -20,6 +20,7 @@ from typing import Any
 
 import uvicorn
 
+from medledger.access import care
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
 from medledger.ledger.genesis import save_genesis
@@ -71,8 +72,11 @@ class Network:
         await self.submit(node, self.nodes[node].member, identity.REGISTER_PARTICIPANT, payload)
 
     async def register_patient(self, patient: PrivateKey, node: str = "hospital-a") -> None:
+        """Register ``patient`` and enrol them at ``node``'s institution."""
         payload = {"encryption_key": patient_public(patient)}
         await self.submit(node, patient, identity.REGISTER_SUBJECT, payload)
+        enrolled = {"institution": self.nodes[node].member.address}
+        await self.submit(node, patient, care.ENROL, enrolled)
 
     def tx(
         self,
@@ -117,7 +121,10 @@ def _serve(service: NodeService, sock: socket.socket) -> tuple[uvicorn.Server, t
 
 
 @contextmanager
-def running_network(root: Path, names: list[str] = INSTITUTIONS) -> Iterator[Network]:
+def running_network(
+    root: Path, names: list[str] = INSTITUTIONS, **overrides: Any
+) -> Iterator[Network]:
+    """The nodes of ``names``, each with NodeSettings defaults but for ``overrides``."""
     founders = [(n, n.replace("-", " ").title(), member_key(n), custodian_key(n)) for n in names]
     genesis = founding_genesis(NETWORK_ID, "node test consortium", founders)
     save_genesis(genesis, root / "genesis.tx")
@@ -137,6 +144,7 @@ def running_network(root: Path, names: list[str] = INSTITUTIONS) -> Iterator[Net
                 port=port,
                 # Named by health cards as their issuer; never contacted.
                 issuer_url=f"https://{name}.invalid",
+                **overrides,
             )
             service = NodeService(settings, NodeKeys(member_key(name), custodian_key(name)))
             server, thread = _serve(service, sock)

@@ -254,11 +254,8 @@ def test_a_record_proof_from_the_node_checks_against_a_cosigned_checkpoint(net: 
     async def scenario() -> None:
         _, record_id = await _write_lab(net)
         hospital_a = net.nodes["hospital-a"]
-        signed = hospital_a.service.node.tree_head().sign(hospital_a.member)
-        head = signed.head
-        payload = {"size": head.size, "root": "0x" + head.root.hex(),
-                   "timestamp_ms": head.timestamp_ms,
-                   "signature": "0x" + signed.signature.hex()}  # fmt: skip
+        signed = (await hospital_a.service.node.head_at()).sign(hospital_a.member)
+        head, payload = signed.head, signed.cosign_payload()
         async with net.client("hospital-a", hospital_a.member) as member:
             # The node relays approvals under this key too: ask it for the next nonce.
             address = hospital_a.member.address
@@ -333,3 +330,20 @@ def test_many_records_go_up_in_batches_the_node_accepts(net: Network) -> None:
         assert done == [UPLOAD_BATCH, len(sources)]
 
     asyncio.run(scenario())
+
+
+def test_every_api_answer_forbids_sniffing_and_referrers(net: Network) -> None:
+    base = net.nodes["hospital-a"].url
+    limit = net.nodes["hospital-a"].service.settings.max_body_bytes
+    with httpx.Client() as http:
+        answers = [
+            http.get(f"{base}/v1/health"),
+            http.get(f"{base}/v1/ledger/status"),
+            http.get(f"{base}/v1/no-such-route"),
+            http.post(f"{base}/v1/ledger/transactions", content=b"x" * (limit + 1)),
+            http.get(f"{base}/openapi.json"),
+        ]
+    assert [a.status_code for a in answers] == [200, 401, 404, 413, 200]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"

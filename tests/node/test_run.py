@@ -17,6 +17,7 @@ import httpx
 from medledger.crypto.keystore import encrypt_keystore
 from medledger.ledger.genesis import Founder, build_genesis, save_genesis
 from medledger.node.home import custodian_public_key
+from medledger.protocol import contract_set
 from tests.ledger.consortium import key
 
 PASSPHRASE = "correct horse battery staple"
@@ -34,6 +35,7 @@ def _home(tmp_path: Path) -> Path:
     genesis = build_genesis(
         network_id=77, name="one", founders=[founder], signer=MEMBER,
         vote_threshold=1, checkpoint_threshold=1, roles=["doctor"],
+        protocol=contract_set().protocol(),
     )  # fmt: skip
     save_genesis(genesis, tmp_path / "genesis.tx")
     for name, k in (("member", MEMBER), ("custodian", CUSTODIAN)):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,31 +23,21 @@ from medledger.credentials.registry import Registry
 from medledger.credentials.verifier import verify_health_card
 from medledger.crypto.keystore import encrypt_keystore
 from medledger.node.client import NodeClient, RemoteCustodian, RemoteState, upload_records
-from medledger.portal.serve import VENDOR
 from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import Network, running_network
+from tests.portal.browser import browser_page, needs_browser
 from tests.records.world import lab_result
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
-# Headless, as root, and quiet: no connection leaves this machine.
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]  # fmt: skip
 PASSPHRASE = "portal test passphrase"
 DR_A, DR_B, PATIENT = key("portal:dr-a"), key("portal:dr-b"), key("portal:patient")
 RESOURCE = lab_result()
 (CHART,) = generate_patients(1, seed=17, records_per_patient=12)
 T = TypeVar("T")
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() or not (VENDOR / "@noble").is_dir(),
-    reason="needs Debian's chromium and the portal's npm packages (make installs both)",
-)
+pytestmark = needs_browser
 
 
 async def _set_up(net: Network) -> str:
@@ -92,10 +81,8 @@ async def _read_and_checkpoint(net: Network, record: str, grant: str) -> None:
             break
         await asyncio.sleep(0.02)
     member = net.nodes["hospital-a"].member
-    signed = node.tree_head().sign(member)
-    head = signed.head
-    payload = {"size": head.size, "root": "0x" + head.root.hex(), "timestamp_ms": head.timestamp_ms,
-               "signature": "0x" + signed.signature.hex()}  # fmt: skip
+    signed = (await node.head_at()).sign(member)
+    head, payload = signed.head, signed.cosign_payload()
     async with net.client("hospital-a", member) as client:
         nonce = (await client.get(f"/v1/ledger/nonces/{member.address}"))["next_nonce"]
         tx = net.tx(member, "checkpoint.cosign", payload, nonce=nonce)
@@ -123,18 +110,11 @@ def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
+    """A page that must end with no script error and no Content-Security-Policy violation."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS,
-        )  # fmt: skip
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with browser_page() as (page, problems):
         yield page
-        browser.close()
-        assert errors == [], errors
+    assert problems == [], problems
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -211,7 +191,8 @@ def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_read
     run(_read_and_checkpoint(net, record, approved))
     page.reload()
     _sign_in(page, url, keystore)
-    page.wait_for_selector("#audit .badge.proven")
+    # Badges appear one by one, each after its proof is checked.
+    page.wait_for_function("() => document.querySelectorAll('#audit .badge').length >= 2")
     badges = page.locator("#audit .badge").all_text_contents()
     assert len(badges) >= 2 and all(b.startswith("✓ in checkpoint") for b in badges), badges
     assert DR_B.address in page.text_content("#audit")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from medledger.access import care
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
@@ -16,7 +17,7 @@ from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
-from medledger.records.contract import records_contracts
+from medledger.protocol import contract_set
 from medledger.records.pipeline import SealingPool
 from medledger.records.recipients import sealing_context
 from medledger.records.store import VaultStore
@@ -52,11 +53,15 @@ class World:
     def custodians(self) -> list[X25519PrivateKey]:
         return [custodian_private(f"founder-{i}") for i in range(len(self.consortium.keys))]
 
-    async def add_patient(self, label: str) -> PrivateKey:
+    async def add_patient(self, label: str, *, enrol: bool = True) -> PrivateKey:
+        """A registered patient, enrolled at the hospital unless ``enrol`` is False."""
         patient = key("patient:" + label)
         public = ecies.public_bytes(patient_private(label))
         payload = {"encryption_key": "0x" + public.hex()}
         await self.node.submit_payload(patient, identity.REGISTER_SUBJECT, payload)
+        if enrol:
+            hospital = {"institution": self.consortium.keys[0].address}
+            await self.node.submit_payload(patient, care.ENROL, hospital)
         return patient
 
     def pool(self, workers: int = 1, chunk: int = 16) -> SealingPool:
@@ -84,7 +89,7 @@ async def world(
         genesis=consortium.genesis,
         store=LedgerStore.open(str(tmp_path / "ledger.db")),
         orderer=orderer,
-        registry=registry or records_contracts(),
+        registry=registry or contract_set(),
         key=consortium.keys[0],
         name="hospital",
     )
@@ -94,7 +99,8 @@ async def world(
     try:
         register = {"address": author.address, "role": "doctor"}
         await node.submit_payload(consortium.keys[0], identity.REGISTER_PARTICIPANT, register)
-        writer = RecordWriter(store, node, consortium.keys[0], batch_records=batch_records)
+        writer = RecordWriter(store, node, consortium.keys[0], batch_records=batch_records,
+                              authoring=care.check_author)  # fmt: skip
         yield World(consortium, node, store, writer, author)
     finally:
         store.close()

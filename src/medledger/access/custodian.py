@@ -1,11 +1,12 @@
 """A custodian: releases its share of a record's key, only under a grant, only after a receipt.
 
 Every member institution runs one. Asked for a share, it checks in its own ledger
-state that the grant holds, that the request is signed by the grant's holder,
-that the record is the patient's, in the grant's scope and committed in its log;
-then it appends an ``access.receipt`` and waits until the log has it; only then
-does it open its share and seal it to the reader's one-time key. Any refusal
-raises its specific error, and no share leaves.
+state that the grant holds and its holder still stands, that the request is signed
+by the grant's holder, that the record is the patient's, of a category the grant
+covers (as its author signed it), committed in its log, and written by an author
+who could write it (access/care.py); then it appends an ``access.receipt`` and
+waits until the log has it; only then does it open its share and seal it to the
+reader's one-time key. Any refusal raises its specific error, and no share leaves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from medledger.access.contract import RECEIPT, active_grant
+from medledger.access.care import check_author
+from medledger.access.contract import RECEIPT, active_grant, grant_covers
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.release import Release
 from medledger.crypto import ecies
@@ -80,8 +82,17 @@ class Custodian:
         if release.record != commitment:
             raise OutOfScope("the release request names another record")
         if header.patient != grant["patient"]:
-            raise OutOfScope(f"record {header.label} is not patient {grant['patient']}'s")
-        record.check(self.node.store.tx_by_index(record.log_index).raw)
+            raise OutOfScope(f"record {header.label} is not in the grant's scope")
+        commitment_hex = "0x" + commitment.hex()
+        if not grant_covers(grant, header.category, commitment_hex):
+            raise OutOfScope(f"record {header.label} is not in the grant's scope")
+        logged = self.node.store.tx_by_index(record.log_index)
+        author = record.check(logged.raw)
+        check_author(
+            self.node.store, author=author, patient=header.patient, category=header.category,
+            resource_type=header.resource_type, index=logged.index,
+            timestamp_ns=logged.timestamp_ns,
+        )  # fmt: skip
         payload = {
             "grant": grant_key,
             "record": "0x" + commitment.hex(),

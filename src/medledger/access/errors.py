@@ -12,19 +12,29 @@ from medledger.errors import VerificationError
 from medledger.ledger.errors import TransactionRejected
 
 __all__ = [
+    "AlreadyEnrolled",
     "ApprovalExpired",
     "BadApproval",
+    "BreakGlassLimit",
     "ConditionFailed",
     "DurationTooLong",
+    "EmptyScope",
     "GrantExpired",
     "GrantRevoked",
+    "HolderWithoutStanding",
+    "InconsistentScope",
     "InvalidPolicy",
+    "NoCareRelationship",
     "NoGrant",
+    "NotAnAuthor",
     "NotPatient",
+    "NotReviewer",
     "OutOfScope",
     "PolicyNotSatisfied",
     "PurposeNotAllowed",
+    "TooManyOpenRequests",
     "UnknownRequest",
+    "WrongCategory",
 ]
 
 
@@ -104,3 +114,67 @@ class OutOfScope(TransactionRejected):
     """The record asked for is not one the grant covers."""
 
     code = "out_of_scope"
+
+
+class EmptyScope(TransactionRejected):
+    """A request names no data category: every request is judged by the policies of the
+    categories it names, so one that names none would be judged by none."""
+
+    code = "empty_scope"
+
+
+class InconsistentScope(TransactionRejected):
+    """A request names a category or a record twice, or records without a category."""
+
+    code = "inconsistent_scope"
+
+
+class HolderWithoutStanding(TransactionRejected):
+    """A grant's holder is no longer a registered participant of a member institution, or
+    the grant rests on approvals that had expired when it formed."""
+
+    code = "holder_without_standing"
+
+
+class NotAnAuthor(TransactionRejected, VerificationError):
+    """A record's author did not hold a role that may write records when it was written."""
+
+    code = "not_an_author"
+
+
+class NoCareRelationship(TransactionRejected, VerificationError):
+    """The author's institution had no care relationship with the patient (an enrolment
+    or a grant covering the record's category) when the record was written."""
+
+    code = "no_care_relationship"
+
+
+class TooManyOpenRequests(TransactionRejected):
+    """The patient already has as many open requests as the network allows."""
+
+    code = "too_many_open_requests"
+
+
+class BreakGlassLimit(TransactionRejected):
+    """The requester already broke the glass as often as the network allows in a day."""
+
+    code = "break_glass_limit"
+
+
+class NotReviewer(TransactionRejected):
+    """Only a participant in the network's reviewer role who took no part in a
+    break-glass grant may review it."""
+
+    code = "not_reviewer"
+
+
+class WrongCategory(TransactionRejected, VerificationError):
+    """A record is labelled with a data category its resource type can never be in."""
+
+    code = "wrong_category"
+
+
+class AlreadyEnrolled(TransactionRejected):
+    """The patient is already enrolled at that institution (or was not, to unenrol)."""
+
+    code = "already_enrolled"

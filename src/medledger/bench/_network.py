@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from medledger.crypto.keys import PrivateKey
-from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.genesis import Founder, build_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
+from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
 
 
@@ -31,12 +31,13 @@ def bench_genesis(
         vote_threshold=2,
         checkpoint_threshold=2,
         roles=["doctor", "nurse", "verifier"],
+        protocol=contract_set().protocol(),
     )
 
 
 @asynccontextmanager
 async def node_and_vault(
-    work: Path, genesis: SignedTransaction, registry: ContractRegistry, key: PrivateKey
+    work: Path, genesis: SignedTransaction, key: PrivateKey
 ) -> AsyncIterator[tuple[LedgerNode, VaultStore]]:
     """The first founder's node on the embedded orderer, and its vault, in ``work``."""
     orderer = EmbeddedOrderer(work / "ordering.db")
@@ -44,7 +45,7 @@ async def node_and_vault(
         genesis=genesis,
         store=LedgerStore.open(str(work / "ledger.db")),
         orderer=orderer,
-        registry=registry,
+        registry=contract_set(),
         key=key,
     )
     try:

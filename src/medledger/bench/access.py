@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medledger.access import care
 from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
@@ -94,6 +95,7 @@ class Bench:
         await node.submit_payload(
             self.patient, identity.REGISTER_SUBJECT, {"encryption_key": "0x" + public.hex()}
         )
+        await node.submit_payload(self.patient, care.ENROL, {"institution": a.address})
         policy = {
             "approvers": {
                 "k_of": 2,
@@ -105,7 +107,7 @@ class Bench:
         await node.submit_payload(
             self.patient, access.SET_POLICY, {"category": "documents", "policy": policy}
         )
-        writer = RecordWriter(store, node, a)
+        writer = RecordWriter(store, node, a, authoring=care.check_author)
         pool = SealingPool(sealing_context(node, self.doctor_a), workers=1)
         job = plan_new("scan.json", _big_document("p"), self.patient.address, public)
         report = await writer.write([job], pool)
@@ -185,7 +187,7 @@ def run(
         work = Path(tmp)
 
         async def main() -> dict[str, Any]:
-            network = node_and_vault(work, genesis, access.access_contracts(), founders[0])
+            network = node_and_vault(work, genesis, founders[0])
             async with network as (node, store):
                 bench = Bench(node, founders)
                 say("writing a 1 MiB record")

@@ -32,7 +32,6 @@ from medledger.bench._network import bench_genesis, node_and_vault
 from medledger.bench.ledger import signature_floor
 from medledger.credentials import sdjwt, zk
 from medledger.credentials.claims import HealthClaims, derive_claims
-from medledger.credentials.contract import credentials_contracts
 from medledger.credentials.issuer import Issuer
 from medledger.credentials.registry import Registry
 from medledger.credentials.request import Predicate, PresentationRequest
@@ -184,7 +183,7 @@ def run(*, rounds: int = 20, sdjwt_verifies: int = 2000,
 
     async def main(work: Path) -> dict[str, Any]:
         tails_dir = work / "tails"
-        async with node_and_vault(work, genesis, credentials_contracts(), founders[0]) as (node, _):
+        async with node_and_vault(work, genesis, founders[0]) as (node, _):
             await node.submit_payload(founders[0], identity.REGISTER_PARTICIPANT,
                                       {"address": insurer.address, "role": "verifier"})  # fmt: skip
             say("setting up the AnonCreds issuer (safe primes: a few seconds)")

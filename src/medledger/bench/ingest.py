@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medledger.access import care
 from medledger.bench._network import bench_genesis, node_and_vault
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.records.contract import records_contracts
 from medledger.records.pipeline import Job, SealingPool
 from medledger.records.recipients import sealing_context
 from medledger.records.synthetic import generate_patients
@@ -83,7 +83,7 @@ def run(
         work = Path(tmp)
 
         async def main() -> dict[str, Any]:
-            network = node_and_vault(work, genesis, records_contracts(), founders[0])
+            network = node_and_vault(work, genesis, founders[0])
             async with network as (node, store):
                 participant = {"address": author.address, "role": "doctor"}
                 await node.submit_payload(founders[0], identity.REGISTER_PARTICIPANT, participant)
@@ -94,6 +94,8 @@ def run(
                     key, public = _key(label), _x25519_public(label)
                     payload = {"encryption_key": "0x" + public.hex()}
                     await node.submit_payload(key, identity.REGISTER_SUBJECT, payload)
+                    hospital = {"institution": founders[0].address}
+                    await node.submit_payload(key, care.ENROL, hospital)
                     patients[label] = (key.address, public)
                 pool = SealingPool(sealing_context(node, author), workers=workers)
                 try:
@@ -101,7 +103,7 @@ def run(
                     say(f"floor: sealing {len(items)} records on {pool.workers} workers")
                     floor_s = await _floor(pool, _jobs(items, patients))
                     say(f"writing {len(items)} records to the vault and the ledger")
-                    writer = RecordWriter(store, node, founders[0])
+                    writer = RecordWriter(store, node, founders[0], authoring=care.check_author)
                     start = time.perf_counter()
                     report = await writer.write(_jobs(items, patients), pool)
                     elapsed = time.perf_counter() - start

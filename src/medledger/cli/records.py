@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from medledger.access import care
 from medledger.access.audit import AuditEntry, audit_log, break_glass_notices
 from medledger.cli.options import HomeOption, JsonOption, PatientOption, ScryptOption
 from medledger.errors import InvalidInput, UsageError, VerificationError
@@ -90,7 +91,7 @@ async def _import(
     async with home.session(writer=FOUNDERS[0][0]) as session:
         node = session.node
         assert node.key is not None
-        writer = RecordWriter(session.store, node, node.key)
+        writer = RecordWriter(session.store, node, node.key, authoring=care.check_author)
         await writer.recover()
         context = sealing_context(node, home.load_key(author_name))
         pool = SealingPool(context, workers=None if len(sources) >= PARALLEL_FROM else 1)

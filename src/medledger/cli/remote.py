@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from medledger.access import care
 from medledger.access.approval import Approval
 from medledger.access.contract import REQUEST, REVOKE
 from medledger.access.reader import read_record
@@ -119,15 +120,30 @@ def ledger_status(
 
 
 def register_patient(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
-    """Register your key as a patient: your pseudonym and the key records are sealed to."""
+    """Register your key as a patient (your pseudonym and the key records are sealed to)
+    and enrol at the node's institution, so that its clinicians may write your records."""
 
-    async def work(client: NodeClient) -> Any:
+    async def work(client: NodeClient) -> str:
         payload = {"encryption_key": "0x" + patient_public_key(client.key).hex()}
         tx = await client.transaction(identity.REGISTER_SUBJECT, payload)
-        return await client.post("/v1/ledger/transactions", {"transaction": tx})
+        await client.post("/v1/ledger/transactions", {"transaction": tx})
+        return await _enrol(client)
 
-    _with_client(node, key, work)
-    out.print(f"registered {load_key(key).address} as a patient")
+    institution = _with_client(node, key, work)
+    out.print(f"registered {load_key(key).address} as a patient, enrolled at {institution}")
+
+
+def enrol(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
+    """Enrol at the node's institution: its clinicians may then write your records."""
+    institution = _with_client(node, key, _enrol)
+    out.print(f"enrolled at {institution}")
+
+
+async def _enrol(client: NodeClient) -> str:
+    institution = str((await client.get("/v1/ledger/status"))["member"])
+    tx = await client.transaction(care.ENROL, {"institution": institution})
+    await client.post("/v1/ledger/transactions", {"transaction": tx})
+    return institution
 
 
 @staff_app.command("add")

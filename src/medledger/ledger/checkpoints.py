@@ -1,10 +1,12 @@
 """Signed tree heads and checkpoints cosigned by k of n members.
 
 A tree head states "the log of network N had ``size`` entries with this RFC 6962
-root, the last ordered at ``timestamp_ms``". Members sign heads as EIP-712 typed
+root, the state they lead to has this state root (ledger/state_tree.py), and the
+last entry was ordered at ``timestamp_ms``". Members sign heads as EIP-712 typed
 data; a checkpoint is a head with member cosignatures and is valid when at least
 the checkpoint threshold of current members signed it. Anyone with a record's
-inclusion proof and a valid checkpoint can check the record offline.
+inclusion proof, or a state entry's proof, and a valid checkpoint can check it
+offline.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ HEAD_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "network", "type": "uint256"},
         {"name": "size", "type": "uint64"},
         {"name": "root", "type": "bytes32"},
+        {"name": "stateRoot", "type": "bytes32"},
         {"name": "timestamp", "type": "uint64"},
     ]
 }
@@ -37,6 +40,7 @@ class TreeHead:
     network_id: int
     size: int
     root: bytes
+    state_root: bytes
     #: Milliseconds: JSON (RFC 8785) cannot carry nanosecond integers exactly.
     timestamp_ms: int
 
@@ -48,6 +52,7 @@ class TreeHead:
                 "network": self.network_id,
                 "size": self.size,
                 "root": self.root,
+                "stateRoot": self.state_root,
                 "timestamp": self.timestamp_ms,
             },
         )
@@ -61,6 +66,7 @@ class TreeHead:
             "network": self.network_id,
             "size": self.size,
             "root": "0x" + self.root.hex(),
+            "state_root": "0x" + self.state_root.hex(),
             "timestamp_ms": self.timestamp_ms,
         }
 
@@ -69,12 +75,13 @@ class TreeHead:
         try:
             network, size, timestamp = obj["network"], obj["size"], obj["timestamp_ms"]
             root = _hex(obj["root"], 32)
+            state_root = _hex(obj["state_root"], 32)
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"malformed tree head: {exc}") from exc
         for name, value in (("network", network), ("size", size), ("timestamp_ms", timestamp)):
-            if type(value) is not int or value < 0:
+            if type(value) is not int or not 0 <= value < 2**64:
                 raise CheckpointError(f"malformed tree head: {name} {value!r}")
-        return cls(network, size, root, timestamp)
+        return cls(network, size, root, state_root, timestamp)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,12 @@ class SignedTreeHead:
             "signer": self.signer,
             "signature": "0x" + self.signature.hex(),
         }
+
+    def cosign_payload(self) -> dict[str, Any]:
+        """The payload of the ``checkpoint.cosign`` transaction that submits this head."""
+        head = self.head.to_json()
+        del head["network"]
+        return {**head, "signature": "0x" + self.signature.hex()}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> SignedTreeHead:
@@ -187,7 +200,7 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Equivocation:
-    """Two validly signed heads of one network and size with different roots."""
+    """Two validly signed heads of one network and size with different log or state roots."""
 
     first: SignedTreeHead
     second: SignedTreeHead
@@ -199,7 +212,9 @@ class Equivocation:
 def find_equivocation(first: SignedTreeHead, second: SignedTreeHead) -> Equivocation | None:
     """Evidence of misbehaviour if both heads verify and contradict each other."""
     a, b = first.head, second.head
-    if a.network_id != b.network_id or a.size != b.size or a.root == b.root:
+    if a.network_id != b.network_id or a.size != b.size:
+        return None
+    if (a.root, a.state_root) == (b.root, b.state_root):
         return None
     first.verify()
     second.verify()

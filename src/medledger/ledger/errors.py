@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from medledger.errors import InvalidInput, VerificationError
+from medledger.errors import InvalidInput, UsageError, VerificationError
 
 
 class TransactionRejected(InvalidInput):
@@ -65,6 +65,11 @@ class NotInitialised(TransactionRejected):
 
 class GenesisMismatch(InvalidInput):
     """The ordered log starts with a genesis other than the one this node was given."""
+
+
+class ProtocolMismatch(UsageError):
+    """A node's contract set is not the protocol its network's genesis pins: replaying the
+    log with it could reach another state than the other nodes."""
 
 
 class CheckpointError(VerificationError):

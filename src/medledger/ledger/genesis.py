@@ -6,9 +6,10 @@ node refuses a log that starts with any other genesis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, UsageError
@@ -41,13 +42,19 @@ def build_genesis(
     vote_threshold: int,
     checkpoint_threshold: int,
     roles: Sequence[str],
+    protocol: Mapping[str, str],
     custodian_threshold: int | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> SignedTransaction:
-    """The signed genesis transaction; ``signer`` must be one of the founders."""
+    """The signed genesis transaction; ``signer`` must be one of the founders, and
+    ``protocol`` is what the network's contract set reports (ContractRegistry.protocol).
+    ``settings`` are named values the domain contracts read (who may write records,
+    limits on requests); the ledger keeps them without knowing what they mean."""
     if signer.address not in {f.address for f in founders}:
         raise UsageError("the genesis must be signed by one of the founders")
-    payload = {
+    payload: dict[str, Any] = {
         "name": name,
+        "protocol": dict(protocol),
         "members": [f.to_json() for f in founders],
         "vote_threshold": vote_threshold,
         "checkpoint_threshold": checkpoint_threshold,
@@ -55,6 +62,8 @@ def build_genesis(
     }
     if custodian_threshold is not None:
         payload["custodian_threshold"] = custodian_threshold
+    if settings:
+        payload["settings"] = dict(settings)
     return Transaction(network_id, signer.address, 0, GENESIS, payload).sign(signer)
 
 

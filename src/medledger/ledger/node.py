@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address, PrivateKey
@@ -26,6 +26,7 @@ from medledger.ledger.checkpoints import (
     TreeHead,
     find_equivocation,
 )
+from medledger.ledger.committer import CommitterProcess, CommitterThread
 from medledger.ledger.config import LedgerLimits
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts.base import ContractRegistry
@@ -33,6 +34,7 @@ from medledger.ledger.contracts.membership import MEMBER_NS, active_members
 from medledger.ledger.contracts.standard import ledger_contracts
 from medledger.ledger.errors import (
     CheckpointError,
+    ProtocolMismatch,
     ReplayedTransaction,
     TransactionRejected,
     UnknownTransaction,
@@ -74,6 +76,7 @@ class LedgerNode:
         limits: LedgerLimits | None = None,
         verifier: SignatureVerifier | None = None,
         name: str = "node",
+        committer: Literal["thread", "process"] = "thread",
     ) -> None:
         self.name = name
         self.genesis = genesis
@@ -82,7 +85,13 @@ class LedgerNode:
         self.orderer = orderer
         self.key = key
         self.limits = limits or LedgerLimits()
-        self.machine = StateMachine(registry or ledger_contracts(), self.network_id, genesis.tx_id)
+        registry = registry or ledger_contracts()
+        pinned = genesis.tx.payload.get("protocol")
+        if registry.protocol() != pinned:
+            raise ProtocolMismatch(
+                f"{name} runs protocol {registry.protocol()}, the genesis pins {pinned}"
+            )
+        self.machine = StateMachine(registry, self.network_id, genesis.tx_id)
         self.executor = BlockExecutor(store, self.machine)
         self._verifier = verifier or SignatureVerifier(self.limits)
         self._owns_verifier = verifier is None
@@ -97,11 +106,23 @@ class LedgerNode:
         self._failure: BaseException | None = None
         self.misbehaviour: list[Equivocation] = []
         self._cosigning: set[int] = set()
+        self._committer_kind = committer
+        self._committer: CommitterThread | CommitterProcess | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self, *, timeout: float = 30.0) -> None:
         """Catch up with the ordered log and start taking submissions."""
+        if self._committer_kind == "process":
+            self._committer = CommitterProcess(
+                self.store.url, self.store.tree_url, name=f"{self.name}-state"
+            )
+        else:
+            self._committer = CommitterThread(
+                self.store.engine, self.store.tree_engine, name=f"{self.name}-state"
+            )
+        self._committer.start()
+        self.store.on_commit = self._committer.wake
         self._tasks = [
             asyncio.create_task(self._follow(), name=f"{self.name}-follow"),
             asyncio.create_task(self._batch(), name=f"{self.name}-batch"),
@@ -121,6 +142,9 @@ class LedgerNode:
             # library can swallow one cancellation when its inner future completes at once.
             _, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
+        if self._committer is not None:
+            await asyncio.to_thread(self._committer.stop)
+            self._committer = None
         if self._owns_verifier:
             self._verifier.close()
         self._fail_pending(TransportError(f"{self.name} stopped"))
@@ -307,8 +331,21 @@ class LedgerNode:
     def root(self) -> bytes:
         return self.executor.root()
 
-    def state_root(self) -> bytes:
-        return self.store.state_root()
+    async def state_root_at(self, size: int | None = None, *, timeout: float = 30.0) -> bytes:
+        """The state root after the block that ended at ``size`` (default: the log now),
+        once this node's state committer has reached it."""
+        size = self.size if size is None else size
+        deadline = time.monotonic() + timeout
+        while True:
+            root = self.store.tree.root_at(size)
+            if root is not None:
+                return root
+            failure = None if self._committer is None else self._committer.failure
+            if failure is not None:
+                raise TransportError(f"{self.name}: the state committer failed") from failure
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} has no state root at log size {size} yet")
+            await asyncio.sleep(0.005)
 
     def members(self) -> list[Address]:
         return active_members(self.store)
@@ -342,25 +379,47 @@ class LedgerNode:
         return merkle.consistency_proof(self.store, old_size, new_size)
 
     def tree_head(self, size: int | None = None) -> TreeHead:
+        """This node's head at ``size``: its log root, and its committer's state root."""
         size = self.size if size is None else size
         if not 0 < size <= self.size:
             raise UsageError(f"no tree head of size {size} (log has {self.size})")
+        state_root = self.store.tree.root_at(size)
+        if state_root is None:
+            raise UsageError(f"no state root at log size {size} yet")
         timestamp_ms = (
             self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
         )
-        return TreeHead(self.network_id, size, merkle.root(self.store, size), timestamp_ms)
+        root = merkle.root(self.store, size)
+        return TreeHead(self.network_id, size, root, state_root, timestamp_ms)
+
+    async def head_at(self, size: int | None = None, *, timeout: float = 30.0) -> TreeHead:
+        """:meth:`tree_head`, once the committer has the state root."""
+        size = self.size if size is None else size
+        await self.state_root_at(size, timeout=timeout)
+        return self.tree_head(size)
 
     def checkpoint(self, size: int | None = None) -> Checkpoint | None:
-        """The checkpoint at ``size`` (default: the latest that reached the threshold)."""
+        """The latest checkpoint that reached the threshold, or the best cosigned head at
+        ``size`` (the state root most members signed there)."""
         if size is None:
-            size = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
-            if size is None:
+            latest = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
+            if latest is None:
                 return None
-        entry = self._checkpoint_entry(size)
-        return None if entry is None else Checkpoint.from_json(entry)
+            key = f"{checkpoint_contract.size_key(latest['size'])}/{latest['state_root']}"
+            entry = self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
+            return None if entry is None else Checkpoint.from_json(entry)
+        candidates = [self._entry(size, root) for root in self._roots_at(size)]
+        entries = [e for e in candidates if e is not None]
+        if not entries:
+            return None
+        return Checkpoint.from_json(max(entries, key=lambda e: len(e["cosignatures"])))
 
-    def _checkpoint_entry(self, size: int) -> Any | None:
-        key = checkpoint_contract.checkpoint_key(size)
+    def _roots_at(self, size: int) -> list[str]:
+        return list(self.store.get(checkpoint_contract.ROOTS_NS, checkpoint_contract.size_key(size))
+                    or [])  # fmt: skip
+
+    def _entry(self, size: int, state_root: str) -> Any | None:
+        key = f"{checkpoint_contract.size_key(size)}/{state_root}"
         return self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
 
     def verify_checkpoint(self, checkpoint: Checkpoint) -> Quorum:
@@ -368,13 +427,19 @@ class LedgerNode:
         return who cosigned."""
         threshold = int(self.network_config()["checkpoint_threshold"])
         quorum = checkpoint.verify(self.members(), threshold)
-        if checkpoint.head.size <= self.size and checkpoint.head != self.tree_head(
-            checkpoint.head.size
-        ):
-            raise CheckpointError(
-                f"checkpoint at size {checkpoint.head.size} contradicts this node's log"
-            )
+        head = checkpoint.head
+        if head.size <= self.size and not self._agrees(head):
+            raise CheckpointError(f"checkpoint at size {head.size} contradicts this node's log")
         return quorum
+
+    def _agrees(self, head: TreeHead) -> bool:
+        """Whether ``head`` is this node's own, as far as its committer got."""
+        size = head.size
+        log_time = self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
+        if (head.root, head.timestamp_ms) != (merkle.root(self.store, size), log_time):
+            return False
+        ours = self.store.tree.root_at(size)
+        return ours is None or ours == head.state_root
 
     async def cosign_head(
         self, size: int | None = None, *, key: PrivateKey | None = None
@@ -387,20 +452,16 @@ class LedgerNode:
         key = key or self.key
         if key is None:
             raise UsageError(f"{self.name} has no signing key")
-        signed = self.tree_head(size).sign(key)
-        payload = {
-            "size": signed.head.size,
-            "root": "0x" + signed.head.root.hex(),
-            "timestamp_ms": signed.head.timestamp_ms,
-            "signature": "0x" + signed.signature.hex(),
-        }
-        return await self.submit_payload(key, checkpoint_contract.COSIGN, payload)
+        signed = (await self.head_at(size)).sign(key)
+        return await self.submit_payload(key, checkpoint_contract.COSIGN, signed.cosign_payload())
 
     def _cosign_later(self, size: int) -> None:
         if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:
             return
-        entry = self._checkpoint_entry(size)
-        if entry is None or self.key.address in entry["cosignatures"] or size in self._cosigning:
+        if size in self._cosigning or any(
+            self.key.address in (self._entry(size, root) or {}).get("cosignatures", {})
+            for root in self._roots_at(size)
+        ):
             return
         # Every accepted cosignature of this size calls here; one of ours is enough, and a
         # second would be refused after taking a nonce that the next submission then lacks.
@@ -422,9 +483,9 @@ class LedgerNode:
         head = signed.head
         if head.network_id != self.network_id or head.size > self.size:
             return None
-        ours = self.tree_head(head.size)
-        if ours == head:
+        if self._agrees(head):
             return None
+        ours = self.tree_head(head.size)
         if self.key is None:
             # Without a key of our own there is no second signed head to pair it with.
             raise CheckpointError(

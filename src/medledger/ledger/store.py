@@ -1,18 +1,17 @@
 """Durable node state in SQL: the state table, the accepted log and its Merkle nodes.
 
 One node owns one store and is its only writer. A block's writes, log entries,
-Merkle nodes and the applied block number are committed in one SQL transaction,
-so a crash leaves the store at a block boundary and replay resumes from there.
-SQLite (WAL, full fsync at commit) is the default; PostgreSQL works by URL.
+Merkle nodes, the state tree's pages and root (ledger/state_tree.py) and the
+applied block number are committed in one SQL transaction, so a crash leaves the
+store at a block boundary and replay resumes from there. SQLite (WAL, full fsync
+at commit) is the default; PostgreSQL works by URL.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.errors import TransportError
+from medledger.ledger.state_tree import (
+    TreeReader,
+    define_journal,
+    entries_root,
+    journal_rows,
+    tree_metadata,
+)
 
 metadata = MetaData()
 
@@ -82,6 +88,8 @@ rejected_table = Table(
     Column("message", Text, nullable=False),
 )
 
+define_journal(metadata)
+
 _STATEMENTS = {
     "get_state": "SELECT value FROM ledger_state WHERE ns = ? AND key = ?",
     "upsert_state": "INSERT INTO ledger_state (ns, key, value) VALUES (?, ?, ?) "
@@ -93,9 +101,10 @@ _STATEMENTS = {
     "insert_node": "INSERT INTO ledger_merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
     "insert_rejected": "INSERT INTO ledger_rejected (seq, pos, tx_id, code, message) "
     "VALUES (?, ?, ?, ?, ?)",
+    "insert_journal": "INSERT INTO ledger_state_journal (version, ns, key, value_hash, old) "
+    "VALUES (?, ?, ?, ?, ?)",
 }
 _MISSING = object()
-_LEN = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,17 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def tree_engine_for(engine: Engine) -> Engine:
+    """Where the state tree of a ledger store lives: beside a SQLite file in one of its
+    own (so the state committer never holds the executor's write lock), in the same
+    database otherwise."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return engine
+    path = Path(database)
+    return make_engine(str(path.with_name(path.stem + ".tree" + path.suffix)))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -160,10 +180,15 @@ class LedgerStore:
         self._cache: dict[tuple[str, str], Any] = {}
         self._cache_entries = cache_entries
         self._node_cache: dict[tuple[int, int], bytes] = {}
+        self.tree_engine = tree_engine_for(engine)
         try:
             metadata.create_all(engine)
+            tree_metadata.create_all(self.tree_engine)
         except SQLAlchemyError as exc:
             raise TransportError(f"cannot open the ledger store: {type(exc).__name__}") from exc
+        self.tree = TreeReader(self.tree_engine, engine)
+        #: Told after every block commits, to wake the state committer.
+        self.on_commit: Callable[[], None] = _nothing
         # The statements of the hot path, in the driver's own parameter style.
         pyformat = engine.dialect.paramstyle in {"format", "pyformat"}
         self._sql = {k: v.replace("?", "%s") if pyformat else v for k, v in _STATEMENTS.items()}
@@ -177,11 +202,22 @@ class LedgerStore:
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def url(self) -> str:
+        """Where another process finds this store (the state committer)."""
+        return self._engine.url.render_as_string(hide_password=False)
+
+    @property
+    def tree_url(self) -> str:
+        return self.tree_engine.url.render_as_string(hide_password=False)
+
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
         self._engine.dispose()
+        if self.tree_engine is not self._engine:
+            self.tree_engine.dispose()
 
     def get(self, ns: str, key: str) -> Any | None:
         cached = self._cache.get((ns, key), _MISSING)
@@ -225,10 +261,12 @@ class LedgerStore:
     def commit(self, block: BlockCommit, size: int) -> None:
         """Persist one block's effects and advance ``applied_seq`` in one SQL transaction."""
         sql = self._sql
-        upserts = [
-            (ns, key, encode_value(v)) for (ns, key), v in block.writes.items() if v is not None
-        ]
-        deletions = [(ns, key) for (ns, key), v in block.writes.items() if v is None]
+        encoded = {k: _encoded(v) for k, v in block.writes.items()}
+        journal = journal_rows(
+            size, {k: (new, _encoded(self.get(*k))) for k, new in encoded.items()}
+        )
+        upserts = [(ns, key, value) for (ns, key), value in encoded.items() if value is not None]
+        deletions = [(ns, key) for (ns, key), value in encoded.items() if value is None]
         # Plain driver executemany: SQLAlchemy's per-row statement handling cost more
         # than the rest of a block's execution together.
         with self._engine.begin() as conn:
@@ -261,10 +299,14 @@ class LedgerStore:
                     sql["insert_rejected"],
                     [(r.seq, r.pos, r.tx_id, r.code, r.message) for r in block.rejected],
                 )
+            if journal:
+                conn.exec_driver_sql(sql["insert_journal"], journal)
             self._set_meta(conn, {"applied_seq": str(block.seq), "size": str(size)})
         self._remember(block.writes)
         for level, idx, digest in block.nodes:
             self._node_cache[(level, idx)] = digest
+        if journal:
+            self.on_commit()
 
     def _set_meta(self, conn: Any, values: Mapping[str, str]) -> None:
         stmt = _upsert_statement(self._engine.dialect.name, meta_table, ("key",))
@@ -342,14 +384,18 @@ class LedgerStore:
         # Sorted here, not in SQL: database collations differ, the root must not.
         return sorted((str(ns), str(key), bytes(value)) for ns, key, value in rows)
 
-    def state_root(self) -> bytes:
-        """SHA-256 over every state entry in (namespace, key) order, length-prefixed."""
-        digest = hashlib.sha256(b"medledger/state/v1")
-        for ns, key, value in self.state_entries():
-            for part in (ns.encode(), key.encode(), value):
-                digest.update(_LEN.pack(len(part)))
-                digest.update(part)
-        return digest.digest()
+    def scanned_state_root(self) -> bytes:
+        """The state root rebuilt from every entry of the state table: what the tree's
+        root must be, found without the tree."""
+        return entries_root(self.state_entries())
+
+
+def _nothing() -> None:
+    return None
+
+
+def _encoded(value: Any) -> bytes | None:
+    return None if value is None else encode_value(value)
 
 
 def encode_value(value: Any) -> bytes:

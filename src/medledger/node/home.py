@@ -26,7 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from medledger.access.contract import access_contracts
+from medledger.access import care
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
 from medledger.crypto.keystore import decrypt_keystore, encrypt_keystore
@@ -37,6 +37,7 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
+from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
 
 HOME_ENV = "MEDLEDGER_HOME"
@@ -102,6 +103,7 @@ def founding_genesis(
         vote_threshold=2,
         checkpoint_threshold=2,
         roles=ROLES,
+        protocol=contract_set().protocol(),
     )
 
 
@@ -195,7 +197,8 @@ class Home:
             )
 
     async def add_patient(self, alias: str, *, scrypt_n: int) -> Address:
-        """Create a patient's keystore and register them under their pseudonym."""
+        """Create a patient's keystore, register them under their pseudonym and enrol them
+        at the sandbox's hospital, whose clinician writes their records."""
         name = self.patient_name(alias)
         key = PrivateKey.generate()
         self.save_key(name, key, scrypt_n=scrypt_n)
@@ -203,6 +206,8 @@ class Home:
         async with self.session() as session:
             payload = {"encryption_key": "0x" + public.hex()}
             await session.node.submit_payload(key, identity.REGISTER_SUBJECT, payload)
+            hospital = {"institution": self.address_of(FOUNDERS[0][0])}
+            await session.node.submit_payload(key, care.ENROL, hospital)
         return key.address
 
     # -- running ---------------------------------------------------------------
@@ -217,7 +222,7 @@ class Home:
             genesis=genesis,
             store=LedgerStore.open(str(self.path / "ledger.db")),
             orderer=orderer,
-            registry=access_contracts(),
+            registry=contract_set(),
             key=self.load_key(writer) if writer else None,
             name=FOUNDERS[0][0],
         )

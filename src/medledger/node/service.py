@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from medledger.access import care
 from medledger.access.custodian import Custodian
-from medledger.credentials.contract import credentials_contracts
 from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
@@ -20,10 +20,12 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.ordering.nats import NatsOrderer
+from medledger.ledger.ordering.nats_durability import check_sync_always
 from medledger.ledger.store import LedgerStore
 from medledger.node.config import NodeSettings
 from medledger.node.home import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
 from medledger.node.replay import SeenNonces
+from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter
 
@@ -104,6 +106,14 @@ class NodeService:
         if s.orderer == "nats":
             if not s.nats_urls:
                 raise UsageError("orderer nats needs nats_urls")
+            if not s.nats_monitor_urls:
+                raise UsageError(
+                    "orderer nats needs nats_monitor_urls, to check that every server syncs "
+                    "each write to disk"
+                )
+            # Before connecting: a node must not take blocks as ordered that a
+            # power failure could still take back.
+            await check_sync_always(s.nats_monitor_urls)
             self._orderer = await NatsOrderer.connect(s.nats_urls, network_id=genesis.tx.network_id)
         else:
             self._orderer = EmbeddedOrderer(s.ordering_file)
@@ -111,13 +121,15 @@ class NodeService:
             genesis=genesis,
             store=LedgerStore.open(s.state_database),
             orderer=self._orderer,
-            registry=credentials_contracts(),
+            registry=contract_set(),
             key=self.keys.member,
             name=s.name,
         )
         await self._node.start()
         self._vault = VaultStore.open(s.vault_database, network_id=genesis.tx.network_id)
-        self.writer = RecordWriter(self._vault, self._node, self.keys.member)
+        self.writer = RecordWriter(
+            self._vault, self._node, self.keys.member, authoring=care.check_author
+        )
         recovered = await self.writer.recover()
         if recovered:
             log.info("finished %d batches left pending by a crash", len(recovered))

@@ -32,7 +32,8 @@ __all__ = [
     "ADMINISTRATIVE", "ALLERGIES", "CARE_PLANS", "CATEGORIES", "CLINICAL", "CONDITIONS",
     "DOCUMENTS", "ENCOUNTERS", "FINANCIAL", "IMAGING", "IMMUNIZATIONS", "LABS",
     "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "REQUIRED_CODES", "VITAL_SIGNS",
-    "CodeBinding", "Resource", "category_of", "expand", "load_sources", "validate_resource",
+    "CodeBinding", "Resource", "categories_for", "category_of", "expand", "load_sources",
+    "validate_resource",
 ]  # fmt: skip
 
 # Data categories: the closed set that per-category access policies are written against.
@@ -349,6 +350,12 @@ def _check_code(value: Any, binding: CodeBinding, path: str, source: str, label:
 
 def _not_one_of(binding: CodeBinding) -> str:
     return "not one of " + ", ".join(binding.codes)
+
+
+def categories_for(resource_type: str) -> frozenset[str]:
+    """Every category a resource of this type can be in: what an author may label it."""
+    category, rules = _CATEGORY_TABLE.get(resource_type, (CLINICAL, ()))
+    return frozenset({category, *(rule_category for _, rule_category in rules)})
 
 
 def category_of(resource_type: str, body: Mapping[str, Any]) -> str:

@@ -4,18 +4,23 @@ A clinician's client validates, encrypts, splits the key and signs on its own
 machine; the institution's node never sees plaintext or a data key. What the
 node can check without them, it checks here before a record joins a batch: the
 network, the author's signature over ciphertext and wrapped keys, that the
-author is a participant of this institution, that the patient is registered,
-that the key is split for the consortium's current custodians, and that a new
-version follows the one the vault holds. The shares themselves are sealed to
+author is a participant of this institution who may write this record for this
+patient (the authoring rule comes from above: access/care.py), that the patient
+is registered, that the key is split for the consortium's current custodians,
+and that a new version follows the one the vault holds. The shares themselves are sealed to
 the custodians and cannot be checked here; a custodian that cannot open its
 share refuses to release it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from medledger.crypto.keys import Address
+from medledger.errors import MedledgerError
+from medledger.ledger.contracts.base import StateView
 from medledger.ledger.contracts.identity import participant_institution
 from medledger.ledger.node import LedgerNode
 from medledger.records.errors import RejectedRecord, UnknownRecord
@@ -26,9 +31,20 @@ from medledger.records.sealed import SealedRecord
 from medledger.records.store import VaultStore, record_row
 
 
+class AuthorCheck(Protocol):
+    """Raises unless ``author`` may write this record for ``patient`` as of log entry
+    ``index`` and orderer time ``timestamp_ns``."""
+
+    def __call__(
+        self, view: StateView, *, author: Address, patient: Address, category: str,
+        resource_type: str, index: int, timestamp_ns: int,
+    ) -> None: ...  # fmt: skip
+
+
 def check_incoming(
-    node: LedgerNode, store: VaultStore, institution: Address, batch: Sequence[Incoming]
-) -> list[Sealed]:
+    node: LedgerNode, store: VaultStore, institution: Address, batch: Sequence[Incoming],
+    authoring: AuthorCheck | None = None,
+) -> list[Sealed]:  # fmt: skip
     """Check every record of a batch; the first failure refuses the whole batch."""
     custodians = custodians_of(node)
     holders = tuple(address for address, _ in custodians.holders)
@@ -46,6 +62,15 @@ def check_incoming(
             patient_key(node, header.patient)
         except UnknownPatient as exc:
             raise RejectedRecord(label, "patient", str(exc)) from None
+        if authoring is not None:
+            try:
+                authoring(
+                    node.store, author=author, patient=header.patient, category=header.category,
+                    resource_type=header.resource_type, index=node.size,
+                    timestamp_ns=time.time_ns(),
+                )  # fmt: skip
+            except MedledgerError as exc:
+                raise RejectedRecord(label, "author", str(exc)) from None
         if sealed.keys.threshold != custodians.threshold or sealed.keys.custodians != holders:
             raise RejectedRecord(
                 label, "keys", f"not split {custodians.threshold} of {len(holders)} "

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address, PrivateKey
-from medledger.errors import UsageError
+from medledger.errors import MedledgerError, UsageError
 from medledger.ledger.node import LedgerNode
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import InvalidRecord
 from medledger.records.header import FIRST_VERSION, NO_PREVIOUS, RECORD_ID_SIZE
-from medledger.records.incoming import check_incoming
+from medledger.records.incoming import AuthorCheck, check_incoming
 from medledger.records.pipeline import Incoming, Job, Sealed, SealingPool
 from medledger.records.store import PENDING, VaultStore
 
@@ -54,13 +55,17 @@ class RecordWriter:
         institution: PrivateKey,
         *,
         batch_records: int = DEFAULT_BATCH_RECORDS,
+        authoring: AuthorCheck | None = None,
     ) -> None:
+        """``authoring`` judges whether an author may write each record it is given (the
+        network's rule, from the access layer); records that fail are refused."""
         if store.network_id != node.network_id:
             raise UsageError("the vault and the ledger node belong to different networks")
         self.store = store
         self.node = node
         self.institution = institution
         self.batch_records = batch_records
+        self.authoring = authoring
         self.vault = "0x" + store.vault_id.hex()
         # Batches are numbered and committed one after another, whoever writes them.
         self._serial = asyncio.Lock()
@@ -100,7 +105,9 @@ class RecordWriter:
         batch; return its number. Nothing is stored if any record is refused."""
         async with self._serial:
             self._require_no_pending()
-            accepted = check_incoming(self.node, self.store, self.institution.address, batch)
+            accepted = check_incoming(
+                self.node, self.store, self.institution.address, batch, self.authoring
+            )
             seq = self.store.next_batch()
             await (await self._flush(seq, accepted, None))
             return seq
@@ -123,10 +130,11 @@ class RecordWriter:
         try:
             async for outcomes in pool.seal(self._jobs(jobs, report)):
                 for outcome in outcomes:
-                    if isinstance(outcome, InvalidRecord):
-                        report.rejected.append(outcome)
+                    judged = self._judged(outcome)
+                    if isinstance(judged, InvalidRecord):
+                        report.rejected.append(judged)
                     else:
-                        pending.append(outcome)
+                        pending.append(judged)
                 while len(pending) >= self.batch_records:
                     committing = await self._flush(seq, pending[: self.batch_records], committing)
                     report.batches.append(seq)
@@ -145,6 +153,20 @@ class RecordWriter:
             if committing is not None and not committing.done():
                 committing.cancel()
         return report
+
+    def _judged(self, sealed: Sealed | InvalidRecord) -> Sealed | InvalidRecord:
+        """A record sealed here, or why it was refused (invalid, or by the authoring rule)."""
+        if self.authoring is None or isinstance(sealed, InvalidRecord):
+            return sealed
+        row = sealed.row
+        try:
+            self.authoring(
+                self.node.store, author=row[10], patient=row[3], category=row[5],
+                resource_type=row[4], index=self.node.size, timestamp_ns=time.time_ns(),
+            )  # fmt: skip
+        except MedledgerError as exc:
+            return InvalidRecord(sealed.source, sealed.resource_type, "", str(exc))
+        return sealed
 
     @staticmethod
     def _jobs(jobs: Iterable[Job | InvalidRecord], report: WriteReport) -> Iterator[Job]:

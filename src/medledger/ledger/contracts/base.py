@@ -7,6 +7,7 @@ what lets every node reach the same state from the same log.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,9 +68,14 @@ Handler = Callable[[TxContext, StateView], Sequence[Write]]
 
 
 class ContractRegistry:
-    """Maps transaction types to their handlers; domain packages register theirs."""
+    """Maps transaction types to their handlers; domain packages register theirs.
 
-    def __init__(self) -> None:
+    ``version`` names the rules the handlers implement; with the set of types it is the
+    protocol a genesis pins, so that nodes replaying one log run the same contracts.
+    """
+
+    def __init__(self, version: str = "medledger-ledger/1") -> None:
+        self.version = version
         self._handlers: dict[str, Handler] = {}
 
     def register(self, tx_type: str, handler: Handler) -> None:
@@ -92,3 +98,8 @@ class ContractRegistry:
     @property
     def types(self) -> frozenset[str]:
         return frozenset(self._handlers)
+
+    def protocol(self) -> dict[str, str]:
+        """``{"version", "types"}``: the rules' version and a digest of the types handled."""
+        digest = hashlib.sha256("\n".join(sorted(self._handlers)).encode()).hexdigest()
+        return {"version": self.version, "types": "0x" + digest}

@@ -1,12 +1,21 @@
 """Cosigning tree heads on the ledger itself.
 
 Members submit their signed heads as transactions, so every node sees every
-cosignature in the same order. A head is checked against the log before it
-counts; a member-signed head that contradicts the log is kept as evidence of
-misbehaviour rather than silently dropped.
+cosignature in the same order. A head's log root and timestamp are checked
+against the log before it counts; a member-signed head that contradicts the log
+is kept as evidence of misbehaviour rather than silently dropped.
+
+The head's state root is what the signer's own state committer computed for that
+size (ledger/committer.py); the contract cannot recompute it in the block, so it
+keeps cosignatures per (size, state root). Honest members only sign roots they
+computed themselves, so a root reaches the threshold only if that many members
+agree on it; a second root signed at one size is recorded as evidence that the
+state diverged somewhere.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from medledger.ledger.checkpoints import SignedTreeHead, TreeHead
 from medledger.ledger.contracts import fields as p
@@ -17,14 +26,21 @@ from medledger.ledger.machine import NETWORK_NS
 
 COSIGN = "checkpoint.cosign"
 CHECKPOINT_NS = "checkpoint"
+#: The state roots cosigned at each size, in the order they first appeared.
+ROOTS_NS = "checkpoint.roots"
 NS_PER_MS = 1_000_000
 MISBEHAVIOUR_NS = "misbehaviour"
+#: ``{"size", "state_root"}`` of the latest checkpoint that reached the threshold.
 LATEST_KEY = "latest_checkpoint"
 
 
-def checkpoint_key(size: int) -> str:
+def size_key(size: int) -> str:
     # Zero-padded so that keys sort by size.
     return f"{size:020d}"
+
+
+def checkpoint_key(size: int, state_root: bytes) -> str:
+    return f"{size_key(size)}/0x{state_root.hex()}"
 
 
 def cosign(ctx: TxContext, view: StateView) -> list[Write]:
@@ -39,6 +55,7 @@ def cosign(ctx: TxContext, view: StateView) -> list[Write]:
         ctx.network_id,
         size,
         p.hex_bytes(ctx.payload, "root", 32),
+        p.hex_bytes(ctx.payload, "state_root", 32),
         p.integer(ctx.payload, "timestamp_ms"),
     )
     signed = SignedTreeHead(claimed, ctx.sender, p.hex_bytes(ctx.payload, "signature", 65))
@@ -46,28 +63,33 @@ def cosign(ctx: TxContext, view: StateView) -> list[Write]:
         signed.verify()
     except CheckpointError as exc:
         raise InvalidPayload(f"signature: {exc}") from exc
-    actual = TreeHead(
-        ctx.network_id, size, ctx.log.root(size), ctx.log.timestamp(size) // NS_PER_MS
-    )
-    if claimed != actual:
-        evidence = {
-            "kind": "head_contradicts_log",
-            "head": signed.to_json(),
-            "log": actual.to_json(),
-        }
-        return [Write(MISBEHAVIOUR_NS, "0x" + ctx.tx_id.hex(), evidence)]
-    key = checkpoint_key(size)
-    entry = view.get(CHECKPOINT_NS, key) or {**actual.to_json(), "cosignatures": {}}
+    log_root, log_time = ctx.log.root(size), ctx.log.timestamp(size) // NS_PER_MS
+    if (claimed.root, claimed.timestamp_ms) != (log_root, log_time):
+        actual = TreeHead(ctx.network_id, size, log_root, claimed.state_root, log_time)
+        return [_evidence(ctx, "head_contradicts_log", signed, log=actual.to_json())]
+    key = checkpoint_key(size, claimed.state_root)
+    entry = view.get(CHECKPOINT_NS, key) or {**claimed.to_json(), "cosignatures": {}}
     if ctx.sender in entry["cosignatures"]:
         raise Conflict(f"{ctx.sender} already cosigned the head of size {size}")
     cosignatures = {**entry["cosignatures"], ctx.sender: "0x" + signed.signature.hex()}
     writes = [Write(CHECKPOINT_NS, key, {**entry, "cosignatures": cosignatures})]
+    state_root = "0x" + claimed.state_root.hex()
+    roots = list(view.get(ROOTS_NS, size_key(size)) or [])
+    if state_root not in roots:
+        if roots:
+            writes.append(_evidence(ctx, "state_roots_differ", signed, roots=roots))
+        writes.append(Write(ROOTS_NS, size_key(size), [*roots, state_root]))
     members = set(active_members(view))
     count = sum(1 for signer in cosignatures if signer in members)
-    latest = view.get(NETWORK_NS, LATEST_KEY) or 0
-    if count >= config["checkpoint_threshold"] and size > latest:
-        writes.append(Write(NETWORK_NS, LATEST_KEY, size))
+    latest = view.get(NETWORK_NS, LATEST_KEY)
+    if count >= config["checkpoint_threshold"] and (latest is None or size > latest["size"]):
+        writes.append(Write(NETWORK_NS, LATEST_KEY, {"size": size, "state_root": state_root}))
     return writes
+
+
+def _evidence(ctx: TxContext, kind: str, signed: SignedTreeHead, **details: Any) -> Write:
+    evidence = {"kind": kind, "head": signed.to_json(), **details}
+    return Write(MISBEHAVIOUR_NS, "0x" + ctx.tx_id.hex(), evidence)
 
 
 HANDLERS: dict[str, Handler] = {COSIGN: cosign}

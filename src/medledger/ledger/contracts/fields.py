@@ -11,6 +11,7 @@ from medledger.errors import InvalidInput
 from medledger.ledger.errors import InvalidPayload
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_HEX = re.compile(r"0x[0-9a-fA-F]*")
 
 
 def field(payload: Mapping[str, Any], name: str) -> Any:
@@ -57,11 +58,9 @@ def address(payload: Mapping[str, Any], name: str) -> Address:
 
 def hex_bytes(payload: Mapping[str, Any], name: str, length: int) -> bytes:
     value = field(payload, name)
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 2 + 2 * length:
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            pass
+    # A pattern, not bytes.fromhex alone: that skips spaces, so a shorter id would pass.
+    if isinstance(value, str) and len(value) == 2 + 2 * length and _HEX.fullmatch(value):
+        return bytes.fromhex(value[2:])
     raise InvalidPayload(f"{name}: expected {length} bytes as 0x-prefixed hex")
 
 

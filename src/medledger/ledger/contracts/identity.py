@@ -13,7 +13,12 @@ from typing import Any
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
-from medledger.ledger.contracts.membership import MEMBER_NS, network_config, require_member
+from medledger.ledger.contracts.membership import (
+    MEMBER_NS,
+    member_at,
+    network_config,
+    require_member,
+)
 from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized
 
 REGISTER_PARTICIPANT = "identity.register_participant"
@@ -43,6 +48,20 @@ def participant_institution(view: StateView, address: Address) -> Address | None
     return Address(participant["institution"])
 
 
+def participant_at(view: StateView, address: Address, index: int) -> tuple[str, Address] | None:
+    """The role and institution an address held at log entry ``index``, if it held one
+    at a member institution then."""
+    participant = view.get(PARTICIPANT_NS, address)
+    if participant is None:
+        return None
+    for span in participant.get("spans", ()):
+        if span["since"] <= index and (span["until"] is None or index < span["until"]):
+            institution = Address(span["institution"])
+            if member_at(view, institution, index):
+                return str(span["role"]), institution
+    return None
+
+
 def _taken(view: StateView, address: Address) -> bool:
     return any(view.get(ns, address) is not None for ns in (MEMBER_NS, SUBJECT_NS))
 
@@ -62,13 +81,25 @@ def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
         and existing["institution"] != ctx.sender
     ):
         raise Conflict(f"{address} is registered by another institution")
+    span = {"role": role, "institution": ctx.sender, "since": ctx.index, "until": None}
+    spans = [*_closed(existing, ctx.index), span]
     record: dict[str, Any] = {
         "role": role,
         "institution": ctx.sender,
         "status": "active",
         "since": ctx.index,
+        # Every role held, so that what someone did can be judged as of when they did it.
+        "spans": spans,
     }
     return [Write(PARTICIPANT_NS, address, record)]
+
+
+def _closed(existing: Any, index: int) -> list[dict[str, Any]]:
+    """The spans of a participant's past roles, the current one ended at ``index``."""
+    spans = [dict(span) for span in (existing or {}).get("spans", ())]
+    if spans and spans[-1]["until"] is None:
+        spans[-1]["until"] = index
+    return spans
 
 
 def revoke_participant(ctx: TxContext, view: StateView) -> list[Write]:
@@ -79,7 +110,9 @@ def revoke_participant(ctx: TxContext, view: StateView) -> list[Write]:
         raise Conflict(f"{address} is not an active participant")
     if existing["institution"] != ctx.sender:
         raise Unauthorized(f"{address} was registered by another institution")
-    return [Write(PARTICIPANT_NS, address, {**existing, "status": "revoked", "until": ctx.index})]
+    ended = {**existing, "status": "revoked", "until": ctx.index,
+             "spans": _closed(existing, ctx.index)}  # fmt: skip
+    return [Write(PARTICIPANT_NS, address, ended)]
 
 
 def register_subject(ctx: TxContext, view: StateView) -> list[Write]:

@@ -40,6 +40,16 @@ def active_members(view: StateView) -> list[Address]:
     return list(view.get(NETWORK_NS, MEMBERS_KEY) or [])
 
 
+def member_at(view: StateView, address: Address, index: int) -> bool:
+    """Whether ``address`` was a member when log entry ``index`` was ordered."""
+    member = view.get(MEMBER_NS, address)
+    if member is None:
+        return False
+    return any(
+        since <= index and (until is None or index < until) for since, until in member["spans"]
+    )
+
+
 def require_member(view: StateView, sender: Address) -> Mapping[str, Any]:
     member = view.get(MEMBER_NS, sender)
     if member is None or member["status"] != "active":
@@ -55,6 +65,7 @@ def _member_record(entry: Mapping[str, Any], since: int) -> dict[str, Any]:
         "custodian_key": "0x" + p.hex_bytes(entry, "custodian_key", 32).hex(),
         "status": "active",
         "since": since,
+        "spans": [[since, None]],
     }
 
 
@@ -84,8 +95,19 @@ def genesis(ctx: TxContext, view: StateView) -> list[Write]:
         if "custodian_threshold" in ctx.payload
         else count // 2 + 1
     )
+    protocol = p.field(ctx.payload, "protocol")
+    if not isinstance(protocol, dict) or set(protocol) != {"version", "types"}:
+        raise InvalidPayload("protocol: expected {version, types}")
+    settings = ctx.payload.get("settings", {})
+    if not isinstance(settings, dict) or len(settings) > 64:
+        raise InvalidPayload("settings: expected an object of at most 64 named values")
+    p.string_list({"settings": list(settings)}, "settings")
     config = {
         "name": p.text(ctx.payload, "name"),
+        # What domain contracts read from genesis (ledger/genesis.py); they check it.
+        "settings": settings,
+        "protocol": {"version": p.text(protocol, "version", max_length=64),
+                     "types": "0x" + p.hex_bytes(protocol, "types", 32).hex()},
         "vote_threshold": vote_threshold,
         "checkpoint_threshold": checkpoint_threshold,
         "custodian_threshold": custodian_threshold,
@@ -170,11 +192,18 @@ def _maybe_execute(
     address = subject["address"]
     writes = [Write(PROPOSAL_NS, proposal_id, {**proposal, "status": "executed"})]
     if proposal["action"] == "admit":
-        writes.append(Write(MEMBER_NS, address, {**subject, "since": ctx.index}))
+        before = view.get(MEMBER_NS, address)
+        spans = [*(before or {}).get("spans", []), [ctx.index, None]]
+        writes.append(
+            Write(MEMBER_NS, address, {**subject, "since": ctx.index, "spans": spans})
+        )
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted({*members, address})))
     else:
         member = require_member(view, address)
-        writes.append(Write(MEMBER_NS, address, {**member, "status": "removed"}))
+        spans = [list(span) for span in member["spans"]]
+        spans[-1][1] = ctx.index
+        removed = {**member, "status": "removed", "spans": spans}
+        writes.append(Write(MEMBER_NS, address, removed))
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, [m for m in members if m != address]))
     return writes
 

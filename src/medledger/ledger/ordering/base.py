@@ -45,6 +45,10 @@ class Orderer(Protocol):
         """
         ...
 
+    async def head_seq(self) -> int:
+        """The sequence number of the last block ordered so far, by anyone."""
+        ...
+
     async def close(self) -> None:
         """Release connections and files. Acknowledged blocks stay durable."""
         ...

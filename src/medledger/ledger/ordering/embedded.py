@@ -64,6 +64,14 @@ class EmbeddedOrderer:
         """The last block this sequencer appended or found when it opened."""
         return self._last_seq
 
+    async def head_seq(self) -> int:
+        # Other processes may share the file: ask it, not this sequencer's memory.
+        try:
+            row = self._reader.execute(_LAST).fetchone()
+        except sqlite3.Error as exc:
+            raise TransportError(f"cannot read the ordering log: {exc}") from exc
+        return int(row[0]) if row else 0
+
     async def append(self, txs: Sequence[bytes]) -> int:
         if self._closed:
             raise UsageError("the ordering log is closed")

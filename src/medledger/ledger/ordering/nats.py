@@ -240,6 +240,9 @@ class NatsOrderer:
         ack = await self._retry(f"appending to {self._stream}", publish, _RETRY_BUDGET)
         return ack.seq
 
+    async def head_seq(self) -> int:
+        return await self.last_seq()
+
     async def last_seq(self) -> int:
         """Sequence of the newest block in the stream (0 when empty)."""
         self._check_open()

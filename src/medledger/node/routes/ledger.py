@@ -33,7 +33,8 @@ class Status(BaseModel):
     network: int
     size: int
     root: str
-    state_root: str
+    state_size: int = Field(description="the log size the state committer has reached")
+    state_root: str = Field(description="the state root at state_size")
     members: list[str]
     custodian_threshold: int = Field(description="key shares a reader needs")
     checkpoint_threshold: int = Field(description="member cosignatures a checkpoint needs")
@@ -133,13 +134,15 @@ async def status(service: Service, caller: AuthenticatedCaller) -> Status:
     node = service.node
     checkpoint = node.checkpoint()
     config = node.network_config()
+    state_size, state_root = node.store.tree.latest() or (0, bytes(32))
     return Status(
         name=node.name,
         member=service.keys.member.address,
         network=node.network_id,
         size=node.size,
         root="0x" + node.root().hex(),
-        state_root="0x" + node.state_root().hex(),
+        state_size=state_size,
+        state_root="0x" + state_root.hex(),
         members=list(node.members()),
         custodian_threshold=int(config["custodian_threshold"]),
         checkpoint_threshold=int(config["checkpoint_threshold"]),

@@ -180,7 +180,7 @@ export async function openAsPatient(key, sealed) {
 
 // -- checkpoints and inclusion proofs (RFC 6962 / 9162) --------------------------------
 
-const HEAD_TYPE = keccak(utf8('TreeHead(uint256 network,uint64 size,bytes32 root,uint64 timestamp)'));
+const HEAD_TYPE = keccak(utf8('TreeHead(uint256 network,uint64 size,bytes32 root,bytes32 stateRoot,uint64 timestamp)'));
 
 export function recoverAddress(digest, signature) {
   const recovered = concat(new Uint8Array([signature[64] - 27]), signature.slice(0, 64));
@@ -192,7 +192,7 @@ export function recoverAddress(digest, signature) {
 // count with the network's threshold.
 export function checkpointSigners(checkpoint, members) {
   const struct = keccak(concat(HEAD_TYPE, word(checkpoint.network), word(checkpoint.size),
-    unhex(checkpoint.root), word(checkpoint.timestamp_ms)));
+    unhex(checkpoint.root), unhex(checkpoint.state_root), word(checkpoint.timestamp_ms)));
   const digest = typedDigest('medledger', checkpoint.network, struct);
   return Object.entries(checkpoint.cosignatures).filter(([address, signature]) => {
     try {

@@ -1,0 +1,162 @@
+"""Where the access contracts keep their state, and the reads every one of them needs.
+
+Pure functions over a :class:`StateView`: handlers, custodians and routes call the
+same ones, so a check means the same thing wherever it is made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from medledger.access.errors import (
+    GrantExpired,
+    GrantRevoked,
+    HolderWithoutStanding,
+    NoGrant,
+    NotPatient,
+)
+from medledger.access.policy import Policy, default_policy
+from medledger.access.rules import Signer
+from medledger.crypto.keys import Address
+from medledger.ledger.contracts.base import StateView, Write
+from medledger.ledger.contracts.identity import PARTICIPANT_NS, SUBJECT_NS, participant_role
+from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.ledger.errors import InvalidPayload
+
+POLICY_NS = "access.policy"
+GUARDIAN_NS = "access.guardians"
+REQUEST_NS = "access.request"
+GRANT_NS = "access.grant"
+RECEIPT_NS = "access.receipt"
+AUDIT_NS = "access.audit"
+AUDIT_COUNT_NS = "access.audit_count"
+NOTICE_NS = "access.notice"
+NOTICE_COUNT_NS = "access.notice_count"
+#: Every request made of a patient's data, in log order, so the patient can find them.
+ASKED_NS = "access.asked"
+ASKED_COUNT_NS = "access.asked_count"
+#: The requests still open for each patient, to bound them.
+OPEN_NS = "access.open"
+#: Care relationships: ``patient/institution`` -> the spans the patient was enrolled.
+CARE_NS = "access.care"
+
+NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+
+
+def policy_key(patient: Address, category: str) -> str:
+    return f"{patient}/{category}"
+
+
+def audit_key(patient: Address, n: int) -> str:
+    # Zero-padded so that keys sort in the order the reads happened.
+    return f"{patient}/{n:012d}"
+
+
+def care_key(patient: Address, institution: Address) -> str:
+    return f"{patient}/{institution}"
+
+
+def append(view: StateView, ns: str, count_ns: str, owner: str, entry: Any) -> list[Write]:
+    """Add ``entry`` to one of an owner's lists (a patient's audit, notices, requests)."""
+    count = int(view.get(count_ns, owner) or 0)
+    return [Write(ns, audit_key(Address(owner), count), entry), Write(count_ns, owner, count + 1)]
+
+
+def patient_list(view: StateView, ns: str, count_ns: str, patient: Address) -> list[Any]:
+    """One of a patient's lists, oldest first."""
+    count = int(view.get(count_ns, patient) or 0)
+    return [view.get(ns, audit_key(patient, n)) for n in range(count)]
+
+
+def current_policy(view: StateView, patient: Address, category: str) -> tuple[Policy, int]:
+    """The patient's policy for a category and its version (0: the default policy)."""
+    entry = view.get(POLICY_NS, policy_key(patient, category))
+    if entry is None:
+        return _DEFAULT_POLICY, 0
+    return _parsed(json.dumps(entry["policy"], sort_keys=True)), int(entry["version"])
+
+
+_DEFAULT_POLICY = default_policy()
+
+
+@lru_cache(maxsize=4096)
+def _parsed(policy: str) -> Policy:
+    # Policies are immutable values and a patient's policy is read on every request and
+    # approval: parse (and compile the condition of) each distinct one once.
+    return Policy.from_json(json.loads(policy))
+
+
+def require_patient(view: StateView, address: Address) -> None:
+    if view.get(SUBJECT_NS, address) is None:
+        raise InvalidPayload(f"{address} is not a registered patient")
+
+
+def speaks_for(view: StateView, patient: Address, sender: Address) -> bool:
+    """Whether ``sender`` is the patient or one of the guardians they named."""
+    return sender == patient or sender in (view.get(GUARDIAN_NS, patient) or [])
+
+
+def require_patient_or_guardian(view: StateView, patient: Address, sender: Address) -> None:
+    if not speaks_for(view, patient, sender):
+        raise NotPatient(f"{sender} is neither patient {patient} nor one of their guardians")
+
+
+def signer_of(view: StateView, address: Address) -> Signer:
+    """A requester or approver as the log knows them now: a participant with its role at
+    its institution, a member, or a bare address (a patient, a guardian)."""
+    role = participant_role(view, address)
+    if role is not None:
+        participant = view.get(PARTICIPANT_NS, address)
+        assert participant is not None
+        return Signer(address, role, participant["institution"])
+    member = view.get(MEMBER_NS, address)
+    if member is not None and member["status"] == "active":
+        return Signer(address, "member", address)
+    return Signer(address)
+
+
+def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, Any]:
+    """The grant if it holds at ``now_ns`` and its holder still stands; else the refusal."""
+    grant = view.get(GRANT_NS, grant_key)
+    if grant is None:
+        raise NoGrant(f"no grant {grant_key}")
+    if grant["status"] == "revoked":
+        raise GrantRevoked(f"grant {grant_key} was revoked at log entry {grant['revoked_index']}")
+    if now_ns >= grant["expires_ns"]:
+        raise GrantExpired(f"grant {grant_key} expired")
+    if signer_of(view, grant["requester"]).role is None:
+        raise HolderWithoutStanding(
+            f"grant {grant_key}: its holder is no longer registered at a member institution"
+        )
+    formed = grant["granted_ns"]
+    stale = sorted(a for a, ms in grant["approvals"].items() if ms * NS_PER_MS < formed)
+    if stale:
+        raise HolderWithoutStanding(
+            f"grant {grant_key}: approvals of {', '.join(stale)} had expired when it formed"
+        )
+    return grant  # type: ignore[no-any-return]
+
+
+def grant_covers(grant: Mapping[str, Any], category: str, record: str) -> bool:
+    """Whether a grant reaches a record: its category must be one the grant's policies
+    were satisfied for, and a grant that names records reaches only those."""
+    if category not in grant["categories"]:
+        return False
+    return not grant["records"] or record in grant["records"]
+
+
+def grant_status(view: StateView, grant_key: str, now_ns: int) -> str:
+    """``active``, ``revoked``, ``expired``, or ``void`` (its holder lost standing)."""
+    try:
+        active_grant(view, grant_key, now_ns)
+    except GrantRevoked:
+        return "revoked"
+    except GrantExpired:
+        return "expired"
+    except HolderWithoutStanding:
+        return "void"
+    return "active"
