@@ -66,6 +66,12 @@ class Network:
         async with self.client(node, signer) as client:
             return await client.post("/v1/ledger/transactions", {"transaction": transaction})
 
+    async def checkpoint(self, node: str = "hospital-a") -> dict[str, Any]:
+        """Have ``node`` propose its head now; the checkpoint once the others cosigned."""
+        async with self.client(node, self.nodes[node].member) as client:
+            checkpoint: dict[str, Any] = await client.post("/v1/ledger/checkpoint", {})
+            return checkpoint
+
     async def register_staff(self, node: str, person: PrivateKey, role: str) -> None:
         """``node``'s institution registers ``person`` in ``role``."""
         payload = {"address": person.address, "role": role}
@@ -124,7 +130,13 @@ def _serve(service: NodeService, sock: socket.socket) -> tuple[uvicorn.Server, t
 def running_network(
     root: Path, names: list[str] = INSTITUTIONS, **overrides: Any
 ) -> Iterator[Network]:
-    """The nodes of ``names``, each with NodeSettings defaults but for ``overrides``."""
+    """The nodes of ``names``, each with NodeSettings defaults but for ``overrides``.
+
+    By default the state committer runs in a thread and nobody proposes checkpoints on a
+    schedule: tests sign with the members' keys themselves and cosign when they mean to.
+    """
+    overrides = {"state_committer": "thread", "checkpoint_interval_s": 3600,
+                 "checkpoint_every_entries": 10**9, **overrides}  # fmt: skip
     founders = [(n, n.replace("-", " ").title(), member_key(n), custodian_key(n)) for n in names]
     genesis = founding_genesis(NETWORK_ID, "node test consortium", founders)
     save_genesis(genesis, root / "genesis.tx")

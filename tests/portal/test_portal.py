@@ -22,7 +22,7 @@ from medledger.credentials.health_card import jws_from_qr_text
 from medledger.credentials.registry import Registry
 from medledger.credentials.verifier import verify_health_card
 from medledger.crypto.keystore import encrypt_keystore
-from medledger.node.client import NodeClient, RemoteCustodian, RemoteState, upload_records
+from medledger.node.client import NodeClient, ProvenState, RemoteCustodian, upload_records
 from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
@@ -205,7 +205,7 @@ def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_read
     scanned = _scan(page)
     assert scanned == page.get_attribute("#card-qr", "data-text") and scanned.startswith("shc:/")
     client = NodeClient(url, PATIENT)
-    state = RemoteState(client)
+    state = ProvenState(client)
     card = verify_health_card(jws_from_qr_text(scanned), Registry(state), now_s=int(time.time()))
     state.close()
     kinds = sorted({e["resource"]["resourceType"] for e in card.bundle["entry"]})

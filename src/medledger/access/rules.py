@@ -39,7 +39,8 @@ from medledger.errors import InvalidInput, UsageError
 
 __all__ = [
     "MAX_DEPTH", "MAX_LEAVES", "MAX_SEARCH_STEPS", "KOf", "Patient", "Person", "Role",
-    "Rule", "RuleResult", "Signer", "check_rule", "evaluate", "parse_rule", "rule_to_json",
+    "Rule", "RuleResult", "Signer", "check_rule", "could_fill", "evaluate", "parse_rule",
+    "rule_to_json",
     "show_value",
 ]  # fmt: skip
 
@@ -134,6 +135,12 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
     if rule.k == len(children):
         return {"all": children}
     return {"any": children} if rule.k == 1 else {"k_of": rule.k, "of": children}
+
+
+def could_fill(rule: Rule, signer: Signer, patient: Address) -> bool:
+    """Whether ``signer`` could count for some leaf of ``rule``: someone a request under
+    it may be shown to, since their approval may be asked for."""
+    return any(_fills(leaf, signer, patient) for _, leaf in _leaves(rule, ()))
 
 
 def evaluate(rule: Rule, patient: Address, signers: Sequence[Signer]) -> RuleResult:

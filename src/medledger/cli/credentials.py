@@ -23,7 +23,7 @@ from medledger.credentials.verifier import Verifier
 from medledger.credentials.wallet import Wallet
 from medledger.crypto.keys import to_checksum_address
 from medledger.errors import InvalidInput, UsageError
-from medledger.node.client import NodeClient, RemoteLedger, RemoteState, gather_evidence
+from medledger.node.client import NodeClient, ProvenState, RemoteLedger, gather_evidence
 
 credentials_app = typer.Typer(no_args_is_help=True, help="Health credentials.")
 out = Console()
@@ -61,7 +61,7 @@ def get(
     async def work() -> str:
         async with NodeClient(node, owner) as client:
             held = Wallet(wallet, owner)
-            state = RemoteState(client)
+            state = ProvenState(client)
             registry = Registry(state)
             try:
                 body: dict[str, Any] = {"format": kind}
@@ -133,7 +133,7 @@ def present(
 
     async def work() -> dict[str, Any]:
         async with NodeClient(node, owner) as client:
-            state = RemoteState(client)
+            state = ProvenState(client)
             registry = Registry(state)
             try:
                 held = Wallet(wallet, owner)

@@ -72,6 +72,11 @@ class ProtocolMismatch(UsageError):
     log with it could reach another state than the other nodes."""
 
 
+class LogBehindWitness(UsageError):
+    """A node's log is shorter than, or differs from, a head the node itself signed: the
+    ordering service lost or rewrote entries it had acknowledged. The node stops."""
+
+
 class CheckpointError(VerificationError):
     """A signed tree head or checkpoint failed verification."""
 

@@ -13,27 +13,22 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import MedledgerError, TransportError, UsageError
 from medledger.ledger.checkpoints import (
-    Checkpoint,
     Equivocation,
-    Quorum,
-    SignedTreeHead,
-    TreeHead,
-    find_equivocation,
 )
 from medledger.ledger.committer import CommitterProcess, CommitterThread
 from medledger.ledger.config import LedgerLimits
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts.base import ContractRegistry
-from medledger.ledger.contracts.membership import MEMBER_NS, active_members
+from medledger.ledger.contracts.membership import active_members
 from medledger.ledger.contracts.standard import ledger_contracts
 from medledger.ledger.errors import (
-    CheckpointError,
     ProtocolMismatch,
     ReplayedTransaction,
     TransactionRejected,
@@ -41,6 +36,7 @@ from medledger.ledger.errors import (
     rejection_from_code,
 )
 from medledger.ledger.executor import BlockExecutor, TxOutcome
+from medledger.ledger.heads import HeadsMixin
 from medledger.ledger.machine import (
     CONFIG_KEY,
     NETWORK_NS,
@@ -64,7 +60,7 @@ class _Pending:
     futures: list[asyncio.Future[TxOutcome]] = field(default_factory=list)
 
 
-class LedgerNode:
+class LedgerNode(HeadsMixin):
     def __init__(
         self,
         *,
@@ -77,7 +73,10 @@ class LedgerNode:
         verifier: SignatureVerifier | None = None,
         name: str = "node",
         committer: Literal["thread", "process"] = "thread",
+        witness: Path | None = None,
     ) -> None:
+        """``witness`` is where the node records the largest head it signed (heads.py);
+        ``committer`` where its state tree is hashed: a thread, or a process of its own."""
         self.name = name
         self.genesis = genesis
         self.network_id = genesis.tx.network_id
@@ -107,6 +106,7 @@ class LedgerNode:
         self.misbehaviour: list[Equivocation] = []
         self._cosigning: set[int] = set()
         self._committer_kind = committer
+        self.witness = witness
         self._committer: CommitterThread | CommitterProcess | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -132,6 +132,20 @@ class LedgerNode:
             if not outcome.accepted and outcome.code not in {ReplayedTransaction.code, None}:
                 log.info("%s: genesis not ordered by this node (%s)", self.name, outcome.code)
             await self.wait_for_size(1, timeout=timeout)
+        if self.witness is not None:
+            await self.catch_up(timeout=timeout)
+            self.check_witness()
+
+    async def catch_up(self, *, timeout: float = 30.0) -> None:
+        """Wait until this node has applied every block ordered so far."""
+        head = await self.orderer.head_seq()
+        deadline = time.monotonic() + timeout
+        while self.executor.applied_seq < head:
+            if self._failure is not None:
+                raise TransportError(f"{self.name} stopped following the log") from self._failure
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} did not catch up with block {head}")
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         pending = set(self._tasks)
@@ -331,22 +345,6 @@ class LedgerNode:
     def root(self) -> bytes:
         return self.executor.root()
 
-    async def state_root_at(self, size: int | None = None, *, timeout: float = 30.0) -> bytes:
-        """The state root after the block that ended at ``size`` (default: the log now),
-        once this node's state committer has reached it."""
-        size = self.size if size is None else size
-        deadline = time.monotonic() + timeout
-        while True:
-            root = self.store.tree.root_at(size)
-            if root is not None:
-                return root
-            failure = None if self._committer is None else self._committer.failure
-            if failure is not None:
-                raise TransportError(f"{self.name}: the state committer failed") from failure
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} has no state root at log size {size} yet")
-            await asyncio.sleep(0.005)
-
     def members(self) -> list[Address]:
         return active_members(self.store)
 
@@ -377,127 +375,3 @@ class LedgerNode:
                 f"no consistency proof from {old_size} to {new_size} (log has {self.size})"
             )
         return merkle.consistency_proof(self.store, old_size, new_size)
-
-    def tree_head(self, size: int | None = None) -> TreeHead:
-        """This node's head at ``size``: its log root, and its committer's state root."""
-        size = self.size if size is None else size
-        if not 0 < size <= self.size:
-            raise UsageError(f"no tree head of size {size} (log has {self.size})")
-        state_root = self.store.tree.root_at(size)
-        if state_root is None:
-            raise UsageError(f"no state root at log size {size} yet")
-        timestamp_ms = (
-            self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
-        )
-        root = merkle.root(self.store, size)
-        return TreeHead(self.network_id, size, root, state_root, timestamp_ms)
-
-    async def head_at(self, size: int | None = None, *, timeout: float = 30.0) -> TreeHead:
-        """:meth:`tree_head`, once the committer has the state root."""
-        size = self.size if size is None else size
-        await self.state_root_at(size, timeout=timeout)
-        return self.tree_head(size)
-
-    def checkpoint(self, size: int | None = None) -> Checkpoint | None:
-        """The latest checkpoint that reached the threshold, or the best cosigned head at
-        ``size`` (the state root most members signed there)."""
-        if size is None:
-            latest = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
-            if latest is None:
-                return None
-            key = f"{checkpoint_contract.size_key(latest['size'])}/{latest['state_root']}"
-            entry = self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
-            return None if entry is None else Checkpoint.from_json(entry)
-        candidates = [self._entry(size, root) for root in self._roots_at(size)]
-        entries = [e for e in candidates if e is not None]
-        if not entries:
-            return None
-        return Checkpoint.from_json(max(entries, key=lambda e: len(e["cosignatures"])))
-
-    def _roots_at(self, size: int) -> list[str]:
-        return list(self.store.get(checkpoint_contract.ROOTS_NS, checkpoint_contract.size_key(size))
-                    or [])  # fmt: skip
-
-    def _entry(self, size: int, state_root: str) -> Any | None:
-        key = f"{checkpoint_contract.size_key(size)}/{state_root}"
-        return self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
-
-    def verify_checkpoint(self, checkpoint: Checkpoint) -> Quorum:
-        """Check cosignatures against current members and the head against this log;
-        return who cosigned."""
-        threshold = int(self.network_config()["checkpoint_threshold"])
-        quorum = checkpoint.verify(self.members(), threshold)
-        head = checkpoint.head
-        if head.size <= self.size and not self._agrees(head):
-            raise CheckpointError(f"checkpoint at size {head.size} contradicts this node's log")
-        return quorum
-
-    def _agrees(self, head: TreeHead) -> bool:
-        """Whether ``head`` is this node's own, as far as its committer got."""
-        size = head.size
-        log_time = self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
-        if (head.root, head.timestamp_ms) != (merkle.root(self.store, size), log_time):
-            return False
-        ours = self.store.tree.root_at(size)
-        return ours is None or ours == head.state_root
-
-    async def cosign_head(
-        self, size: int | None = None, *, key: PrivateKey | None = None
-    ) -> TxOutcome:
-        """Sign this node's head at ``size`` and submit the cosignature.
-
-        ``key`` signs for a member other than this node's own, where one operator
-        holds several members' keys (a sandbox).
-        """
-        key = key or self.key
-        if key is None:
-            raise UsageError(f"{self.name} has no signing key")
-        signed = (await self.head_at(size)).sign(key)
-        return await self.submit_payload(key, checkpoint_contract.COSIGN, signed.cosign_payload())
-
-    def _cosign_later(self, size: int) -> None:
-        if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:
-            return
-        if size in self._cosigning or any(
-            self.key.address in (self._entry(size, root) or {}).get("cosignatures", {})
-            for root in self._roots_at(size)
-        ):
-            return
-        # Every accepted cosignature of this size calls here; one of ours is enough, and a
-        # second would be refused after taking a nonce that the next submission then lacks.
-        self._cosigning.add(size)
-        task = asyncio.create_task(self._cosign_quietly(size))
-        self._tasks.append(task)
-
-    async def _cosign_quietly(self, size: int) -> None:
-        try:
-            await self.cosign_head(size)
-        except MedledgerError as exc:
-            log.info("%s: did not cosign size %d: %s", self.name, size, exc)
-        finally:
-            self._cosigning.discard(size)
-
-    def check_head(self, signed: SignedTreeHead) -> Equivocation | None:
-        """Compare a head received from elsewhere with this log; report a contradiction."""
-        signed.verify()
-        head = signed.head
-        if head.network_id != self.network_id or head.size > self.size:
-            return None
-        if self._agrees(head):
-            return None
-        ours = self.tree_head(head.size)
-        if self.key is None:
-            # Without a key of our own there is no second signed head to pair it with.
-            raise CheckpointError(
-                f"{signed.signer} signed a head of size {head.size} that contradicts this log"
-            )
-        evidence = find_equivocation(signed, ours.sign(self.key))
-        if evidence is not None:
-            log.warning(
-                "%s: %s signed a head of size %d that contradicts this log",
-                self.name,
-                signed.signer,
-                head.size,
-            )
-            self.misbehaviour.append(evidence)
-        return evidence

@@ -21,8 +21,10 @@ checkpoint worth proving against needs them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -302,9 +304,52 @@ class StateProof:
     def verify(self, state_root: bytes) -> None:
         """Check the proof against a state root (a cosigned checkpoint's); raise
         :class:`InvalidProof` unless the entry holds :attr:`value` there."""
+        if self.root != state_root:
+            raise InvalidProof("the proof is against another state root")
         if self.proof.path != state_path(self.ns, self.key):
             raise InvalidProof("the proof is for another entry")
         smt.verify(state_root, self.proof, None if self.value is None else value_hash(self.value))
+
+    def value_json(self) -> Any | None:
+        """The entry's value as JSON, None if absent."""
+        return None if self.value is None else json.loads(self.value)
+
+    def to_json(self) -> dict[str, Any]:
+        proof = self.proof
+        return {
+            "ns": self.ns,
+            "key": self.key,
+            "size": self.size,
+            "state_root": "0x" + self.root.hex(),
+            "value": self.value_json(),
+            "proof": {
+                "path": "0x" + proof.path.hex(),
+                "siblings": ["0x" + s.hex() for s in proof.siblings],
+                "leaf": None if proof.leaf is None else ["0x" + h.hex() for h in proof.leaf],
+            },
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], encode: Callable[[Any], bytes]) -> StateProof:
+        """A proof as a node serves it; ``encode`` is the ledger's value encoding, whose
+        bytes the leaf hashes."""
+        try:
+            proof, leaf = obj["proof"], obj["proof"]["leaf"]
+            value = obj["value"]
+            return cls(
+                ns=str(obj["ns"]),
+                key=str(obj["key"]),
+                size=int(obj["size"]),
+                root=_hex(obj["state_root"]),
+                value=None if value is None else encode(value),
+                proof=smt.Proof(
+                    _hex(proof["path"]),
+                    tuple(_hex(s) for s in proof["siblings"]),
+                    None if leaf is None else (_hex(leaf[0]), _hex(leaf[1])),
+                ),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InvalidProof(f"malformed state proof: {type(exc).__name__}") from None
 
 
 class TreeReader:
@@ -382,6 +427,12 @@ class _Snapshot:
                 row = self._conn.exec_driver_sql(self._sql["get_page"], (page_id,)).first()
             page = self._pages[key] = _decode_page(None if row is None else bytes(row[0]))
         return page[slot]
+
+
+def _hex(value: object) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError("expected 0x-prefixed hex")
+    return bytes.fromhex(value[2:])
 
 
 def entries_root(entries: Iterable[tuple[str, str, bytes]]) -> bytes:

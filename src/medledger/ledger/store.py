@@ -348,6 +348,17 @@ class LedgerStore:
             row = conn.execute(select(tx_table).where(tx_table.c.tx_id == tx_id)).first()
         return None if row is None else _logged(row._mapping)
 
+    def has_entries_besides(self, after_size: int, tx_type: str) -> bool:
+        """Whether the log holds an entry at index ``after_size`` or later of another type
+        than ``tx_type``."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(tx_table.c.idx)
+                .where(tx_table.c.idx >= after_size, tx_table.c.tx_type != tx_type)
+                .limit(1)
+            ).first()
+        return row is not None
+
     def rejection(self, tx_id: bytes) -> Rejection | None:
         with self._engine.connect() as conn:
             row = conn.execute(

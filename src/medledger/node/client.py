@@ -18,7 +18,12 @@ import httpx
 from medledger.access.custodian import ReleaseAsk, ReleasedShare
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError, UsageError
-from medledger.ledger.tx import Transaction
+from medledger.ledger.checkpoints import Checkpoint
+from medledger.ledger.contracts.membership import MEMBERS_KEY
+from medledger.ledger.errors import CheckpointError
+from medledger.ledger.light import TrustedConsortium, proof_from_json
+from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
+from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.node.home import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.errors import InvalidRecord
@@ -121,23 +126,72 @@ class NodeClient:
         return response.content
 
 
-class RemoteState:
-    """A read-only view of a node's credentials state, for a Registry away from any node
-    (a patient's wallet, a verifier's office): blocking, as the Registry's reads are."""
+class ProvenState:
+    """Ledger state read through a node and believed only when proven (ledger/light.py):
+    each entry's proof is checked against a checkpoint cosigned by members this client
+    trusts. For a Registry away from any node (a wallet, a verifier's office) and the
+    CLI: blocking, as the Registry's reads are.
 
-    def __init__(self, client: NodeClient) -> None:
+    ``genesis`` is the network's genesis as the client got it out of band; without it,
+    the client takes the genesis the node serves, the first time (trust on first use).
+    """
+
+    def __init__(self, client: NodeClient, genesis: SignedTransaction | None = None) -> None:
         self._client = client
         self._http = httpx.Client(timeout=30.0)
+        self._trusted = None if genesis is None else TrustedConsortium.from_genesis(genesis)
+        self._checkpoint: Checkpoint | None = None
+        self._fetched_at = 0.0
 
     def get(self, ns: str, key: str) -> Any | None:
-        url, _, headers = self._client.signed("GET", f"/v1/credentials/state/{ns}", {"key": key})
+        """The entry's JSON value as of the latest checkpoint (None if absent, or not for
+        this client to see)."""
+        checkpoint = self.checkpoint()
+        params = {"key": key, "size": checkpoint.head.size}
+        found = self._get(f"/v1/ledger/state/{ns}", params)
+        if found is None:
+            return None
+        return self.trusted.proven(proof_from_json(found), checkpoint)
+
+    @property
+    def trusted(self) -> TrustedConsortium:
+        if self._trusted is None:
+            wire = self._get("/v1/ledger/genesis", {})
+            if wire is None:
+                raise TransportError("the node serves no genesis")
+            genesis = SignedTransaction.decode(str(wire["genesis"]).encode())
+            self._trusted = TrustedConsortium.from_genesis(genesis)
+        return self._trusted
+
+    def checkpoint(self) -> Checkpoint:
+        """The latest checkpoint, accepted by the members trusted; re-read every second."""
+        if self._checkpoint is not None and time.monotonic() - self._fetched_at < 1.0:
+            return self._checkpoint
+        found = self._get("/v1/ledger/checkpoint", {})
+        if found is None:
+            raise CheckpointError("no checkpoint has been cosigned yet: nothing can be proven")
+        checkpoint = Checkpoint.from_json(found)
+        trusted = self.trusted
+        trusted.accept(checkpoint)
+        if self._checkpoint is None or checkpoint.head.size > self._checkpoint.head.size:
+            size = {"size": checkpoint.head.size}
+            members = self._get(f"/v1/ledger/state/{NETWORK_NS}", {"key": MEMBERS_KEY, **size})
+            config = self._get(f"/v1/ledger/state/{NETWORK_NS}", {"key": CONFIG_KEY, **size})
+            if members is None or config is None:
+                raise CheckpointError("the node does not prove the member list")
+            trusted.learn_members(proof_from_json(members), proof_from_json(config))
+        self._checkpoint, self._fetched_at = checkpoint, time.monotonic()
+        return checkpoint
+
+    def _get(self, path: str, params: Mapping[str, Any]) -> Any | None:
+        url, _, headers = self._client.signed("GET", path, params)
         try:
             response = self._http.get(url, headers=headers)
         except httpx.HTTPError as exc:
             raise TransportError(f"GET {url.path}: {type(exc).__name__}") from exc
         if response.status_code == 404:
             return None
-        return answer(response)["value"]
+        return answer(response)
 
     def close(self) -> None:
         self._http.close()
@@ -234,7 +288,7 @@ class RemoteLedger:
     def __init__(self, client: NodeClient, network_id: int) -> None:
         self.client = client
         self.network_id = network_id
-        self.store = RemoteState(client)
+        self.store = ProvenState(client)
 
     async def submit_payload(self, key: PrivateKey, tx_type: str, payload: dict[str, Any]) -> Any:
         if key.address != self.client.address:

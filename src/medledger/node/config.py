@@ -75,6 +75,20 @@ class NodeSettings(BaseSettings):
     auth_failure_burst: int = Field(
         default=100, ge=1, description="failed authentications one client address may have at once"
     )
+    state_committer: Literal["process", "thread"] = Field(
+        default="process", description="where the state tree is hashed: a process of its own "
+        "uses another core; a thread suits a small node"
+    )
+    checkpoint_interval_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="a head is proposed at most this long after the last checkpoint",
+    )
+    checkpoint_every_entries: int = Field(
+        default=1000, ge=1, description="...or as soon as this many entries wait for one"
+    )
+    check_store_on_start: bool = Field(
+        default=True, description="replay the log and compare before serving (ledger check)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("public_authority")

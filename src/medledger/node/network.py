@@ -139,6 +139,9 @@ class LocalNetwork:
             # Health cards name their issuer by an https URL; verifiers here find its key on
             # the ledger, so a local network uses a name that resolves nowhere.
             "issuer_url": f"https://{name}.invalid",
+            # A small network with a person at the keyboard: checkpoints soon after each
+            # change, so that reads are proven within seconds.
+            "checkpoint_interval_s": 2,
         }
         settings |= self.node_settings
         path = self.root / "nodes" / name / "node.toml"

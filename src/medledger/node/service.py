@@ -6,22 +6,29 @@ here or the library below it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
-from medledger.access import care
+from medledger.access import care, glass
 from medledger.access.custodian import Custodian
+from medledger.access.settings import access_settings
 from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
-from medledger.errors import UsageError
+from medledger.errors import MedledgerError, UsageError
+from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.genesis import load_genesis
+from medledger.ledger.heads import CheckpointScheduler
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.ordering.nats import NatsOrderer
 from medledger.ledger.ordering.nats_durability import check_sync_always
+from medledger.ledger.selfcheck import check_store
 from medledger.ledger.store import LedgerStore
+from medledger.ledger.tx import SignedTransaction
 from medledger.node.config import NodeSettings
 from medledger.node.home import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
 from medledger.node.replay import SeenNonces
@@ -30,6 +37,10 @@ from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter
 
 log = logging.getLogger(__name__)
+
+#: How often a node looks for break-glass reviews gone overdue.
+REVIEW_SWEEP_S = 60
+NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class NodeService:
         self._vault: VaultStore | None = None
         self._nonces: SeenNonces | None = None
         self._issuer: Issuer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.writer: RecordWriter
         self.custodian: Custodian
 
@@ -117,15 +129,22 @@ class NodeService:
             self._orderer = await NatsOrderer.connect(s.nats_urls, network_id=genesis.tx.network_id)
         else:
             self._orderer = EmbeddedOrderer(s.ordering_file)
+        registry = contract_set()
         self._node = LedgerNode(
             genesis=genesis,
             store=LedgerStore.open(s.state_database),
             orderer=self._orderer,
-            registry=contract_set(),
+            registry=registry,
             key=self.keys.member,
             name=s.name,
+            committer=s.state_committer,
+            witness=s.data_dir / "signed-head.json",
         )
         await self._node.start()
+        # Refuses a genesis whose access settings are malformed before anything is served.
+        access_settings(self._node.store)
+        if s.check_store_on_start:
+            await self._check_store(genesis, registry)
         self._vault = VaultStore.open(s.vault_database, network_id=genesis.tx.network_id)
         self.writer = RecordWriter(
             self._vault, self._node, self.keys.member, authoring=care.check_author
@@ -137,10 +156,45 @@ class NodeService:
             self._node, self.keys.member, encryption_key(self.keys.custodian, CUSTODIAN_LABEL)
         )
         self._nonces = SeenNonces(s.data_dir / "request-nonces.db")
+        scheduler = CheckpointScheduler(
+            self._node, interval_s=s.checkpoint_interval_s, every_entries=s.checkpoint_every_entries
+        )
+        self._tasks = [
+            asyncio.create_task(scheduler.run(), name=f"{s.name}-checkpoints"),
+            asyncio.create_task(self._flag_overdue_reviews(), name=f"{s.name}-reviews"),
+        ]
         log.info("node %s serving network %d at log size %d",
                  s.name, self._node.network_id, self._node.size)  # fmt: skip
 
+    async def _check_store(self, genesis: SignedTransaction, registry: ContractRegistry) -> None:
+        node = self.node
+        log.info("checking the store against a replay of %d log entries", node.size)
+        report = await asyncio.to_thread(check_store, node.store, genesis, registry)
+        if not report.ok:
+            await self.stop()
+            raise UsageError(
+                "the node's store does not match a replay of its log; it will not serve: "
+                + "; ".join(report.problems)
+            )
+
+    async def _flag_overdue_reviews(self) -> None:
+        """Flag break-glass grants whose review is overdue, members taking turns."""
+        while True:
+            await asyncio.sleep(REVIEW_SWEEP_S)
+            node, member = self.node, self.keys.member
+            now_ns = time.time_ns()
+            delay_ns = glass.flagger_delay_s(member.address, node.members()) * NS_PER_S
+            for grant in glass.overdue(node.store, now_ns - delay_ns):
+                try:
+                    await node.submit_payload(member, glass.FLAG_OVERDUE, {"grant": grant})
+                except MedledgerError as exc:
+                    log.info("break-glass review flag not sent: %s", type(exc).__name__)
+
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._nonces is not None:
             self._nonces.close()
         if self._vault is not None:

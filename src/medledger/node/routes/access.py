@@ -8,7 +8,6 @@ to the ledger under its own key, since anyone may relay them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
@@ -23,13 +22,13 @@ from medledger.access.contract import (
     REQUEST,
     REQUEST_NS,
     REVOKE,
-    active_grant,
     patient_list,
     speaks_for,
 )
-from medledger.access.errors import GrantExpired, GrantRevoked, NoGrant, UnknownRequest
-from medledger.crypto.keys import Address, to_checksum_address
-from medledger.node.caller import Caller
+from medledger.access.errors import NoGrant, UnknownRequest
+from medledger.access.state import grant_status
+from medledger.access.visibility import party_to_request
+from medledger.crypto.keys import to_checksum_address
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
 from medledger.node.routes.ledger import (
@@ -82,7 +81,10 @@ class GrantState(BaseModel):
     granted_ns: int
     expires_ns: int
     emergency: bool
-    status: str = Field(description="active, expired or revoked")
+    status: str = Field(
+        description="active, expired, revoked, or void (its holder lost standing, or it rests "
+        "on approvals that had expired)"
+    )
 
 
 @router.post("/requests", response_model=RequestState)
@@ -104,7 +106,7 @@ async def list_requests(
     """Every request made of a patient's data, newest first: for the patient or a guardian."""
     address = to_checksum_address(patient)
     if not speaks_for(service.node.store, address, caller.address):
-        raise Forbidden(f"{caller.address} is neither patient {address} nor their guardian")
+        raise Forbidden("only the patient or a guardian sees the requests made of their data")
     asked = patient_list(service.node.store, ASKED_NS, ASKED_COUNT_NS, address)
     return [_request_state(service, request_id) for request_id in reversed(asked)]
 
@@ -129,9 +131,11 @@ async def get_request(
     caller: AuthenticatedCaller,
     request_id: Annotated[str, Path(pattern=REQUEST_ID)],
 ) -> RequestState:
-    state = _request_state(service, request_id.lower())
-    _require_party(service, caller, state.requester, state.patient)
-    return state
+    key = request_id.lower()
+    entry = service.node.store.get(REQUEST_NS, key)
+    if entry is None or not party_to_request(service.node.store, caller.address, entry):
+        raise UnknownRequest(f"no request {key}")
+    return _request_state(service, key)
 
 
 @router.post("/requests/{request_id}/approvals", response_model=RequestState)
@@ -143,7 +147,9 @@ async def approve(
 ) -> RequestState:
     """Relay approvals to the ledger; the grant exists once the policy holds."""
     key = request_id.lower()
-    _request_state(service, key)
+    entry = service.node.store.get(REQUEST_NS, key)
+    if entry is None or not party_to_request(service.node.store, caller.address, entry):
+        raise UnknownRequest(f"no request {key}")
     if caller.address not in {a.signer for a in body.approvals}:
         raise Forbidden("a caller relays only approvals that include their own")
     payload = {"request": key, "approvals": [a.model_dump() for a in body.approvals]}
@@ -159,9 +165,8 @@ async def get_grant(
 ) -> GrantState:
     key = grant_id.lower()
     entry = service.node.store.get(GRANT_NS, key)
-    if entry is None:
+    if entry is None or not party_to_request(service.node.store, caller.address, entry):
         raise NoGrant(f"no grant {key}")
-    _require_party(service, caller, entry["requester"], entry["patient"], entry["approvers"])
     return _grant_state(service, key, entry)
 
 
@@ -198,26 +203,6 @@ def _request_state(service: Service, key: str) -> RequestState:
 
 
 def _grant_state(service: Service, key: str, entry: dict[str, Any]) -> GrantState:
-    try:
-        active_grant(service.node.store, key, time.time_ns())
-        status = "active"
-    except GrantRevoked:
-        status = "revoked"
-    except GrantExpired:
-        status = "expired"
+    status = grant_status(service.node.store, key, time.time_ns())
     fields = {k: entry[k] for k in GrantState.model_fields if k not in ("grant", "status")}
     return GrantState(grant=key, status=status, **fields)
-
-
-def _require_party(
-    service: Service, caller: Caller, requester: str, patient: str, others: Sequence[str] = ()
-) -> None:
-    # The requester, the patient (or a guardian), named approvers and clinical staff, who
-    # may be asked to approve, see a request; other patients and strangers do not.
-    if (
-        caller.address in (requester, *others)
-        or speaks_for(service.node.store, Address(patient), caller.address)
-        or caller.kind in ("member", "participant")
-    ):
-        return
-    raise Forbidden(f"{caller.address} is not a party to this request")

@@ -32,7 +32,7 @@ async def audit(
     """For the patient or a guardian only."""
     address = to_checksum_address(patient)
     if not speaks_for(service.node.store, address, caller.address):
-        raise Forbidden(f"{caller.address} is neither patient {address} nor their guardian")
+        raise Forbidden("only the patient or a guardian sees who read their data")
     node = service.node
     return Audit(
         patient=address,

@@ -5,7 +5,8 @@ A patient asks for a credential by showing the records it is to be derived from
 claims and issues an AnonCreds credential (to the wallet's blinded request), an
 SD-JWT VC (bound to the holder's key) or a SMART Health Card (with its QR code).
 Wallets and verifiers elsewhere read issuers' documents, status lists and
-revocations through the state route, limited to the namespaces credentials use.
+revocations as proven ledger state (``GET /v1/ledger/state/...``, node/client.py
+ProvenState).
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ import io
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Response
 from jwcrypto import jwk
 from pydantic import BaseModel, Field
 
-from medledger.credentials import contract as credentials
 from medledger.credentials.claims import derive_claims
 from medledger.credentials.evidence import Evidence, checked_resources
 from medledger.credentials.health_card import health_card_qr, qr_text
 from medledger.errors import InvalidInput
-from medledger.ledger.contracts.identity import PARTICIPANT_NS
-from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden, NotFound
@@ -34,11 +32,6 @@ from medledger.records.header import FIRST_VERSION, MAX_VERSION
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
-READABLE_NAMESPACES = frozenset({
-    credentials.DOCUMENT_NS, credentials.STATUS_NS, credentials.STATUS_HEAD_NS,
-    credentials.ISSUER_URL_NS, credentials.REVOKED_NS, credentials.VERIFIED_NS, MEMBER_NS,
-    PARTICIPANT_NS,
-})  # fmt: skip
 MAX_EVIDENCE = 64
 
 
@@ -73,9 +66,6 @@ class IssueOut(BaseModel):
     qr: str | None = Field(default=None, description="health card: the QR code, SVG")
     qr_text: str | None = Field(default=None, description="health card: the QR's shc:/ text")
 
-
-class StateOut(BaseModel):
-    value: Any
 
 
 @router.post("/setup", response_model=IssuerOut)
@@ -127,24 +117,6 @@ async def issue(
             raise InvalidInput("an AnonCreds credential needs the offer and the wallet's request")
         credential, credential_id = issuer.issue_anoncreds(claims, body.offer, body.request)
     return IssueOut(format=body.format, credential_id=credential_id, credential=credential)
-
-
-@router.get("/state/{namespace}", response_model=StateOut)
-async def state(
-    service: Service,
-    caller: AuthenticatedCaller,
-    namespace: Annotated[str, Path(max_length=64)],
-    key: Annotated[str, Query(max_length=512)],
-) -> StateOut:
-    """Ledger state a wallet or verifier elsewhere needs: documents, status lists,
-    revocations, verification outcomes (by request id), members and staff; nothing
-    about patients or their data."""
-    if namespace not in READABLE_NAMESPACES:
-        raise Forbidden(f"namespace {namespace!r} is not readable here")
-    value = service.node.store.get(namespace, key)
-    if value is None:
-        raise NotFound(f"nothing at {namespace}/{key[:80]}")
-    return StateOut(value=value)
 
 
 @router.get("/tails/{name}", response_class=Response, responses={200: {"content": {

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
+from medledger.access.visibility import may_read_state, may_read_transaction
+from medledger.crypto import merkle
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.keys import to_checksum_address
-from medledger.errors import InvalidInput
+from medledger.errors import InvalidInput, TransportError
 from medledger.ledger.executor import TxOutcome
+from medledger.ledger.store import encode_value
 from medledger.ledger.tx import SignedTransaction
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden, NotFound
@@ -18,6 +23,8 @@ from medledger.node.errors import Forbidden, NotFound
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+#: How long a requested checkpoint may take to gather its cosignatures.
+CHECKPOINT_WAIT_S = 30
 
 
 class Health(BaseModel):
@@ -72,7 +79,31 @@ class InclusionProof(BaseModel):
     size: int
     root: str
     path: list[str]
-    transaction: str = Field(description="the logged transaction's wire form (JSON text)")
+    leaf: str = Field(description="the entry's leaf hash, SHA-256(0x00 || wire form)")
+    transaction: str | None = Field(
+        default=None,
+        description="the logged transaction's wire form (JSON text), for its parties only",
+    )
+
+
+class SmtProofOut(BaseModel):
+    path: str
+    siblings: list[str] = Field(description="sibling hashes from the root down")
+    leaf: list[str] | None = Field(
+        description="the entry where the walk ends (path, value hash), or null: empty"
+    )
+
+
+class StateProofOut(BaseModel):
+    """A state entry at a cosigned checkpoint's size, with its proof against that
+    checkpoint's state root (crypto/smt.py)."""
+
+    ns: str
+    key: str
+    size: int
+    state_root: str
+    value: Any = Field(description="the entry's JSON value, or null if absent")
+    proof: SmtProofOut
 
 
 class ConsistencyProof(BaseModel):
@@ -170,6 +201,36 @@ async def submit(
     return outcome_json(await submit_own(service, caller, stx))
 
 
+class Genesis(BaseModel):
+    genesis: str = Field(description="the network's genesis transaction, wire form (JSON text)")
+
+
+@router.get("/ledger/genesis", response_model=Genesis)
+async def genesis(service: Service, caller: AuthenticatedCaller) -> Genesis:
+    """The genesis this node follows. A client that got it out of band compares; one that
+    did not trusts it from then on (ledger/light.py)."""
+    return Genesis(genesis=service.node.genesis.encode().decode())
+
+
+@router.post("/ledger/checkpoint")
+async def checkpoint_now(service: Service, caller: AuthenticatedCaller) -> dict[str, Any]:
+    """Have this node propose its head now and return the checkpoint once the other
+    members cosigned it: for the institution's own key (an operator, a test)."""
+    if caller.address != service.keys.member.address:
+        raise Forbidden("only this node's institution asks it for a checkpoint")
+    node = service.node
+    head = await node.head_at()
+    await node.cosign_head(head.size)
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while True:
+        latest = node.checkpoint()
+        if latest is not None and latest.head.size >= head.size:
+            return latest.to_json()
+        if time.monotonic() > deadline:
+            raise TransportError(f"no checkpoint at size {head.size} after {CHECKPOINT_WAIT_S} s")
+        await asyncio.sleep(0.02)
+
+
 @router.get("/ledger/checkpoint")
 async def checkpoint(service: Service, caller: AuthenticatedCaller) -> dict[str, Any]:
     """The latest checkpoint cosigned by the threshold of members."""
@@ -189,13 +250,45 @@ async def inclusion(
     node = service.node
     size = node.size if size is None else size
     path = node.inclusion_proof(index, size)
+    logged = node.store.tx_by_index(index)
+    tx = SignedTransaction.decode(logged.raw, node.limits).tx
+    visible = may_read_transaction(node.store, caller.address, tx)
     return InclusionProof(
         index=index,
         size=size,
-        root="0x" + node.tree_head(size).root.hex(),
+        root="0x" + merkle.root(node.store, size).hex(),
         path=["0x" + p.hex() for p in path],
-        transaction=node.store.tx_by_index(index).raw.decode(),
+        leaf="0x" + logged.leaf.hex(),
+        transaction=logged.raw.decode() if visible else None,
     )
+
+
+@router.get("/ledger/state/{namespace}", response_model=StateProofOut)
+async def state_entry(
+    service: Service,
+    caller: AuthenticatedCaller,
+    namespace: Annotated[str, Path(max_length=64)],
+    key: Annotated[str, Query(max_length=256)],
+    size: Annotated[int | None, Query(ge=1)] = None,
+) -> StateProofOut:
+    """An entry of the ledger state the caller may see, proven at the latest cosigned
+    checkpoint (or at ``size``, a version this node still keeps)."""
+    node = service.node
+    if not may_read_state(node.store, caller.address, namespace, key):
+        raise NotFound(f"nothing to show at {namespace}")
+    if size is None:
+        checkpoint = node.checkpoint()
+        if checkpoint is None:
+            raise NotFound("no checkpoint has been cosigned yet")
+        size = checkpoint.head.size
+    current = node.store.get(namespace, key)
+    try:
+        proven = node.store.tree.prove(
+            namespace, key, size, None if current is None else encode_value(current)
+        )
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    return StateProofOut.model_validate(proven.to_json())
 
 
 @router.get("/ledger/proofs/consistency", response_model=ConsistencyProof)

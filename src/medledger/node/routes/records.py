@@ -3,24 +3,31 @@
 Records arrive sealed and signed by their author's client; the node checks and
 commits them (records/incoming.py) and never sees plaintext. Reading returns
 ciphertext: the patient opens it with their own key, a grant holder through
-the custodians.
+the custodians. Who sees what of a patient's records here: the patient (or a
+guardian); this institution's staff while the patient is enrolled here (the care
+team sees the chart's index, not its contents); a grant's holder, the records its
+grant covers. A record the caller may not see is answered exactly as a record that
+does not exist.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from medledger.access.contract import active_grant
+from medledger.access.care import enrolled_at
+from medledger.access.state import GRANT_NS, active_grant, grant_covers, speaks_for
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
 from medledger.node.routes.ledger import ADDRESS
+from medledger.records.errors import UnknownRecord
 from medledger.records.header import FIRST_VERSION, MAX_VERSION, RecordHeader
 from medledger.records.pipeline import Incoming
 from medledger.records.proof import committed_record, prove
@@ -134,6 +141,8 @@ async def list_records(
     """A patient's records in this vault that the caller may see, every version."""
     address = to_checksum_address(patient)
     scope = _scope(service, caller, address, grant)
+    if scope is None:
+        raise Forbidden("a grant covering this patient's records is needed")
     return [
         RecordSummary(
             record_id=r.sealed.header.record_id.hex(),
@@ -154,29 +163,33 @@ class _Scope:
     """What of one patient's records a caller may see."""
 
     everything: bool
-    categories: frozenset[str] = frozenset()
-    records: frozenset[str] = frozenset()
+    grant: Mapping[str, Any] | None = None
 
     def covers(self, stored: StoredRecord) -> bool:
+        if self.everything:
+            return True
         header: RecordHeader = stored.sealed.header
-        return (
-            self.everything
-            or header.category in self.categories
-            or "0x" + stored.commitment.hex() in self.records
-        )
+        commitment = "0x" + stored.commitment.hex()
+        return self.grant is not None and grant_covers(self.grant, header.category, commitment)
 
 
-def _scope(service: Service, caller: Caller, patient: Address, grant: str | None) -> _Scope:
-    # The patient and this institution's own staff see the patient's records here; anyone
-    # else only what a grant they hold covers.
-    if caller.address == patient or caller.is_staff_of(service.keys.member.address):
+def _scope(
+    service: Service, caller: Caller, patient: Address, grant: str | None
+) -> _Scope | None:
+    """What the caller may see of ``patient``'s records here; None: nothing."""
+    view, institution = service.node.store, service.keys.member.address
+    if speaks_for(view, patient, caller.address):
+        return _Scope(True)
+    here_now = service.node.size
+    if caller.is_staff_of(institution) and enrolled_at(view, patient, institution, here_now):
         return _Scope(True)
     if grant is None:
-        raise Forbidden(f"{caller.address} holds no grant named for patient {patient}")
-    entry = active_grant(service.node.store, grant.lower(), time.time_ns())
-    if entry["requester"] != caller.address or entry["patient"] != patient:
-        raise Forbidden(f"grant {grant} is not {caller.address}'s for patient {patient}")
-    return _Scope(False, frozenset(entry["categories"]), frozenset(entry["records"]))
+        return None
+    held = view.get(GRANT_NS, grant.lower())
+    if held is None or held["requester"] != caller.address or held["patient"] != patient:
+        return None
+    # The holder may hear why their own grant no longer reads (revoked, expired, void).
+    return _Scope(False, active_grant(view, grant.lower(), time.time_ns()))
 
 
 def _readable(
@@ -186,11 +199,19 @@ def _readable(
     version: Annotated[int | None, Query(ge=FIRST_VERSION, le=MAX_VERSION)] = None,
     grant: Annotated[str | None, Query(pattern=GRANT)] = None,
 ) -> StoredRecord:
-    """The record (its latest or a given version) if the caller may see it."""
+    """The record (its latest or a given version) if the caller may see it; a record the
+    caller may not see is refused as one this vault does not hold."""
     stored = service.vault.get(bytes.fromhex(record_id), version)
-    if not _scope(service, caller, stored.sealed.header.patient, grant).covers(stored):
-        raise Forbidden(f"grant {grant} does not cover record {stored.label}")
+    scope = _scope(service, caller, stored.sealed.header.patient, grant)
+    if scope is None or not scope.covers(stored):
+        raise UnknownRecord(_missing(record_id, version))
     return stored
+
+
+def _missing(record_id: str, version: int | None) -> str:
+    # The very words the vault uses for a record it does not hold.
+    what = record_id if version is None else f"{record_id} v{version}"
+    return f"no record {what} in this vault"
 
 
 ReadableRecord = Annotated[StoredRecord, Depends(_readable)]

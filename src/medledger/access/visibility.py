@@ -1,0 +1,165 @@
+"""Who may read which part of the ledger: need to know, not possession of a key pair.
+
+Every node holds the whole log and state, so its operator (a member) sees all of
+it; that is the members' lot, and their custodians need it. Through a node's API
+everyone else sees only what they are party to:
+
+- health data's neighbours (requests, grants, receipts, policies, audit lists,
+  enrolments, notices) to the patient (and guardians), the requester or reader,
+  the people who approved or could approve, and the institution concerned;
+- a patient's registration (pseudonym and encryption key) to the patient, and to
+  the consortium's staff who seal records to it;
+- consortium facts (members, staff directory, checkpoints, vault commitments,
+  credential issuers' documents) to any registered party;
+- nothing to an address the ledger does not know.
+
+Anything else gets the hash of what it asked for (proofs) or the answer a missing
+item gets: "not yours" and "no such thing" are told apart by nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from medledger.access import care, glass
+from medledger.access.policy import Policy
+from medledger.access.rules import Signer, could_fill
+from medledger.access.settings import access_settings
+from medledger.access.state import (
+    ASKED_COUNT_NS,
+    ASKED_NS,
+    AUDIT_COUNT_NS,
+    AUDIT_NS,
+    CARE_NS,
+    GRANT_NS,
+    GUARDIAN_NS,
+    NOTICE_COUNT_NS,
+    NOTICE_NS,
+    OPEN_NS,
+    POLICY_NS,
+    RECEIPT_NS,
+    REQUEST_NS,
+    current_policy,
+    signer_of,
+    speaks_for,
+)
+from medledger.crypto.keys import Address
+from medledger.errors import InvalidInput
+from medledger.ledger.contracts.base import StateView
+from medledger.ledger.contracts.identity import SUBJECT_NS
+from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.ledger.machine import NONCE_NS
+from medledger.ledger.tx import Transaction
+
+#: Lists and counters keyed by the patient, first part of the key.
+_PATIENT_KEYED = frozenset({
+    POLICY_NS, GUARDIAN_NS, AUDIT_NS, AUDIT_COUNT_NS, NOTICE_NS, NOTICE_COUNT_NS, ASKED_NS,
+    ASKED_COUNT_NS, OPEN_NS,
+})  # fmt: skip
+_CONSORTIUM_OVERSIGHT = frozenset({glass.GLASS_NS, glass.REVIEW_DUE_NS, glass.ALERT_NS,
+                                   glass.ALERT_COUNT_NS})  # fmt: skip
+
+
+def is_member(view: StateView, address: Address) -> bool:
+    member = view.get(MEMBER_NS, address)
+    return member is not None and member["status"] == "active"
+
+
+def is_registered(view: StateView, address: Address) -> bool:
+    return signer_of(view, address).role is not None or view.get(SUBJECT_NS, address) is not None
+
+
+def may_read_state(view: StateView, reader: Address, ns: str, key: str) -> bool:
+    """Whether ``reader`` may see the state entry ``(ns, key)``."""
+    if is_member(view, reader):
+        return True
+    if not is_registered(view, reader):
+        return False
+    if ns in _PATIENT_KEYED:
+        return speaks_for(view, _first(key), reader)
+    if ns in (REQUEST_NS, GRANT_NS):
+        entry = view.get(ns, key)
+        return entry is not None and party_to_request(view, reader, entry)
+    if ns == RECEIPT_NS:
+        entry = view.get(ns, key)
+        return entry is not None and _party_to_receipt(view, reader, entry)
+    if ns == CARE_NS:
+        patient, _, institution = key.partition("/")
+        return speaks_for(view, Address(patient), reader) or (
+            signer_of(view, reader).institution == institution
+        )
+    if ns == care.HELD_NS:
+        patient, _, holder = key.partition("/")
+        return reader == holder or speaks_for(view, Address(patient), reader)
+    if ns in _CONSORTIUM_OVERSIGHT:
+        return signer_of(view, reader).role == access_settings(view).reviewer_role
+    if ns == NONCE_NS:
+        return key == reader
+    if ns == SUBJECT_NS:
+        return key == reader or signer_of(view, reader).role is not None
+    return not ns.startswith("access.")
+
+
+def party_to_request(view: StateView, reader: Address, entry: Mapping[str, Any]) -> bool:
+    """The requester, the patient or a guardian, whoever approved, and whoever the
+    request's policies would count as an approver (so they can be asked)."""
+    if reader == entry["requester"] or speaks_for(view, entry["patient"], reader):
+        return True
+    if reader in entry.get("approvals", {}):
+        return True
+    signer = signer_of(view, reader)
+    if entry.get("emergency"):
+        return could_fill(glass.emergency_rule(entry).approvers, signer, entry["patient"])
+    return any(_could_approve(view, entry, category, signer) for category in entry["categories"])
+
+
+def _could_approve(
+    view: StateView, entry: Mapping[str, Any], category: str, signer: Signer
+) -> bool:
+    policy: Policy = current_policy(view, entry["patient"], category)[0]
+    return could_fill(policy.approvers, signer, entry["patient"])
+
+
+def _party_to_receipt(view: StateView, reader: Address, receipt: Mapping[str, Any]) -> bool:
+    if reader in (receipt["reader"], receipt["custodian"]):
+        return True
+    grant = view.get(GRANT_NS, receipt["grant"])
+    return grant is not None and speaks_for(view, grant["patient"], reader)
+
+
+def may_read_transaction(view: StateView, reader: Address, tx: Transaction) -> bool:
+    """Whether ``reader`` may see a logged transaction's body: its sender, whoever may
+    see the state entries it is about, and members."""
+    if reader == tx.sender or is_member(view, reader):
+        return True
+    if not is_registered(view, reader):
+        return False
+    about = _state_touched(tx)
+    if about is None:
+        return not tx.tx_type.startswith("access.") and tx.tx_type != "identity.register_subject"
+    return any(may_read_state(view, reader, ns, key) for ns, key in about)
+
+
+def _state_touched(tx: Transaction) -> list[tuple[str, str]] | None:
+    """The state entries a transaction is about, for judging who may see it; None for a
+    transaction about no one in particular."""
+    tx_type, payload, sender = tx.tx_type, tx.payload, tx.sender
+    try:
+        if tx_type in ("access.approve", "access.deny"):
+            return [(REQUEST_NS, str(payload["request"]).lower())]
+        if tx_type in ("access.revoke", "access.receipt", glass.REVIEW, glass.FLAG_OVERDUE):
+            return [(GRANT_NS, str(payload["grant"]).lower())]
+        if tx_type == "access.request":
+            return [(REQUEST_NS, "0x" + tx.digest.hex())]
+        if tx_type in ("access.set_policy", "access.set_guardians", care.ENROL, care.UNENROL):
+            return [(ASKED_COUNT_NS, Address(str(payload.get("patient", sender))))]
+        if tx_type == "identity.register_subject":
+            return [(SUBJECT_NS, sender)]
+    except (KeyError, TypeError, InvalidInput):
+        return []
+    return None
+
+
+def _first(key: str) -> Address:
+    return Address(key.partition("/")[0])
