@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,6 +95,15 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         stranger = medledger("access", "show", request, "--key", str(keys["stranger"]), "--node", b)
         # A stranger cannot tell a request they are no party to from one that does not exist.
         assert stranger.returncode == 3 and "404 UnknownRequest: no request" in stranger.stderr
+        # The revocation reaches a checkpoint on the nodes' schedule; then it is proven.
+        for _ in range(60):
+            shown = json.loads(ok("access", "grant", request, "--key", str(keys["patient"]),
+                                  "--node", a, "--json"))  # fmt: skip
+            if shown["proven"]["status"] == "revoked":
+                break
+            time.sleep(0.5)
+        assert shown["status"] == "revoked" and shown["proven"]["status"] == "revoked"
+        assert shown["proven"]["checkpoint"] > 0
 
         # Credentials: hospital A issues from its checkup; the insurer learns two facts.
         chart = tmp_path / "checkup"
@@ -129,5 +139,10 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         assert verified["facts"] == {"hba1c_x10 < 65": True, "non_smoker >= 1": True}
         replayed = medledger(*check)
         assert replayed.returncode == 3 and "already verified" in replayed.stderr
+
+        # The operator's check: the node's store is what a replay of its log gives.
+        checked = json.loads(ok("ledger", "check", "--config",
+                                str(net / "nodes" / "hospital-a" / "node.toml"), "--json"))
+        assert checked["ok"] and checked["entries"] > 20
     finally:
         ok("network", "down", "--dir", str(net))

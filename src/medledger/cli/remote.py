@@ -20,16 +20,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from medledger.access import care
+from medledger.access import care, glass
 from medledger.access.approval import Approval
-from medledger.access.contract import REQUEST, REVOKE
+from medledger.access.contract import GRANT_NS, REQUEST, REVOKE
 from medledger.access.reader import read_record
+from medledger.access.state import NS_PER_MS
 from medledger.cli.options import JsonOption, ScryptOption
 from medledger.crypto.keys import PrivateKey, to_checksum_address
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import InvalidInput, UsageError
 from medledger.ledger.contracts import identity
-from medledger.node.client import NodeClient, RemoteCustodian, upload_records
+from medledger.node.client import NodeClient, ProvenState, RemoteCustodian, upload_records
 from medledger.node.home import (
     PATIENT_LABEL,
     encryption_key,
@@ -298,10 +299,51 @@ def approve(request_id: str, *, key: KeyOption, node: NodeOption = DEFAULT_NODE,
 @access_app.command("grant")
 def grant(grant_id: str, *, key: KeyOption, node: NodeOption = DEFAULT_NODE,
           as_json: JsonOption = False) -> None:  # fmt: skip
-    """A grant's scope, approvers and status (active, expired, revoked)."""
-    g = _with_client(node, key, lambda c: c.get(f"/v1/access/grants/{grant_id}"))
-    _emit(g, as_json, f"grant {grant_id}: {g['status']}; {g['requester']} reads "
+    """A grant's scope, approvers and status (active, expired, revoked), as the node says
+    and as proven at the latest checkpoint the members cosigned."""
+
+    async def work(client: NodeClient) -> Any:
+        said = await client.get(f"/v1/access/grants/{grant_id}")
+        return {**said, "proven": await asyncio.to_thread(_proven_grant, client, grant_id)}
+
+    g = _with_client(node, key, work)
+    proven = g["proven"]
+    checked = (
+        f"proven at checkpoint {proven['checkpoint']}: {proven['status']}"
+        if proven["checkpoint"] else "not yet under a checkpoint"
+    )  # fmt: skip
+    _emit(g, as_json, f"grant {grant_id}: {g['status']} ({checked}); {g['requester']} reads "
           f"{', '.join(g['categories'])} for {g['purpose']}")  # fmt: skip
+
+
+def _proven_grant(client: NodeClient, grant_id: str) -> dict[str, Any]:
+    state = ProvenState(client)
+    try:
+        checkpoint = state.checkpoint()
+        entry = state.get(GRANT_NS, grant_id.lower())
+    finally:
+        state.close()
+    if entry is None:
+        return {"checkpoint": None, "status": None}
+    head = checkpoint.head
+    ended = entry["expires_ns"] <= head.timestamp_ms * NS_PER_MS
+    status = "revoked" if entry["status"] == "revoked" else "expired" if ended else "active"
+    return {"checkpoint": head.size, "status": status}
+
+
+@access_app.command("review")
+def review(
+    grant_id: str, *, finding: Annotated[str, typer.Option(help="justified or unjustified")],
+    key: KeyOption, node: NodeOption = DEFAULT_NODE,
+) -> None:  # fmt: skip
+    """Review a break-glass grant (in the network's reviewer role, having taken no part)."""
+
+    async def work(client: NodeClient) -> Any:
+        tx = await client.transaction(glass.REVIEW, {"grant": grant_id, "finding": finding})
+        return await client.post("/v1/ledger/transactions", {"transaction": tx})
+
+    _with_client(node, key, work)
+    out.print(f"break-glass grant {grant_id} reviewed: {finding}")
 
 
 @access_app.command("revoke")
