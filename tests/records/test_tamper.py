@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
+from medledger.crypto.canonical import canonical_json
+from medledger.crypto.keys import PrivateKey
+from medledger.ledger.checkpoints import TreeHead
+from medledger.ledger.contracts import identity, membership
+from medledger.ledger.contracts.base import ContractRegistry, Handler
+from medledger.ledger.contracts.checkpoint import CHECKPOINT_NS, LATEST_KEY, size_key
+from medledger.ledger.contracts.membership import MEMBER_NS, MEMBERS_KEY
+from medledger.ledger.machine import NETWORK_NS
+from medledger.ledger.node import LedgerNode
+from medledger.ledger.store import LedgerStore, encode_value
+from medledger.protocol import contract_set
+from medledger.records.contract import BATCH_NS, COMMIT, VAULT_NS
 from medledger.records.header import RECORD_ID_SIZE
 from medledger.records.importer import import_paths
-from medledger.records.pipeline import Job
-from medledger.records.recipients import patient_key
+from medledger.records.pipeline import Job, SealingContext, SealingPool
+from medledger.records.recipients import custodians_of, patient_key
 from medledger.records.store import StoredRecord
 from medledger.records.verify import VerifyReport, verify_vault
+from medledger.records.writer import RecordWriter
 from tests.data import FHIR_EXAMPLES as EXAMPLES
+from tests.ledger.consortium import key
 from tests.records.world import World, world
 
 FILES = [
@@ -34,6 +50,8 @@ class Vault(NamedTuple):
     conn: Connection
     #: (record id, version) of every row, in batch and position order.
     rows: list[tuple[bytes, int]]
+    #: The node's ledger database, for attacks that also edit the node.
+    ledger: Connection
 
     def set(self, row: int, **values: Any) -> None:
         record_id, version = self.rows[row]
@@ -93,6 +111,83 @@ SEALED_COLUMNS = (
     "wrapped_keys",
     "commitment",
 )
+
+
+def _state(ledger: Connection, ns: str, key: str) -> Any:
+    value = ledger.execute(
+        text("SELECT value FROM ledger_state WHERE ns = :ns AND key = :key"), {"ns": ns, "key": key}
+    ).scalar_one()
+    return json.loads(value)
+
+
+def _set_state(ledger: Connection, ns: str, key: str, value: Any) -> None:
+    ledger.execute(
+        text(
+            "INSERT INTO ledger_state (ns, key, value) VALUES (:ns, :key, :value) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value"
+        ),
+        {"ns": ns, "key": key, "value": encode_value(value)},
+    )
+
+
+def _hide_last_batch(vault: Vault) -> None:
+    """Delete batch 1 from the vault and make the node's state tables agree."""
+    vault.conn.execute(text("DELETE FROM vault_records WHERE batch = 1"))
+    vault.conn.execute(text("DELETE FROM vault_batches WHERE seq = 1"))
+    (vault_id,) = vault.ledger.execute(
+        text("SELECT key FROM ledger_state WHERE ns = :ns"), {"ns": VAULT_NS}
+    ).scalars()
+    state = _state(vault.ledger, VAULT_NS, vault_id)
+    last = _state(vault.ledger, BATCH_NS, f"{vault_id}/1")
+    shrunk = {**state, "batches": 1, "records": state["records"] - last["count"]}
+    _set_state(vault.ledger, VAULT_NS, vault_id, shrunk)
+    vault.ledger.execute(
+        text("DELETE FROM ledger_state WHERE ns = :ns AND key = :key"),
+        {"ns": BATCH_NS, "key": f"{vault_id}/1"},
+    )
+
+
+def _last_commit(ledger: Connection) -> tuple[int, bytes]:
+    row = ledger.execute(
+        text("SELECT idx, raw FROM ledger_txs WHERE tx_type = :t ORDER BY idx DESC LIMIT 1"),
+        {"t": COMMIT},
+    ).one()
+    return int(row[0]), bytes(row[1])
+
+
+def _hide_last_commit_in_another_vault(vault: Vault) -> None:
+    _hide_last_batch(vault)
+    index, raw = _last_commit(vault.ledger)
+    wire = json.loads(raw)
+    wire["payload"]["vault"] = "0x" + "00" * 16
+    vault.ledger.execute(
+        text("UPDATE ledger_txs SET raw = :raw WHERE idx = :i"),
+        {"raw": canonical_json(wire), "i": index},
+    )
+
+
+def _delete_last_commit(vault: Vault) -> None:
+    _hide_last_batch(vault)
+    index, _ = _last_commit(vault.ledger)
+    vault.ledger.execute(text("DELETE FROM ledger_txs WHERE idx = :i"), {"i": index})
+
+
+def _cosign_with_a_forged_member(vault: Vault) -> None:
+    """Replace the latest checkpoint's cosigners by one founder and a key the operator
+    made up, listed as a member in the node's state."""
+    rogue = key("rogue")
+    members = _state(vault.ledger, NETWORK_NS, MEMBERS_KEY)
+    _set_state(vault.ledger, NETWORK_NS, MEMBERS_KEY, sorted([*members, rogue.address]))
+    founder = _state(vault.ledger, MEMBER_NS, members[0])
+    _set_state(vault.ledger, MEMBER_NS, rogue.address, {**founder, "address": rogue.address})
+    latest = _state(vault.ledger, NETWORK_NS, LATEST_KEY)
+    entry_key = f"{size_key(latest['size'])}/{latest['state_root']}"
+    entry = _state(vault.ledger, CHECKPOINT_NS, entry_key)
+    head = TreeHead.from_json(entry)
+    cosignatures = {}
+    for signer in (key("founder-0"), rogue):
+        cosignatures[signer.address] = "0x" + head.sign(signer).signature.hex()
+    _set_state(vault.ledger, CHECKPOINT_NS, entry_key, {**entry, "cosignatures": cosignatures})
 
 
 class Attack(NamedTuple):
@@ -175,6 +270,26 @@ ATTACKS = [
         ),
         lambda v: {("batch 9", "batch")},
     ),
+    Attack(
+        "last batch deleted, the node's state edited to match",
+        _hide_last_batch,
+        lambda v: {("batch 1", "missing")},
+    ),
+    Attack(
+        "last batch deleted, its commit's raw bytes edited to name another vault",
+        _hide_last_commit_in_another_vault,
+        lambda v: {("ledger", "checkpoint")},
+    ),
+    Attack(
+        "last batch deleted, its commit deleted from the node's log",
+        _delete_last_commit,
+        lambda v: {("ledger", "checkpoint"), ("ledger", "log")},
+    ),
+    Attack(
+        "checkpoint cosigned by a member the node's state made up",
+        _cosign_with_a_forged_member,
+        lambda v: {("ledger", "checkpoint")},
+    ),
 ]
 
 
@@ -204,19 +319,46 @@ def _found(report: VerifyReport) -> set[tuple[str, str]]:
     return {(p.subject, p.check) for p in report.problems}
 
 
+@contextmanager
+def _reopened(w: World, tmp_path: Path) -> Iterator[LedgerNode]:
+    """The node's database opened afresh, as `medledger verify` opens it: nothing cached
+    from before an attack."""
+    store = LedgerStore.open(str(tmp_path / "ledger.db"))
+    try:
+        yield LedgerNode(genesis=w.consortium.genesis, store=store, orderer=w.node.orderer,
+                         registry=contract_set(), name="verifier")  # fmt: skip
+    finally:
+        store.close()
+
+
+def _verify_afresh(w: World, tmp_path: Path) -> VerifyReport:
+    with _reopened(w, tmp_path) as node:
+        return verify_vault(w.store, node)
+
+
+@contextmanager
+def _databases(tmp_path: Path) -> Iterator[tuple[Connection, Connection]]:
+    vault_engine = create_engine(f"sqlite:///{tmp_path / 'vault.db'}")
+    ledger_engine = create_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        with vault_engine.begin() as conn, ledger_engine.begin() as ledger:
+            yield conn, ledger
+    finally:
+        vault_engine.dispose()
+        ledger_engine.dispose()
+
+
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_verify_catches_and_names_each_attack(tmp_path: Path, attack: Attack) -> None:
     async def scenario() -> None:
         async with world(tmp_path) as w:
             await _populate(w, tmp_path)
-            assert verify_vault(w.store, w.node).ok
-            engine = create_engine(f"sqlite:///{tmp_path / 'vault.db'}")
-            with engine.begin() as conn:
-                vault = Vault(conn, _rows(conn))
+            assert _verify_afresh(w, tmp_path).ok
+            with _databases(tmp_path) as (conn, ledger):
+                vault = Vault(conn, _rows(conn), ledger)
                 attack.tamper(vault)
                 expected = attack.found(vault)
-            engine.dispose()
-            report = verify_vault(w.store, w.node)
+            report = _verify_afresh(w, tmp_path)
             assert not report.ok
             assert expected <= _found(report), report.problems
 
@@ -299,5 +441,154 @@ def test_an_empty_vault_does_not_pass(tmp_path: Path) -> None:
             report = verify_vault(w.store, w.node)
             assert not report.ok
             assert ("vault", "batch") in _found(report)
+
+    asyncio.run(scenario())
+
+
+def _participant_row(institution: str) -> dict[str, Any]:
+    span = {"role": "doctor", "institution": institution, "since": 0, "until": None}
+    return {"role": "doctor", "institution": institution, "status": "active", "since": 0,
+            "spans": [span]}  # fmt: skip
+
+
+def _forge_participant(ledger: Connection, author: str) -> None:
+    _set_state(ledger, identity.PARTICIPANT_NS, author, _participant_row(key("founder-0").address))
+
+
+def _forge_participant_of_a_forged_member(ledger: Connection, author: str) -> None:
+    rogue = key("rogue hospital").address
+    member = {"id": "rogue", "name": "Rogue", "address": rogue, "custodian_key": "0x" + "00" * 32,
+              "status": "active", "since": 0, "spans": [[0, None]]}  # fmt: skip
+    _set_state(ledger, MEMBER_NS, rogue, member)
+    members = _state(ledger, NETWORK_NS, MEMBERS_KEY)
+    _set_state(ledger, NETWORK_NS, MEMBERS_KEY, sorted([*members, rogue]))
+    _set_state(ledger, identity.PARTICIPANT_NS, author, _participant_row(rogue))
+
+
+class AuthorAttack(NamedTuple):
+    name: str
+    #: Whether the author was registered, then revoked, before writing.
+    revoked: bool
+    tamper: Callable[[Connection, str], None]
+
+
+AUTHOR_ATTACKS = [
+    AuthorAttack("participant row forged", False, _forge_participant),
+    AuthorAttack(
+        "participant and member rows forged", False, _forge_participant_of_a_forged_member
+    ),
+    AuthorAttack("revoked participant's row restored", True, _forge_participant),
+]
+
+
+async def _write_as(w: World, author: PrivateKey) -> StoredRecord:
+    """One record by ``author``, sealed and written without asking who may write."""
+    founder = w.consortium.keys[0]
+    patient = await w.add_patient("target")
+    writer = RecordWriter(w.store, w.node, founder, batch_records=64)
+    context = SealingContext(w.node.network_id, author.to_bytes(), custodians_of(w.node))
+    pool = SealingPool(context, workers=1, chunk=16)
+    try:
+        pkey = patient_key(w.node, patient.address)
+        await import_paths(writer, pool, patient.address, pkey, [EXAMPLES / FILES[0]])
+    finally:
+        pool.close()
+    return _first_record(w)
+
+
+@pytest.mark.parametrize("attack", AUTHOR_ATTACKS, ids=[a.name for a in AUTHOR_ATTACKS])
+def test_a_record_by_a_non_participant_fails_whatever_the_node_s_state_says(
+    tmp_path: Path, attack: AuthorAttack
+) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            founder = w.consortium.keys[0]
+            mallory = key("mallory")
+            if attack.revoked:
+                address = {"address": mallory.address}
+                register = {**address, "role": "doctor"}
+                await w.node.submit_payload(founder, identity.REGISTER_PARTICIPANT, register)
+                await w.node.submit_payload(founder, identity.REVOKE_PARTICIPANT, address)
+            record = await _write_as(w, mallory)
+            await w.checkpoint()
+            assert (record.label, "author") in _found(_verify_afresh(w, tmp_path))
+            with _databases(tmp_path) as (_, ledger):
+                attack.tamper(ledger, mallory.address)
+            report = _verify_afresh(w, tmp_path)
+            assert (record.label, "author") in _found(report), report.problems
+
+    asyncio.run(scenario())
+
+
+def test_an_author_revoked_after_the_commit_still_verifies(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await _populate(w, tmp_path)
+            revoke = {"address": w.author.address}
+            await w.node.submit_payload(w.consortium.keys[0], identity.REVOKE_PARTICIPANT, revoke)
+            assert _verify_afresh(w, tmp_path).ok
+            await w.checkpoint()
+            assert _verify_afresh(w, tmp_path).ok
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_cosigned_by_members_as_the_log_made_them_verifies(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await _populate(w, tmp_path)
+            first, second = w.consortium.keys[:2]
+            newcomer = key("newcomer")
+            member = {"id": "newcomer", "name": "A newcomer", "address": newcomer.address,
+                      "custodian_key": "0x" + "01" * 32}  # fmt: skip
+            admit = await w.node.submit_payload(
+                first, membership.PROPOSE, {"action": "admit", "member": member}
+            )
+            await w.node.submit_payload(second, membership.VOTE, {"proposal": _id(admit.tx_id)})
+            remove = await w.node.submit_payload(
+                first, membership.PROPOSE, {"action": "remove", "address": second.address}
+            )
+            await w.node.submit_payload(newcomer, membership.VOTE, {"proposal": _id(remove.tx_id)})
+            size = w.node.size
+            for signer in (first, newcomer):
+                await w.node.cosign_head(size, key=signer)
+            report = _verify_afresh(w, tmp_path)
+            assert report.ok, report.problems
+            assert report.checkpoint_size == size
+
+    asyncio.run(scenario())
+
+
+def _id(tx_id: bytes) -> str:
+    return "0x" + tx_id.hex()
+
+
+class _Unnumbered(ContractRegistry):
+    """The network's contracts, except that a commit may carry any batch number: what
+    a log the records contract would have refused looks like."""
+
+    def __init__(self) -> None:
+        network = contract_set()
+        super().__init__(network.version)
+        for tx_type in network.types:
+            self.register(tx_type, network.handler(tx_type))
+
+    def handler(self, tx_type: str) -> Handler:
+        if tx_type == COMMIT:
+            return lambda ctx, view: []
+        return super().handler(tx_type)
+
+
+def test_a_gap_or_a_repeat_in_the_logged_batch_numbers_is_reported(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path, registry=_Unnumbered()) as w:
+            await _populate(w, tmp_path)
+            vault = "0x" + w.store.vault_id.hex()
+            for batch in (0, 3):
+                payload = {"vault": vault, "batch": batch, "count": 1, "root": _id(bytes(32))}
+                await w.node.submit_payload(w.consortium.keys[0], COMMIT, payload)
+            await w.checkpoint()
+            found = _found(_verify_afresh(w, tmp_path))
+            assert {("batch 0", "batch"), ("batch 2", "batch"), ("batch 3", "missing")} <= found
 
     asyncio.run(scenario())

@@ -26,7 +26,6 @@ from medledger.ledger.contracts.membership import GENESIS, MEMBERS_KEY
 from medledger.ledger.errors import CheckpointError
 from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
 from medledger.ledger.state_tree import StateProof
-from medledger.ledger.store import encode_value
 from medledger.ledger.tx import SignedTransaction
 
 
@@ -89,4 +88,4 @@ class TrustedConsortium:
 
 def proof_from_json(obj: Mapping[str, Any]) -> StateProof:
     """A state proof as a node serves it (``GET /v1/ledger/state/...``)."""
-    return StateProof.from_json(obj, encode_value)
+    return StateProof.from_json(obj)

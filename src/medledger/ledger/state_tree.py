@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,6 +321,9 @@ class StateProof:
             "key": self.key,
             "size": self.size,
             "state_root": "0x" + self.root.hex(),
+            # The exact bytes the leaf hashes, as text: a client hashes these, not its own
+            # re-encoding of the value (which a JSON parser with 53-bit numbers would alter).
+            "encoded": None if self.value is None else self.value.decode(),
             "value": self.value_json(),
             "proof": {
                 "path": "0x" + proof.path.hex(),
@@ -330,18 +333,19 @@ class StateProof:
         }
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any], encode: Callable[[Any], bytes]) -> StateProof:
-        """A proof as a node serves it; ``encode`` is the ledger's value encoding, whose
-        bytes the leaf hashes."""
+    def from_json(cls, obj: Mapping[str, Any]) -> StateProof:
+        """A proof as a node serves it; its value is the encoded text, not the parsed one."""
         try:
             proof, leaf = obj["proof"], obj["proof"]["leaf"]
-            value = obj["value"]
+            encoded = obj["encoded"]
+            if encoded is not None and not isinstance(encoded, str):
+                raise TypeError("encoded")
             return cls(
                 ns=str(obj["ns"]),
                 key=str(obj["key"]),
                 size=int(obj["size"]),
                 root=_hex(obj["state_root"]),
-                value=None if value is None else encode(value),
+                value=None if encoded is None else encoded.encode(),
                 proof=smt.Proof(
                     _hex(proof["path"]),
                     tuple(_hex(s) for s in proof["siblings"]),

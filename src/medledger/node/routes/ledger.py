@@ -102,6 +102,7 @@ class StateProofOut(BaseModel):
     key: str
     size: int
     state_root: str
+    encoded: str | None = Field(description="the stored value's exact text, which the leaf hashes")
     value: Any = Field(description="the entry's JSON value, or null if absent")
     proof: SmtProofOut
 
