@@ -80,19 +80,7 @@ async def _read_and_checkpoint(net: Network, record: str, grant: str) -> None:
         if node.size >= max(n.service.node.size for n in net.nodes.values()):
             break
         await asyncio.sleep(0.02)
-    member = net.nodes["hospital-a"].member
-    signed = (await node.head_at()).sign(member)
-    head, payload = signed.head, signed.cosign_payload()
-    async with net.client("hospital-a", member) as client:
-        nonce = (await client.get(f"/v1/ledger/nonces/{member.address}"))["next_nonce"]
-        tx = net.tx(member, "checkpoint.cosign", payload, nonce=nonce)
-        await client.post("/v1/ledger/transactions", {"transaction": tx})
-        for _ in range(200):
-            status = await client.get("/v1/ledger/status")
-            if status["checkpoint"] is not None and status["checkpoint"] >= head.size:
-                return
-            await asyncio.sleep(0.02)
-    raise AssertionError("no checkpoint cosigned")
+    await net.checkpoint()
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +184,10 @@ def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_read
     badges = page.locator("#audit .badge").all_text_contents()
     assert len(badges) >= 2 and all(b.startswith("✓ in checkpoint") for b in badges), badges
     assert DR_B.address in page.text_content("#audit")
+    # The requests the node lists agree with the state the members cosigned.
+    proven = f"#requests tr[data-request='{approved}'] .badge.proven"
+    page.wait_for_selector(proven)
+    assert page.text_content(proven).startswith("✓ checkpoint")
     page.screenshot(path=str(ARTIFACTS / "4-audit.png"), full_page=True)
 
     page.click("button.share")
@@ -217,3 +209,40 @@ def test_a_wrong_passphrase_keeps_the_patient_out(net: Network, keystore: Path, 
     page.wait_for_selector("#signin-status:text('wrong passphrase')")
     assert page.is_hidden("#signed-in")
     page.screenshot(path=str(ARTIFACTS / "6-wrong-passphrase.png"))
+
+
+async def _proofs(net: Network, request: str) -> list[dict[str, Any]]:
+    """The proofs of the patient's request (present) and notice count (absent)."""
+    async with net.client("hospital-a", PATIENT) as client:
+        size = (await client.get("/v1/ledger/checkpoint"))["size"]
+        return [
+            await client.get(f"/v1/ledger/state/{ns}", {"key": key, "size": size})
+            for ns, key in (("access.request", request), ("access.notice_count", PATIENT.address))
+        ]
+
+
+def test_the_page_checks_state_proofs_as_the_python_side_makes_them(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    """The page's proof check agrees with the node's trees, for an entry present and one
+    absent, and refuses a forged value, a flipped sibling and a proof for another entry."""
+    run(_set_up(net))
+    request = run(_ask(net))
+    run(net.checkpoint())
+    present, absent = run(_proofs(net, request))
+    assert present["encoded"] is not None and absent["encoded"] is None
+    _sign_in(page, net.nodes["hospital-a"].url, keystore)
+    page.wait_for_selector("#signed-in:not([hidden])")
+    check = """async ([proof, root]) => {
+        const crypto = await import('/portal/js/crypto.js');
+        return crypto.verifyStateProof(proof, root);
+    }"""
+    root = present["state_root"]
+    forged = {**present, "encoded": present["encoded"].replace("pending", "granted")}
+    siblings = ["0x" + "11" * 32, *present["proof"]["siblings"][1:]]
+    flipped = {**present, "proof": {**present["proof"], "siblings": siblings}}
+    other = {**present, "key": "0x" + "00" * 32}
+    claimed = {**absent, "encoded": "1"}
+    proofs = (present, absent, forged, flipped, other, claimed)
+    outcomes = [page.evaluate(check, [p, root]) for p in proofs]
+    assert outcomes == [True, True, False, False, False, False]

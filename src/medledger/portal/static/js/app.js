@@ -1,13 +1,13 @@
 // The patient portal: sign in with a keystore, see records, answer requests, see reads.
 // Everything the node returns is shown as text, never as markup.
 import {
-  approvalDigest, base64, checkpointSigners, hex, openAsPatient, openKeystore, signTransaction,
-  verifyInclusion,
+  approvalDigest, base64, hex, openAsPatient, openKeystore, signTransaction, verifyInclusion,
 } from './crypto.js';
 import { publicGet, signedFetch } from './http.js';
+import { Trust } from './trust.js';
 
 const APPROVAL_TTL_MS = 10 * 60 * 1000;
-const state = { key: null, network: null, status: null };
+const state = { key: null, network: null, status: null, trust: null };
 const $ = (id) => document.getElementById(id);
 
 function cell(row, text, className) {
@@ -45,6 +45,8 @@ async function signIn(event) {
     $('passphrase').value = '';
     state.network = (await publicGet('/v1/health')).network;
     state.status = await call('GET', '/v1/ledger/status');
+    state.trust = new Trust(call);
+    await state.trust.start();
   } catch (error) {
     state.key = null;
     $('signin-status').textContent = `Could not sign in: ${error.message}`;
@@ -58,10 +60,37 @@ async function signIn(event) {
 
 async function refresh() {
   $('error').textContent = '';
-  await Promise.all([showRequests(), showRecords(), showAudit()]);
+  let checkpoint = null;
+  try {
+    checkpoint = await state.trust.latest();
+  } catch (error) {
+    $('error').textContent = `The latest checkpoint does not verify: ${error.message}`;
+  }
+  await Promise.all([showRequests(checkpoint), showRecords(), showAudit(checkpoint)]);
 }
 
-async function showRequests() {
+function badge(kind, text) {
+  const span = document.createElement('span');
+  span.className = `badge ${kind}`;
+  span.textContent = text;
+  return span;
+}
+
+// What the checkpoint proves of a request the node lists: the page shows the node's word
+// and, beside it, whether the members' cosigned state agrees.
+async function requestBadge(r, checkpoint) {
+  if (checkpoint === null) return badge('pending', 'not yet in a checkpoint');
+  try {
+    const proven = await state.trust.proven('access.request', r.request, checkpoint);
+    if (proven === null) return badge('pending', 'not yet in a checkpoint');
+    if (proven.status !== r.status) return badge('pending', `at checkpoint ${checkpoint.size}: ${proven.status}`);
+    return badge('proven', `✓ checkpoint ${checkpoint.size}`);
+  } catch (error) {
+    return badge('failed', error.message);
+  }
+}
+
+async function showRequests(checkpoint) {
   const requests = await call('GET', `/v1/access/requests?patient=${me()}`);
   const body = $('requests').tBodies[0];
   body.replaceChildren();
@@ -74,6 +103,7 @@ async function showRequests() {
     cell(row, r.emergency ? `${r.purpose} (break-glass)` : r.purpose, r.emergency ? 'flag' : '');
     cell(row, duration(r.duration_s));
     cell(row, r.status, 'status');
+    row.insertCell().appendChild(await requestBadge(r, checkpoint));
     const actions = row.insertCell();
     if (r.status === 'pending' && !r.signers.includes(me())) {
       button(actions, 'Approve', 'approve', () => approve(r));
@@ -148,23 +178,19 @@ async function shareHealthCard() {
 }
 
 async function proofBadge(read, checkpoint) {
-  if (read.checkpoint === null || checkpoint === null) return ['pending', 'not yet in a checkpoint'];
-  const members = state.status.members;
-  const signers = checkpointSigners(checkpoint, members);
-  const needed = state.status.checkpoint_threshold;
-  if (signers.length < needed) return ['failed', `checkpoint cosigned by ${signers.length}, ${needed} needed`];
+  if (read.checkpoint === null || checkpoint === null || read.index >= checkpoint.size) {
+    return ['pending', 'not yet in a checkpoint'];
+  }
   const proof = await call('GET', `/v1/ledger/proofs/inclusion?index=${read.index}&size=${checkpoint.size}`);
   const included = await verifyInclusion(new TextEncoder().encode(proof.transaction), read.index,
     checkpoint.size, proof.path, checkpoint.root);
   const receipt = JSON.parse(proof.transaction);
   if (!included || receipt.type !== 'access.receipt') return ['failed', 'the receipt is not in the checkpoint'];
-  return ['proven', `✓ in checkpoint ${checkpoint.size}, cosigned by ${signers.length} of ${members.length}`];
+  return ['proven', `✓ in checkpoint ${checkpoint.size}, cosigned by ${checkpoint.signers} of ${checkpoint.trusted}`];
 }
 
-async function showAudit() {
+async function showAudit(checkpoint) {
   const audit = await call('GET', `/v1/audit/${me()}`);
-  let checkpoint = null;
-  try { checkpoint = await call('GET', '/v1/ledger/checkpoint'); } catch { checkpoint = null; }
   const body = $('audit').tBodies[0];
   body.replaceChildren();
   $('audit-empty').hidden = audit.reads.length > 0;
@@ -175,10 +201,7 @@ async function showAudit() {
     cell(row, read.category);
     cell(row, read.emergency ? `${read.purpose} (break-glass)` : read.purpose, read.emergency ? 'flag' : '');
     const [kind, text] = await proofBadge(read, checkpoint);
-    const badge = document.createElement('span');
-    badge.className = `badge ${kind}`;
-    badge.textContent = text;
-    row.insertCell().appendChild(badge);
+    row.insertCell().appendChild(badge(kind, text));
   }
   const notices = $('notices');
   notices.replaceChildren();

@@ -226,3 +226,45 @@ export async function verifyInclusion(leafData, index, size, path, root) {
   }
   return sn === 0 && hex(hash) === root.replace(/^0x/, '');
 }
+
+// -- state proofs (medledger.crypto.smt) ----------------------------------------------
+
+const ZERO = new Uint8Array(32);
+const STATE_LABEL = utf8('medledger/state/v1\u0000');
+
+async function sha256Of(...parts) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', concat(...parts)));
+}
+
+const bitAt = (path, i) => (path[i >> 3] >> (7 - (i & 7))) & 1;
+
+// Whether a state proof, as a node serves it, shows its entry holding the value whose
+// exact stored text is `proof.encoded` (absent when null) under `stateRoot`.
+export async function verifyStateProof(proof, stateRoot) {
+  const path = await sha256Of(STATE_LABEL, utf8(proof.ns), new Uint8Array([0]), utf8(proof.key));
+  if (hex(path) !== proof.proof.path.replace(/^0x/, '')) return false;
+  const siblings = proof.proof.siblings.map(unhex);
+  if (siblings.length > 256 || siblings.some((s) => s.length !== 32)) return false;
+  const leaf = proof.proof.leaf;
+  let hash;
+  if (leaf === null) {
+    if (proof.encoded !== null) return false;
+    hash = ZERO;
+  } else {
+    const [leafPath, leafValue] = leaf.map(unhex);
+    if (hex(leafPath) === hex(path)) {
+      if (proof.encoded === null) return false;
+      if (hex(await sha256Of(utf8(proof.encoded))) !== hex(leafValue)) return false;
+    } else {
+      if (proof.encoded !== null) return false;
+      for (let i = 0; i < siblings.length; i += 1) if (bitAt(leafPath, i) !== bitAt(path, i)) return false;
+    }
+    hash = await sha256Of(new Uint8Array([0]), leafPath, leafValue);
+  }
+  for (let level = siblings.length - 1; level >= 0; level -= 1) {
+    hash = bitAt(path, level)
+      ? await sha256Of(new Uint8Array([1]), siblings[level], hash)
+      : await sha256Of(new Uint8Array([1]), hash, siblings[level]);
+  }
+  return hex(hash) === stateRoot.replace(/^0x/, '');
+}

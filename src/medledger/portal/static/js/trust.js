@@ -1,0 +1,51 @@
+// What the page believes of the ledger (medledger.ledger.light): the members and
+// checkpoint threshold its network's genesis founded, a checkpoint only when that many
+// of them cosigned it, and an entry of state only with a proof against such a
+// checkpoint's state root. The page came from this node, so it takes the genesis from
+// it too; the members it trusts after that change only through checkpoints the members
+// it already trusts cosigned.
+import { checkpointSigners, verifyStateProof } from './crypto.js';
+
+export class Trust {
+  constructor(call) {
+    this.call = call;
+    this.members = null;
+    this.threshold = null;
+    this.genesisId = null;
+    this.checkpoint = null;
+  }
+
+  async start() {
+    const { genesis } = await this.call('GET', '/v1/ledger/genesis');
+    const payload = JSON.parse(genesis).payload;
+    this.members = payload.members.map((m) => m.address);
+    this.threshold = payload.checkpoint_threshold;
+  }
+
+  // The latest checkpoint, if the members trusted cosigned it; then what it proves of
+  // the members is trusted for the next one.
+  async latest() {
+    let checkpoint;
+    try { checkpoint = await this.call('GET', '/v1/ledger/checkpoint'); } catch { return null; }
+    const signers = checkpointSigners(checkpoint, this.members);
+    if (signers.length < this.threshold) {
+      throw new Error(`checkpoint cosigned by ${signers.length} trusted members, ${this.threshold} needed`);
+    }
+    const members = await this.proven('network', 'members', checkpoint);
+    const config = await this.proven('network', 'config', checkpoint);
+    this.checkpoint = { ...checkpoint, signers: signers.length, trusted: this.members.length };
+    this.members = members;
+    this.threshold = config.checkpoint_threshold;
+    return this.checkpoint;
+  }
+
+  // An entry of state as of `checkpoint`, or an error if its proof does not hold.
+  async proven(ns, key, checkpoint) {
+    const query = `key=${encodeURIComponent(key)}&size=${checkpoint.size}`;
+    const proof = await this.call('GET', `/v1/ledger/state/${ns}?${query}`);
+    if (proof.size !== checkpoint.size || !(await verifyStateProof(proof, checkpoint.state_root))) {
+      throw new Error(`the proof of ${ns} does not hold`);
+    }
+    return proof.encoded === null ? null : JSON.parse(proof.encoded);
+  }
+}
