@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,9 @@ def test_up_status_and_down_run_a_consortium_that_agrees(tmp_path: Path) -> None
 
         asyncio.run(register())
         deadline = time.monotonic() + 30
-        while {health(url)["size"] for url in urls.values()} != {2}:  # type: ignore[index]
+        # Every node applies it; the checkpoint the nodes then cosign on their schedule
+        # only adds cosignatures, so the three may stand at 2 or a little more, alike.
+        while not _agree_beyond(urls.values(), 2):
             assert time.monotonic() < deadline, "every node applies the transaction"
             time.sleep(0.1)
 
@@ -78,3 +81,9 @@ def test_up_status_and_down_run_a_consortium_that_agrees(tmp_path: Path) -> None
     assert all(health(url) is None for url in urls.values())
     status = medledger("network", "status", "--dir", directory, "--json")
     assert json.loads(status.stdout) == {"up": False}
+
+
+def _agree_beyond(urls: Iterable[str], size: int) -> bool:
+    """Whether every node answers and they all stand at one log size of at least ``size``."""
+    seen = {(health(url) or {}).get("size", -1) for url in urls}
+    return len(seen) == 1 and min(seen) >= size

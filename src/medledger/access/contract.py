@@ -191,13 +191,13 @@ def _check_terms(view: StateView, request: Mapping[str, Any], now_ns: int) -> di
     return versions
 
 
-def _open_requests(view: StateView, patient: Address, now_ns: int) -> list[str]:
-    """The patient's requests still waiting for approval."""
-    still = []
+def _open_requests(view: StateView, patient: Address, now_ns: int) -> dict[str, Address]:
+    """The patient's requests still waiting for their approval, and who made each."""
+    still = {}
     for request_id in view.get(OPEN_NS, patient) or []:
         entry = view.get(REQUEST_NS, request_id)
         if entry is not None and entry["status"] == "pending" and now_ns < entry["expires_ns"]:
-            still.append(request_id)
+            still[request_id] = Address(entry["requester"])
     return still
 
 
@@ -226,23 +226,21 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
         "signers": [],
         "status": "pending",
     }
-    writes = []
-    if emergency:
-        writes += glass.check_emergency(view, entry, requester, ctx.timestamp_ns)
-    else:
-        _check_terms(view, entry, ctx.timestamp_ns)
-    still_open = _open_requests(view, patient, ctx.timestamp_ns)
-    if len(still_open) >= settings.max_open_requests:
-        raise TooManyOpenRequests(
-            f"patient {patient} has {len(still_open)} open requests, the most allowed"
-        )
     request_id = "0x" + ctx.tx_id.hex()
-    return [
-        *writes,
+    writes = [
         Write(REQUEST_NS, request_id, entry),
-        Write(OPEN_NS, patient, [*still_open, request_id]),
         *append(view, ASKED_NS, ASKED_COUNT_NS, patient, request_id),
     ]
+    if emergency:
+        return [*writes, *glass.check_emergency(view, entry, requester, ctx.timestamp_ns)]
+    _check_terms(view, entry, ctx.timestamp_ns)
+    still_open = _open_requests(view, patient, ctx.timestamp_ns)
+    mine = sum(1 for requester in still_open.values() if requester == ctx.sender)
+    if len(still_open) >= settings.max_open_requests or mine >= settings.max_open_per_requester:
+        raise TooManyOpenRequests(
+            f"{len(still_open)} requests wait for this patient, {mine} of them by {ctx.sender}"
+        )
+    return [*writes, Write(OPEN_NS, patient, [*still_open, request_id])]
 
 
 def _approvals(

@@ -23,8 +23,11 @@ DAY_S = 24 * 3600
 class AccessSettings:
     #: Clinical roles that write to a chart; a verifier or an administrator does not.
     author_roles: tuple[str, ...] = ("doctor", "nurse", "lab")
-    #: Requests open at once for one patient, so that nobody can bury their approvals.
+    #: Requests waiting for one patient's approval, so that nobody can bury their
+    #: approvals: in all, and from any one requester. Break-glass requests, which the
+    #: patient does not approve, are bounded by their own daily limit instead.
     max_open_requests: int = 32
+    max_open_per_requester: int = 8
     #: How long a request waits for its approvals before it lapses.
     request_ttl_s: int = 7 * DAY_S
     #: Break-glass requests one clinician may make in any 24 hours.
@@ -36,8 +39,8 @@ class AccessSettings:
     def __post_init__(self) -> None:
         if not self.author_roles or not all(isinstance(r, str) for r in self.author_roles):
             raise UsageError("settings.author_roles: expected a non-empty list of roles")
-        for name in ("max_open_requests", "request_ttl_s", "break_glass_per_day",
-                     "review_within_s"):  # fmt: skip
+        for name in ("max_open_requests", "max_open_per_requester", "request_ttl_s",
+                     "break_glass_per_day", "review_within_s"):  # fmt: skip
             value = getattr(self, name)
             if type(value) is not int or not 1 <= value <= 10 * 366 * DAY_S:
                 raise UsageError(f"settings.{name}: expected a positive integer, got {value!r}")

@@ -23,6 +23,8 @@ from medledger.node.errors import Forbidden, NotFound
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+#: Log sizes and indexes fit the databases' 64-bit integers.
+MAX_SIZE = 2**63 - 1
 #: How long a requested checkpoint may take to gather its cosignatures.
 CHECKPOINT_WAIT_S = 30
 
@@ -245,8 +247,8 @@ async def checkpoint(service: Service, caller: AuthenticatedCaller) -> dict[str,
 async def inclusion(
     service: Service,
     caller: AuthenticatedCaller,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int | None, Query(ge=1)] = None,
+    index: Annotated[int, Query(ge=0, le=MAX_SIZE)],
+    size: Annotated[int | None, Query(ge=1, le=MAX_SIZE)] = None,
 ) -> InclusionProof:
     node = service.node
     size = node.size if size is None else size
@@ -270,7 +272,7 @@ async def state_entry(
     caller: AuthenticatedCaller,
     namespace: Annotated[str, Path(max_length=64)],
     key: Annotated[str, Query(max_length=256)],
-    size: Annotated[int | None, Query(ge=1)] = None,
+    size: Annotated[int | None, Query(ge=1, le=MAX_SIZE)] = None,
 ) -> StateProofOut:
     """An entry of the ledger state the caller may see, proven at the latest cosigned
     checkpoint (or at ``size``, a version this node still keeps)."""
@@ -296,8 +298,8 @@ async def state_entry(
 async def consistency(
     service: Service,
     caller: AuthenticatedCaller,
-    old_size: Annotated[int, Query(ge=1)],
-    new_size: Annotated[int | None, Query(ge=1)] = None,
+    old_size: Annotated[int, Query(ge=1, le=MAX_SIZE)],
+    new_size: Annotated[int | None, Query(ge=1, le=MAX_SIZE)] = None,
 ) -> ConsistencyProof:
     node = service.node
     new_size = node.size if new_size is None else new_size
