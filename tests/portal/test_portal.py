@@ -90,6 +90,12 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 
 @pytest.fixture(scope="module")
+def record(net: Network) -> str:
+    """The patient's lab result, written once for the module's tests."""
+    return run(_set_up(net))
+
+
+@pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "patient.json"
     path.write_text(json.dumps(encrypt_keystore(PATIENT, PASSPHRASE, scrypt_n=1024)))
@@ -149,10 +155,9 @@ def _sign_in(page: Any, url: str, keystore: Path, passphrase: str = PASSPHRASE) 
 
 
 def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_reads(
-    net: Network, keystore: Path, page: Any
+    net: Network, record: str, keystore: Path, page: Any
 ) -> None:
     url = net.nodes["hospital-a"].url
-    record = run(_set_up(net))
     approved, denied = run(_ask(net)), run(_ask(net))
 
     _sign_in(page, url, keystore)
@@ -222,11 +227,10 @@ async def _proofs(net: Network, request: str) -> list[dict[str, Any]]:
 
 
 def test_the_page_checks_state_proofs_as_the_python_side_makes_them(
-    net: Network, keystore: Path, page: Any
+    net: Network, record: str, keystore: Path, page: Any
 ) -> None:
     """The page's proof check agrees with the node's trees, for an entry present and one
     absent, and refuses a forged value, a flipped sibling and a proof for another entry."""
-    run(_set_up(net))
     request = run(_ask(net))
     run(net.checkpoint())
     present, absent = run(_proofs(net, request))
