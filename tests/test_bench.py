@@ -6,9 +6,20 @@ from medledger.bench import access, credentials, ingest, ledger, node
 
 
 def test_the_ledger_bench_reports_throughput_against_the_floor() -> None:
-    result = ledger.run(backend="embedded", tx=300)
+    result = ledger.run(backend="embedded", tx=300, state_entries=2000)
     assert result["log_size"] == 301
     assert result["tx_per_s"] > 0 and result["sig_verify_per_s"] > 0
+    assert result["state_entries"] == 2000
+    assert result["state_proof_verify_per_s"] > 0 and result["state_tree_build_s"] > 0
+    assert 2000 < result["state_tree_nodes"] < 3 * 2000
+    assert 0 < result["state_tree_peak_rss_mb"] < 1024
+    # 2,000 random paths: about 11 levels deep, rarely more than twice that.
+    depth = result["state_proof_depth_mean"]
+    assert 8 < depth < 16
+    # Path, depth, bitmap and leaf, then at most 32 bytes a level.
+    smallest, largest = 32 + 2 + 1 + 64, 32 + 2 + 4 + 64 + 32 * 32
+    assert smallest + 32 * 4 < result["state_proof_bytes_p50"] < smallest + 32 * (depth + 2)
+    assert result["state_proof_bytes_p50"] <= result["state_proof_bytes_max"] <= largest
 
 
 def test_the_ingest_bench_writes_every_record_and_measures_the_floor() -> None:

@@ -2,33 +2,44 @@
 
 The floor is single-thread secp256k1 public-key recovery measured in the same
 run: the one step every transaction needs that the ledger cannot batch away.
+
+It also builds a state tree of a million entries in memory and measures what a
+client holding a checkpoint pays to check one entry: proof size and verifications
+per second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import os
+import resource
+import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from medledger.bench._network import bench_genesis
-from medledger.crypto import ecies
+from medledger.crypto import ecies, smt
 from medledger.crypto.keys import PrivateKey, recover_address
 from medledger.ledger.contracts import identity
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
+from medledger.ledger.state_tree import StateProof, state_path, value_hash
+from medledger.ledger.store import LedgerStore, encode_value
 from medledger.ledger.tx import Transaction
 from medledger.protocol import contract_set
 
 NETWORK_ID = 31337
+STATE_ENTRIES = 1_000_000
 Progress = Callable[[str], None]
+_STATE_NS = "bench"
 
 
 def _key(seed: str, i: int) -> PrivateKey:
@@ -46,6 +57,76 @@ def signature_floor(samples: int = 3000) -> float:
     for digest, signature in pairs:
         recover_address(digest, signature)
     return samples / (time.perf_counter() - start)
+
+
+class _MemoryTree:
+    """Tree nodes in one dict keyed ``1 << depth | prefix``: a million entries make about
+    2.4 million nodes, and keeping the (depth, prefix) tuples would cost a quarter more."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[int, bytes] = {}
+
+    def node(self, depth: int, prefix: int) -> bytes | None:
+        return self.nodes.get((1 << depth) | prefix)
+
+    def apply(self, changes: Mapping[smt.Position, bytes | None]) -> None:
+        nodes = self.nodes
+        for (depth, prefix), node in changes.items():
+            if node is None:
+                nodes.pop((1 << depth) | prefix, None)
+            else:
+                nodes[(1 << depth) | prefix] = node
+
+
+def _state_entry(i: int) -> tuple[str, bytes]:
+    return f"entry-{i}", encode_value({"n": i})
+
+
+def state_proofs(entries: int, samples: int = 20_000, batch: int = 100_000) -> dict[str, Any]:
+    """Build a state tree of ``entries`` entries in memory, in batches as a committer
+    would, then prove random entries and verify each proof as a client would."""
+    tree = _MemoryTree()
+    root = smt.EMPTY
+    build = 0.0
+    for first in range(0, entries, batch):
+        writes = {
+            state_path(_STATE_NS, key): value_hash(value)
+            for key, value in map(_state_entry, range(first, min(entries, first + batch)))
+        }
+        started = time.perf_counter()
+        root, changes = smt.update(tree, writes)
+        tree.apply(changes)
+        build += time.perf_counter() - started
+    proofs = []
+    # Paths are hashes: evenly spaced entries sit at random places in the tree.
+    for i in range(0, entries, max(1, entries // samples)):
+        key, value = _state_entry(i)
+        proof = smt.prove(tree, state_path(_STATE_NS, key))
+        proofs.append(StateProof(_STATE_NS, key, entries, root, value, proof))
+    started = time.perf_counter()
+    for state_proof in proofs:
+        state_proof.verify(root)
+    verify = time.perf_counter() - started
+    sizes = sorted(p.proof.size() for p in proofs)
+    return {
+        "state_entries": entries,
+        "state_tree_build_s": round(build, 3),
+        "state_tree_nodes": len(tree.nodes),
+        # Linux reports kilobytes.
+        "state_tree_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "state_proof_verify_per_s": round(len(proofs) / verify, 1),
+        "state_proof_bytes_p50": sizes[len(sizes) // 2],
+        "state_proof_bytes_max": sizes[-1],
+        "state_proof_depth_mean": round(statistics.fmean(len(p.proof.siblings) for p in proofs), 2),
+    }
+
+
+def _state_figures(entries: int) -> dict[str, Any]:
+    # A process of its own: its peak memory is the tree's alone, and the bench process
+    # does not keep the tree's pages after it.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(state_proofs, entries).result()
 
 
 def _workload(count: int) -> list[bytes]:
@@ -76,7 +157,11 @@ async def _measure(node: LedgerNode, raws: list[bytes], chunk: int) -> float:
 
 
 def run(
-    *, backend: str = "embedded", tx: int = 20_000, progress: Progress | None = None
+    *,
+    backend: str = "embedded",
+    tx: int = 20_000,
+    state_entries: int = STATE_ENTRIES,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
     say("measuring the signature floor")
@@ -139,4 +224,6 @@ def run(
                 node.store.close()
                 await orderer.close()
 
-        return asyncio.run(main())
+        result = asyncio.run(main())
+    say(f"building a state tree of {state_entries} entries and verifying proofs")
+    return result | _state_figures(state_entries)

@@ -59,12 +59,20 @@ class Backend(StrEnum):
 def bench_ledger(
     backend: Annotated[Backend, typer.Option(help="Ordering backend.")] = Backend.embedded,
     tx: Annotated[int, typer.Option(min=100, help="Transactions to submit.")] = 20_000,
+    state_entries: Annotated[
+        int, typer.Option(min=1000, help="Entries of the in-memory state tree proven.")
+    ] = 1_000_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
 ) -> None:
     """Signed transactions per second, verified, applied and durably committed."""
     from medledger.bench import ledger
 
-    result = ledger.run(backend=backend.value, tx=tx, progress=None if as_json else _progress)
+    result = ledger.run(
+        backend=backend.value,
+        tx=tx,
+        state_entries=state_entries,
+        progress=None if as_json else _progress,
+    )
     print(json.dumps(result, indent=None if as_json else 2))
 
 
