@@ -32,6 +32,7 @@ from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.audit import audit_log, break_glass_notices
 from medledger.access.custodian import Custodian
+from medledger.access.errors import EmptyScope
 from medledger.access.reader import read_record
 from medledger.credentials.claims import derive_claims
 from medledger.credentials.contract import verification
@@ -144,7 +145,7 @@ class Story:
             signer=founders[0],
             vote_threshold=2,
             checkpoint_threshold=2,
-            roles=["doctor", "nurse", "pharmacist", "officer"],
+            roles=["doctor", "nurse", "pharmacist", "officer", "verifier"],
             protocol=contract_set().protocol(),
         )
         orderer = EmbeddedOrderer(self.workdir / "ordering.db")
@@ -197,8 +198,11 @@ class Story:
         await self.say("The patient reads a record; one custodian cannot", self._read_record)
         await self.say("Dr B reads a lab result after 2 of 3 approve", self._shared_read)
         await self.say("The patient's audit shows the read, with its proof", self._audit)
+        await self.say("A grant reaches its categories, whatever records it names",
+                       self._scope)  # fmt: skip
         await self.say("A revoked grant releases no key", self._revoke)
         await self.say("Break-glass: a doctor and an officer, the read flagged", self._break_glass)
+        await self.say("An insurer's verifier cannot write into the chart", self._author)
         await self.say("A record relabelled in the vault is caught", self._tamper)
         await self.say("An insurer learns “HbA1c below 6.5 %” and nothing more", self._credential)
         await self.say("Every node reached the same state", self._agree)
@@ -430,6 +434,43 @@ class Story:
         return (
             f"{len(reads)} receipts: reader Dr B, category labs, purpose TREAT, each proven "
             f"into checkpoint {reads[0].checkpoint_size}"
+        )
+
+    async def _scope(self) -> str:
+        condition = self._committed("Condition", "conditions")
+        named = "0x" + condition.commitment.hex()
+        empty = await expect_refusal(EmptyScope, self.b.submit_payload(
+            self.doctor_b, access.REQUEST, {"patient": self.patient.address, "categories": [],
+            "records": [named], "purpose": "TREAT", "duration_s": 3600}))  # fmt: skip
+        terms = {"categories": ["labs"], "records": [named], "purpose": "TREAT",
+                 "duration_s": 3600}  # fmt: skip
+        grant = await self._grant(self.doctor_b, [self.patient, self.doctor_a], **terms)
+        why = await expect_refusal(
+            InsufficientShares,
+            read_record(self.doctor_b, grant, condition, custodians=self._custodians(),
+                        threshold=2),
+        )  # fmt: skip
+        check(why.count("not in the grant's scope") == 3, "each custodian checks the category")
+        return (
+            f"no category: {empty}\n      a labs grant naming a Condition record: each "
+            "custodian finds the record's signed category outside the grant and releases nothing"
+        )
+
+    async def _author(self) -> str:
+        verifier = _key("verifier-vera")
+        staff = {"address": verifier.address, "role": "verifier"}
+        await self.a.submit_payload(self.insurer, identity.REGISTER_PARTICIPANT, staff)
+        writer = RecordWriter(self._vault(), self.a, self.hospital_a, authoring=care.check_author)
+        job = plan_new("note.json", json.dumps(self.resources[-1]).encode(),
+                       self.patient.address, self.pkey)  # fmt: skip
+        pool = SealingPool(sealing_context(self.a, verifier), workers=1)
+        report = await writer.write([job], pool)
+        pool.close()
+        check(not report.written and len(report.rejected) == 1, "the record is refused")
+        check("does not write records" in report.rejected[0].problem, "for its author's role")
+        return (
+            "genesis lets doctors, nurses and labs write, at institutions the patient enrolled "
+            f"at: {report.rejected[0].problem}"
         )
 
     async def _revoke(self) -> str:
