@@ -25,7 +25,7 @@ from medledger.ledger.checkpoints import Checkpoint, Quorum
 from medledger.ledger.contracts.membership import GENESIS, MEMBERS_KEY
 from medledger.ledger.errors import CheckpointError
 from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
-from medledger.ledger.state_tree import StateProof
+from medledger.ledger.state_proofs import StateProof
 from medledger.ledger.tx import SignedTransaction
 
 

@@ -35,8 +35,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.errors import TransportError
+from medledger.ledger.state_proofs import TreeReader
 from medledger.ledger.state_tree import (
-    TreeReader,
     define_journal,
     entries_root,
     journal_rows,
