@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from medledger.access.settings import AccessSettings
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.genesis import Founder, build_genesis
 from medledger.ledger.node import LedgerNode
@@ -32,6 +33,10 @@ def bench_genesis(
         checkpoint_threshold=2,
         roles=["doctor", "nurse", "verifier"],
         protocol=contract_set().protocol(),
+        # The throughput runs have one doctor ask one patient thousands of times at once,
+        # which the default limits on open requests exist to refuse.
+        settings=AccessSettings(max_open_requests=10**6, max_open_per_requester=10**6)
+        .to_settings(),
     )
 
 

@@ -31,7 +31,8 @@ from medledger.ledger.contracts import identity
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.state_tree import StateProof, state_path, value_hash
+from medledger.ledger.state_proofs import StateProof
+from medledger.ledger.state_tree import state_path, value_hash
 from medledger.ledger.store import LedgerStore, encode_value
 from medledger.ledger.tx import Transaction
 from medledger.protocol import contract_set

@@ -78,6 +78,7 @@ class StateCommitter:
             commits = [self._writer.stage(v, writes.get(v, {})) for v in versions]
             with self._engine.begin() as conn:
                 self._writer.write(conn, commits)
+            self._writer.stored()
         except BaseException:
             # The cache may hold pages the store never got.
             self._writer.forget()

@@ -159,7 +159,7 @@ def page_of(depth: int, prefix: int) -> tuple[PageKey, int]:
 
 def page_id(key: PageKey) -> bytes:
     depth, prefix = key
-    return bytes((depth,)) + prefix.to_bytes((depth + 7) // 8, "big")
+    return depth.to_bytes(2, "big") + prefix.to_bytes((depth + 7) // 8, "big")
 
 
 _SLOT = [bytes((i,)) for i in range(_PAGE_SLOTS)]
@@ -176,6 +176,8 @@ def decode_page(data: bytes | None) -> Page:
         if len(data) % _ENTRY:
             raise ValueError("a stored page of the state tree is truncated")
         for start in range(0, len(data), _ENTRY):
+            if data[start] >= _PAGE_SLOTS:
+                raise ValueError("a stored page of the state tree names a slot it has not")
             page[data[start]] = smt.check_node(data[start + 1 : start + _ENTRY])
     return page
 
@@ -201,6 +203,8 @@ class TreeWriter:
         self._sql = statements(engine)
         self._cache: dict[PageKey, tuple[Page, bytes | None]] = {}
         self._cache_pages = cache_pages
+        # Pages staged but not yet stored: the cache is the only place they exist.
+        self._unwritten: set[PageKey] = set()
 
     def _page(self, key: PageKey) -> tuple[Page, bytes | None]:
         cached = self._cache.get(key)
@@ -249,6 +253,7 @@ class TreeWriter:
                 page = touched[key] = list(old)
             page[slot] = node
         commit.pages = {key: (page, _encode_page(page)) for key, page in touched.items()}
+        self._unwritten.update(commit.pages)
         for key, cached in commit.pages.items():
             self._remember(key, cached)
         return commit
@@ -275,14 +280,23 @@ class TreeWriter:
             conn.exec_driver_sql(sql["upsert_root"], roots)
             conn.exec_driver_sql(sql["set_meta"], (TREE_VERSION_KEY, str(roots[-1][0])))
 
+    def stored(self) -> None:
+        """The staged pages are in the store now: the cache may let them go."""
+        self._unwritten.clear()
+
     def forget(self) -> None:
         """Drop the cache: after a failed write it may be ahead of the store."""
         self._cache = {}
+        self._unwritten.clear()
 
     def _remember(self, key: PageKey, cached: tuple[Page, bytes | None]) -> None:
         if len(self._cache) >= self._cache_pages:
-            # Keep the top pages, which every walk passes through.
-            self._cache = {k: v for k, v in self._cache.items() if k[0] < 3 * PAGE_LEVELS}
+            # Keep the top pages, which every walk passes through, and the pages staged
+            # but not stored yet, which exist nowhere else.
+            self._cache = {
+                k: v for k, v in self._cache.items()
+                if k[0] < 3 * PAGE_LEVELS or k in self._unwritten
+            }  # fmt: skip
         self._cache[key] = cached
 
 
