@@ -289,3 +289,15 @@ def test_a_node_running_other_contracts_than_genesis_pins_refuses_to_start(
     with pytest.raises(ProtocolMismatch, match="the genesis pins"):
         LedgerNode(genesis=ledger.c.genesis, store=LedgerStore.open(str(tmp_path / "x.db")),
                    orderer=EmbeddedOrderer(tmp_path / "x-order.db"), registry=fewer)  # fmt: skip
+
+
+def test_requests_left_to_lapse_free_their_slots(ledger: Ledger) -> None:
+    for _ in range(8):
+        assert ledger.request(DR_B)[0] is None
+    assert ledger.request(DR_B)[0] == "too_many_open_requests"
+    ledger.run(at=ledger.now + 7 * DAY_NS)
+    assert ledger.request(DR_B)[0] is None
+    # Counted afresh: one open now, so seven more fit and the ninth does not.
+    for _ in range(7):
+        assert ledger.request(DR_B)[0] is None
+    assert ledger.request(DR_B)[0] == "too_many_open_requests"

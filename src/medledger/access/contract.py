@@ -49,7 +49,7 @@ from medledger.access.errors import (
 )
 from medledger.access.policy import Policy
 from medledger.access.rules import Signer
-from medledger.access.settings import access_settings
+from medledger.access.settings import AccessSettings, access_settings
 from medledger.access.state import (
     ASKED_COUNT_NS,
     ASKED_NS,
@@ -191,14 +191,36 @@ def _check_terms(view: StateView, request: Mapping[str, Any], now_ns: int) -> di
     return versions
 
 
-def _open_requests(view: StateView, patient: Address, now_ns: int) -> dict[str, Address]:
-    """The patient's requests still waiting for their approval, and who made each."""
-    still = {}
-    for request_id in view.get(OPEN_NS, patient) or []:
-        entry = view.get(REQUEST_NS, request_id)
-        if entry is not None and entry["status"] == "pending" and now_ns < entry["expires_ns"]:
-            still[request_id] = Address(entry["requester"])
-    return still
+def _open_counts(view: StateView, patient: Address) -> dict[str, int]:
+    """How many requests wait for the patient's approval: ``""`` in all, and by requester.
+
+    Kept as counts, raised by a request and lowered when it is granted or denied, so
+    the bound costs two reads. Requests that lapse unanswered are not lowered: when the
+    counts reach a limit they are recounted (:func:`_recount`)."""
+    return dict(view.get(OPEN_NS, patient) or {})
+
+
+def _recount(view: StateView, patient: Address, now_ns: int) -> dict[str, int]:
+    """The open requests counted afresh, newest first, back to the first that lapsed: all
+    before it lapsed too, since every request lasts as long."""
+    counts: dict[str, int] = {}
+    for n in range(int(view.get(ASKED_COUNT_NS, patient) or 0) - 1, -1, -1):
+        entry = view.get(REQUEST_NS, str(view.get(ASKED_NS, audit_key(patient, n))))
+        if entry is None:
+            continue
+        if entry["expires_ns"] <= now_ns:
+            break
+        if entry["status"] == "pending" and not entry["emergency"]:
+            counts[""] = counts.get("", 0) + 1
+            counts[entry["requester"]] = counts.get(entry["requester"], 0) + 1
+    return counts
+
+
+def _over(counts: Mapping[str, int], requester: Address, settings: AccessSettings) -> bool:
+    return (
+        counts.get("", 0) >= settings.max_open_requests
+        or counts.get(requester, 0) >= settings.max_open_per_requester
+    )
 
 
 def request(ctx: TxContext, view: StateView) -> list[Write]:
@@ -234,13 +256,15 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
     if emergency:
         return [*writes, *glass.check_emergency(view, entry, requester, ctx.timestamp_ns)]
     _check_terms(view, entry, ctx.timestamp_ns)
-    still_open = _open_requests(view, patient, ctx.timestamp_ns)
-    mine = sum(1 for requester in still_open.values() if requester == ctx.sender)
-    if len(still_open) >= settings.max_open_requests or mine >= settings.max_open_per_requester:
-        raise TooManyOpenRequests(
-            f"{len(still_open)} requests wait for this patient, {mine} of them by {ctx.sender}"
-        )
-    return [*writes, Write(OPEN_NS, patient, [*still_open, request_id])]
+    counts = _open_counts(view, patient)
+    if _over(counts, ctx.sender, settings):
+        counts = _recount(view, patient, ctx.timestamp_ns)
+        if _over(counts, ctx.sender, settings):
+            raise TooManyOpenRequests(
+                f"{counts['']} requests wait for this patient, {counts.get(ctx.sender, 0)} of "
+                f"them by {ctx.sender}"
+            )
+    return [*writes, Write(OPEN_NS, patient, _counted(counts, ctx.sender, +1))]
 
 
 def _approvals(
@@ -323,7 +347,7 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
     writes = [
         Write(REQUEST_NS, request_key, {**updated, "status": "granted"}),
         Write(GRANT_NS, request_key, grant),
-        _closed(view, patient, request_key),
+        *_closed(view, entry),
         Write(care.HELD_NS, care.held_key(patient, holder), [*held, request_key][-care.MAX_HELD:]),
     ]
     if emergency:
@@ -332,10 +356,21 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
     return writes
 
 
-def _closed(view: StateView, patient: Address, request_key: str) -> Write:
-    """The patient's open requests without one that was granted or denied."""
-    still = [r for r in view.get(OPEN_NS, patient) or [] if r != request_key]
-    return Write(OPEN_NS, patient, still)
+def _closed(view: StateView, entry: Mapping[str, Any]) -> list[Write]:
+    """One open request fewer, once granted or denied (a break-glass one was never counted)."""
+    if entry["emergency"]:
+        return []
+    patient = entry["patient"]
+    return [Write(OPEN_NS, patient, _counted(_open_counts(view, patient), entry["requester"], -1))]
+
+
+def _counted(counts: Mapping[str, int], requester: str, change: int) -> dict[str, int]:
+    changed = dict(counts)
+    for key in ("", requester):
+        changed[key] = max(0, changed.get(key, 0) + change)
+        if not changed[key]:
+            del changed[key]
+    return changed
 
 
 def deny(ctx: TxContext, view: StateView) -> list[Write]:
@@ -346,7 +381,7 @@ def deny(ctx: TxContext, view: StateView) -> list[Write]:
         raise UnknownRequest(f"no open request {request_key}")
     require_patient_or_guardian(view, entry["patient"], ctx.sender)
     denied = {**entry, "status": "denied", "denied_index": ctx.index}
-    return [Write(REQUEST_NS, request_key, denied), _closed(view, entry["patient"], request_key)]
+    return [Write(REQUEST_NS, request_key, denied), *_closed(view, entry)]
 
 
 def revoke(ctx: TxContext, view: StateView) -> list[Write]:

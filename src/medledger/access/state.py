@@ -38,7 +38,7 @@ NOTICE_COUNT_NS = "access.notice_count"
 #: Every request made of a patient's data, in log order, so the patient can find them.
 ASKED_NS = "access.asked"
 ASKED_COUNT_NS = "access.asked_count"
-#: The requests still open for each patient, to bound them.
+#: How many requests wait for each patient's approval, in all and by requester.
 OPEN_NS = "access.open"
 #: Care relationships: ``patient/institution`` -> the spans the patient was enrolled.
 CARE_NS = "access.care"
