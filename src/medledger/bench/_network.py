@@ -16,6 +16,12 @@ from medledger.ledger.tx import SignedTransaction
 from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
 
+#: The throughput runs have one doctor ask a patient many times at once, which the
+#: genesis limits on open requests exist to refuse.
+UNLIMITED_REQUESTS = AccessSettings(
+    max_open_requests=10**6, max_open_per_requester=10**6
+).to_settings()
+
 
 def bench_genesis(
     network_id: int, founders: Sequence[PrivateKey], custodian_keys: Sequence[bytes]
@@ -33,10 +39,7 @@ def bench_genesis(
         checkpoint_threshold=2,
         roles=["doctor", "nurse", "verifier"],
         protocol=contract_set().protocol(),
-        # The throughput runs have one doctor ask one patient thousands of times at once,
-        # which the default limits on open requests exist to refuse.
-        settings=AccessSettings(max_open_requests=10**6, max_open_per_requester=10**6)
-        .to_settings(),
+        settings=UNLIMITED_REQUESTS,
     )
 
 

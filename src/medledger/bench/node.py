@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from medledger.access import care
 from medledger.access.approval import Approval
 from medledger.access.contract import REQUEST
+from medledger.bench._network import UNLIMITED_REQUESTS
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import TransportError
@@ -64,7 +65,7 @@ def run(
         network = LocalNetwork(
             Path(tmp), base_port=consecutive_free_ports(3), node_settings=UNTHROTTLED
         )
-        network.found(scrypt_n=1024)
+        network.found(scrypt_n=1024, settings=UNLIMITED_REQUESTS)
         say("starting three node processes (embedded orderer)")
         with network.running("embedded") as nodes:
             url = nodes[0].url

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +88,12 @@ def write_keystore(path: Path, key: PrivateKey, *, scrypt_n: int) -> None:
 
 
 def founding_genesis(
-    network_id: int, name: str, founders: Sequence[tuple[str, str, PrivateKey, PrivateKey]]
-) -> SignedTransaction:
+    network_id: int, name: str, founders: Sequence[tuple[str, str, PrivateKey, PrivateKey]],
+    settings: Mapping[str, Any] | None = None,
+) -> SignedTransaction:  # fmt: skip
     """A network of ``(id, name, member key, custodian key)`` founders, the first signing:
-    2 votes admit or remove a member, 2 cosignatures make a checkpoint."""
+    2 votes admit or remove a member, 2 cosignatures make a checkpoint; ``settings`` for
+    the domain contracts (access/settings.py) where the defaults will not do."""
     return build_genesis(
         network_id=network_id,
         name=name,
@@ -104,6 +106,7 @@ def founding_genesis(
         checkpoint_threshold=2,
         roles=ROLES,
         protocol=contract_set().protocol(),
+        settings=settings,
     )
 
 

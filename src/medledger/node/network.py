@@ -76,8 +76,9 @@ class LocalNetwork:
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
-    def found(self, *, scrypt_n: int) -> bool:
-        """Create the institutions' keystores and the genesis, once; True if it did."""
+    def found(self, *, scrypt_n: int, settings: Mapping[str, Any] | None = None) -> bool:
+        """Create the institutions' keystores and the genesis (with ``settings`` for the
+        domain contracts, if given), once; True if it did."""
         if self.genesis_path.exists():
             return False
         members = {name: PrivateKey.generate() for name, _ in INSTITUTIONS}
@@ -86,8 +87,8 @@ class LocalNetwork:
             write_keystore(self.key_path(name), members[name], scrypt_n=scrypt_n)
             write_keystore(self.key_path(f"{name}-custodian"), custodians[name], scrypt_n=scrypt_n)
         founders = [(n, title, members[n], custodians[n]) for n, title in INSTITUTIONS]
-        save_genesis(founding_genesis(NETWORK_ID, "medledger local network", founders),
-                     self.genesis_path)  # fmt: skip
+        genesis = founding_genesis(NETWORK_ID, "medledger local network", founders, settings)
+        save_genesis(genesis, self.genesis_path)
         return True
 
     @contextmanager
