@@ -23,12 +23,14 @@ import uvicorn
 from medledger.access import care
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.ledger.genesis import save_genesis
+from medledger.ledger.genesis import Founder, build_genesis, save_genesis
+from medledger.ledger.tx import SignedTransaction
 from medledger.node.app import create_app
 from medledger.node.client import NodeClient
 from medledger.node.config import NodeSettings
-from medledger.node.home import founding_genesis, patient_public_key
+from medledger.node.home import custodian_public_key, founding_genesis, patient_public_key
 from medledger.node.service import NodeKeys, NodeService
+from medledger.protocol import contract_set
 from tests.ledger.consortium import Consortium, key
 
 NETWORK_ID = 3131
@@ -102,6 +104,16 @@ class Network:
             signer, tx_type, payload, network_id=NETWORK_ID, advance=advance, nonce=nonce
         )
         return dict(json.loads(stx.encode()))
+
+
+def solo_genesis(network_id: int, member: PrivateKey, custodian: PrivateKey) -> SignedTransaction:
+    """A network of one institution, which alone votes and cosigns."""
+    founder = Founder("solo", "Solo", member.address, custodian_public_key(custodian))
+    return build_genesis(
+        network_id=network_id, name="one institution", founders=[founder], signer=member,
+        vote_threshold=1, checkpoint_threshold=1, roles=["doctor"],
+        protocol=contract_set().protocol(),
+    )  # fmt: skip
 
 
 def member_key(name: str) -> PrivateKey:

@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 
 from medledger.crypto.keystore import encrypt_keystore
-from medledger.ledger.genesis import Founder, build_genesis, save_genesis
-from medledger.node.home import custodian_public_key
-from medledger.protocol import contract_set
+from medledger.ledger.genesis import save_genesis
 from tests.ledger.consortium import key
+from tests.node.network import solo_genesis
 
 PASSPHRASE = "correct horse battery staple"
 MEMBER, CUSTODIAN = key("run:member"), key("run:custodian")
@@ -31,13 +30,7 @@ def _free_port() -> int:
 
 
 def _home(tmp_path: Path) -> Path:
-    founder = Founder("solo", "Solo", MEMBER.address, custodian_public_key(CUSTODIAN))
-    genesis = build_genesis(
-        network_id=77, name="one", founders=[founder], signer=MEMBER,
-        vote_threshold=1, checkpoint_threshold=1, roles=["doctor"],
-        protocol=contract_set().protocol(),
-    )  # fmt: skip
-    save_genesis(genesis, tmp_path / "genesis.tx")
+    save_genesis(solo_genesis(77, MEMBER, CUSTODIAN), tmp_path / "genesis.tx")
     for name, k in (("member", MEMBER), ("custodian", CUSTODIAN)):
         document = encrypt_keystore(k, PASSPHRASE, scrypt_n=1024)
         (tmp_path / f"{name}.json").write_text(json.dumps(document))

@@ -22,12 +22,12 @@ from medledger.crypto.keys import PrivateKey
 from medledger.errors import UsageError
 from medledger.ledger.contracts import identity
 from medledger.ledger.errors import LogBehindWitness
-from medledger.ledger.genesis import Founder, build_genesis, save_genesis
+from medledger.ledger.genesis import save_genesis
 from medledger.node.config import NodeSettings
-from medledger.node.home import custodian_public_key, patient_public_key
+from medledger.node.home import patient_public_key
 from medledger.node.service import NodeKeys, NodeService
-from medledger.protocol import contract_set
 from tests.ledger.consortium import key
+from tests.node.network import solo_genesis
 
 MEMBER, CUSTODIAN = key("operator:member"), key("operator:custodian")
 PATIENTS = [key(f"operator:patient-{i}") for i in range(3)]
@@ -35,13 +35,7 @@ PATIENTS = [key(f"operator:patient-{i}") for i in range(3)]
 
 def _service(root: Path) -> NodeService:
     if not (root / "genesis.tx").exists():
-        founder = Founder("solo", "Solo", MEMBER.address, custodian_public_key(CUSTODIAN))
-        genesis = build_genesis(
-            network_id=5151, name="one institution", founders=[founder], signer=MEMBER,
-            vote_threshold=1, checkpoint_threshold=1, roles=["doctor"],
-            protocol=contract_set().protocol(),
-        )  # fmt: skip
-        save_genesis(genesis, root / "genesis.tx")
+        save_genesis(solo_genesis(5151, MEMBER, CUSTODIAN), root / "genesis.tx")
     settings = NodeSettings(
         name="solo", data_dir=root / "data", genesis=root / "genesis.tx",
         member_key=root / "unused", custodian_key=root / "unused", state_committer="thread",
