@@ -301,3 +301,20 @@ def test_requests_left_to_lapse_free_their_slots(ledger: Ledger) -> None:
     for _ in range(7):
         assert ledger.request(DR_B)[0] is None
     assert ledger.request(DR_B)[0] == "too_many_open_requests"
+
+
+def test_an_unreviewed_break_glass_grant_comes_due_for_every_member_in_turn(
+    ledger: Ledger,
+) -> None:
+    """What a node's sweep acts on: grants past their review deadline, a member at a time,
+    so that one flag is enough and a member that is down is covered by the next."""
+    grant = "0x" + _granted(ledger, DR_A, [DR_A, PHARMACIST_A], categories=["allergies"],
+                            emergency=True, purpose="ETREAT").hex()  # fmt: skip
+    formed = ledger.grant(bytes.fromhex(grant[2:]))["granted_ns"]
+    deadline = formed + 3 * DAY_NS
+    assert glass.due_for_review(ledger.store) == [grant]
+    assert glass.overdue(ledger.store, deadline) == []
+    assert glass.overdue(ledger.store, deadline + 1) == [grant]
+    members = sorted(k.address for k in ledger.c.keys)
+    assert [glass.flagger_delay_s(m, members) for m in members] == [0, 60, 120]
+    assert glass.flagger_delay_s(STRANGER.address, members) == 0
