@@ -144,6 +144,27 @@ def test_retried_append_is_not_ordered_twice(nats_cluster: LocalNatsCluster) -> 
     run(body())
 
 
+def test_identical_blocks_appended_at_once_by_several_nodes_are_ordered_once(
+    nats_cluster: LocalNatsCluster,
+) -> None:
+    """Every node submits the genesis at its first start: the second publisher of a block
+    the stream is still storing must get that block's sequence, not an error."""
+
+    async def body() -> None:
+        nodes = [await NatsOrderer.connect(nats_cluster.urls, network_id=NETWORK + 1)
+                 for _ in range(3)]  # fmt: skip
+        try:
+            for block in range(1, 11):
+                seqs = await asyncio.gather(*(n.append(txs_for(block)) for n in nodes))
+                assert seqs == [block] * 3
+            assert await nodes[0].last_seq() == 10
+        finally:
+            for node in nodes:
+                await node.close()
+
+    run(body())
+
+
 async def _server_of(cluster: LocalNatsCluster, stream: str, *, consumer: bool) -> int:
     """Index of the stream leader, or of the server hosting the stream's live push consumer."""
     nc = await nats.connect(cluster.urls)
@@ -201,10 +222,12 @@ def test_close_ends_readers(nats_cluster: LocalNatsCluster) -> None:
     async def body() -> None:
         orderer = await NatsOrderer.connect(nats_cluster.urls, network_id=NETWORK)
         await orderer.append(txs_for(0))
-        reader = asyncio.create_task(take(orderer, 0, 2))
-        await asyncio.sleep(0.3)
+        got: list[Block] = []
+        reader = asyncio.create_task(take(orderer, 0, 2, got))
+        while not got:  # the reader is following: now close under it
+            await asyncio.sleep(0.01)
         await orderer.close()
-        got = await reader
+        await reader
         assert [b.seq for b in got] == [1]
 
     run(body())

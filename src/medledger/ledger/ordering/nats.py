@@ -87,12 +87,23 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     nats.js.errors.ServiceUnavailableError,
 )
 
+
 # Stream names become subject tokens and file names on the servers.
 _STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # Status of a JetStream control message (idle heartbeat or flow-control request).
 _CONTROL_STATUS = "100"
 # Error code of "stream name already in use with a different configuration".
 _STREAM_NAME_IN_USE = 10058
+# Error code of "duplicate message id is in process": another publisher's identical
+# block (every node submits the genesis at its first start) is being stored; once it
+# is, the same publish gets that block's sequence back.
+_DUPLICATE_IN_PROCESS = 10158
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failed request may succeed if made again."""
+    duplicate = isinstance(exc, nats.js.errors.APIError) and exc.err_code == _DUPLICATE_IN_PROCESS
+    return isinstance(exc, _TRANSIENT) or duplicate
 
 
 def stream_name(network_id: int) -> str:
@@ -331,14 +342,14 @@ class NatsOrderer:
             remaining = deadline - loop.time()
             try:
                 return await asyncio.wait_for(attempt(), max(remaining, 0.001))
-            except _TRANSIENT as exc:
+            except (TimeoutError, nats.errors.Error) as exc:
+                if not _transient(exc):
+                    raise TransportError(f"{what} failed: {exc}") from exc
                 if self._closed:
                     raise TransportError(f"{what}: the orderer was closed") from exc
                 if loop.time() + delay >= deadline:
                     raise TransportError(f"{what}: no answer within {budget:.0f} s") from exc
                 _log.debug("%s: %r, retrying", what, exc)
-            except nats.errors.Error as exc:
-                raise TransportError(f"{what} failed: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(2 * delay, 0.5)
 
