@@ -164,13 +164,17 @@ class ProvenState:
         return self._trusted
 
     def checkpoint(self) -> Checkpoint:
-        """The latest checkpoint, accepted by the members trusted; re-read every second."""
+        """A checkpoint covering the node's log as it stands, accepted by the members
+        trusted: what the client reads is no older than what it asked after. Asked for
+        again after a second."""
         if self._checkpoint is not None and time.monotonic() - self._fetched_at < 1.0:
             return self._checkpoint
-        found = self._get("/v1/ledger/checkpoint", {})
-        if found is None:
-            raise CheckpointError("no checkpoint has been cosigned yet: nothing can be proven")
-        checkpoint = Checkpoint.from_json(found)
+        url, body, headers = self._client.signed("POST", "/v1/ledger/checkpoint", body={})
+        try:
+            response = self._http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"POST {url.path}: {type(exc).__name__}") from exc
+        checkpoint = Checkpoint.from_json(answer(response))
         trusted = self.trusted
         trusted.accept(checkpoint)
         if self._checkpoint is None or checkpoint.head.size > self._checkpoint.head.size:

@@ -7,6 +7,7 @@ here or the library below it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ from medledger.access.settings import access_settings
 from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
-from medledger.errors import MedledgerError, UsageError
+from medledger.errors import MedledgerError, TransportError, UsageError
+from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts.base import ContractRegistry
+from medledger.ledger.contracts.checkpoint import COSIGN
+from medledger.ledger.errors import Conflict
 from medledger.ledger.genesis import load_genesis
 from medledger.ledger.heads import CheckpointScheduler
 from medledger.ledger.node import LedgerNode
@@ -72,6 +76,7 @@ class NodeService:
         self._nonces: SeenNonces | None = None
         self._issuer: Issuer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._checkpointing = asyncio.Lock()
         self.writer: RecordWriter
         self.custodian: Custodian
 
@@ -165,6 +170,26 @@ class NodeService:
         ]
         log.info("node %s serving network %d at log size %d",
                  s.name, self._node.network_id, self._node.size)  # fmt: skip
+
+    async def covering_checkpoint(self, *, timeout_s: float) -> Checkpoint:
+        """A checkpoint covering every entry of the log now but cosignatures: the latest
+        if it does, else one this node proposes and the other members cosign."""
+        async with self._checkpointing:
+            node = self.node
+            latest = node.checkpoint()
+            covered = 0 if latest is None else latest.head.size
+            if latest is not None and not node.store.has_entries_besides(covered, COSIGN):
+                return latest
+            head = await node.head_at()
+            with contextlib.suppress(Conflict):
+                # Another member's proposal may have had this node cosign that size already.
+                await node.cosign_head(head.size)
+            deadline = time.monotonic() + timeout_s
+            while (latest := node.checkpoint()) is None or latest.head.size < head.size:
+                if time.monotonic() > deadline:
+                    raise TransportError(f"no checkpoint at size {head.size} in {timeout_s} s")
+                await asyncio.sleep(0.02)
+            return latest
 
     async def _check_store(self, genesis: SignedTransaction, registry: ContractRegistry) -> None:
         node = self.node

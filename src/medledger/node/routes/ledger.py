@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
@@ -13,7 +11,7 @@ from medledger.access.visibility import may_read_state, may_read_transaction
 from medledger.crypto import merkle
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.keys import to_checksum_address
-from medledger.errors import InvalidInput, TransportError
+from medledger.errors import InvalidInput
 from medledger.ledger.executor import TxOutcome
 from medledger.ledger.store import encode_value
 from medledger.ledger.tx import SignedTransaction
@@ -217,21 +215,14 @@ async def genesis(service: Service, caller: AuthenticatedCaller) -> Genesis:
 
 @router.post("/ledger/checkpoint")
 async def checkpoint_now(service: Service, caller: AuthenticatedCaller) -> dict[str, Any]:
-    """Have this node propose its head now and return the checkpoint once the other
-    members cosigned it: for the institution's own key (an operator, a test)."""
-    if caller.address != service.keys.member.address:
-        raise Forbidden("only this node's institution asks it for a checkpoint")
-    node = service.node
-    head = await node.head_at()
-    await node.cosign_head(head.size)
-    deadline = time.monotonic() + CHECKPOINT_WAIT_S
-    while True:
-        latest = node.checkpoint()
-        if latest is not None and latest.head.size >= head.size:
-            return latest.to_json()
-        if time.monotonic() > deadline:
-            raise TransportError(f"no checkpoint at size {head.size} after {CHECKPOINT_WAIT_S} s")
-        await asyncio.sleep(0.02)
+    """A checkpoint covering the log as it stands (cosignatures aside): the latest if it
+    does, else one this node proposes now, once the other members cosigned it. For a
+    client that must not read state older than what it just did (a verifier checking a
+    revocation, a wallet reading a document just published)."""
+    if caller.kind == "unknown":
+        raise Forbidden("checkpoints are made for registered parties")
+    covering = await service.covering_checkpoint(timeout_s=CHECKPOINT_WAIT_S)
+    return covering.to_json()
 
 
 @router.get("/ledger/checkpoint")
