@@ -116,6 +116,15 @@ def test_local_cluster_servers_sync_always_and_every_one_is_checked(
         asyncio.run(check_sync_always(doubled))
 
 
+def test_a_cluster_under_a_relative_directory_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with LocalNatsCluster(Path("network") / "nats", size=1) as cluster:
+        jsz = httpx.get(f"{cluster.monitor_urls[0]}/jsz", timeout=5.0).json()
+    assert jsz["config"]["store_dir"].startswith(str(tmp_path / "network" / "nats"))
+
+
 def test_a_node_refuses_to_start_on_a_server_that_does_not_sync_always(tmp_path: Path) -> None:
     with standalone_server(tmp_path / "syncing", sync_always=True) as (_, monitor):
         asyncio.run(check_sync_always([monitor]))

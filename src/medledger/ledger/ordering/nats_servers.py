@@ -124,11 +124,14 @@ class LocalNatsCluster:
             raise UsageError(f"a cluster needs at least one server, not {size}")
         self._binary = nats_server_binary()
         self._name = name
+        # Each server runs in its own directory, so a relative base would be
+        # read from there and name a config file that does not exist.
+        base_dir = Path(base_dir).resolve()
         ports = _free_ports(3 * size)
         self._servers = [
             _Server(
                 name=f"{name}-{i}",
-                directory=Path(base_dir) / f"{name}-{i}",
+                directory=base_dir / f"{name}-{i}",
                 client_port=ports[3 * i],
                 cluster_port=ports[3 * i + 1],
                 http_port=ports[3 * i + 2],
@@ -232,12 +235,7 @@ class LocalNatsCluster:
         self.stop_all()
 
     def _config(self, server: _Server) -> dict[str, Any]:
-        routes = [
-            f"nats-route://{_HOST}:{other.cluster_port}"
-            for other in self._servers
-            if other is not server
-        ]
-        return {
+        config: dict[str, Any] = {
             "server_name": server.name,
             "host": _HOST,
             "port": server.client_port,
@@ -248,12 +246,19 @@ class LocalNatsCluster:
                 "store_dir": str(server.directory / "jetstream"),
                 "sync_interval": "always",
             },
-            "cluster": {
+        }
+        # JetStream refuses a cluster without routes, so a lone server runs unclustered.
+        if len(self._servers) > 1:
+            config["cluster"] = {
                 "name": self._name,
                 "listen": f"{_HOST}:{server.cluster_port}",
-                "routes": routes,
-            },
-        }
+                "routes": [
+                    f"nats-route://{_HOST}:{other.cluster_port}"
+                    for other in self._servers
+                    if other is not server
+                ],
+            }
+        return config
 
     def _spawn(self, server: _Server) -> None:
         server.directory.mkdir(parents=True, exist_ok=True)
@@ -290,11 +295,12 @@ class LocalNatsCluster:
                 )
             time.sleep(_POLL_INTERVAL)
 
-    @staticmethod
-    def _is_ready(server: _Server) -> bool:
+    def _is_ready(self, server: _Server) -> bool:
         health = _http_get(server.http_port, "/healthz")
         if health is None or health[0] != 200:
             return False
+        if len(self._servers) == 1:
+            return True
         jsz = _http_get(server.http_port, "/jsz")
         if jsz is None or jsz[0] != 200:
             return False
