@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from medledger.credentials.contract import verification
@@ -23,6 +24,8 @@ def test_insurer_learns_hba1c_below_6_5_and_non_smoker_and_nothing_else(
         assert shown[0] == f"verifier {INSURER.address} (verifier), purpose COVERAGE"
         assert shown[1].startswith("prove hba1c_x10 < 65 (HbA1c in % of total haemoglobin")
         assert shown[2].startswith("prove non_smoker >= 1 (1 if a never or former")
+        until = datetime.fromtimestamp(signed.request.not_after_ms / 1000, UTC)
+        assert shown[4].startswith(f"open until {until.isoformat(timespec='seconds')}; request")
         envelope = s.wallet.present(signed, s.registry, now_ms=now_ms(), tails_dir=s.tails_dir)
         result = await s.verifier.verify(signed, envelope, now_ms=now_ms())
 

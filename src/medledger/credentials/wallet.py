@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,8 @@ class Wallet:
         return [
             f"verifier {request.verifier} ({role}), purpose {request.purpose}",
             *asks,
-            f"from a {request.format} credential of {issuers}",
-            f"open until {request.not_after_ms} ms; request {request.id}",
+            f"from {request.format} credential of {issuers}",
+            f"open until {_utc(request.not_after_ms)}; request {request.id}",
         ]
 
     def present(self, signed: SignedRequest, registry: Registry, *, now_ms: int,
@@ -222,3 +223,7 @@ class Wallet:
         """Every request this wallet answered, with the outcome the verifier put on the ledger."""
         return [{**entry, "ledger": verification(registry.view, entry["request"])}
                 for entry in self.history]  # fmt: skip
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
