@@ -57,17 +57,7 @@ class StateMachine:
         expected = view.get(NONCE_NS, tx.sender) or 0
         check_nonce(tx, expected)
         handler = self.registry.handler(tx.tx_type)
-        context = TxContext(
-            tx_id=stx.tx_id,
-            sender=tx.sender,
-            nonce=tx.nonce,
-            tx_type=tx.tx_type,
-            payload=tx.payload,
-            index=index,
-            timestamp_ns=timestamp_ns,
-            network_id=self.network_id,
-            log=log,
-        )
+        context = TxContext.of(stx, index=index, timestamp_ns=timestamp_ns, log=log)
         writes = list(handler(context, view))
         writes.append(Write(NONCE_NS, tx.sender, expected + 1))
         return writes

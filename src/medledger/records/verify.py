@@ -202,17 +202,7 @@ class _Membership:
         last = self._nonces.get(tx.sender)
         if last is not None and tx.nonce <= last:
             raise ReplayedTransaction(f"nonce {tx.nonce} of {tx.sender} is already used")
-        context = TxContext(
-            tx_id=stx.tx_id,
-            sender=tx.sender,
-            nonce=tx.nonce,
-            tx_type=tx.tx_type,
-            payload=tx.payload,
-            index=index,
-            timestamp_ns=logged.timestamp_ns,
-            network_id=tx.network_id,
-            log=_NoLog(),
-        )
+        context = TxContext.of(stx, index=index, timestamp_ns=logged.timestamp_ns, log=_NoLog())
         for write in governance.HANDLERS[tx.tx_type](context, self):
             if write.value is None:
                 self._state.pop((write.ns, write.key), None)

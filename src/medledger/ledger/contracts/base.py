@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from medledger.crypto.keys import Address
 from medledger.errors import UsageError
 from medledger.ledger.errors import UnknownTransactionType
+from medledger.ledger.tx import SignedTransaction
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,23 @@ class TxContext:
     timestamp_ns: int
     network_id: int
     log: LogView
+
+    @classmethod
+    def of(
+        cls, stx: SignedTransaction, *, index: int, timestamp_ns: int, log: LogView
+    ) -> TxContext:
+        tx = stx.tx
+        return cls(
+            tx_id=stx.tx_id,
+            sender=tx.sender,
+            nonce=tx.nonce,
+            tx_type=tx.tx_type,
+            payload=tx.payload,
+            index=index,
+            timestamp_ns=timestamp_ns,
+            network_id=tx.network_id,
+            log=log,
+        )
 
 
 class LogView(Protocol):
