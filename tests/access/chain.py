@@ -11,16 +11,9 @@ from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
-from medledger.ledger.config import LedgerLimits
 from medledger.ledger.contracts import identity
-from medledger.ledger.executor import BlockExecutor
-from medledger.ledger.machine import StateMachine
-from medledger.ledger.ordering.base import Block
-from medledger.ledger.store import LedgerStore
-from medledger.ledger.tx import SignedTransaction
-from medledger.ledger.verify import decode_all
 from medledger.protocol import contract_set
-from tests.ledger.consortium import NETWORK_ID, Consortium, key, make_consortium
+from tests.ledger.consortium import NETWORK_ID, InProcessLedger, key, make_consortium
 
 HOUR_NS = 3600 * 10**9
 T0 = 1_800_000_000 * 10**9
@@ -41,41 +34,24 @@ TWO_OF_THREE = {
 }
 
 
-class Ledger:
+class Ledger(InProcessLedger):
     def __init__(self, tmp_path: Path) -> None:
-        self.c: Consortium = make_consortium()
-        self.store = LedgerStore.open(str(tmp_path / "state.db"))
-        machine = StateMachine(contract_set(), NETWORK_ID, self.c.genesis.tx_id)
-        self.executor = BlockExecutor(self.store, machine)
-        self.seq = 0
-        self.now = T0
-        assert self.run(self.c.genesis) == [None]
-        hospital_a, hospital_b = self.c.keys[0], self.c.keys[1]
+        super().__init__(str(tmp_path / "state.db"), contract_set(), make_consortium(), start_ns=T0)
+        hospital_a, hospital_b = self.consortium.keys[0], self.consortium.keys[1]
         staff = [(hospital_a, DR_A, "doctor"), (hospital_a, NURSE_A, "nurse"),
                  (hospital_b, DR_B, "doctor")]  # fmt: skip
         for institution, person, role in staff:
             payload = {"address": person.address, "role": role}
             self.ok(institution, identity.REGISTER_PARTICIPANT, payload)
-        self.ok(self.c.keys[0], identity.REGISTER_PARTICIPANT,
+        self.ok(self.consortium.keys[0], identity.REGISTER_PARTICIPANT,
                 {"address": PHARMACIST_A.address, "role": "officer"})  # fmt: skip
         encryption_key = "0x" + ecies.public_bytes(ecies.generate_private_key()).hex()
         self.ok(PATIENT, identity.REGISTER_SUBJECT, {"encryption_key": encryption_key})
 
-    def run(self, *txs: SignedTransaction, at: int | None = None) -> list[str | None]:
-        self.seq += 1
-        self.now = at if at is not None else self.now + 10**9
-        raws = tuple(t.encode() for t in txs)
-        block = Block(self.seq, self.now, raws)
-        return [o.code for o in self.executor.apply(block, decode_all(raws, LedgerLimits()))]
-
     def send(
-        self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], **kw: Any
+        self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], *, at: int | None = None
     ) -> str | None:
-        tx = self.c.tx(signer, tx_type, payload, advance=False)
-        (code,) = self.run(tx, **kw)
-        if code is None:
-            self.c.nonces[signer.address] = self.c.nonces.get(signer.address, 0) + 1
-        return code
+        return self.submit(signer, tx_type, payload, at=at)[0]
 
     def ok(self, signer: PrivateKey, tx_type: str, payload: dict[str, Any]) -> None:
         assert self.send(signer, tx_type, payload) is None
@@ -88,11 +64,7 @@ class Ledger:
             "duration_s": 3600,
             **changes,
         }
-        tx = self.c.tx(requester, access.REQUEST, payload, advance=False)
-        (code,) = self.run(tx)
-        if code is None:
-            self.c.nonces[requester.address] = self.c.nonces.get(requester.address, 0) + 1
-        return code, tx.tx_id
+        return self.submit(requester, access.REQUEST, payload)
 
     def approval(self, request_id: bytes, signer: PrivateKey, *, requester: PrivateKey = DR_B,
                  not_after_ns: int | None = None) -> dict[str, Any]:  # fmt: skip
@@ -111,4 +83,4 @@ class Ledger:
     def receipt(self, request_id: bytes, *, custodian: int = 0, category: str = "labs",
                 record: str = LAB_RECORD, **kw: Any) -> str | None:  # fmt: skip
         payload = {"grant": "0x" + request_id.hex(), "record": record, "category": category}
-        return self.send(self.c.keys[custodian], access.RECEIPT, payload, **kw)
+        return self.send(self.consortium.keys[custodian], access.RECEIPT, payload, **kw)

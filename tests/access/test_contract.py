@@ -50,7 +50,8 @@ def test_the_seed_case_two_of_three_approve_and_every_read_is_receipted(ledger: 
     assert [(a["reader"], a["record"], a["purpose"]) for a in audit] == [
         (DR_B.address, LAB_RECORD, "TREAT")
     ] * 2
-    assert {a["custodian"] for a in audit} == {ledger.c.keys[0].address, ledger.c.keys[1].address}
+    custodians = {ledger.consortium.keys[0].address, ledger.consortium.keys[1].address}
+    assert {a["custodian"] for a in audit} == custodians
 
 
 def test_approvals_may_arrive_one_by_one(ledger: Ledger) -> None:

@@ -11,12 +11,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.committer import StateCommitter
+from medledger.ledger.config import LedgerLimits
 from medledger.ledger.contracts.base import ContractRegistry
+from medledger.ledger.executor import BlockExecutor
 from medledger.ledger.genesis import Founder, build_genesis
+from medledger.ledger.machine import StateMachine
 from medledger.ledger.node import LedgerNode
-from medledger.ledger.ordering.base import Orderer
+from medledger.ledger.ordering.base import Block, Orderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
+from medledger.ledger.verify import decode_all
 from medledger.protocol import contract_set
 
 NETWORK_ID = 4242
@@ -92,6 +96,40 @@ def make_consortium(
     consortium = Consortium(keys, genesis)
     consortium.nonces[keys[0].address] = 1
     return consortium
+
+
+class InProcessLedger:
+    """A consortium's ledger executed in process, each run one block at a clock the
+    test controls (one second on from the last unless told)."""
+
+    def __init__(
+        self, url: str, registry: ContractRegistry, consortium: Consortium, *, start_ns: int = 0
+    ) -> None:
+        self.consortium = consortium
+        self.store = LedgerStore.open(url)
+        machine = StateMachine(registry, NETWORK_ID, consortium.genesis.tx_id)
+        self.executor = BlockExecutor(self.store, machine)
+        self.seq = 0
+        self.now = start_ns
+        assert self.run(consortium.genesis) == [None]
+
+    def run(self, *txs: SignedTransaction, at: int | None = None) -> list[str | None]:
+        self.seq += 1
+        self.now = at if at is not None else self.now + 10**9
+        raws = tuple(t.encode() for t in txs)
+        block = Block(self.seq, self.now, raws)
+        return [o.code for o in self.executor.apply(block, decode_all(raws, LedgerLimits()))]
+
+    def submit(
+        self, signer: PrivateKey, tx_type: str, payload: dict[str, Any], *, at: int | None = None
+    ) -> tuple[str | None, bytes]:
+        """One transaction in a block of its own; its nonce is used up only if accepted."""
+        tx = self.consortium.tx(signer, tx_type, payload, advance=False)
+        (code,) = self.run(tx, at=at)
+        if code is None:
+            nonces = self.consortium.nonces
+            nonces[signer.address] = nonces.get(signer.address, 0) + 1
+        return code, tx.tx_id
 
 
 async def start_node(

@@ -8,40 +8,21 @@ from typing import Any
 
 import pytest
 
-from medledger.ledger.config import LedgerLimits
-from medledger.ledger.executor import BlockExecutor
-from medledger.ledger.machine import StateMachine
-from medledger.ledger.ordering.base import Block
-from medledger.ledger.store import LedgerStore
-from medledger.ledger.tx import SignedTransaction
-from medledger.ledger.verify import decode_all
 from medledger.records.contract import COMMIT, batch_state, records_contracts, vault_state
-from tests.ledger.consortium import NETWORK_ID, Consortium, key, make_consortium
+from tests.ledger.consortium import InProcessLedger, key, make_consortium
 
 VAULT = "0x" + "ab" * 16
 OTHER_VAULT = "0x" + "cd" * 16
 ROOT = "0x" + "11" * 32
 
 
-class Ledger:
+class Ledger(InProcessLedger):
     def __init__(self, tmp_path: Path) -> None:
-        self.consortium: Consortium = make_consortium()
-        self.store = LedgerStore.open(str(tmp_path / "state.db"))
-        machine = StateMachine(records_contracts(), NETWORK_ID, self.consortium.genesis.tx_id)
-        self.executor = BlockExecutor(self.store, machine)
-        self.seq = 0
-        assert self.run(self.consortium.genesis) == [None]
-
-    def run(self, *txs: SignedTransaction) -> list[str | None]:
-        self.seq += 1
-        raws = tuple(t.encode() for t in txs)
-        block = Block(self.seq, self.seq * 10**9, raws)
-        return [o.code for o in self.executor.apply(block, decode_all(raws, LedgerLimits()))]
+        super().__init__(str(tmp_path / "state.db"), records_contracts(), make_consortium())
 
     def commit(self, member: int, **payload: Any) -> str | None:
         body = {"vault": VAULT, "batch": 0, "count": 10, "root": ROOT, **payload}
-        signer = self.consortium.keys[member]
-        return self.run(self.consortium.tx(signer, COMMIT, body, advance=False))[0]
+        return self.submit(self.consortium.keys[member], COMMIT, body)[0]
 
 
 @pytest.fixture
@@ -53,8 +34,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 def _accept(ledger: Ledger, member: int = 0, **payload: Any) -> None:
     assert ledger.commit(member, **payload) is None
-    address = ledger.consortium.keys[member].address
-    ledger.consortium.nonces[address] = ledger.consortium.nonces.get(address, 0) + 1
 
 
 def test_a_member_commits_numbered_batches_of_its_vault(ledger: Ledger) -> None:

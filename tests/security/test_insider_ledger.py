@@ -40,7 +40,7 @@ DAY_NS = 24 * HOUR_NS
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger = Ledger(tmp_path)
     ledger.ok(PATIENT, access.SET_POLICY, {"category": "labs", "policy": ANY_NURSE})
-    ledger.ok(ledger.c.keys[1], identity.REGISTER_PARTICIPANT,
+    ledger.ok(ledger.consortium.keys[1], identity.REGISTER_PARTICIPANT,
               {"address": VERIFIER_B.address, "role": "verifier"})  # fmt: skip
     yield ledger
     ledger.store.close()
@@ -96,14 +96,15 @@ def a_category_named_twice(ledger: Ledger) -> str | None:
 
 def holder_revoked_after_the_grant(ledger: Ledger) -> str | None:
     grant = _granted(ledger, DR_B, [NURSE_A])
-    ledger.ok(ledger.c.keys[1], identity.REVOKE_PARTICIPANT, {"address": DR_B.address})
+    ledger.ok(ledger.consortium.keys[1], identity.REVOKE_PARTICIPANT, {"address": DR_B.address})
     return ledger.receipt(grant)
 
 
 def holders_institution_voted_out(ledger: Ledger) -> str | None:
     grant = _granted(ledger, DR_B, [NURSE_A])
-    a, b, c = ledger.c.keys
-    proposal = ledger.c.tx(a, membership.PROPOSE, {"action": "remove", "address": b.address})
+    a, b, c = ledger.consortium.keys
+    removal = {"action": "remove", "address": b.address}
+    proposal = ledger.consortium.tx(a, membership.PROPOSE, removal)
     assert ledger.run(proposal) == [None]
     ledger.ok(c, membership.VOTE, {"proposal": "0x" + proposal.tx_id.hex()})
     return ledger.receipt(grant)
@@ -149,7 +150,7 @@ def reviewing_ones_own_break_glass(ledger: Ledger) -> str | None:
 def flagging_a_review_before_it_is_due(ledger: Ledger) -> str | None:
     grant = _granted(ledger, DR_A, [DR_A, PHARMACIST_A], categories=["allergies"],
                      emergency=True, purpose="ETREAT")  # fmt: skip
-    return ledger.send(ledger.c.keys[2], glass.FLAG_OVERDUE, {"grant": "0x" + grant.hex()})
+    return ledger.send(ledger.consortium.keys[2], glass.FLAG_OVERDUE, {"grant": "0x" + grant.hex()})
 
 
 ATTACKS: list[tuple[Callable[[Ledger], str | None], str]] = [
@@ -198,7 +199,7 @@ def test_the_honest_neighbours_of_each_attack_still_work(ledger: Ledger) -> None
     glass_grant = _granted(ledger, DR_A, [DR_A, PHARMACIST_A], categories=["allergies"],
                            emergency=True, purpose="ETREAT")  # fmt: skip
     reviewer = key("privacy-officer")
-    ledger.ok(ledger.c.keys[1], identity.REGISTER_PARTICIPANT,
+    ledger.ok(ledger.consortium.keys[1], identity.REGISTER_PARTICIPANT,
               {"address": reviewer.address, "role": "officer"})  # fmt: skip
     review = {"grant": "0x" + glass_grant.hex(), "finding": "justified"}
     assert ledger.send(reviewer, glass.REVIEW, review) is None
@@ -206,7 +207,8 @@ def test_the_honest_neighbours_of_each_attack_still_work(ledger: Ledger) -> None
     late = _granted(ledger, DR_A, [DR_A, PHARMACIST_A], categories=["medications"],
                     emergency=True, purpose="ETREAT")  # fmt: skip
     ledger.run(at=ledger.now + 3 * DAY_NS + 10**9)
-    assert ledger.send(ledger.c.keys[2], glass.FLAG_OVERDUE, {"grant": "0x" + late.hex()}) is None
+    flag = {"grant": "0x" + late.hex()}
+    assert ledger.send(ledger.consortium.keys[2], glass.FLAG_OVERDUE, flag) is None
     assert ledger.grant(late)["overdue_index"] > 0
     alert = ledger.store.get(glass.ALERT_NS, access.audit_key(glass.CONSORTIUM, 0))
     assert alert["grant"] == "0x" + late.hex() and alert["kind"] == "review_overdue"
@@ -232,7 +234,7 @@ def test_only_clinical_roles_with_a_care_relationship_write_records(ledger: Ledg
         _author_check(ledger, DR_B)
     with pytest.raises(WrongCategory, match="never in category labs"):
         _author_check(ledger, DR_A, "labs")
-    hospital_b = ledger.c.keys[1].address
+    hospital_b = ledger.consortium.keys[1].address
     ledger.ok(PATIENT, care.ENROL, {"institution": hospital_b})
     enrolled_at = ledger.store.size - 1
     _author_check(ledger, DR_B)
@@ -257,7 +259,7 @@ def test_only_clinical_roles_with_a_care_relationship_write_records(ledger: Ledg
 
 
 def hospital_b_key(ledger: Ledger) -> PrivateKey:
-    return ledger.c.keys[1]
+    return ledger.consortium.keys[1]
 
 
 # -- 8: need to know ----------------------------------------------------------------
@@ -268,11 +270,12 @@ def test_the_ledger_tells_each_reader_only_what_they_are_party_to(ledger: Ledger
     view, grant_key = ledger.store, "0x" + grant.hex()
     request_tx = Transaction(1, DR_B.address, 0, access.REQUEST, {"patient": PATIENT.address})
     outsider, other_patient = key("no-one"), key("another-patient")
-    for reader, sees in ((DR_B, True), (PATIENT, True), (NURSE_A, True), (ledger.c.keys[2], True),
+    member_c = ledger.consortium.keys[2]
+    for reader, sees in ((DR_B, True), (PATIENT, True), (NURSE_A, True), (member_c, True),
                          (DR_A, False), (VERIFIER_B, False), (outsider, False)):  # fmt: skip
         assert may_read_state(view, reader.address, access.GRANT_NS, grant_key) is sees, reader
-    assert not may_read_state(view, outsider.address, "member", ledger.c.keys[0].address)
-    assert may_read_state(view, DR_A.address, "member", ledger.c.keys[0].address)
+    assert not may_read_state(view, outsider.address, "member", ledger.consortium.keys[0].address)
+    assert may_read_state(view, DR_A.address, "member", ledger.consortium.keys[0].address)
     assert not may_read_state(view, other_patient.address, access.POLICY_NS,
                               f"{PATIENT.address}/labs")  # fmt: skip
     assert not may_read_transaction(view, outsider.address, request_tx)
@@ -287,7 +290,8 @@ def test_a_node_running_other_contracts_than_genesis_pins_refuses_to_start(
 ) -> None:
     fewer = ContractRegistry("medledger/2")
     with pytest.raises(ProtocolMismatch, match="the genesis pins"):
-        LedgerNode(genesis=ledger.c.genesis, store=LedgerStore.open(str(tmp_path / "x.db")),
+        LedgerNode(genesis=ledger.consortium.genesis,
+                   store=LedgerStore.open(str(tmp_path / "x.db")),
                    orderer=EmbeddedOrderer(tmp_path / "x-order.db"), registry=fewer)  # fmt: skip
 
 
@@ -315,6 +319,6 @@ def test_an_unreviewed_break_glass_grant_comes_due_for_every_member_in_turn(
     assert glass.due_for_review(ledger.store) == [grant]
     assert glass.overdue(ledger.store, deadline) == []
     assert glass.overdue(ledger.store, deadline + 1) == [grant]
-    members = sorted(k.address for k in ledger.c.keys)
+    members = sorted(k.address for k in ledger.consortium.keys)
     assert [glass.flagger_delay_s(m, members) for m in members] == [0, 60, 120]
     assert glass.flagger_delay_s(STRANGER.address, members) == 0
