@@ -32,7 +32,6 @@ from medledger.ledger.checkpoints import (
     find_equivocation,
 )
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
-from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.ledger.errors import CheckpointError, LogBehindWitness
 from medledger.ledger.machine import NETWORK_NS
 
@@ -94,11 +93,13 @@ class HeadsMixin:
         state_root = self.store.tree.root_at(size)
         if state_root is None:
             raise UsageError(f"no state root at log size {size} yet")
-        timestamp_ms = (
-            self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
-        )
-        root = merkle.root(self.store, size)
+        root, timestamp_ms = self._log_head(size)
         return TreeHead(self.network_id, size, root, state_root, timestamp_ms)
+
+    def _log_head(self, size: int) -> tuple[bytes, int]:
+        """The log's root at ``size`` and the time its last entry was ordered, in ms."""
+        last = self.store.tx_by_index(size - 1)
+        return merkle.root(self.store, size), last.timestamp_ns // checkpoint_contract.NS_PER_MS
 
     async def head_at(self, size: int | None = None, *, timeout: float = 30.0) -> TreeHead:
         """:meth:`tree_head`, once the committer has the state root."""
@@ -113,8 +114,7 @@ class HeadsMixin:
             latest = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
             if latest is None:
                 return None
-            key = f"{checkpoint_contract.size_key(latest['size'])}/{latest['state_root']}"
-            entry = self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
+            entry = self._entry(latest["size"], latest["state_root"])
             return None if entry is None else Checkpoint.from_json(entry)
         candidates = [self._entry(size, root) for root in self._roots_at(size)]
         entries = [e for e in candidates if e is not None]
@@ -142,11 +142,9 @@ class HeadsMixin:
 
     def _agrees(self, head: TreeHead) -> bool:
         """Whether ``head`` is this node's own, as far as its committer got."""
-        size = head.size
-        log_time = self.store.tx_by_index(size - 1).timestamp_ns // checkpoint_contract.NS_PER_MS
-        if (head.root, head.timestamp_ms) != (merkle.root(self.store, size), log_time):
+        if (head.root, head.timestamp_ms) != self._log_head(head.size):
             return False
-        ours = self.store.tree.root_at(size)
+        ours = self.store.tree.root_at(head.size)
         return ours is None or ours == head.state_root
 
     async def cosign_head(
@@ -165,8 +163,12 @@ class HeadsMixin:
             self._witness(signed.head)
         return await self.submit_payload(key, checkpoint_contract.COSIGN, signed.cosign_payload())
 
+    def is_member(self) -> bool:
+        """Whether this node's key belongs to a current member, whose cosignature counts."""
+        return self.key is not None and self.key.address in self.members()
+
     def _cosign_later(self, size: int) -> None:
-        if self.key is None or self.store.get(MEMBER_NS, self.key.address) is None:
+        if self.key is None or not self.is_member():
             return
         if size in self._cosigning or any(
             self.key.address in (self._entry(size, root) or {}).get("cosignatures", {})
@@ -268,18 +270,20 @@ class CheckpointScheduler:
 
     def __init__(
         self, node: HeadsMixin, *, interval_s: float = 10.0, every_entries: int = 1000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self.node = node
         self.interval_s = interval_s
         self.every_entries = every_entries
         self._clock = clock
+        # Turns follow wall-clock slots, which all members share.
+        self._wall = wall
         self._last_progress = clock()
         self._last_latest = 0
 
     def due(self) -> bool:
         node = self.node
-        if node.key is None or node.store.get(MEMBER_NS, node.key.address) is None:
+        if node.key is None or not node.is_member():
             return False
         latest = node.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
         covered = 0 if latest is None else int(latest["size"])
@@ -293,9 +297,7 @@ class CheckpointScheduler:
         if waiting < self.every_entries and quiet < self.interval_s:
             return False
         members = sorted(node.members())
-        if node.key.address not in members:
-            return False
-        slot = int(time.time() // self.interval_s) % len(members)
+        slot = int(self._wall() // self.interval_s) % len(members)
         mine = members[slot] == node.key.address
         return mine or quiet >= 3 * self.interval_s
 
