@@ -38,6 +38,7 @@ from medledger.ledger.state_tree import (
     meta_int,
     statements,
 )
+from medledger.ledger.store import GET_STATE, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ BATCH_VERSIONS = 64
 #: Log entries of history kept for proofs when no newer checkpoint lets it go.
 RETAIN_ENTRIES = 100_000
 _IDLE_S = 1.0
-_STATE_ENTRY = "SELECT value FROM ledger_state WHERE ns = ? AND key = ?"
 
 
 class StateCommitter:
@@ -59,6 +59,7 @@ class StateCommitter:
         self._ledger = ledger
         self._engine = tree
         self._ledger_sql = statements(ledger)
+        self._get_state = driver_sql(ledger, GET_STATE)
         self._sql = statements(tree)
         self._writer = TreeWriter(tree)
         self._retain = retain_entries
@@ -110,9 +111,8 @@ class StateCommitter:
         self.horizon = horizon
 
     def _latest_checkpoint(self) -> int | None:
-        statement = driver_sql(self._ledger, _STATE_ENTRY)
         with self._ledger.connect() as conn:
-            row = conn.exec_driver_sql(statement, (NETWORK_NS, LATEST_KEY)).first()
+            row = conn.exec_driver_sql(self._get_state, (NETWORK_NS, LATEST_KEY)).first()
         if row is None:
             return None
         return int(json.loads(bytes(row[0]))["size"])
@@ -185,8 +185,6 @@ class CommitterProcess:
 
 
 def _serve(ledger_url: str, tree_url: str, conn: Connection) -> None:
-    from medledger.ledger.store import make_engine
-
     engine = make_engine(ledger_url)
     tree = make_engine(tree_url)
     committer = StateCommitter(engine, tree)

@@ -90,8 +90,11 @@ rejected_table = Table(
 
 define_journal(metadata)
 
+#: One state entry's encoded value; the state committer reads it too.
+GET_STATE = "SELECT value FROM ledger_state WHERE ns = ? AND key = ?"
+
 _STATEMENTS = {
-    "get_state": "SELECT value FROM ledger_state WHERE ns = ? AND key = ?",
+    "get_state": GET_STATE,
     "upsert_state": "INSERT INTO ledger_state (ns, key, value) VALUES (?, ?, ?) "
     "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
     "delete_state": "DELETE FROM ledger_state WHERE ns = ? AND key = ?",
