@@ -18,6 +18,7 @@ from typing import Any
 
 from medledger.crypto import eip712
 from medledger.crypto.errors import InvalidSignature
+from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import Address, PrivateKey, recover_address, to_checksum_address
 from medledger.errors import InvalidInput
 from medledger.ledger.errors import CheckpointError, InsufficientCosigners
@@ -74,9 +75,9 @@ class TreeHead:
     def from_json(cls, obj: Mapping[str, Any]) -> TreeHead:
         try:
             network, size, timestamp = obj["network"], obj["size"], obj["timestamp_ms"]
-            root = _hex(obj["root"], 32)
-            state_root = _hex(obj["state_root"], 32)
-        except (KeyError, TypeError) as exc:
+            root = parse_hex(obj["root"], 32)
+            state_root = parse_hex(obj["state_root"], 32)
+        except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"malformed tree head: {exc}") from exc
         for name, value in (("network", network), ("size", size), ("timestamp_ms", timestamp)):
             if type(value) is not int or not 0 <= value < 2**64:
@@ -118,8 +119,8 @@ class SignedTreeHead:
     def from_json(cls, obj: Mapping[str, Any]) -> SignedTreeHead:
         try:
             signer = to_checksum_address(obj["signer"])
-            signature = _hex(obj["signature"], 65)
-        except (KeyError, TypeError, InvalidInput) as exc:
+            signature = parse_hex(obj["signature"], 65)
+        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
             raise CheckpointError(f"malformed signed tree head: {exc}") from exc
         return cls(TreeHead.from_json(obj), signer, signature)
 
@@ -192,8 +193,8 @@ class Checkpoint:
         if not isinstance(raw, dict):
             raise CheckpointError("malformed checkpoint: cosignatures must be an object")
         try:
-            cosignatures = {to_checksum_address(a): _hex(s, 65) for a, s in raw.items()}
-        except (TypeError, InvalidInput) as exc:
+            cosignatures = {to_checksum_address(a): parse_hex(s, 65) for a, s in raw.items()}
+        except (TypeError, ValueError, InvalidInput) as exc:
             raise CheckpointError(f"malformed checkpoint: {exc}") from exc
         return cls(TreeHead.from_json(obj), cosignatures)
 
@@ -219,12 +220,3 @@ def find_equivocation(first: SignedTreeHead, second: SignedTreeHead) -> Equivoca
     first.verify()
     second.verify()
     return Equivocation(first, second)
-
-
-def _hex(value: object, length: int) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 2 + 2 * length:
-        raise TypeError(f"expected {length} bytes as 0x-prefixed hex")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise TypeError("not hex") from exc

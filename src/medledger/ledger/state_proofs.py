@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from medledger.crypto import smt
 from medledger.crypto.errors import InvalidProof
+from medledger.crypto.hexdata import parse_hex
 from medledger.ledger.state_tree import (
     HORIZON_KEY,
     Page,
@@ -85,12 +86,12 @@ class StateProof:
                 ns=str(obj["ns"]),
                 key=str(obj["key"]),
                 size=int(obj["size"]),
-                root=_hex(obj["state_root"]),
+                root=parse_hex(obj["state_root"]),
                 value=None if encoded is None else encoded.encode(),
                 proof=smt.Proof(
-                    _hex(proof["path"]),
-                    tuple(_hex(s) for s in proof["siblings"]),
-                    None if leaf is None else (_hex(leaf[0]), _hex(leaf[1])),
+                    parse_hex(proof["path"]),
+                    tuple(parse_hex(s) for s in proof["siblings"]),
+                    None if leaf is None else (parse_hex(leaf[0]), parse_hex(leaf[1])),
                 ),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -172,9 +173,3 @@ class _Snapshot:
                 row = self._conn.exec_driver_sql(self._sql["get_page"], (name,)).first()
             page = self._pages[key] = decode_page(None if row is None else bytes(row[0]))
         return page[slot]
-
-
-def _hex(value: object) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ValueError("expected 0x-prefixed hex")
-    return bytes.fromhex(value[2:])

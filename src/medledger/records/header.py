@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from medledger.crypto import eip712
 from medledger.crypto.canonical import sha256
+from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import (
     Address,
     PrivateKey,
@@ -168,15 +169,15 @@ class RecordHeader:
             "record header",
             lambda: cls(
                 network_id=json_uint(obj["network"]),
-                record_id=hex_bytes(obj["recordId"]),
+                record_id=parse_hex(obj["recordId"]),
                 version=json_uint(obj["version"]),
-                previous=hex_bytes(obj["previous"]),
+                previous=parse_hex(obj["previous"]),
                 patient=to_checksum_address(json_text(obj["patient"])),
                 resource_type=json_text(obj["resourceType"]),
                 category=json_text(obj["category"]),
-                content=hex_bytes(obj["content"]),
-                ciphertext=hex_bytes(obj["ciphertext"]),
-                keys=hex_bytes(obj["keys"]),
+                content=parse_hex(obj["content"]),
+                ciphertext=parse_hex(obj["ciphertext"]),
+                keys=parse_hex(obj["keys"]),
             ),
         )
 
@@ -191,13 +192,6 @@ class RecordHeader:
     def label(self) -> str:
         """How logs and reports name the record: its id and version, nothing else."""
         return f"{self.record_id.hex()} v{self.version}"
-
-
-def hex_bytes(value: object) -> bytes:
-    """0x-prefixed hex as bytes; raises ValueError otherwise."""
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ValueError("expected 0x-prefixed hex")
-    return bytes.fromhex(value[2:])
 
 
 def json_uint(value: object) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from medledger.crypto import merkle
 from medledger.crypto.errors import InvalidProof
+from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import Address
 from medledger.errors import InvalidInput
 from medledger.ledger.checkpoints import Checkpoint
@@ -26,7 +27,7 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.tx import SignedTransaction
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import RecordTampered, UnknownRecord
-from medledger.records.header import RecordHeader, hex_bytes, parse_json
+from medledger.records.header import RecordHeader, parse_json
 from medledger.records.sealed import SealedRecord, record_commitment
 from medledger.records.store import StoredRecord
 
@@ -135,13 +136,13 @@ class RecordProof:
             "record proof",
             lambda: cls(
                 header=RecordHeader.from_json(obj["header"]),
-                signature=hex_bytes(obj["signature"]),
-                salt=hex_bytes(obj["salt"]),
+                signature=parse_hex(obj["signature"]),
+                salt=parse_hex(obj["salt"]),
                 position=int(obj["position"]),
-                batch_path=tuple(hex_bytes(p) for p in obj["batchPath"]),
-                commit_tx=hex_bytes(obj["commitTx"]),
+                batch_path=tuple(parse_hex(p) for p in obj["batchPath"]),
+                commit_tx=parse_hex(obj["commitTx"]),
                 log_index=int(obj["logIndex"]),
-                log_path=tuple(hex_bytes(p) for p in obj["logPath"]),
+                log_path=tuple(parse_hex(p) for p in obj["logPath"]),
                 checkpoint=Checkpoint.from_json(obj["checkpoint"]),
             ),
         )

@@ -11,7 +11,8 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from medledger.records.header import RecordHeader, hex_bytes, json_text, json_uint, parse_json
+from medledger.crypto.hexdata import parse_hex
+from medledger.records.header import RecordHeader, json_text, json_uint, parse_json
 from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import SealedRecord, WrappedKeys
 
@@ -30,10 +31,10 @@ def sealed_from_json(obj: Mapping[str, Any]) -> SealedRecord:
     def parse() -> SealedRecord:
         return SealedRecord(
             header=RecordHeader.from_json(obj["header"]),
-            signature=hex_bytes(obj["signature"]),
+            signature=parse_hex(obj["signature"]),
             ciphertext=_base64(obj["ciphertext"]),
             keys=WrappedKeys.decode(_base64(obj["keys"])),
-            salt=hex_bytes(obj["salt"]),
+            salt=parse_hex(obj["salt"]),
         )
 
     return parse_json("sealed record", parse)
@@ -53,7 +54,7 @@ def committed_from_json(obj: Mapping[str, Any]) -> CommittedRecord:
         return CommittedRecord(
             sealed=sealed_from_json(obj["sealed"]),
             position=json_uint(obj["position"]),
-            batch_path=tuple(hex_bytes(p) for p in _list(obj["batchPath"])),
+            batch_path=tuple(parse_hex(p) for p in _list(obj["batchPath"])),
             log_index=json_uint(obj["logIndex"]),
         )
 
