@@ -84,8 +84,3 @@ class TrustedConsortium:
             raise CheckpointError("the proven config is of another network's genesis")
         self.members = frozenset(Address(m) for m in listed)
         self.threshold = int(settings["checkpoint_threshold"])
-
-
-def proof_from_json(obj: Mapping[str, Any]) -> StateProof:
-    """A state proof as a node serves it (``GET /v1/ledger/state/...``)."""
-    return StateProof.from_json(obj)

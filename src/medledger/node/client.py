@@ -21,8 +21,9 @@ from medledger.errors import InvalidInput, TransportError, UsageError
 from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts.membership import MEMBERS_KEY
 from medledger.ledger.errors import CheckpointError
-from medledger.ledger.light import TrustedConsortium, proof_from_json
+from medledger.ledger.light import TrustedConsortium
 from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
+from medledger.ledger.state_proofs import StateProof
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.node.home import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
@@ -151,7 +152,7 @@ class ProvenState:
         found = self._get(f"/v1/ledger/state/{ns}", params)
         if found is None:
             return None
-        return self.trusted.proven(proof_from_json(found), checkpoint)
+        return self.trusted.proven(StateProof.from_json(found), checkpoint)
 
     @property
     def trusted(self) -> TrustedConsortium:
@@ -183,7 +184,7 @@ class ProvenState:
             config = self._get(f"/v1/ledger/state/{NETWORK_NS}", {"key": CONFIG_KEY, **size})
             if members is None or config is None:
                 raise CheckpointError("the node does not prove the member list")
-            trusted.learn_members(proof_from_json(members), proof_from_json(config))
+            trusted.learn_members(StateProof.from_json(members), StateProof.from_json(config))
         self._checkpoint, self._fetched_at = checkpoint, time.monotonic()
         return checkpoint
 
