@@ -111,24 +111,16 @@ class HeadsMixin:
         """The latest checkpoint that reached the threshold, or the best cosigned head at
         ``size`` (the state root most members signed there)."""
         if size is None:
-            latest = self.store.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
-            if latest is None:
-                return None
-            entry = self._entry(latest["size"], latest["state_root"])
-            return None if entry is None else Checkpoint.from_json(entry)
-        candidates = [self._entry(size, root) for root in self._roots_at(size)]
+            latest = checkpoint_contract.latest_cosigned(self.store)
+            return None if latest is None else Checkpoint.from_json(latest)
+        candidates = [
+            checkpoint_contract.cosigned_at(self.store, size, root)
+            for root in checkpoint_contract.roots_at(self.store, size)
+        ]
         entries = [e for e in candidates if e is not None]
         if not entries:
             return None
         return Checkpoint.from_json(max(entries, key=lambda e: len(e["cosignatures"])))
-
-    def _roots_at(self, size: int) -> list[str]:
-        return list(self.store.get(checkpoint_contract.ROOTS_NS, checkpoint_contract.size_key(size))
-                    or [])  # fmt: skip
-
-    def _entry(self, size: int, state_root: str) -> Any | None:
-        key = f"{checkpoint_contract.size_key(size)}/{state_root}"
-        return self.store.get(checkpoint_contract.CHECKPOINT_NS, key)
 
     def verify_checkpoint(self, checkpoint: Checkpoint) -> Quorum:
         """Check cosignatures against current members and the head against this log;
@@ -170,16 +162,20 @@ class HeadsMixin:
     def _cosign_later(self, size: int) -> None:
         if self.key is None or not self.is_member():
             return
-        if size in self._cosigning or any(
-            self.key.address in (self._entry(size, root) or {}).get("cosignatures", {})
-            for root in self._roots_at(size)
-        ):
+        if size in self._cosigning or self._has_cosigned(self.key.address, size):
             return
         # Every accepted cosignature of this size calls here; one of ours is enough, and a
         # second would be refused after taking a nonce that the next submission then lacks.
         self._cosigning.add(size)
         task = asyncio.create_task(self._cosign_quietly(size))
         self._tasks.append(task)
+
+    def _has_cosigned(self, member: Address, size: int) -> bool:
+        entries = [
+            checkpoint_contract.cosigned_at(self.store, size, root)
+            for root in checkpoint_contract.roots_at(self.store, size)
+        ]
+        return any(member in entry["cosignatures"] for entry in entries if entry is not None)
 
     async def _cosign_quietly(self, size: int) -> None:
         try:

@@ -149,11 +149,9 @@ def _keyed(store: LedgerStore) -> Iterator[tuple[tuple[str, str], bytes]]:
 
 def _check_checkpoint(replay: LedgerStore, report: SelfCheck) -> None:
     """The replayed log must be the one the members cosigned at the latest checkpoint."""
-    latest = replay.get(NETWORK_NS, checkpoint_contract.LATEST_KEY)
-    if latest is None:
+    if replay.get(NETWORK_NS, checkpoint_contract.LATEST_KEY) is None:
         return
-    key = f"{checkpoint_contract.size_key(latest['size'])}/{latest['state_root']}"
-    entry = replay.get(checkpoint_contract.CHECKPOINT_NS, key)
+    entry = checkpoint_contract.latest_cosigned(replay)
     config = replay.get(NETWORK_NS, CONFIG_KEY)
     if entry is None or config is None:
         report.flag("the latest checkpoint's entry is missing from the replayed state")

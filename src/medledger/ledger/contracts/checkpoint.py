@@ -39,8 +39,24 @@ def size_key(size: int) -> str:
     return f"{size:020d}"
 
 
-def checkpoint_key(size: int, state_root: bytes) -> str:
-    return f"{size_key(size)}/0x{state_root.hex()}"
+def checkpoint_key(size: int, state_root: str) -> str:
+    return f"{size_key(size)}/{state_root}"
+
+
+def roots_at(view: StateView, size: int) -> list[str]:
+    """The state roots (0x hex) cosigned at ``size``, in the order they first appeared."""
+    return list(view.get(ROOTS_NS, size_key(size)) or [])
+
+
+def cosigned_at(view: StateView, size: int, state_root: str) -> Any | None:
+    """The head cosigned at ``size`` with ``state_root`` (0x hex) and its cosignatures."""
+    return view.get(CHECKPOINT_NS, checkpoint_key(size, state_root))
+
+
+def latest_cosigned(view: StateView) -> Any | None:
+    """The latest head that reached the threshold, with its cosignatures."""
+    latest = view.get(NETWORK_NS, LATEST_KEY)
+    return None if latest is None else cosigned_at(view, latest["size"], latest["state_root"])
 
 
 def cosign(ctx: TxContext, view: StateView) -> list[Write]:
@@ -67,14 +83,14 @@ def cosign(ctx: TxContext, view: StateView) -> list[Write]:
     if (claimed.root, claimed.timestamp_ms) != (log_root, log_time):
         actual = TreeHead(ctx.network_id, size, log_root, claimed.state_root, log_time)
         return [_evidence(ctx, "head_contradicts_log", signed, log=actual.to_json())]
-    key = checkpoint_key(size, claimed.state_root)
-    entry = view.get(CHECKPOINT_NS, key) or {**claimed.to_json(), "cosignatures": {}}
+    state_root = "0x" + claimed.state_root.hex()
+    entry = cosigned_at(view, size, state_root) or {**claimed.to_json(), "cosignatures": {}}
     if ctx.sender in entry["cosignatures"]:
         raise Conflict(f"{ctx.sender} already cosigned the head of size {size}")
     cosignatures = {**entry["cosignatures"], ctx.sender: "0x" + signed.signature.hex()}
+    key = checkpoint_key(size, state_root)
     writes = [Write(CHECKPOINT_NS, key, {**entry, "cosignatures": cosignatures})]
-    state_root = "0x" + claimed.state_root.hex()
-    roots = list(view.get(ROOTS_NS, size_key(size)) or [])
+    roots = roots_at(view, size)
     if state_root not in roots:
         if roots:
             writes.append(_evidence(ctx, "state_roots_differ", signed, roots=roots))
