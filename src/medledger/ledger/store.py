@@ -1,10 +1,11 @@
 """Durable node state in SQL: the state table, the accepted log and its Merkle nodes.
 
 One node owns one store and is its only writer. A block's writes, log entries,
-Merkle nodes, the state tree's pages and root (ledger/state_tree.py) and the
-applied block number are committed in one SQL transaction, so a crash leaves the
-store at a block boundary and replay resumes from there. SQLite (WAL, full fsync
-at commit) is the default; PostgreSQL works by URL.
+Merkle nodes, its entries in the state journal (ledger/state_tree.py, which the
+state committer hashes into the state tree later) and the applied block number are
+committed in one SQL transaction, so a crash leaves the store at a block boundary
+and replay resumes from there. SQLite (WAL, full fsync at commit) is the default;
+PostgreSQL works by URL.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from medledger.errors import TransportError
 from medledger.ledger.state_proofs import TreeReader
 from medledger.ledger.state_tree import (
     define_journal,
+    driver_sql,
     entries_root,
     journal_rows,
     tree_metadata,
@@ -193,8 +195,7 @@ class LedgerStore:
         #: Told after every block commits, to wake the state committer.
         self.on_commit: Callable[[], None] = _nothing
         # The statements of the hot path, in the driver's own parameter style.
-        pyformat = engine.dialect.paramstyle in {"format", "pyformat"}
-        self._sql = {k: v.replace("?", "%s") if pyformat else v for k, v in _STATEMENTS.items()}
+        self._sql = {k: driver_sql(engine, v) for k, v in _STATEMENTS.items()}
         self._local = threading.local()
 
     @classmethod
