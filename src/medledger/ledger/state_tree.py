@@ -231,11 +231,10 @@ class TreeWriter:
         return (parent[65:97] if prefix & 1 else parent[33:65]) != smt.EMPTY
 
     def node(self, depth: int, prefix: int) -> bytes | None:
-        rel = depth & 3
-        key = (depth - rel, prefix >> rel)
+        key, slot = page_of(depth, prefix)
         cached = self._cache.get(key)
         page = self._page(key)[0] if cached is None else cached[0]
-        return page[(1 << rel) - 1 + (prefix & ((1 << rel) - 1))]
+        return page[slot]
 
     def stage(self, version: int, writes: Mapping[bytes, bytes | None]) -> TreeCommit:
         """The tree after one version's writes (path -> value hash, None: deleted), made
