@@ -293,3 +293,34 @@ def test_an_operator_rewriting_a_revoked_grant_as_active_fools_no_one(net: Netwo
     assert told["status"] == "active"  # the edited node says so ...
     # ... but a client that checks proofs is not fooled, and two other custodians refuse.
     assert isinstance(believed, InvalidProof) or believed["status"] == "revoked"
+
+
+def test_an_operator_serving_an_older_checkpoint_takes_no_client_back_in_time(
+    net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = net.nodes["hospital-b"].service
+
+    async def scenario() -> tuple[Any, Any]:
+        asked = await _request(net, "hospital-b", DR_B)
+        await _approve(net, "hospital-b", asked, NURSE_A)
+        await net.checkpoint("hospital-a")
+        before_revocation = service.node.checkpoint()
+        await net.submit("hospital-b", PATIENT, access.REVOKE, {"grant": asked["request"]})
+        async with net.client("hospital-b", PATIENT) as patient:
+            proven = ProvenState(patient)
+            try:
+                first = await asyncio.to_thread(proven.get, access.GRANT_NS, asked["request"])
+
+                async def stale(*, timeout_s: float) -> Any:
+                    return before_revocation
+
+                monkeypatch.setattr(service, "covering_checkpoint", stale)
+                await asyncio.sleep(1.1)  # past the client's one-second reuse
+                later = await asyncio.to_thread(proven.get, access.GRANT_NS, asked["request"])
+            finally:
+                proven.close()
+        return first, later
+
+    first, later = asyncio.run(scenario())
+    assert first["status"] == "revoked"
+    assert later["status"] == "revoked"

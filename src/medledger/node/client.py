@@ -141,7 +141,6 @@ class ProvenState:
         self._client = client
         self._http = httpx.Client(timeout=30.0)
         self._trusted = None if genesis is None else TrustedConsortium.from_genesis(genesis)
-        self._checkpoint: Checkpoint | None = None
         self._fetched_at = 0.0
 
     def get(self, ns: str, key: str) -> Any | None:
@@ -166,27 +165,29 @@ class ProvenState:
 
     def checkpoint(self) -> Checkpoint:
         """A checkpoint covering the node's log as it stands, accepted by the members
-        trusted: what the client reads is no older than what it asked after. Asked for
+        trusted: what the client reads is no older than what it asked after, nor than any
+        checkpoint it accepted before (a node cannot take it back in time). Asked for
         again after a second."""
-        if self._checkpoint is not None and time.monotonic() - self._fetched_at < 1.0:
-            return self._checkpoint
+        trusted = self.trusted
+        previous = trusted.latest
+        if previous is not None and time.monotonic() - self._fetched_at < 1.0:
+            return previous
         url, body, headers = self._client.signed("POST", "/v1/ledger/checkpoint", body={})
         try:
             response = self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise TransportError(f"POST {url.path}: {type(exc).__name__}") from exc
         checkpoint = Checkpoint.from_json(answer(response))
-        trusted = self.trusted
         trusted.accept(checkpoint)
-        if self._checkpoint is None or checkpoint.head.size > self._checkpoint.head.size:
+        if previous is None or checkpoint.head.size > previous.head.size:
             size = {"size": checkpoint.head.size}
             members = self._get(f"/v1/ledger/state/{NETWORK_NS}", {"key": MEMBERS_KEY, **size})
             config = self._get(f"/v1/ledger/state/{NETWORK_NS}", {"key": CONFIG_KEY, **size})
             if members is None or config is None:
                 raise CheckpointError("the node does not prove the member list")
             trusted.learn_members(StateProof.from_json(members), StateProof.from_json(config))
-        self._checkpoint, self._fetched_at = checkpoint, time.monotonic()
-        return checkpoint
+        self._fetched_at = time.monotonic()
+        return trusted.latest or checkpoint
 
     def _get(self, path: str, params: Mapping[str, Any]) -> Any | None:
         url, _, headers = self._client.signed("GET", path, params)
