@@ -22,9 +22,10 @@ from rich.table import Table
 
 from medledger.access import care, glass
 from medledger.access.approval import Approval
-from medledger.access.contract import GRANT_NS, REQUEST, REVOKE
+from medledger.access.contract import REQUEST, REVOKE
+from medledger.access.errors import NoGrant
 from medledger.access.reader import read_record
-from medledger.access.state import NS_PER_MS
+from medledger.access.state import NS_PER_MS, grant_status
 from medledger.cli.options import JsonOption, ScryptOption
 from medledger.crypto.keys import PrivateKey, to_checksum_address
 from medledger.crypto.keystore import decrypt_keystore
@@ -319,15 +320,12 @@ def grant(grant_id: str, *, key: KeyOption, node: NodeOption = DEFAULT_NODE,
 def _proven_grant(client: NodeClient, grant_id: str) -> dict[str, Any]:
     state = ProvenState(client)
     try:
-        checkpoint = state.checkpoint()
-        entry = state.get(GRANT_NS, grant_id.lower())
+        head = state.checkpoint().head
+        status = grant_status(state, grant_id.lower(), head.timestamp_ms * NS_PER_MS)
+    except NoGrant:
+        return {"checkpoint": None, "status": None}
     finally:
         state.close()
-    if entry is None:
-        return {"checkpoint": None, "status": None}
-    head = checkpoint.head
-    ended = entry["expires_ns"] <= head.timestamp_ms * NS_PER_MS
-    status = "revoked" if entry["status"] == "revoked" else "expired" if ended else "active"
     return {"checkpoint": head.size, "status": status}
 
 
