@@ -307,6 +307,19 @@ def test_requests_left_to_lapse_free_their_slots(ledger: Ledger) -> None:
     assert ledger.request(DR_B)[0] == "too_many_open_requests"
 
 
+def test_denying_a_lapsed_request_frees_no_slot(ledger: Ledger) -> None:
+    """The recount already dropped the lapsed request: counting it down again on its
+    denial gave its requester a ninth open request."""
+    asked = [ledger.request(DR_B) for _ in range(8)]
+    assert [code for code, _ in asked] == [None] * 8
+    ledger.run(at=ledger.now + 7 * DAY_NS)
+    assert ledger.request(DR_B)[0] is None
+    assert ledger.send(PATIENT, access.DENY, {"request": "0x" + asked[0][1].hex()}) is None
+    for _ in range(7):
+        assert ledger.request(DR_B)[0] is None
+    assert ledger.request(DR_B)[0] == "too_many_open_requests"
+
+
 def test_an_unreviewed_break_glass_grant_comes_due_for_every_member_in_turn(
     ledger: Ledger,
 ) -> None:

@@ -194,9 +194,9 @@ def _check_terms(view: StateView, request: Mapping[str, Any], now_ns: int) -> di
 def _open_counts(view: StateView, patient: Address) -> dict[str, int]:
     """How many requests wait for the patient's approval: ``""`` in all, and by requester.
 
-    Kept as counts, raised by a request and lowered when it is granted or denied, so
-    the bound costs two reads. Requests that lapse unanswered are not lowered: when the
-    counts reach a limit they are recounted (:func:`_recount`)."""
+    Kept as counts, raised by a request and lowered when it is granted or denied before
+    it lapses, so the bound costs two reads. Requests that lapse unanswered are not
+    lowered: when the counts reach a limit they are recounted (:func:`_recount`)."""
     return dict(view.get(OPEN_NS, patient) or {})
 
 
@@ -208,12 +208,16 @@ def _recount(view: StateView, patient: Address, now_ns: int) -> dict[str, int]:
         entry = view.get(REQUEST_NS, str(view.get(ASKED_NS, audit_key(patient, n))))
         if entry is None:
             continue
-        if entry["expires_ns"] <= now_ns:
+        if _lapsed(entry, now_ns):
             break
         if entry["status"] == "pending" and not entry["emergency"]:
             counts[""] = counts.get("", 0) + 1
             counts[entry["requester"]] = counts.get(entry["requester"], 0) + 1
     return counts
+
+
+def _lapsed(request: Mapping[str, Any], now_ns: int) -> bool:
+    return bool(request["expires_ns"] <= now_ns)
 
 
 def _over(counts: Mapping[str, int], requester: Address, settings: AccessSettings) -> bool:
@@ -299,7 +303,7 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
     entry = view.get(REQUEST_NS, request_key)
     if entry is None or entry["status"] != "pending":
         raise UnknownRequest(f"no open request {request_key}")
-    if ctx.timestamp_ns >= entry["expires_ns"]:
+    if _lapsed(entry, ctx.timestamp_ns):
         raise UnknownRequest(f"request {request_key} lapsed before it was approved")
     if not entry["categories"]:
         raise EmptyScope(f"request {request_key} names no data category")
@@ -347,7 +351,7 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
     writes = [
         Write(REQUEST_NS, request_key, {**updated, "status": "granted"}),
         Write(GRANT_NS, request_key, grant),
-        *_closed(view, entry),
+        *_closed(view, entry, ctx.timestamp_ns),
         Write(care.HELD_NS, care.held_key(patient, holder), [*held, request_key][-care.MAX_HELD:]),
     ]
     if emergency:
@@ -356,9 +360,11 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
     return writes
 
 
-def _closed(view: StateView, entry: Mapping[str, Any]) -> list[Write]:
-    """One open request fewer, once granted or denied (a break-glass one was never counted)."""
-    if entry["emergency"]:
+def _closed(view: StateView, entry: Mapping[str, Any], now_ns: int) -> list[Write]:
+    """One open request fewer, once granted or denied. A break-glass one was never counted,
+    and one that lapsed may have been recounted away already (:func:`_recount`): denying it
+    frees no slot, or its requester would get one more than the limit."""
+    if entry["emergency"] or _lapsed(entry, now_ns):
         return []
     patient = entry["patient"]
     return [Write(OPEN_NS, patient, _counted(_open_counts(view, patient), entry["requester"], -1))]
@@ -381,7 +387,7 @@ def deny(ctx: TxContext, view: StateView) -> list[Write]:
         raise UnknownRequest(f"no open request {request_key}")
     require_patient_or_guardian(view, entry["patient"], ctx.sender)
     denied = {**entry, "status": "denied", "denied_index": ctx.index}
-    return [Write(REQUEST_NS, request_key, denied), *_closed(view, entry)]
+    return [Write(REQUEST_NS, request_key, denied), *_closed(view, entry, ctx.timestamp_ns)]
 
 
 def revoke(ctx: TxContext, view: StateView) -> list[Write]:
