@@ -298,15 +298,16 @@ def test_an_operator_rewriting_a_revoked_grant_as_active_fools_no_one(net: Netwo
 def test_an_operator_serving_an_older_checkpoint_takes_no_client_back_in_time(
     net: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = net.nodes["hospital-b"].service
+    # Hospital B is not used: the row above left its store edited.
+    service = net.nodes["hospital-a"].service
 
     async def scenario() -> tuple[Any, Any]:
-        asked = await _request(net, "hospital-b", DR_B)
-        await _approve(net, "hospital-b", asked, NURSE_A)
-        await net.checkpoint("hospital-a")
+        asked = await _request(net, "hospital-a", DR_B)
+        await _approve(net, "hospital-a", asked, NURSE_A)
+        await net.checkpoint("insurer")
         before_revocation = service.node.checkpoint()
-        await net.submit("hospital-b", PATIENT, access.REVOKE, {"grant": asked["request"]})
-        async with net.client("hospital-b", PATIENT) as patient:
+        await net.submit("hospital-a", PATIENT, access.REVOKE, {"grant": asked["request"]})
+        async with net.client("hospital-a", PATIENT) as patient:
             proven = ProvenState(patient)
             try:
                 first = await asyncio.to_thread(proven.get, access.GRANT_NS, asked["request"])
