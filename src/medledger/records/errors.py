@@ -52,6 +52,13 @@ class RecordTampered(VerificationError):
 class UnknownRecord(InvalidInput):
     """No record with that id (and version) is in this vault."""
 
+    @classmethod
+    def not_held(cls, record_id: str, version: int | None = None) -> UnknownRecord:
+        """The refusal for a record the vault does not hold; a node answers a record the
+        caller may not see in the very same words."""
+        what = record_id if version is None else f"{record_id} v{version}"
+        return cls(f"no record {what} in this vault")
+
 
 class RejectedRecord(InvalidInput):
     """A record sealed elsewhere cannot go into this vault as it is.

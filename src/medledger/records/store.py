@@ -225,8 +225,7 @@ class VaultStore:
             query = query.where(record_table.c.version == version)
         found = self._records(query.order_by(record_table.c.version.desc()).limit(1))
         if not found:
-            what = record_id.hex() if version is None else f"{record_id.hex()} v{version}"
-            raise UnknownRecord(f"no record {what} in this vault")
+            raise UnknownRecord.not_held(record_id.hex(), version)
         return found[0]
 
     def versions(self, record_id: bytes) -> list[StoredRecord]:

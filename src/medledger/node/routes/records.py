@@ -204,14 +204,8 @@ def _readable(
     stored = service.vault.get(bytes.fromhex(record_id), version)
     scope = _scope(service, caller, stored.sealed.header.patient, grant)
     if scope is None or not scope.covers(stored):
-        raise UnknownRecord(_missing(record_id, version))
+        raise UnknownRecord.not_held(record_id, version)
     return stored
-
-
-def _missing(record_id: str, version: int | None) -> str:
-    # The very words the vault uses for a record it does not hold.
-    what = record_id if version is None else f"{record_id} v{version}"
-    return f"no record {what} in this vault"
 
 
 ReadableRecord = Annotated[StoredRecord, Depends(_readable)]
