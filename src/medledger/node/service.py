@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from medledger.access import care, glass
 from medledger.access.custodian import Custodian
 from medledger.access.settings import access_settings
+from medledger.access.state import NS_PER_S
 from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 #: How often a node looks for break-glass reviews gone overdue.
 REVIEW_SWEEP_S = 60
-NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from medledger.access.errors import NoGrant, UnknownRequest
 from medledger.access.state import grant_status
 from medledger.access.visibility import party_to_request
 from medledger.crypto.keys import to_checksum_address
+from medledger.ledger.errors import TransactionRejected
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
 from medledger.node.routes.ledger import (
@@ -132,9 +133,7 @@ async def get_request(
     request_id: Annotated[str, Path(pattern=REQUEST_ID)],
 ) -> RequestState:
     key = request_id.lower()
-    entry = service.node.store.get(REQUEST_NS, key)
-    if entry is None or not party_to_request(service.node.store, caller.address, entry):
-        raise UnknownRequest(f"no request {key}")
+    _as_party(service, caller, REQUEST_NS, key, UnknownRequest(f"no request {key}"))
     return _request_state(service, key)
 
 
@@ -147,9 +146,7 @@ async def approve(
 ) -> RequestState:
     """Relay approvals to the ledger; the grant exists once the policy holds."""
     key = request_id.lower()
-    entry = service.node.store.get(REQUEST_NS, key)
-    if entry is None or not party_to_request(service.node.store, caller.address, entry):
-        raise UnknownRequest(f"no request {key}")
+    _as_party(service, caller, REQUEST_NS, key, UnknownRequest(f"no request {key}"))
     if caller.address not in {a.signer for a in body.approvals}:
         raise Forbidden("a caller relays only approvals that include their own")
     payload = {"request": key, "approvals": [a.model_dump() for a in body.approvals]}
@@ -164,9 +161,7 @@ async def get_grant(
     grant_id: Annotated[str, Path(pattern=REQUEST_ID)],
 ) -> GrantState:
     key = grant_id.lower()
-    entry = service.node.store.get(GRANT_NS, key)
-    if entry is None or not party_to_request(service.node.store, caller.address, entry):
-        raise NoGrant(f"no grant {key}")
+    entry = _as_party(service, caller, GRANT_NS, key, NoGrant(f"no grant {key}"))
     return _grant_state(service, key, entry)
 
 
@@ -182,6 +177,16 @@ async def revoke(
         service, caller, body.transaction, REVOKE, field="grant", target=grant_id
     )
     return outcome_json(outcome)
+
+
+def _as_party(
+    service: Service, caller: AuthenticatedCaller, ns: str, key: str, missing: TransactionRejected
+) -> Any:
+    """A request or grant the caller is party to; to anyone else it does not exist."""
+    entry = service.node.store.get(ns, key)
+    if entry is None or not party_to_request(service.node.store, caller.address, entry):
+        raise missing
+    return entry
 
 
 def _request_state(service: Service, key: str) -> RequestState:
