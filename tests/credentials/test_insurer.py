@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,5 +43,19 @@ def test_insurer_learns_hba1c_below_6_5_and_non_smoker_and_nothing_else(
             INSURER.address, "COVERAGE", "accepted")
         seen = s.wallet.verifications(s.registry)
         assert [v["ledger"]["outcome"] for v in seen] == ["accepted"]
+
+    run(tmp_path, tails_dir, body)
+
+
+def test_a_request_open_past_year_9999_is_shown_in_milliseconds(
+    tmp_path: Path, tails_dir: Path
+) -> None:
+    """A request may stay open until any time below 2**64 ms; no date holds that."""
+    async def body(s: Scene) -> None:
+        signed = s.verifier.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms(),
+                                    predicates=ASKED)  # fmt: skip
+        last = replace(signed.request, not_after_ms=2**64 - 1).sign(INSURER)
+        shown = s.wallet.describe(last, s.registry)
+        assert shown[-1] == f"open until {2**64 - 1} ms; request {last.request.id}"
 
     run(tmp_path, tails_dir, body)

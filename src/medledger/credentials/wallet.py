@@ -226,4 +226,8 @@ class Wallet:
 
 
 def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        # A request may name any time below 2**64 ms; past year 9999 no date holds it.
+        return f"{ms} ms"
