@@ -37,6 +37,7 @@ from jwcrypto.common import JWException
 from medledger.access.contract import access_contracts
 from medledger.access.policy import PURPOSES
 from medledger.credentials.errors import DuplicateVerification, InvalidCredentialDocument, NotIssuer
+from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import ContractRegistry, Handler, StateView, TxContext, Write
@@ -66,7 +67,6 @@ NS_PER_S = 1_000_000_000
 # ASCII only: str.isalnum() takes any script's letters and digits, some of which look
 # like ASCII ones, so two ids could read the same and name different documents.
 _NAME = re.compile(r"[A-Za-z0-9._-]*[A-Za-z0-9][A-Za-z0-9._-]*")
-_HEX_ID = re.compile(r"0x[0-9a-fA-F]+")
 # One spelling per URL, so that no member registers another's URL spelled differently:
 # a lower-case ASCII host without a trailing dot, no port 443, user, query, fragment,
 # percent-escape, dot segment or trailing slash (a SMART Health Card's iss has none).
@@ -83,9 +83,10 @@ def hex_id(value: object, size: int) -> str | None:
     The contracts take ids in either case and store this spelling, so every lookup by
     id goes through here too: an id typed in upper case names the same entry.
     """
-    if isinstance(value, str) and len(value) == 2 + 2 * size and _HEX_ID.fullmatch(value):
-        return value.lower()
-    return None
+    try:
+        return "0x" + parse_hex(value, size).hex()
+    except ValueError:
+        return None
 
 
 def issuer_id(address: Address) -> str:
@@ -138,13 +139,6 @@ def _json_document(payload: Mapping[str, Any], name: str) -> dict[str, Any]:
         value = _parsed(text)
     except (ValueError, TypeError, RecursionError):
         raise InvalidCredentialDocument(f"{name}: expected a JSON object") from None
-    return value
-
-
-def _id_field(payload: Mapping[str, Any], name: str, size: int) -> str:
-    value = hex_id(p.field(payload, name), size)
-    if value is None:
-        raise InvalidPayload(f"{name}: expected {size} bytes as 0x-prefixed hex")
     return value
 
 
@@ -278,7 +272,7 @@ def status(ctx: TxContext, view: StateView) -> list[Write]:
 
 def revoke(ctx: TxContext, view: StateView) -> list[Write]:
     require_member(view, ctx.sender)
-    credential = _id_field(ctx.payload, "credential", CREDENTIAL_ID_BYTES)
+    credential = "0x" + p.hex_bytes(ctx.payload, "credential", CREDENTIAL_ID_BYTES).hex()
     key = revoked_key(ctx.sender, credential)
     if view.get(REVOKED_NS, key) is not None:
         raise Conflict(f"credential {credential} is already revoked")
@@ -288,7 +282,7 @@ def revoke(ctx: TxContext, view: StateView) -> list[Write]:
 def verified(ctx: TxContext, view: StateView) -> list[Write]:
     if view.get(MEMBER_NS, ctx.sender) is None and participant_role(view, ctx.sender) is None:
         raise Unauthorized(f"{ctx.sender} is neither a member nor a registered participant")
-    request_id = _id_field(ctx.payload, "request", REQUEST_ID_BYTES)
+    request_id = "0x" + p.hex_bytes(ctx.payload, "request", REQUEST_ID_BYTES).hex()
     purpose = p.text(ctx.payload, "purpose", max_length=16)
     if purpose not in PURPOSES:
         raise InvalidPayload(f"purpose: {purpose!r} is not a PurposeOfUse code")
