@@ -250,3 +250,22 @@ def test_the_page_checks_state_proofs_as_the_python_side_makes_them(
     proofs = (present, absent, forged, flipped, other, claimed)
     outcomes = [page.evaluate(check, [p, root]) for p in proofs]
     assert outcomes == [True, True, False, False, False, False]
+
+
+def test_the_page_computes_transaction_ids_as_the_ledger_does(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    """The page trusts the genesis whose id the proven configuration names: its EIP-712
+    digest must be the ledger's, for the genesis and for a transaction of another shape."""
+    genesis = net.nodes["hospital-a"].service.node.genesis
+    other = net.signer.tx(PATIENT, "access.deny", {"request": "0x" + "ab" * 32}, advance=False)
+    _sign_in(page, net.nodes["hospital-a"].url, keystore)
+    page.wait_for_selector("#signed-in:not([hidden])")
+    digest = """async (wire) => {
+        const crypto = await import('/portal/js/crypto.js');
+        const tx = JSON.parse(wire);
+        const id = crypto.transactionDigest(tx.network, tx.sender, tx.nonce, tx.type, tx.payload);
+        return '0x' + crypto.hex(id);
+    }"""
+    for tx in (genesis, other):
+        assert page.evaluate(digest, tx.encode().decode()) == "0x" + tx.tx_id.hex()

@@ -114,10 +114,15 @@ export function canonicalJson(value) {
   return JSON.stringify(value);
 }
 
-export function signTransaction(key, network, nonce, type, payload) {
+// The EIP-712 digest a transaction's sender signs, which is also its id.
+export function transactionDigest(network, sender, nonce, type, payload) {
   const payloadHash = keccak(utf8(canonicalJson(payload)));
-  const struct = keccak(concat(TRANSACTION_TYPE, word(network), addressWord(key.address), word(nonce), keccak(utf8(type)), payloadHash));
-  const signature = key.signDigest(typedDigest('medledger', network, struct));
+  const struct = keccak(concat(TRANSACTION_TYPE, word(network), addressWord(sender), word(nonce), keccak(utf8(type)), payloadHash));
+  return typedDigest('medledger', network, struct);
+}
+
+export function signTransaction(key, network, nonce, type, payload) {
+  const signature = key.signDigest(transactionDigest(network, key.address, nonce, type, payload));
   return { network, sender: key.address, nonce, type, payload, signature: '0x' + hex(signature) };
 }
 

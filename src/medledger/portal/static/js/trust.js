@@ -4,35 +4,45 @@
 // checkpoint's state root. The page came from this node, so it takes the genesis from
 // it too; the members it trusts after that change only through checkpoints the members
 // it already trusts cosigned.
-import { checkpointSigners, verifyStateProof } from './crypto.js';
+import { checkpointSigners, hex, transactionDigest, verifyStateProof } from './crypto.js';
 
 export class Trust {
   constructor(call) {
     this.call = call;
+    this.network = null;
+    this.genesisId = null;
     this.members = null;
     this.threshold = null;
-    this.genesisId = null;
     this.checkpoint = null;
   }
 
   async start() {
     const { genesis } = await this.call('GET', '/v1/ledger/genesis');
-    const payload = JSON.parse(genesis).payload;
-    this.members = payload.members.map((m) => m.address);
-    this.threshold = payload.checkpoint_threshold;
+    const tx = JSON.parse(genesis);
+    this.network = tx.network;
+    this.genesisId = '0x' + hex(transactionDigest(tx.network, tx.sender, tx.nonce, tx.type, tx.payload));
+    this.members = tx.payload.members.map((m) => m.address);
+    this.threshold = tx.payload.checkpoint_threshold;
   }
 
-  // The latest checkpoint, if the members trusted cosigned it; then what it proves of
-  // the members is trusted for the next one.
+  // The latest checkpoint, if the members trusted cosigned it and it is not older than
+  // one accepted before; then what it proves of the members is trusted for the next one.
   async latest() {
     let checkpoint;
-    try { checkpoint = await this.call('GET', '/v1/ledger/checkpoint'); } catch { return null; }
+    try { checkpoint = await this.call('GET', '/v1/ledger/checkpoint'); } catch { return this.checkpoint; }
+    if (checkpoint.network !== this.network) {
+      throw new Error(`a checkpoint of network ${checkpoint.network}, not ${this.network}`);
+    }
     const signers = checkpointSigners(checkpoint, this.members);
     if (signers.length < this.threshold) {
       throw new Error(`checkpoint cosigned by ${signers.length} trusted members, ${this.threshold} needed`);
     }
+    if (this.checkpoint !== null && checkpoint.size <= this.checkpoint.size) return this.checkpoint;
     const members = await this.proven('network', 'members', checkpoint);
     const config = await this.proven('network', 'config', checkpoint);
+    if (config === null || config.genesis !== this.genesisId) {
+      throw new Error('the proven configuration is of another network\'s genesis');
+    }
     this.checkpoint = { ...checkpoint, signers: signers.length, trusted: this.members.length };
     this.members = members;
     this.threshold = config.checkpoint_threshold;
