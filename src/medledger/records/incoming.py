@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from medledger.crypto.keys import Address
 from medledger.errors import MedledgerError
@@ -28,7 +28,7 @@ from medledger.records.header import FIRST_VERSION
 from medledger.records.pipeline import Incoming, Sealed
 from medledger.records.recipients import UnknownPatient, custodians_of, patient_key
 from medledger.records.sealed import SealedRecord
-from medledger.records.store import VaultStore, record_row
+from medledger.records.store import VaultStore, record_row, record_table
 
 
 class AuthorCheck(Protocol):
@@ -41,6 +41,27 @@ class AuthorCheck(Protocol):
     ) -> None: ...  # fmt: skip
 
 
+#: Where each field of a vault row sits: :func:`record_row` follows the table's columns.
+_AT = {column.name: i for i, column in enumerate(record_table.columns)}
+
+
+def authoring_refusal(
+    authoring: AuthorCheck, view: StateView, row: tuple[Any, ...], *, index: int,
+    timestamp_ns: int,
+) -> str | None:  # fmt: skip
+    """Why ``authoring`` refuses the record in ``row`` (:func:`record_row`) as of log entry
+    ``index`` and orderer time ``timestamp_ns``, or None if it may join the vault."""
+    try:
+        authoring(
+            view, author=row[_AT["author"]], patient=row[_AT["patient"]],
+            category=row[_AT["category"]], resource_type=row[_AT["resource_type"]],
+            index=index, timestamp_ns=timestamp_ns,
+        )  # fmt: skip
+    except MedledgerError as exc:
+        return str(exc)
+    return None
+
+
 def check_incoming(
     node: LedgerNode, store: VaultStore, institution: Address, batch: Sequence[Incoming],
     authoring: AuthorCheck | None = None,
@@ -50,6 +71,8 @@ def check_incoming(
     holders = tuple(address for address, _ in custodians.holders)
     seen: set[bytes] = set()
     accepted = []
+    # The whole batch is committed at one log entry: judge its records as of one moment.
+    index, now_ns = node.size, time.time_ns()
     for item in batch:
         sealed, header = item.sealed, item.sealed.header
         label = header.label
@@ -62,15 +85,12 @@ def check_incoming(
             patient_key(node, header.patient)
         except UnknownPatient as exc:
             raise RejectedRecord(label, "patient", str(exc)) from None
+        row = record_row(sealed, author, item.fhir_id)
         if authoring is not None:
-            try:
-                authoring(
-                    node.store, author=author, patient=header.patient, category=header.category,
-                    resource_type=header.resource_type, index=node.size,
-                    timestamp_ns=time.time_ns(),
-                )  # fmt: skip
-            except MedledgerError as exc:
-                raise RejectedRecord(label, "author", str(exc)) from None
+            refusal = authoring_refusal(authoring, node.store, row, index=index,
+                                        timestamp_ns=now_ns)  # fmt: skip
+            if refusal is not None:
+                raise RejectedRecord(label, "author", refusal)
         if sealed.keys.threshold != custodians.threshold or sealed.keys.custodians != holders:
             raise RejectedRecord(
                 label, "keys", f"not split {custodians.threshold} of {len(holders)} "
@@ -80,7 +100,6 @@ def check_incoming(
             raise RejectedRecord(label, "duplicate", "two versions of one record in one batch")
         seen.add(header.record_id)
         _check_version(store, sealed)
-        row = record_row(sealed, author, item.fhir_id)
         accepted.append(
             Sealed(label, header.record_id, header.version, header.resource_type,
                    header.digest, sealed.commitment, row)

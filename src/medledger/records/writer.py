@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address, PrivateKey
-from medledger.errors import MedledgerError, UsageError
+from medledger.errors import UsageError
 from medledger.ledger.node import LedgerNode
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import InvalidRecord
 from medledger.records.header import FIRST_VERSION, NO_PREVIOUS, RECORD_ID_SIZE
-from medledger.records.incoming import AuthorCheck, check_incoming
+from medledger.records.incoming import AuthorCheck, authoring_refusal, check_incoming
 from medledger.records.pipeline import Incoming, Job, Sealed, SealingPool
 from medledger.records.store import PENDING, VaultStore
 
@@ -158,15 +158,11 @@ class RecordWriter:
         """A record sealed here, or why it was refused (invalid, or by the authoring rule)."""
         if self.authoring is None or isinstance(sealed, InvalidRecord):
             return sealed
-        row = sealed.row
-        try:
-            self.authoring(
-                self.node.store, author=row[10], patient=row[3], category=row[5],
-                resource_type=row[4], index=self.node.size, timestamp_ns=time.time_ns(),
-            )  # fmt: skip
-        except MedledgerError as exc:
-            return InvalidRecord(sealed.source, sealed.resource_type, "", str(exc))
-        return sealed
+        refusal = authoring_refusal(self.authoring, self.node.store, sealed.row,
+                                    index=self.node.size, timestamp_ns=time.time_ns())  # fmt: skip
+        if refusal is None:
+            return sealed
+        return InvalidRecord(sealed.source, sealed.resource_type, "", refusal)
 
     @staticmethod
     def _jobs(jobs: Iterable[Job | InvalidRecord], report: WriteReport) -> Iterator[Job]:
