@@ -23,7 +23,7 @@ from medledger.access.rules import Signer
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts.base import StateView, Write
 from medledger.ledger.contracts.identity import PARTICIPANT_NS, SUBJECT_NS, participant_role
-from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.ledger.contracts.membership import is_member
 from medledger.ledger.errors import InvalidPayload
 
 POLICY_NS = "access.policy"
@@ -113,8 +113,7 @@ def signer_of(view: StateView, address: Address) -> Signer:
         participant = view.get(PARTICIPANT_NS, address)
         assert participant is not None
         return Signer(address, role, participant["institution"])
-    member = view.get(MEMBER_NS, address)
-    if member is not None and member["status"] == "active":
+    if is_member(view, address):
         return Signer(address, "member", address)
     return Signer(address)
 

@@ -48,7 +48,7 @@ from medledger.crypto.keys import Address
 from medledger.errors import InvalidInput
 from medledger.ledger.contracts.base import StateView
 from medledger.ledger.contracts.identity import SUBJECT_NS
-from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.ledger.contracts.membership import is_member
 from medledger.ledger.machine import NONCE_NS
 from medledger.ledger.tx import Transaction
 
@@ -59,11 +59,6 @@ _PATIENT_KEYED = frozenset({
 })  # fmt: skip
 _CONSORTIUM_OVERSIGHT = frozenset({glass.GLASS_NS, glass.REVIEW_DUE_NS, glass.ALERT_NS,
                                    glass.ALERT_COUNT_NS})  # fmt: skip
-
-
-def is_member(view: StateView, address: Address) -> bool:
-    member = view.get(MEMBER_NS, address)
-    return member is not None and member["status"] == "active"
 
 
 def is_registered(view: StateView, address: Address) -> bool:

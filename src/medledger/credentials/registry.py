@@ -34,7 +34,7 @@ from medledger.crypto.keys import Address, to_checksum_address
 from medledger.errors import InvalidInput
 from medledger.ledger.contracts.base import StateView
 from medledger.ledger.contracts.identity import participant_role
-from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.ledger.contracts.membership import is_member
 
 __all__ = ["VERIFIER_ROLE", "Registry"]
 
@@ -84,8 +84,7 @@ class Registry:
             if owner is None:
                 raise UnknownIssuer(f"issuer URL {iss!r} is not registered on the ledger")
             address = to_checksum_address(owner)
-        member = self.view.get(MEMBER_NS, address)
-        if member is None or member["status"] != "active":
+        if not is_member(self.view, address):
             raise UnknownIssuer(f"issuer {address} is not an active member")
         return address
 
@@ -126,8 +125,7 @@ class Registry:
 
     def verifier_role(self, address: Address) -> str:
         """``member`` or the participant role of a verifier; BadPresentationRequest if none."""
-        member = self.view.get(MEMBER_NS, address)
-        if member is not None and member["status"] == "active":
+        if is_member(self.view, address):
             return "member"
         role = participant_role(self.view, address)
         if role is None:

@@ -50,11 +50,15 @@ def member_at(view: StateView, address: Address, index: int) -> bool:
     )
 
 
-def require_member(view: StateView, sender: Address) -> Mapping[str, Any]:
-    member = view.get(MEMBER_NS, sender)
-    if member is None or member["status"] != "active":
+def is_member(view: StateView, address: Address) -> bool:
+    """Whether ``address`` is a member now: admitted and not voted out since."""
+    member = view.get(MEMBER_NS, address)
+    return member is not None and member["status"] == "active"
+
+
+def require_member(view: StateView, sender: Address) -> None:
+    if not is_member(view, sender):
         raise Unauthorized(f"{sender} is not a member of the consortium")
-    return member  # type: ignore[no-any-return]
 
 
 def _member_record(entry: Mapping[str, Any], since: int) -> dict[str, Any]:
@@ -133,8 +137,7 @@ def propose(ctx: TxContext, view: StateView) -> list[Write]:
             raise InvalidPayload("member: expected an object")
         subject: dict[str, Any] = _member_record(entry, ctx.index)
         _check_unique([subject], view)
-        existing = view.get(MEMBER_NS, subject["address"])
-        if existing is not None and existing["status"] == "active":
+        if is_member(view, subject["address"]):
             raise Conflict(f"{subject['address']} is already a member")
     elif action == "remove":
         address = p.address(ctx.payload, "address")
@@ -199,7 +202,9 @@ def _maybe_execute(
         )
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted({*members, address})))
     else:
-        member = require_member(view, address)
+        require_member(view, address)
+        member = view.get(MEMBER_NS, address)
+        assert member is not None
         spans = [list(span) for span in member["spans"]]
         spans[-1][1] = ctx.index
         removed = {**member, "status": "removed", "spans": spans}
