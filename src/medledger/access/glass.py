@@ -93,8 +93,7 @@ def emergency_rule(entry: Mapping[str, Any]) -> Policy:
 
 def await_review(view: StateView, grant_key: str) -> Write:
     """Put a new break-glass grant on the list of those waiting for review."""
-    due = list(view.get(REVIEW_DUE_NS, REVIEW_DUE_KEY) or [])
-    return Write(REVIEW_DUE_NS, REVIEW_DUE_KEY, [*due, grant_key])
+    return Write(REVIEW_DUE_NS, REVIEW_DUE_KEY, [*due_for_review(view), grant_key])
 
 
 def due_for_review(view: StateView) -> list[str]:
