@@ -30,6 +30,7 @@ from medledger.access.state import (
     CARE_NS,
     GRANT_NS,
     care_key,
+    named_patient,
     require_patient,
     require_patient_or_guardian,
 )
@@ -63,7 +64,7 @@ def enrolled_at(view: StateView, patient: Address, institution: Address, index: 
 
 
 def enrol(ctx: TxContext, view: StateView) -> list[Write]:
-    patient = p.address(ctx.payload, "patient") if "patient" in ctx.payload else ctx.sender
+    patient = named_patient(ctx.payload, ctx.sender)
     require_patient(view, patient)
     require_patient_or_guardian(view, patient, ctx.sender)
     institution = p.address(ctx.payload, "institution")
@@ -75,7 +76,7 @@ def enrol(ctx: TxContext, view: StateView) -> list[Write]:
 
 
 def unenrol(ctx: TxContext, view: StateView) -> list[Write]:
-    patient = p.address(ctx.payload, "patient") if "patient" in ctx.payload else ctx.sender
+    patient = named_patient(ctx.payload, ctx.sender)
     require_patient_or_guardian(view, patient, ctx.sender)
     institution = p.address(ctx.payload, "institution")
     spans = _spans(view, patient, institution)

@@ -70,6 +70,7 @@ from medledger.access.state import (
     audit_key,
     current_policy,
     grant_covers,
+    named_patient,
     patient_list,
     policy_key,
     require_patient,
@@ -115,7 +116,7 @@ MAX_APPROVALS = 16
 
 
 def set_policy(ctx: TxContext, view: StateView) -> list[Write]:
-    patient = p.address(ctx.payload, "patient") if "patient" in ctx.payload else ctx.sender
+    patient = named_patient(ctx.payload, ctx.sender)
     require_patient(view, patient)
     require_patient_or_guardian(view, patient, ctx.sender)
     category = p.text(ctx.payload, "category", max_length=64)

@@ -21,6 +21,7 @@ from medledger.access.errors import (
 from medledger.access.policy import Policy, default_policy
 from medledger.access.rules import Signer
 from medledger.crypto.keys import Address
+from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import StateView, Write
 from medledger.ledger.contracts.identity import PARTICIPANT_NS, SUBJECT_NS, participant_role
 from medledger.ledger.contracts.membership import is_member
@@ -88,6 +89,12 @@ def _parsed(policy: str) -> Policy:
     # Policies are immutable values and a patient's policy is read on every request and
     # approval: parse (and compile the condition of) each distinct one once.
     return Policy.from_json(json.loads(policy))
+
+
+def named_patient(payload: Mapping[str, Any], sender: Address) -> Address:
+    """The patient a transaction is about: the one it names, or else its sender acting
+    for themself."""
+    return p.address(payload, "patient") if "patient" in payload else sender
 
 
 def require_patient(view: StateView, address: Address) -> None:
