@@ -37,8 +37,6 @@ from medledger.access.errors import (
     ApprovalExpired,
     BadApproval,
     EmptyScope,
-    GrantExpired,
-    GrantRevoked,
     HolderWithoutStanding,
     InconsistentScope,
     NoGrant,
@@ -75,6 +73,7 @@ from medledger.access.state import (
     policy_key,
     require_patient,
     require_patient_or_guardian,
+    require_unended,
     signer_of,
     speaks_for,
 )
@@ -397,10 +396,7 @@ def revoke(ctx: TxContext, view: StateView) -> list[Write]:
     if grant is None:
         raise NoGrant(f"no grant {grant_key}")
     require_patient_or_guardian(view, grant["patient"], ctx.sender)
-    if grant["status"] == "revoked":
-        raise GrantRevoked(f"grant {grant_key} was revoked at log entry {grant['revoked_index']}")
-    if ctx.timestamp_ns >= grant["expires_ns"]:
-        raise GrantExpired(f"grant {grant_key} expired")
+    require_unended(grant_key, grant, ctx.timestamp_ns)
     ended = {**grant, "status": "revoked", "revoked_index": ctx.index}
     return [Write(GRANT_NS, grant_key, ended)]
 

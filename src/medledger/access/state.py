@@ -125,15 +125,20 @@ def signer_of(view: StateView, address: Address) -> Signer:
     return Signer(address)
 
 
+def require_unended(grant_key: str, grant: Mapping[str, Any], now_ns: int) -> None:
+    """Raise unless the grant, as stored, was neither revoked nor expired at ``now_ns``."""
+    if grant["status"] == "revoked":
+        raise GrantRevoked(f"grant {grant_key} was revoked at log entry {grant['revoked_index']}")
+    if now_ns >= grant["expires_ns"]:
+        raise GrantExpired(f"grant {grant_key} expired")
+
+
 def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, Any]:
     """The grant if it holds at ``now_ns`` and its holder still stands; else the refusal."""
     grant = view.get(GRANT_NS, grant_key)
     if grant is None:
         raise NoGrant(f"no grant {grant_key}")
-    if grant["status"] == "revoked":
-        raise GrantRevoked(f"grant {grant_key} was revoked at log entry {grant['revoked_index']}")
-    if now_ns >= grant["expires_ns"]:
-        raise GrantExpired(f"grant {grant_key} expired")
+    require_unended(grant_key, grant, now_ns)
     if signer_of(view, grant["requester"]).role is None:
         raise HolderWithoutStanding(
             f"grant {grant_key}: its holder is no longer registered at a member institution"
