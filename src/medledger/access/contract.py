@@ -258,7 +258,7 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
         *append(view, ASKED_NS, ASKED_COUNT_NS, patient, request_id),
     ]
     if emergency:
-        return [*writes, *glass.check_emergency(view, entry, requester, ctx.timestamp_ns)]
+        return [*writes, *glass.check_emergency(view, entry, requester, ctx.timestamp_ns, settings)]
     _check_terms(view, entry, ctx.timestamp_ns)
     counts = _open_counts(view, patient)
     if _over(counts, ctx.sender, settings):

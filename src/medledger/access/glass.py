@@ -24,7 +24,7 @@ from medledger.access.errors import (
 )
 from medledger.access.policy import Policy
 from medledger.access.rules import KOf, Person, Role, Signer
-from medledger.access.settings import access_settings
+from medledger.access.settings import AccessSettings, access_settings
 from medledger.access.state import (
     GRANT_NS,
     NOTICE_COUNT_NS,
@@ -63,8 +63,9 @@ _DAY_NS = 24 * 3600 * NS_PER_S
 
 
 def check_emergency(
-    view: StateView, entry: Mapping[str, Any], requester: Signer, now_ns: int
-) -> list[Write]:
+    view: StateView, entry: Mapping[str, Any], requester: Signer, now_ns: int,
+    settings: AccessSettings,
+) -> list[Write]:  # fmt: skip
     """Refuse a break-glass request outside its narrow terms or over the requester's daily
     limit; return the write that counts it."""
     if requester.role != EMERGENCY_REQUESTER_ROLE:
@@ -79,7 +80,7 @@ def check_emergency(
     if entry["duration_s"] > EMERGENCY_MAX_S:
         raise DurationTooLong(f"break-glass lasts at most {EMERGENCY_MAX_S} s")
     recent = [t for t in view.get(GLASS_NS, requester.address) or [] if t > now_ns - _DAY_NS]
-    limit = access_settings(view).break_glass_per_day
+    limit = settings.break_glass_per_day
     if len(recent) >= limit:
         raise BreakGlassLimit(f"{requester.address} broke the glass {limit} times in 24 hours")
     return [Write(GLASS_NS, requester.address, [*recent, now_ns])]
