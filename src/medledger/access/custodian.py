@@ -93,11 +93,7 @@ class Custodian:
             resource_type=header.resource_type, index=logged.index,
             timestamp_ns=logged.timestamp_ns,
         )  # fmt: skip
-        payload = {
-            "grant": grant_key,
-            "record": "0x" + commitment.hex(),
-            "category": header.category,
-        }
+        payload = {"grant": grant_key, "record": commitment_hex, "category": header.category}
         # The receipt is ordered and executed (the grant re-checked by every node)
         # before the share is opened: no read without a receipt.
         outcome = await self.node.submit_payload(self.member, RECEIPT, payload)
