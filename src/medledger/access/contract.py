@@ -305,8 +305,6 @@ def approve(ctx: TxContext, view: StateView) -> list[Write]:
         raise UnknownRequest(f"no open request {request_key}")
     if _lapsed(entry, ctx.timestamp_ns):
         raise UnknownRequest(f"request {request_key} lapsed before it was approved")
-    if not entry["categories"]:
-        raise EmptyScope(f"request {request_key} names no data category")
     approvals = _approvals(ctx, bytes.fromhex(request_key[2:]), entry)
     # An approval counts only while it is unexpired: one given long ago and left to
     # lapse does not help form a grant now.

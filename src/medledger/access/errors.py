@@ -130,8 +130,7 @@ class InconsistentScope(TransactionRejected):
 
 
 class HolderWithoutStanding(TransactionRejected):
-    """A grant's holder is no longer a registered participant of a member institution, or
-    the grant rests on approvals that had expired when it formed."""
+    """A grant's holder is no longer a registered participant of a member institution."""
 
     code = "holder_without_standing"
 
