@@ -39,7 +39,7 @@ from medledger.credentials.issuer import signing_jwk
 from medledger.credentials.registry import Registry
 from medledger.credentials.request import Predicate
 from medledger.crypto.keys import PrivateKey
-from medledger.ledger.contracts import identity
+from medledger.ledger.contracts import identity, membership
 from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized
 from medledger.ledger.executor import TxOutcome
 from tests.credentials.scene import CHECKUP_URL, INSURER, Scene, now_ms, run
@@ -482,6 +482,20 @@ def test_a_verification_is_recorded_once_by_a_registered_verifier(tmp_path: Path
                                   {"address": INSURER.address})  # fmt: skip
         with pytest.raises(Unauthorized, match="neither a member"):
             await node.submit_payload(INSURER, VERIFIED, record("0x" + "33" * 32))
+
+    on_node(tmp_path, body)
+
+
+def test_a_member_voted_out_records_no_verification(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        first, second, third = w.consortium.keys
+        removal = {"action": "remove", "address": third.address}
+        proposed = await w.node.submit_payload(first, membership.PROPOSE, removal)
+        vote = {"proposal": "0x" + proposed.tx_id.hex()}
+        await w.node.submit_payload(second, membership.VOTE, vote)
+        with pytest.raises(Unauthorized, match="neither a member"):
+            await w.node.submit_payload(third, VERIFIED, record())
+        assert verification(w.node.store, REQUEST) is None
 
     on_node(tmp_path, body)
 

@@ -42,7 +42,7 @@ from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import ContractRegistry, Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import participant_role
-from medledger.ledger.contracts.membership import MEMBER_NS, require_member
+from medledger.ledger.contracts.membership import is_member, require_member
 from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized
 
 PUBLISH = "credentials.publish"
@@ -280,7 +280,7 @@ def revoke(ctx: TxContext, view: StateView) -> list[Write]:
 
 
 def verified(ctx: TxContext, view: StateView) -> list[Write]:
-    if view.get(MEMBER_NS, ctx.sender) is None and participant_role(view, ctx.sender) is None:
+    if not is_member(view, ctx.sender) and participant_role(view, ctx.sender) is None:
         raise Unauthorized(f"{ctx.sender} is neither a member nor a registered participant")
     request_id = "0x" + p.hex_bytes(ctx.payload, "request", REQUEST_ID_BYTES).hex()
     purpose = p.text(ctx.payload, "purpose", max_length=16)
