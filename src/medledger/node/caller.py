@@ -12,7 +12,7 @@ from medledger.ledger.contracts.identity import (
     participant_institution,
     participant_role,
 )
-from medledger.ledger.contracts.membership import MEMBER_NS
+from medledger.ledger.contracts.membership import is_member
 
 Kind = Literal["member", "participant", "subject", "unknown"]
 
@@ -31,8 +31,7 @@ class Caller:
 
 def resolve_caller(state: StateView, address: Address) -> Caller:
     """The caller's standing in the ledger at this node's current state."""
-    member = state.get(MEMBER_NS, address)
-    if member is not None and member["status"] == "active":
+    if is_member(state, address):
         return Caller(address, "member", None, address)
     institution = participant_institution(state, address)
     if institution is not None:

@@ -15,6 +15,7 @@ from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.membership import (
     MEMBER_NS,
+    is_member,
     member_at,
     network_config,
     require_member,
@@ -34,8 +35,7 @@ def participant_role(view: StateView, address: Address) -> str | None:
     participant = view.get(PARTICIPANT_NS, address)
     if participant is None or participant["status"] != "active":
         return None
-    member = view.get(MEMBER_NS, participant["institution"])
-    if member is None or member["status"] != "active":
+    if not is_member(view, participant["institution"]):
         return None
     return str(participant["role"])
 

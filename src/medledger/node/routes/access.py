@@ -83,8 +83,7 @@ class GrantState(BaseModel):
     expires_ns: int
     emergency: bool
     status: str = Field(
-        description="active, expired, revoked, or void (its holder lost standing, or it rests "
-        "on approvals that had expired)"
+        description="active, expired, revoked, or void (its holder lost standing)"
     )
 
 
