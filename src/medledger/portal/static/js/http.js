@@ -12,14 +12,34 @@ function nonce() {
 }
 
 export class NodeRefused extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super(`${status} ${body.error}: ${body.message}`);
     this.status = status;
     this.body = body;
+    this.retryAfter = retryAfter;
   }
 }
 
+// A node holds each key to a request rate (node/limits.py) and answers 429 with
+// Retry-After before it records the request's nonce or acts on it, so waiting and
+// sending a freshly signed copy is safe for any request. A patient's sign-in makes a few
+// dozen checked reads at once; clicking refresh again soon after should wait, not fail.
+const MAX_RETRIES = 4;
+const MAX_WAIT_S = 10;
+
 export async function signedFetch(key, method, path, body) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await signedFetchOnce(key, method, path, body);
+    } catch (error) {
+      if (!(error instanceof NodeRefused) || error.status !== 429 || attempt >= MAX_RETRIES) throw error;
+      const wait = Math.min(MAX_WAIT_S, Math.max(1, Number(error.retryAfter) || 1));
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    }
+  }
+}
+
+async function signedFetchOnce(key, method, path, body) {
   const url = new URL(path, window.location.origin);
   const bytes = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
   const digest = 'sha-256=:' + base64(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))) + ':';
@@ -33,7 +53,7 @@ export async function signedFetch(key, method, path, body) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const response = await fetch(url, { method, headers, body: body === undefined ? undefined : bytes });
   const answer = await response.json();
-  if (!response.ok) throw new NodeRefused(response.status, answer);
+  if (!response.ok) throw new NodeRefused(response.status, answer, response.headers.get('Retry-After'));
   return answer;
 }
 

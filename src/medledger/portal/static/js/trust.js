@@ -14,6 +14,10 @@ export class Trust {
     this.members = null;
     this.threshold = null;
     this.checkpoint = null;
+    this.config = null;
+    // Proofs at one checkpoint never change: each entry is fetched and checked once per
+    // checkpoint, which keeps a refresh within the node's per-key rate limit.
+    this.cache = { at: null, entries: new Map() };
   }
 
   async start() {
@@ -30,6 +34,17 @@ export class Trust {
   async latest() {
     let checkpoint;
     try { checkpoint = await this.call('GET', '/v1/ledger/checkpoint'); } catch { return this.checkpoint; }
+    return this.accept(checkpoint);
+  }
+
+  // A checkpoint covering everything in the log now, which the node has the members
+  // cosign if the latest does not: after the patient's own write, so that what the page
+  // shows as proven includes it.
+  async covering() {
+    return this.accept(await this.call('POST', '/v1/ledger/checkpoint', {}));
+  }
+
+  async accept(checkpoint) {
     if (checkpoint.network !== this.network) {
       throw new Error(`a checkpoint of network ${checkpoint.network}, not ${this.network}`);
     }
@@ -46,11 +61,25 @@ export class Trust {
     this.checkpoint = { ...checkpoint, signers: signers.length, trusted: this.members.length };
     this.members = members;
     this.threshold = config.checkpoint_threshold;
+    this.config = config;
     return this.checkpoint;
   }
 
   // An entry of state as of `checkpoint`, or an error if its proof does not hold.
-  async proven(ns, key, checkpoint) {
+  proven(ns, key, checkpoint) {
+    const at = `${checkpoint.size}/${checkpoint.state_root}`;
+    if (this.cache.at !== at) this.cache = { at, entries: new Map() };
+    const id = `${ns}\n${key}`;
+    let entry = this.cache.entries.get(id);
+    if (entry === undefined) {
+      entry = this.fetchProven(ns, key, checkpoint);
+      this.cache.entries.set(id, entry);
+      entry.catch(() => this.cache.entries.delete(id));
+    }
+    return entry;
+  }
+
+  async fetchProven(ns, key, checkpoint) {
     const query = `key=${encodeURIComponent(key)}&size=${checkpoint.size}`;
     const proof = await this.call('GET', `/v1/ledger/state/${ns}?${query}`);
     if (proof.size !== checkpoint.size || !(await verifyStateProof(proof, checkpoint.state_root))) {
