@@ -3,17 +3,21 @@ a page that reports every script error and every Content-Security-Policy violati
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from medledger.portal.serve import VENDOR
 
 playwright = pytest.importorskip("playwright.sync_api")
+
+T = TypeVar("T")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless, as root, and quiet: no connection leaves this machine.
@@ -59,3 +63,16 @@ def browser_page() -> Iterator[tuple[Any, list[str]]]:
             yield page, problems
         finally:
             browser.close()
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    # Playwright's sync API holds this thread's event loop: the node clients get their own.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+def sign_in(page: Any, url: str, keystore: Path, passphrase: str) -> None:
+    page.goto(f"{url}/portal/")
+    page.set_input_files("#keystore", str(keystore))
+    page.fill("#passphrase", passphrase)
+    page.click("#signin-button")

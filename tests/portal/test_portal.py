@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import zxingcpp
@@ -27,7 +26,7 @@ from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import Network, running_network
-from tests.portal.browser import browser_page, needs_browser
+from tests.portal.browser import browser_page, needs_browser, run, sign_in
 from tests.records.world import lab_result
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
@@ -35,7 +34,6 @@ PASSPHRASE = "portal test passphrase"
 DR_A, DR_B, PATIENT = key("portal:dr-a"), key("portal:dr-b"), key("portal:patient")
 RESOURCE = lab_result()
 (CHART,) = generate_patients(1, seed=17, records_per_patient=12)
-T = TypeVar("T")
 
 pytestmark = needs_browser
 
@@ -111,12 +109,6 @@ def page() -> Iterator[Any]:
     assert problems == [], problems
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    # Playwright's sync API holds this thread's event loop: the node clients get their own.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
-
-
 def _scan(page: Any) -> str:
     """Read the QR code the page shows, from its pixels, as a phone's scanner would."""
     width, height, gray = page.evaluate("""() => {
@@ -148,10 +140,7 @@ def _scan(page: Any) -> str:
 
 
 def _sign_in(page: Any, url: str, keystore: Path, passphrase: str = PASSPHRASE) -> None:
-    page.goto(f"{url}/portal/")
-    page.set_input_files("#keystore", str(keystore))
-    page.fill("#passphrase", passphrase)
-    page.click("#signin-button")
+    sign_in(page, url, keystore, passphrase)
 
 
 def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_reads(
@@ -173,10 +162,12 @@ def test_a_patient_signs_in_reads_a_record_answers_requests_and_sees_proven_read
     assert json.loads(page.text_content("#record-json")) == RESOURCE
     page.screenshot(path=str(ARTIFACTS / "2-record.png"), full_page=True)
 
-    page.click(f"#requests tr[data-request='{approved}'] button.approve")
-    page.wait_for_selector(f"#requests tr[data-request='{approved}'] td.status:text('granted')")
-    page.click(f"#requests tr[data-request='{denied}'] button.deny")
-    page.wait_for_selector(f"#requests tr[data-request='{denied}'] td.status:text('denied')")
+    # New requests wait at the top of the page; a granted one then reads as its grant is.
+    status = "#requests tr[data-request='{}'] td.status:text('{}')"
+    page.click(f"#request-notices li[data-request='{approved}'] button.approve")
+    page.wait_for_selector(status.format(approved, "active until"))
+    page.click(f"#request-notices li[data-request='{denied}'] button.deny")
+    page.wait_for_selector(status.format(denied, "denied"))
     store = net.nodes["hospital-a"].service.node.store
     assert store.get(GRANT_NS, approved) is not None and store.get(GRANT_NS, denied) is None
     page.screenshot(path=str(ARTIFACTS / "3-requests.png"), full_page=True)
