@@ -430,10 +430,13 @@ class Story:
                  if e.grant == "0x" + self.grant.hex()]  # fmt: skip
         check(bool(reads) and all(e.reader == self.doctor_b.address for e in reads),
               "every read is Dr B's")  # fmt: skip
-        check(all(e.checkpoint_size is not None for e in reads), "each receipt is proven")
+        check(all(e.proven for e in reads), "each receipt is proven")
+        read = reads[0]
+        checkpoint = read.receipts[0].checkpoint_size
         return (
-            f"{len(reads)} receipts: reader Dr B, category labs, purpose TREAT, each proven "
-            f"into checkpoint {reads[0].checkpoint_size}"
+            f"{len(reads)} read of {read.resource_type} {read.record_id} v{read.version}: reader "
+            f"Dr B, category labs, purpose TREAT; {len(read.receipts)} custodians' receipts, "
+            f"each proven into checkpoint {checkpoint}"
         )
 
     async def _scope(self) -> str:

@@ -13,7 +13,7 @@ from medledger.credentials.contract import credentials_contracts
 from medledger.ledger.contracts.base import ContractRegistry
 
 #: Bumped whenever a contract's rules change what it accepts.
-PROTOCOL_VERSION = "medledger/2"
+PROTOCOL_VERSION = "medledger/3"
 
 
 def contract_set() -> ContractRegistry:

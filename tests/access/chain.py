@@ -4,25 +4,58 @@ attack tables: each transaction is one block at a clock the test controls."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medledger.access import contract as access
 from medledger.access.approval import Approval
+from medledger.access.receipts import receipt_payload
+from medledger.access.release import Release
 from medledger.crypto import ecies
+from medledger.crypto.canonical import sha256
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
 from medledger.protocol import contract_set
+from medledger.records.header import NO_PREVIOUS, RecordHeader
+from medledger.records.sealed import record_commitment
 from tests.ledger.consortium import NETWORK_ID, InProcessLedger, key, make_consortium
 
 HOUR_NS = 3600 * 10**9
 T0 = 1_800_000_000 * 10**9
-LAB_RECORD = "0x" + "ab" * 32
+
+
+@dataclass(frozen=True)
+class Written:
+    """A record version as its author signed it: what a custodian's receipt carries."""
+
+    header: RecordHeader
+    signature: bytes
+    salt: bytes
+
+    @property
+    def commitment(self) -> bytes:
+        return record_commitment(self.salt, self.header.digest, self.signature)
+
+    @property
+    def hex(self) -> str:
+        return "0x" + self.commitment.hex()
+
+
+def written(category: str, n: int, *, patient: str | None = None) -> Written:
+    """Record number ``n`` of the patient, in ``category``, signed by Dr A."""
+    digest = sha256(bytes([n]) + category.encode())
+    header = RecordHeader(NETWORK_ID, bytes([n]) * 16, 1, NO_PREVIOUS, patient or PATIENT.address,
+                          "Observation", category, digest, digest, digest)  # fmt: skip
+    return Written(header, header.sign(DR_A), bytes([n]) * 32)
 
 PATIENT = key("patient")
 DR_A, NURSE_A, PHARMACIST_A = key("dr-a"), key("nurse-a"), key("pharmacist-a")
 DR_B = key("dr-b")
 GUARDIAN, STRANGER = key("guardian"), key("stranger")
+CAST = {k.address: k for k in (PATIENT, DR_A, NURSE_A, PHARMACIST_A, DR_B, GUARDIAN, STRANGER)}
+LAB = written("labs", 1)
+LAB_RECORD = LAB.hex
 
 TWO_OF_THREE = {
     "approvers": {
@@ -81,6 +114,18 @@ class Ledger(InProcessLedger):
         return self.store.get(access.GRANT_NS, "0x" + request_id.hex())
 
     def receipt(self, request_id: bytes, *, custodian: int = 0, category: str = "labs",
-                record: str = LAB_RECORD, **kw: Any) -> str | None:  # fmt: skip
-        payload = {"grant": "0x" + request_id.hex(), "record": record, "category": category}
-        return self.send(self.consortium.keys[custodian], access.RECEIPT, payload, **kw)
+                record: Written | None = None, reader: PrivateKey | None = None,
+                not_after_ns: int | None = None, sender: PrivateKey | None = None,
+                **kw: Any) -> str | None:  # fmt: skip
+        """A custodian's receipt for a read of ``record`` (by default a record in
+        ``category``), asked for by ``reader`` (by default the grant's holder)."""
+        shown = record or (LAB if category == "labs" else written(category, 9))
+        grant = self.grant(request_id)
+        asker = reader or CAST[grant["requester"] if grant else DR_B.address]
+        not_after_ms = (not_after_ns or self.now + HOUR_NS) // 10**6
+        release = Release(NETWORK_ID, request_id, shown.commitment, bytes(32), not_after_ms)
+        payload = receipt_payload(
+            request_id, header=shown.header, signature=shown.signature, salt=shown.salt,
+            release=release, asked=release.sign(asker),
+        )  # fmt: skip
+        return self.send(sender or self.consortium.keys[custodian], access.RECEIPT, payload, **kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.access.chain import (
     DR_B,
     GUARDIAN,
     HOUR_NS,
+    LAB,
     LAB_RECORD,
     NURSE_A,
     PATIENT,
@@ -23,6 +25,7 @@ from tests.access.chain import (
     STRANGER,
     TWO_OF_THREE,
     Ledger,
+    written,
 )
 
 
@@ -152,9 +155,25 @@ def test_receipts_are_checked_against_the_grant(ledger: Ledger) -> None:
     ledger.approve(request_id, ledger.approval(request_id, PATIENT),
                    ledger.approval(request_id, DR_A))  # fmt: skip
     assert ledger.receipt(request_id, category="mental-health") == "out_of_scope"
-    payload = {"grant": "0x" + request_id.hex(), "record": LAB_RECORD, "category": "labs"}
-    assert ledger.send(DR_B, access.RECEIPT, payload) == "unauthorized"
+    # Only a member writes receipts; the reader must have asked, unexpired, for this record
+    # as its author signed it.
+    assert ledger.receipt(request_id, sender=DR_B) == "unauthorized"
+    assert ledger.receipt(request_id, reader=DR_A) == "bad_approval"
+    assert ledger.receipt(request_id, not_after_ns=ledger.now) == "approval_expired"
     assert ledger.receipt(b"\x01" * 32) == "no_grant"
+    another = written("labs", 3, patient=DR_B.address)
+    assert ledger.receipt(request_id, record=another) == "out_of_scope"
+    relabelled = replace(LAB, header=replace(LAB.header, category="mental-health"))
+    assert ledger.receipt(request_id, record=relabelled) == "invalid_payload"
+    forged = replace(LAB, signature=LAB.signature[:-1] + b"\x05")
+    assert ledger.receipt(request_id, record=forged) == "invalid_payload"
+    assert ledger.receipt(request_id) is None
+    (read,) = audit_log_of(ledger)
+    assert (read["record_id"], read["author"], read["category"]) == (
+        LAB.header.record_id.hex(),
+        DR_A.address,
+        "labs",
+    )
 
 
 def test_policies_are_set_by_the_patient_or_a_guardian_and_versioned(ledger: Ledger) -> None:
@@ -253,3 +272,10 @@ def test_the_patient_finds_every_request_made_of_their_data_and_can_deny_one(
     assert ledger.approve(second, ledger.approval(second, PATIENT),
                           ledger.approval(second, DR_A)) is None  # fmt: skip
     assert ledger.send(PATIENT, access.DENY, {"request": "0x" + second.hex()}) == "unknown_request"
+
+
+def audit_log_of(ledger: Ledger) -> list[Any]:
+    return [
+        ledger.store.get(access.AUDIT_NS, access.audit_key(PATIENT.address, n))
+        for n in range(ledger.store.get(access.AUDIT_COUNT_NS, PATIENT.address) or 0)
+    ]

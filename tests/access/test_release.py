@@ -197,11 +197,16 @@ def test_the_patient_audit_lists_every_read_with_its_proof(tmp_path: Path) -> No
         await read_record(DR_B, s.grant, s.lab, custodians=s.custodians[:2], threshold=2)
         await s.w.checkpoint()
         await read_record(DR_B, s.grant, s.lab, custodians=s.custodians[1:], threshold=2)
-        entries = audit_log(s.w.node, s.patient.address)
-        assert [e.reader for e in entries] == [DR_B.address] * 4
-        assert [e.checkpoint_size is not None for e in entries] == [True, True, False, False]
-        assert all(e.proof for e in entries[:2])
-        assert {e.custodian for e in entries} == {c.address for c in s.custodians}
+        # Two reads, each one row with the receipts of the two custodians that released.
+        first, second = audit_log(s.w.node, s.patient.address)
+        assert (first.reader, second.reader) == (DR_B.address, DR_B.address)
+        header = s.lab.sealed.header
+        assert (first.record_id, first.version) == (header.record_id.hex(), header.version)
+        assert (first.category, first.resource_type) == (header.category, header.resource_type)
+        assert first.read != second.read and first.proven and not second.proven
+        assert all(r.proof for r in first.receipts)
+        assert [r.custodian for r in first.receipts] == [c.address for c in s.custodians[:2]]
+        assert [r.custodian for r in second.receipts] == [c.address for c in s.custodians[1:]]
         assert audit_log(s.w.node, s.other.address) == []
 
     run(tmp_path, scenario)

@@ -9,6 +9,7 @@ test_insider_network.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,22 @@ from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import Transaction
-from tests.access.chain import DR_A, DR_B, HOUR_NS, NURSE_A, PATIENT, PHARMACIST_A, STRANGER, Ledger
+from tests.access.chain import (
+    DR_A,
+    DR_B,
+    HOUR_NS,
+    LAB,
+    NURSE_A,
+    PATIENT,
+    PHARMACIST_A,
+    STRANGER,
+    Ledger,
+    written,
+)
 from tests.ledger.consortium import key
 
-MENTAL_RECORD = "0x" + "cd" * 32
-LAB_RECORD = "0x" + "ab" * 32
+MENTAL = written("mental-health", 2)
+MENTAL_RECORD, LAB_RECORD = MENTAL.hex, LAB.hex
 VERIFIER_B = key("verifier-b")
 ANY_NURSE = {"approvers": {"role": "nurse"}, "purposes": ["TREAT"], "max_duration_s": 86400}
 DAY_NS = 24 * HOUR_NS
@@ -69,7 +81,7 @@ def no_category_named_records(ledger: Ledger) -> str | None:
 def named_record_of_another_category(ledger: Ledger) -> str | None:
     """Labs (any nurse approves) plus a mental-health record named in `records`."""
     grant = _granted(ledger, NURSE_A, [NURSE_A], records=[LAB_RECORD, MENTAL_RECORD])
-    return ledger.receipt(grant, category="mental-health", record=MENTAL_RECORD)
+    return ledger.receipt(grant, category="mental-health", record=MENTAL)
 
 
 def break_glass_with_no_category(ledger: Ledger) -> str | None:
@@ -83,7 +95,7 @@ def break_glass_beyond_the_summary(ledger: Ledger) -> str | None:
     """Break-glass for allergies, plus a mental-health record named in `records`."""
     grant = _granted(ledger, DR_A, [DR_A, PHARMACIST_A], categories=["allergies"],
                      records=[MENTAL_RECORD], emergency=True, purpose="ETREAT")  # fmt: skip
-    return ledger.receipt(grant, category="mental-health", record=MENTAL_RECORD)
+    return ledger.receipt(grant, category="mental-health", record=MENTAL)
 
 
 def a_category_named_twice(ledger: Ledger) -> str | None:
@@ -153,6 +165,22 @@ def flagging_a_review_before_it_is_due(ledger: Ledger) -> str | None:
     return ledger.send(ledger.consortium.keys[2], glass.FLAG_OVERDUE, {"grant": "0x" + grant.hex()})
 
 
+# -- 8: the audit shows what was read, as its author signed it, and only reads asked for -
+
+
+def a_custodian_logging_a_read_nobody_asked_for(ledger: Ledger) -> str | None:
+    """A custodian writes a receipt under Dr B's grant, signed by someone else as reader."""
+    grant = _granted(ledger, DR_B, [NURSE_A])
+    return ledger.receipt(grant, reader=DR_A)
+
+
+def a_custodian_relabelling_what_was_read(ledger: Ledger) -> str | None:
+    """A custodian logs a mental-health record's read as a lab result's."""
+    grant = _granted(ledger, DR_B, [NURSE_A])
+    relabelled = replace(MENTAL, header=replace(MENTAL.header, category="labs"))
+    return ledger.receipt(grant, record=relabelled)
+
+
 ATTACKS: list[tuple[Callable[[Ledger], str | None], str]] = [
     (no_category_named_records, "empty_scope"),
     (named_record_of_another_category, "out_of_scope"),
@@ -166,6 +194,8 @@ ATTACKS: list[tuple[Callable[[Ledger], str | None], str]] = [
     (breaking_the_glass_again_and_again, "break_glass_limit"),
     (reviewing_ones_own_break_glass, "not_reviewer"),
     (flagging_a_review_before_it_is_due, "conflict"),
+    (a_custodian_logging_a_read_nobody_asked_for, "bad_approval"),
+    (a_custodian_relabelling_what_was_read, "invalid_payload"),
 ]
 
 
@@ -181,8 +211,8 @@ def test_the_honest_neighbours_of_each_attack_still_work(ledger: Ledger) -> None
     denied; break-glass returns after a day; an independent reviewer reviews; an overdue
     review is flagged to the patient and the consortium."""
     grant = _granted(ledger, NURSE_A, [NURSE_A], records=[LAB_RECORD])
-    assert ledger.receipt(grant, record=LAB_RECORD) is None
-    assert ledger.receipt(grant, record="0x" + "ef" * 32) == "out_of_scope"
+    assert ledger.receipt(grant, record=LAB) is None
+    assert ledger.receipt(grant, record=written("labs", 4)) == "out_of_scope"
     ids = []
     for _ in range(8):
         code, request_id = ledger.request(DR_B)

@@ -1,10 +1,13 @@
 """A patient's audit: every read of their data, who, what, when, why, under which grant.
 
-Entries come from the receipts custodians append before releasing a share, so
-there is one for every read. Each carries the inclusion proof of its receipt in
-the latest cosigned checkpoint, checked here; a receipt newer than that
-checkpoint is listed as not yet proven. Break-glass grants are listed as notices
-as soon as they are granted, whether or not anything was read under them yet.
+Entries come from the receipts custodians append before releasing a share
+(access/receipts.py), so there is one for every share released. The t receipts of
+one read name the same read (the digest of the reader's signed release request)
+and make one :class:`Read`: the record as its author signed it, when, by whom,
+and which custodians released. Each receipt carries the inclusion proof of its
+transaction in the latest cosigned checkpoint, checked here; a receipt newer than
+that checkpoint is listed as not yet proven. Break-glass grants are listed as
+notices as soon as they are granted, whether or not anything was read under them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from medledger.access.contract import (
+from medledger.access.state import (
     AUDIT_COUNT_NS,
     AUDIT_NS,
     NOTICE_COUNT_NS,
@@ -21,22 +24,19 @@ from medledger.access.contract import (
 )
 from medledger.crypto import merkle
 from medledger.crypto.keys import Address
+from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts.base import StateView
 from medledger.ledger.node import LedgerNode
 
 
 @dataclass(frozen=True)
-class AuditEntry:
+class Receipt:
+    """One custodian's receipt for its share of a read."""
+
     receipt: str
-    grant: str
-    reader: Address
-    record: str
-    category: str
-    purpose: str
     custodian: Address
     index: int
     timestamp_ns: int
-    emergency: bool
     #: Checkpoint size the receipt is proven in, with the proof; None if not yet covered.
     checkpoint_size: int | None
     proof: tuple[bytes, ...]
@@ -44,53 +44,104 @@ class AuditEntry:
     def to_json(self) -> dict[str, Any]:
         return {
             "receipt": self.receipt,
-            "grant": self.grant,
-            "reader": self.reader,
-            "record": self.record,
-            "category": self.category,
-            "purpose": self.purpose,
             "custodian": self.custodian,
             "index": self.index,
             "timestamp_ns": self.timestamp_ns,
-            "emergency": self.emergency,
             "checkpoint": self.checkpoint_size,
             "proof": ["0x" + p.hex() for p in self.proof],
         }
 
 
-def audit_log(node: LedgerNode, patient: Address) -> list[AuditEntry]:
-    """The patient's reads, oldest first, each proven into the latest checkpoint if it can be."""
+@dataclass(frozen=True)
+class Read:
+    """One read of one record version, with the receipts of the custodians that released."""
+
+    read: str
+    grant: str
+    reader: Address
+    record_id: str
+    version: int
+    resource_type: str
+    author: Address
+    category: str
+    purpose: str
+    emergency: bool
+    receipts: tuple[Receipt, ...]
+
+    @property
+    def timestamp_ns(self) -> int:
+        """When the read began: its first receipt."""
+        return min(r.timestamp_ns for r in self.receipts)
+
+    @property
+    def proven(self) -> bool:
+        return all(r.checkpoint_size is not None for r in self.receipts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "grant": self.grant,
+            "reader": self.reader,
+            "record_id": self.record_id,
+            "version": self.version,
+            "resource_type": self.resource_type,
+            "author": self.author,
+            "category": self.category,
+            "purpose": self.purpose,
+            "emergency": self.emergency,
+            "timestamp_ns": self.timestamp_ns,
+            "proven": self.proven,
+            "receipts": [r.to_json() for r in self.receipts],
+        }
+
+
+def audit_log(node: LedgerNode, patient: Address) -> list[Read]:
+    """The patient's reads, oldest first, each receipt proven into the latest checkpoint
+    if it can be."""
     checkpoint = node.checkpoint()
     if checkpoint is not None:
         node.verify_checkpoint(checkpoint)
-    entries = []
-    for n, entry in enumerate(patient_list(node.store, AUDIT_NS, AUDIT_COUNT_NS, patient)):
+    entries = patient_list(node.store, AUDIT_NS, AUDIT_COUNT_NS, patient)
+    by_read: dict[str, list[dict[str, Any]]] = {}
+    for n, entry in enumerate(entries):
         assert entry is not None, f"audit entry {n} of {patient} is counted but missing"
-        index = int(entry["index"])
-        size: int | None = None
-        proof: tuple[bytes, ...] = ()
-        if checkpoint is not None and index < checkpoint.head.size:
-            size = checkpoint.head.size
-            proof = tuple(node.inclusion_proof(index, size))
-            leaf = merkle.leaf_hash(node.store.tx_by_index(index).raw)
-            merkle.verify_inclusion(leaf, index, size, proof, checkpoint.head.root)
-        entries.append(
-            AuditEntry(
-                receipt=entry["receipt"],
-                grant=entry["grant"],
-                reader=entry["reader"],
-                record=entry["record"],
-                category=entry["category"],
-                purpose=entry["purpose"],
-                custodian=entry["custodian"],
-                index=index,
-                timestamp_ns=int(entry["timestamp_ns"]),
-                emergency=bool(entry.get("emergency")),
-                checkpoint_size=size,
-                proof=proof,
-            )
+        by_read.setdefault(entry["read"], []).append(entry)
+    return [
+        Read(
+            read=read,
+            grant=first["grant"],
+            reader=first["reader"],
+            record_id=first["record_id"],
+            version=int(first["version"]),
+            resource_type=first["resource_type"],
+            author=first["author"],
+            category=first["category"],
+            purpose=first["purpose"],
+            emergency=bool(first["emergency"]),
+            receipts=tuple(_proven(node, checkpoint, entry) for entry in receipts),
         )
-    return entries
+        for read, receipts in by_read.items()
+        for first in receipts[:1]
+    ]
+
+
+def _proven(node: LedgerNode, checkpoint: Checkpoint | None, entry: dict[str, Any]) -> Receipt:
+    index = int(entry["index"])
+    size: int | None = None
+    proof: tuple[bytes, ...] = ()
+    if checkpoint is not None and index < checkpoint.head.size:
+        size = checkpoint.head.size
+        proof = tuple(node.inclusion_proof(index, size))
+        leaf = merkle.leaf_hash(node.store.tx_by_index(index).raw)
+        merkle.verify_inclusion(leaf, index, size, proof, checkpoint.head.root)
+    return Receipt(
+        receipt=entry["receipt"],
+        custodian=entry["custodian"],
+        index=index,
+        timestamp_ns=int(entry["timestamp_ns"]),
+        checkpoint_size=size,
+        proof=proof,
+    )
 
 
 def break_glass_notices(state: StateView, patient: Address) -> list[dict[str, Any]]:
@@ -112,3 +163,12 @@ def break_glass_notices(state: StateView, patient: Address) -> list[dict[str, An
         for notice in notices
         if notice is not None
     ]
+
+
+def audit_json(node: LedgerNode, patient: Address) -> dict[str, Any]:
+    """The patient's audit as the node serves it: reads, then break-glass notices."""
+    return {
+        "patient": patient,
+        "reads": [read.to_json() for read in audit_log(node, patient)],
+        "break_glass": break_glass_notices(node.store, patient),
+    }

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from medledger.access import care, glass
+from medledger.access import care, glass, receipts
 from medledger.access.approval import Approval
 from medledger.access.errors import (
     ApprovalExpired,
@@ -40,12 +40,12 @@ from medledger.access.errors import (
     HolderWithoutStanding,
     InconsistentScope,
     NoGrant,
-    OutOfScope,
     PolicyNotSatisfied,
     TooManyOpenRequests,
     UnknownRequest,
 )
 from medledger.access.policy import Policy
+from medledger.access.receipts import RECEIPT
 from medledger.access.rules import Signer
 from medledger.access.settings import AccessSettings, access_settings
 from medledger.access.state import (
@@ -87,7 +87,6 @@ from medledger.ledger.contracts.base import (
     TxContext,
     Write,
 )
-from medledger.ledger.contracts.membership import require_member
 from medledger.ledger.errors import InvalidPayload, Unauthorized
 from medledger.records.contract import records_contracts
 from medledger.records.fhir import CATEGORIES
@@ -106,7 +105,6 @@ REQUEST = "access.request"
 APPROVE = "access.approve"
 REVOKE = "access.revoke"
 DENY = "access.deny"
-RECEIPT = "access.receipt"
 
 MAX_GUARDIANS = 4
 MAX_CATEGORIES = 16
@@ -399,33 +397,6 @@ def revoke(ctx: TxContext, view: StateView) -> list[Write]:
     return [Write(GRANT_NS, grant_key, ended)]
 
 
-def receipt(ctx: TxContext, view: StateView) -> list[Write]:
-    require_member(view, ctx.sender)
-    grant_key = "0x" + p.hex_bytes(ctx.payload, "grant", 32).hex()
-    record = "0x" + p.hex_bytes(ctx.payload, "record", 32).hex()
-    category = p.text(ctx.payload, "category", max_length=64)
-    grant = active_grant(view, grant_key, ctx.timestamp_ns)
-    if not grant_covers(grant, category, record):
-        raise OutOfScope(f"record {record} ({category}) is not covered by grant {grant_key}")
-    entry = {
-        "receipt": "0x" + ctx.tx_id.hex(),
-        "grant": grant_key,
-        "reader": grant["requester"],
-        "record": record,
-        "category": category,
-        "purpose": grant["purpose"],
-        "custodian": ctx.sender,
-        "index": ctx.index,
-        "timestamp_ns": ctx.timestamp_ns,
-        # Every read under break-glass is flagged for review.
-        "emergency": bool(grant["emergency"]),
-    }
-    return [
-        Write(RECEIPT_NS, entry["receipt"], entry),
-        *append(view, AUDIT_NS, AUDIT_COUNT_NS, grant["patient"], entry),
-    ]
-
-
 HANDLERS: dict[str, Handler] = {
     SET_POLICY: set_policy,
     SET_GUARDIANS: set_guardians,
@@ -433,7 +404,6 @@ HANDLERS: dict[str, Handler] = {
     APPROVE: approve,
     REVOKE: revoke,
     DENY: deny,
-    RECEIPT: receipt,
 }
 
 
@@ -443,4 +413,5 @@ def access_contracts() -> ContractRegistry:
     registry.register_all(HANDLERS)
     registry.register_all(care.HANDLERS)
     registry.register_all(glass.HANDLERS)
+    registry.register_all(receipts.HANDLERS)
     return registry

@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.access.care import check_author
-from medledger.access.contract import RECEIPT, active_grant, grant_covers
+from medledger.access.contract import active_grant, grant_covers
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
+from medledger.access.receipts import RECEIPT, receipt_payload
 from medledger.access.release import Release
+from medledger.access.state import NS_PER_MS
 from medledger.crypto import ecies
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.node import LedgerNode
 from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import unwrap_share
-
-NS_PER_MS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,10 @@ class Custodian:
             resource_type=header.resource_type, index=logged.index,
             timestamp_ns=logged.timestamp_ns,
         )  # fmt: skip
-        payload = {"grant": grant_key, "record": commitment_hex, "category": header.category}
+        payload = receipt_payload(
+            release.grant, header=header, signature=record.sealed.signature,
+            salt=record.sealed.salt, release=release, asked=ask.signature,
+        )  # fmt: skip
         # The receipt is ordered and executed (the grant re-checked by every node)
         # before the share is opened: no read without a receipt.
         outcome = await self.node.submit_payload(self.member, RECEIPT, payload)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
-from medledger.access.audit import audit_log, break_glass_notices
+from medledger.access.audit import audit_json
 from medledger.access.contract import speaks_for
 from medledger.crypto.keys import to_checksum_address
 from medledger.node.deps import AuthenticatedCaller, Service
@@ -33,9 +33,4 @@ async def audit(
     address = to_checksum_address(patient)
     if not speaks_for(service.node.store, address, caller.address):
         raise Forbidden("only the patient or a guardian sees who read their data")
-    node = service.node
-    return Audit(
-        patient=address,
-        reads=[entry.to_json() for entry in audit_log(node, address)],
-        break_glass=break_glass_notices(node.store, address),
-    )
+    return Audit(**audit_json(service.node, address))
