@@ -39,7 +39,7 @@ def assert_opaque(error: KeystoreError, password: str) -> None:
     text = str(error) + repr(error) + "".join(traceback.format_exception_only(error))
     assert password not in text
     assert VECTOR_SECRET not in text.lower()
-    # No chained cause either: eth_keyfile's own messages are not vetted.
+    # No chained cause either: the causes carry bytes of the key.
     assert error.__cause__ is None
     assert error.__context__ is None or error.__suppress_context__
 
@@ -200,7 +200,7 @@ def test_pbkdf2_limits() -> None:
 
 
 def forge(plaintext: bytes) -> dict[str, Any]:
-    """Build a keystore by hand, to smuggle in plaintext eth_keyfile would refuse to write."""
+    """Build a keystore by hand, to smuggle in plaintext encrypt_keystore would refuse to write."""
     salt, iv = b"s" * 16, b"i" * 16
     derived = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=SMALL_N, r=8, p=1, dklen=32)
     counter = Counter.new(128, initial_value=int.from_bytes(iv, "big"))

@@ -1,13 +1,22 @@
-"""Private keys encrypted at rest as Ethereum keystore v3 documents."""
+"""Private keys encrypted at rest as Ethereum keystore v3 documents (Web3 Secret Storage).
 
+The key is encrypted with AES-128-CTR under the first half of a key derived from the
+password (scrypt, or PBKDF2-HMAC-SHA256 in keystores from elsewhere); the MAC is
+keccak256 of the second half and the ciphertext. Opening a keystore is on the path
+of every command, so this module imports only what it uses.
+"""
+
+import hashlib
+import hmac
+import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from eth_keyfile.exceptions import EthKeyfileException
-from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from medledger.crypto.errors import KeystoreError
-from medledger.crypto.keys import PrivateKey
+from medledger.crypto.keys import PrivateKey, keccak256
 from medledger.errors import InvalidInput, UsageError
 
 __all__ = ["decrypt_keystore", "encrypt_keystore"]
@@ -23,13 +32,46 @@ def encrypt_keystore(key: PrivateKey, password: str, *, scrypt_n: int = 2**18) -
     """Encrypt ``key`` under ``password`` (scrypt, r=8, p=1; AES-128-CTR; keccak MAC)."""
     if scrypt_n < 2 or scrypt_n & (scrypt_n - 1) or scrypt_n * 8 > _MAX_SCRYPT_COST:
         raise UsageError(f"scrypt_n must be a power of two in [2, {_MAX_SCRYPT_COST // 8}]")
-    return create_keyfile_json(
-        key.to_bytes(), password.encode("utf-8"), version=3, kdf="scrypt", iterations=scrypt_n
-    )
+    params = {"dklen": 32, "n": scrypt_n, "r": 8, "p": 1, "salt": os.urandom(32).hex()}
+    derived = _derive("scrypt", params, password)
+    iv = os.urandom(16)
+    ciphertext = _aes_ctr(derived[:16], iv, key.to_bytes())
+    return {
+        "address": key.address[2:].lower(),
+        "crypto": {
+            "cipher": "aes-128-ctr",
+            "cipherparams": {"iv": iv.hex()},
+            "ciphertext": ciphertext.hex(),
+            "kdf": "scrypt",
+            "kdfparams": params,
+            "mac": keccak256(derived[16:32] + ciphertext).hex(),
+        },
+        "id": str(uuid.uuid4()),
+        "version": 3,
+    }
+
+
+def _derive(kdf: str, params: Mapping[str, Any], password: str) -> bytes:
+    salt = bytes.fromhex(str(params["salt"]))
+    secret = password.encode("utf-8")
+    if kdf == "scrypt":
+        # PyCryptodome's scrypt, not OpenSSL's: twice as fast here, and it opens keystores
+        # with n >= 2**(16 r), which OpenSSL refuses (the spec's own vector is one).
+        from Crypto.Protocol.KDF import scrypt
+
+        derived = scrypt(secret, salt, 32, N=params["n"], r=params["r"], p=params["p"])  # type: ignore[arg-type]
+        assert isinstance(derived, bytes), "one key asked for, one key derived"
+        return derived
+    return hashlib.pbkdf2_hmac("sha256", secret, salt, params["c"], dklen=32)
+
+
+def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    cipher = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+    return cipher.update(data) + cipher.finalize()
 
 
 def _lower_keys(value: Any, where: str) -> dict[str, Any]:
-    # Some wallets write "Crypto"; eth_keyfile also matches keys case-insensitively.
+    # Some wallets write "Crypto": keys are matched case-insensitively.
     if not isinstance(value, Mapping):
         raise KeystoreError(f"keystore: {where} is not an object")
     return {str(k).lower(): v for k, v in value.items()}
@@ -43,7 +85,7 @@ def _positive_int(params: Mapping[str, Any], name: str) -> int:
 
 
 def _check_shape(keystore: Mapping[str, Any]) -> dict[str, Any]:
-    """Reject what eth_keyfile would mishandle: other versions, ciphers, huge KDF costs."""
+    """Reject what this module does not open: other versions and ciphers, huge KDF costs."""
     document = _lower_keys(keystore, "document")
     if document.get("version") != 3:
         raise KeystoreError("keystore: version must be 3")
@@ -73,10 +115,16 @@ def decrypt_keystore(keystore: Mapping[str, Any], password: str) -> PrivateKey:
     """Decrypt a v3 keystore; KeystoreError if malformed, the password is wrong, or
     the "address" field does not match the key."""
     document = _check_shape(keystore)
+    crypto = document["crypto"]
     try:
-        secret = decode_keyfile_json(document, password.encode("utf-8"))
-        key = PrivateKey.from_bytes(secret)
-    except (EthKeyfileException, ValueError, TypeError, KeyError, AttributeError, InvalidInput):
+        derived = _derive(crypto["kdf"], crypto["kdfparams"], password)
+        ciphertext = bytes.fromhex(crypto["ciphertext"])
+        mac = keccak256(derived[16:32] + ciphertext)
+        if not hmac.compare_digest(mac, bytes.fromhex(crypto["mac"])):
+            raise ValueError("MAC mismatch")
+        iv = bytes.fromhex(_lower_keys(crypto["cipherparams"], "cipherparams")["iv"])
+        key = PrivateKey.from_bytes(_aes_ctr(derived[:16], iv, ciphertext))
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidInput):
         # Opaque and unchained on purpose: the causes can carry key material.
         raise KeystoreError("keystore: wrong password or corrupted keystore") from None
     claimed = document.get("address")
