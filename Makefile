@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/medledger bench access --json
 	$(BIN)/medledger bench credentials --json
 	$(BIN)/medledger bench node --json
+	$(BIN)/medledger bench cli --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(PORTAL)/node_modules

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medledger.bench import access, credentials, ingest, ledger, node
+from medledger.bench import access, cli, credentials, ingest, ledger, node
 
 
 def test_the_ledger_bench_reports_throughput_against_the_floor() -> None:
@@ -51,3 +51,10 @@ def test_the_node_bench_loads_one_node_and_every_request_succeeds() -> None:
     assert 0 < result["read_p50_ms"] <= result["read_p99_ms"]
     assert 0 < result["approval_p50_ms"] <= result["approval_p99_ms"]
     assert result["floor_health_per_s"] > 0
+
+
+def test_the_cli_bench_times_a_fresh_process_against_a_bare_interpreter() -> None:
+    result = cli.run(runs=3)
+    assert 0 < result["floor_python_ms"] < result["help_ms"]
+    assert result["cli_start_ms"] == max(result["help_ms"], result["read_ms"])
+    assert result["meets_target"] == (result["cli_start_ms"] < result["target_ms"])

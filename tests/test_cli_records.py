@@ -19,7 +19,8 @@ from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
 from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
-from medledger.node.home import CLINICIAN, CUSTODIAN_LABEL, FOUNDERS, Home, encryption_key
+from medledger.node.home import CLINICIAN, FOUNDERS, Home
+from medledger.node.identities import CUSTODIAN_LABEL, encryption_key
 from medledger.records.proof import committed_record
 from tests.conftest import new_postgres_database
 from tests.data import FHIR_EXAMPLES as EXAMPLES
@@ -65,21 +66,24 @@ def test_a_patient_s_records_go_in_come_out_and_tampering_is_caught(tmp_path: Pa
     listed = json.loads(medledger(home, "records", "list", "--patient", "alice", "--json").stdout)
     assert len(listed) == 70
     entry = next(r for r in report["written"] if r["source"] == "observation-example1.json")
-    shown = medledger(home, "records", "show", entry["record"], "--patient", "alice", "--json")
+    record = entry["record_id"]
+    shown = medledger(home, "records", "show", record[:8], "--patient", "alice", "--json")
     assert shown.returncode == 0, shown.stderr
     original = json.loads((EXAMPLES / "observation-example1.json").read_text())
     assert canonical_json(json.loads(shown.stdout)["resource"]) == canonical_json(original)
 
-    proof = medledger(home, "records", "proof", entry["record"])
+    proof = medledger(home, "records", "proof", record, "--patient", "alice")
     assert proof.returncode == 0, proof.stderr
     (tmp_path / "proof.json").write_text(proof.stdout)
-    checked = medledger(home, "records", "check-proof", str(tmp_path / "proof.json"), "--json")
+    checked = medledger(home, "records", "check-proof", str(tmp_path / "proof.json"),
+                        "--patient", "alice", "--json")  # fmt: skip
     assert checked.returncode == 0, checked.stderr
-    assert json.loads(checked.stdout)["record"] == f"{entry['record']} v1"
+    assert json.loads(checked.stdout)["record"] == f"{entry['record_id']} v1"
     forged = json.loads(proof.stdout)
     forged["header"]["category"] = "administrative"
     (tmp_path / "forged.json").write_text(json.dumps(forged))
-    refused = medledger(home, "records", "check-proof", str(tmp_path / "forged.json"))
+    refused = medledger(home, "records", "check-proof", str(tmp_path / "forged.json"),
+                        "--patient", "alice")  # fmt: skip
     assert refused.returncode == 3 and "commitment" in refused.stderr
 
     verified = medledger(home, "verify", "--json")
@@ -90,14 +94,14 @@ def test_a_patient_s_records_go_in_come_out_and_tampering_is_caught(tmp_path: Pa
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE vault_records SET category = 'imaging' WHERE record_id = :r"),
-            {"r": bytes.fromhex(entry["record"])},
+            {"r": bytes.fromhex(entry["record_id"])},
         )
     engine.dispose()
     tampered = medledger(home, "verify", "--json")
     assert tampered.returncode == 3
     problems = json.loads(tampered.stdout)["problems"]
     assert [(p["subject"], p["check"]) for p in problems] == [
-        (f"{entry['record']} v1", "signature")
+        (f"{entry['record_id']} v1", "signature")
     ]
     assert "verify found 1 problems" in tampered.stderr
 
@@ -146,22 +150,24 @@ def test_the_audit_shows_each_read_of_a_patient_s_records(
     assert medledger(home, "init", "--scrypt-n", "1024").returncode == 0
     assert medledger(home, "patient", "add", "ann", "--scrypt-n", "1024").returncode == 0
     imported = medledger(home, "records", "import", "--patient", "ann", str(lab), "--json")
-    record_id = bytes.fromhex(json.loads(imported.stdout)["written"][0]["record"])
-    empty = medledger(home, "audit", "--patient", "ann", "--json")
-    assert empty.returncode == 0
-    assert json.loads(empty.stdout) == {"reads": [], "break_glass": []}
+    record_id = bytes.fromhex(json.loads(imported.stdout)["written"][0]["record_id"])
+    empty = medledger(home, "access", "audit", "--patient", "ann", "--json")
+    assert empty.returncode == 0, empty.stderr
+    assert json.loads(empty.stdout)["reads"] == []
 
     monkeypatch.setenv("MEDLEDGER_PASSPHRASE", PASSPHRASE)
     asyncio.run(_read_under_a_grant(Home(home), record_id))
 
-    shown = medledger(home, "audit", "--patient", "ann", "--json")
+    shown = medledger(home, "access", "audit", "--patient", "ann", "--json")
     assert shown.returncode == 0, shown.stderr
-    entries = json.loads(shown.stdout)["reads"]
-    assert len(entries) == 3
-    assert {e["purpose"] for e in entries} == {"TREAT"}
-    assert all(e["checkpoint"] and e["proof"] for e in entries)
-    table = medledger(home, "audit", "--patient", "ann")
-    assert table.stdout.count("TREAT") == 3 and "pending" not in table.stdout
+    (read,) = json.loads(shown.stdout)["reads"]
+    assert (read["record_id"], read["version"], read["purpose"]) == (record_id.hex(), 1, "TREAT")
+    assert len(read["receipts"]) == 3 and read["proven"]
+    assert all(r["checkpoint"] and r["proof"] for r in read["receipts"])
+    table = medledger(home, "access", "audit", "--patient", "ann")
+    # One row for the read, its record named whole, with its time and proof.
+    assert table.stdout.count("TREAT") == 1 and f"{record_id.hex()} v1" in table.stdout
+    assert "in checkpoint" in table.stdout and "not yet" not in table.stdout
 
 
 async def _read_under_a_grant(home: Home, record_id: bytes) -> None:
@@ -204,8 +210,10 @@ def test_a_patient_sets_policies_as_json_or_as_a_fhir_consent(tmp_path: Path) ->
     home = tmp_path / "home"
     assert medledger(home, "init", "--scrypt-n", "1024").returncode == 0
     assert medledger(home, "patient", "add", "bea", "--scrypt-n", "1024").returncode == 0
-    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "labs")
+    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "labs", "--json")
     assert json.loads(shown.stdout)["version"] == 0
+    default = medledger(home, "policy", "show", "--patient", "bea", "--category", "labs")
+    assert "labs: approved by patient; for ETREAT, TREAT;" in default.stdout
     policy = {
         "approvers": {"k_of": 2, "of": [{"patient": True}, {"role": "doctor"}, {"role": "nurse"}]},
         "purposes": ["TREAT"],
@@ -236,8 +244,20 @@ def test_a_patient_sets_policies_as_json_or_as_a_fhir_consent(tmp_path: Path) ->
     (tmp_path / "consent.json").write_text(json.dumps(document))
     imaging = medledger(home, "policy", "set", str(tmp_path / "consent.json"), "--patient", "bea")
     assert imaging.returncode == 0, imaging.stderr
-    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "imaging")
+    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "imaging",
+                      "--json")  # fmt: skip
     assert json.loads(shown.stdout) == {"version": 1, "policy": {**policy, "condition": None}}
+    short = medledger(home, "policy", "set", "--approvers", "2 of patient, doctor, nurse",
+                      "--category", "labs", "--patient", "bea")  # fmt: skip
+    assert short.returncode == 0, short.stderr
+    shown = medledger(home, "policy", "show", "--patient", "bea", "--category", "labs")
+    assert "labs: approved by 2 of patient, doctor, nurse; for ETREAT, TREAT" in shown.stdout
+    unmet = medledger(home, "policy", "set", "--approvers", "3 of patient, doctor",
+                      "--category", "labs", "--patient", "bea")  # fmt: skip
+    assert unmet.returncode == 3 and "3 of 2 cannot be met" in unmet.stderr
+    both = medledger(home, "policy", "set", str(tmp_path / "policy.json"), "--approvers",
+                     "patient", "--category", "labs", "--patient", "bea")  # fmt: skip
+    assert both.returncode == 2 and "not both" in both.stderr
     document["provision"]["type"] = "deny"
     (tmp_path / "deny.json").write_text(json.dumps(document))
     refused = medledger(home, "policy", "set", str(tmp_path / "deny.json"), "--patient", "bea")

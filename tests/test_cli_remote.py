@@ -62,21 +62,39 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         pushed = json.loads(ok("records", "push", str(lab), "--patient", address["patient"],
                                "--key", str(keys["dr-a"]), "--node", a, "--json"))  # fmt: skip
         record = pushed["written"][0]["record_id"]
-        mine = json.loads(ok("records", "mine", "--key", str(keys["patient"]), "--node", a,
+        mine = json.loads(ok("records", "list", "--key", str(keys["patient"]), "--node", a,
                              "--json"))  # fmt: skip
         assert [r["record_id"] for r in mine] == [record]
-        opened = ok("records", "open", record, "--key", str(keys["patient"]), "--node", a)
-        assert opened.strip().encode() == canonical_json(resource)
+        # A unique prefix is enough; the patient's key decrypts.
+        opened = ok("records", "show", record[:6], "--key", str(keys["patient"]), "--node", a)
+        assert json.loads(opened) == json.loads(canonical_json(resource))
 
-        asked = json.loads(ok("access", "request", "--patient", address["patient"],
-                              "--category", "labs", "--key", str(keys["dr-b"]), "--node", b,
-                              "--json"))  # fmt: skip
-        request = asked["request"]
-        shown = ok("access", "show", request, "--key", str(keys["patient"]), "--node", b)
+        # The patient's policy for labs: two of the patient, Dr A and any doctor at B.
+        patient_at = ("--key", str(keys["patient"]), "--node", b)
+        hospital_b = ok("ledger", "status", "--key", str(keys["patient"]), "--node", b, "--json")
+        rule = f"2 of patient, {address['dr-a']}, doctor@{json.loads(hospital_b)['member']}"
+        ok("policy", "set", "--category", "labs", "--approvers", rule, *patient_at)
+        shown = ok("policy", "show", "--category", "labs", *patient_at)
+        assert f"labs: approved by {rule}; for ETREAT, TREAT" in shown
+
+        request = ok("access", "request", "--patient", address["patient"], "--category", "labs",
+                     "--key", str(keys["dr-b"]), "--node", b, "-q").strip()  # fmt: skip
+        waiting = ok("access", "list", *patient_at)
+        assert "1 request waiting for your answer" in waiting and request in waiting
+        shown = ok("access", "show", request[:10], *patient_at)
         assert address["dr-b"] in shown and "labs" in shown and "TREAT" in shown
-        approved = json.loads(ok("access", "approve", request, "--key", str(keys["patient"]),
-                                 "--node", b, "--json"))  # fmt: skip
-        assert approved["status"] == "granted"
+        approved = json.loads(ok("access", "approve", request[:10], *patient_at, "--json"))
+        # The patient alone is one of two.
+        assert approved["status"] == "pending"
+        approved = json.loads(ok("access", "approve", request, "--key", str(keys["dr-a"]),
+                                 "--node", a, "--json"))  # fmt: skip
+        assert approved["status"] == "granted" and approved["grant_status"] == "active"
+
+        # Dr B lists what the grant covers and reads by a prefix.
+        covered = json.loads(ok("records", "list", "--of", address["patient"], "--grant", request,
+                                "--key", str(keys["dr-b"]), "--node", a, "--json"))  # fmt: skip
+        assert [r["record_id"] for r in covered] == [record]
+        record = record[:8]
 
         custodians = ["--custodian", a, "--custodian", b, "--custodian", insurer]
         read = ok("records", "read", record, "--grant", request, *custodians,
@@ -84,10 +102,17 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         assert read.strip().encode() == canonical_json(resource)
 
         audit = json.loads(ok("access", "audit", "--key", str(keys["patient"]), "--node", a,
-                              "--json"))  # fmt: skip
-        assert {r["reader"] for r in audit["reads"]} == {address["dr-b"]}
+                              "--wait-s", "30", "--json"))  # fmt: skip
+        (seen,) = audit["reads"]
+        assert (seen["reader"], seen["record_id"], seen["version"]) == (
+            address["dr-b"], mine[0]["record_id"], 1
+        )
+        assert len(seen["receipts"]) == 3 and seen["proven"]
+        table = ok("access", "audit", "--key", str(keys["patient"]), "--node", a)
+        assert f"{mine[0]['record_id']} v1" in table and address["dr-b"] in table
 
-        ok("access", "revoke", request, "--key", str(keys["patient"]), "--node", b)
+        ok("access", "revoke", request[:12], "--key", str(keys["patient"]), "--node", b)
+        assert "granted, now revoked" in ok("access", "show", request, *patient_at)
         again = medledger("records", "read", record, "--grant", request, *custodians,
                           "--key", str(keys["dr-b"]), "--node", a)  # fmt: skip
         assert again.returncode == 3 and "revoked" in again.stderr
@@ -135,6 +160,30 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         assert verified["facts"] == {"hba1c_x10 < 65": True, "non_smoker >= 1": True}
         replayed = medledger(*check)
         assert replayed.returncode == 3 and "already verified" in replayed.stderr
+
+        # The patient checks every record of theirs at hospital A against its proof, and
+        # hands one proof to the insurer, who checks it against the consortium alone.
+        patient_at_a = ("--key", str(keys["patient"]), "--node", a)
+        verified = json.loads(ok("verify", *patient_at_a, "--json"))
+        assert verified["ok"] and verified["records"] == 1 + 1 + len(CHECKUP) + len(CHART.resources)
+        proof = tmp_path / "proof.json"
+        proof.write_text(ok("records", "proof", mine[0]["record_id"], *patient_at_a))
+        checked = ok("records", "check-proof", str(proof), "--key", str(keys["stranger"]),
+                     "--node", insurer)  # fmt: skip
+        assert f"Record {mine[0]['record_id']} v1 by {address['dr-a']}" in checked
+        forged = json.loads(proof.read_text())
+        forged["header"]["category"] = "administrative"
+        proof.write_text(json.dumps(forged))
+        refused = medledger("records", "check-proof", str(proof), "--key", str(keys["stranger"]),
+                            "--node", insurer)  # fmt: skip
+        assert refused.returncode == 3 and "commitment" in refused.stderr
+
+        # Hospital B ends Dr B's role: Dr B can ask for nothing more.
+        ok("staff", "remove", address["dr-b"], "--key", str(net / "keys" / "hospital-b.json"),
+           "--node", b)  # fmt: skip
+        late = medledger("access", "request", "--patient", address["patient"], "--category",
+                         "labs", "--key", str(keys["dr-b"]), "--node", b)  # fmt: skip
+        assert late.returncode == 3, late.stdout
 
         # The operator's check: the node's store is what a replay of its log gives.
         checked = json.loads(ok("ledger", "check", "--config",

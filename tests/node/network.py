@@ -28,7 +28,8 @@ from medledger.ledger.tx import SignedTransaction
 from medledger.node.app import create_app
 from medledger.node.client import NodeClient
 from medledger.node.config import NodeSettings
-from medledger.node.home import custodian_public_key, founding_genesis, patient_public_key
+from medledger.node.home import founding_genesis
+from medledger.node.identities import custodian_public_key, patient_public_key
 from medledger.node.service import NodeKeys, NodeService
 from medledger.protocol import contract_set
 from tests.ledger.consortium import Consortium, key

@@ -24,7 +24,7 @@ from medledger.ledger.contracts import identity
 from medledger.ledger.errors import LogBehindWitness
 from medledger.ledger.genesis import save_genesis
 from medledger.node.config import NodeSettings
-from medledger.node.home import patient_public_key
+from medledger.node.identities import patient_public_key
 from medledger.node.service import NodeKeys, NodeService
 from tests.ledger.consortium import key
 from tests.node.network import solo_genesis

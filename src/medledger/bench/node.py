@@ -43,7 +43,7 @@ from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import TransportError
 from medledger.ledger.contracts import identity
 from medledger.node.client import NodeClient, upload_records
-from medledger.node.home import PASSPHRASE_ENV, patient_public_key, read_keystore
+from medledger.node.identities import PASSPHRASE_ENV, patient_public_key, read_keystore
 from medledger.node.network import NETWORK_ID, LocalNetwork, consecutive_free_ports
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.synthetic import generate_patients

@@ -14,19 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from medledger.cli.remote import DEFAULT_NODE, KeyOption, NodeOption, load_key
-from medledger.credentials.registry import Registry
-from medledger.credentials.request import Predicate, SignedRequest
-from medledger.credentials.verifier import Verifier
-from medledger.credentials.wallet import Wallet
-from medledger.crypto.keys import to_checksum_address
+from medledger.cli.options import DEFAULT_NODE, JsonOption, KeyOption, NodeOption
+from medledger.cli.output import out
+from medledger.cli.target import acting, load_key
 from medledger.errors import InvalidInput, UsageError
-from medledger.node.client import NodeClient, ProvenState, RemoteLedger, gather_evidence
 
 credentials_app = typer.Typer(no_args_is_help=True, help="Health credentials.")
-out = Console()
 
 WalletOption = Annotated[Path, typer.Option(help="Your wallet file (created if missing).")]
 CARD_TYPES = {"Patient", "Immunization"}
@@ -38,6 +32,8 @@ def setup(
     max_credentials: Annotated[int, typer.Option(min=1)] = 1000,
 ) -> None:  # fmt: skip
     """Make your institution an issuer: AnonCreds keys and JWK published on the ledger."""
+    from medledger.node.client import NodeClient
+
 
     async def work() -> Any:
         async with NodeClient(node, load_key(key)) as client:
@@ -54,6 +50,10 @@ def get(
     qr: Annotated[Path | None, typer.Option(help="health-card: write the QR code (SVG).")] = None,
 ) -> None:  # fmt: skip
     """Have the node's institution issue you a credential from the records it wrote."""
+    from medledger.credentials.registry import Registry
+    from medledger.credentials.wallet import Wallet
+    from medledger.node.client import NodeClient, ProvenState, gather_evidence
+
     if kind not in ("anoncreds", "sd-jwt", "health-card"):
         raise UsageError(f"--format must be anoncreds, sd-jwt or health-card, not {kind!r}")
     owner = load_key(key)
@@ -103,18 +103,18 @@ def ask(
     key: KeyOption, node: NodeOption = DEFAULT_NODE,
 ) -> None:  # fmt: skip
     """As a verifier: sign a presentation request with a fresh nonce, for the patient."""
+    from medledger.credentials.request import Predicate, SignedRequest
+    from medledger.credentials.verifier import Verifier
+    from medledger.crypto.keys import to_checksum_address
+
     predicates = tuple(Predicate.parse(p) for p in predicate)
 
     async def work() -> SignedRequest:
-        async with NodeClient(node, load_key(key)) as client:
-            ledger = RemoteLedger(client, int((await client.get("/v1/health"))["network"]))
-            try:
-                return Verifier(ledger, client.key).request(
-                    purpose=purpose, fmt="anoncreds", now_ms=int(time.time() * 1000),
-                    predicates=predicates, issuers=[to_checksum_address(i) for i in issuer],
-                )  # fmt: skip
-            finally:
-                ledger.close()
+        async with acting(patient=None, key=key, node=node, home=None) as target:
+            return Verifier(target.ledger, target.key).request(
+                purpose=purpose, fmt="anoncreds", now_ms=int(time.time() * 1000),
+                predicates=predicates, issuers=[to_checksum_address(i) for i in issuer],
+            )  # fmt: skip
 
     signed = asyncio.run(work())
     request_file.write_text(json.dumps(signed.to_json()))
@@ -128,6 +128,11 @@ def present(
     key: KeyOption, node: NodeOption = DEFAULT_NODE,
 ) -> None:  # fmt: skip
     """Show who asks, why and for what, then prove exactly that from your wallet."""
+    from medledger.credentials.registry import Registry
+    from medledger.credentials.request import SignedRequest
+    from medledger.credentials.wallet import Wallet
+    from medledger.node.client import NodeClient, ProvenState
+
     owner = load_key(key)
     signed = SignedRequest.from_json(_read_json(request_file))
 
@@ -163,21 +168,20 @@ def present(
 @credentials_app.command("verify")
 def verify(
     request_file: Path, presentation: Path, *, key: KeyOption, node: NodeOption = DEFAULT_NODE,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """As the verifier that asked: check the answer; the outcome goes on the ledger."""
+    from medledger.credentials.request import SignedRequest
+    from medledger.credentials.verifier import Verifier
+
     signed = SignedRequest.from_json(_read_json(request_file))
     envelope = _read_json(presentation)
 
     async def work() -> Any:
-        async with NodeClient(node, load_key(key)) as client:
-            ledger = RemoteLedger(client, int((await client.get("/v1/health"))["network"]))
-            try:
-                return await Verifier(ledger, client.key).verify(
-                    signed, envelope, now_ms=int(time.time() * 1000)
-                )
-            finally:
-                ledger.close()
+        async with acting(patient=None, key=key, node=node, home=None) as target:
+            return await Verifier(target.ledger, target.key).verify(
+                signed, envelope, now_ms=int(time.time() * 1000)
+            )
 
     result = asyncio.run(work())
     facts = {"request": result.request_id, "issuer": result.issuer, "facts": result.facts}

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from medledger.cli.options import JsonOption, ScryptOption
+from medledger.cli.output import err, out, print_table
 from medledger.errors import TransportError, UsageError
 from medledger.node.network import DEFAULT_BASE_PORT, DEFAULT_DIR, LocalNetwork, Orderer, health
 
 network_app = typer.Typer(no_args_is_help=True, help="A local consortium: 3 NATS servers, 3 nodes.")
-out = Console()
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Where the network keeps everything.")]
 PortOption = Annotated[int, typer.Option(min=1024, max=65000, help="First node's port.")]
@@ -56,7 +55,7 @@ def up(
             start_new_session=True,  # the network outlives this command and its terminal
         )  # fmt: skip
     deadline = time.monotonic() + timeout + 30
-    waiting = Console(stderr=True).status(
+    waiting = err.status(
         f"starting {'3 NATS servers and ' if orderer == 'nats' else ''}3 nodes", spinner="dots"
     )
     with waiting:
@@ -137,7 +136,7 @@ def _show(state: dict[str, Any], as_json: bool) -> None:
         table.add_row(
             name, node["url"], str(node["pid"]), str(answer["size"]) if answer else "down"
         )
-    out.print(table)
+    print_table(table)
     if state["nats"]:
         out.print("NATS: " + ", ".join(state["nats"]))
 

@@ -1,255 +1,327 @@
-"""``medledger init``, ``patient``, ``records`` and ``verify``: the vault from the shell."""
+"""``medledger records``: write, list, open, read under a grant, and prove health records.
+
+Each command acts in a sandbox home (``--patient ALIAS``) or at a node (``--key``,
+``--node``); see target.py. ``import`` writes a whole folder into a home's vault;
+``push`` seals files on this machine, signed by the clinician, for a node to commit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from medledger.access import care
-from medledger.access.audit import AuditEntry, audit_log, break_glass_notices
-from medledger.cli.options import HomeOption, JsonOption, PatientOption, ScryptOption
-from medledger.errors import InvalidInput, UsageError, VerificationError
-from medledger.node.home import CLINICIAN, FOUNDERS, PATIENT_LABEL, Home, encryption_key
-from medledger.records.contract import batch_state
-from medledger.records.errors import InvalidRecord
-from medledger.records.fhir import load_sources
-from medledger.records.importer import import_sources
-from medledger.records.pipeline import SealingPool
-from medledger.records.proof import RecordProof, prove
-from medledger.records.recipients import patient_key, sealing_context
-from medledger.records.sealed import open_as_patient
-from medledger.records.store import StoredRecord
-from medledger.records.verify import verify_vault
-from medledger.records.writer import RecordWriter, WriteReport
+from medledger.cli.options import (
+    DEFAULT_NODE,
+    HomeOption,
+    HomePatientOption,
+    JsonOption,
+    KeyOption,
+    NodeOption,
+    OptionalKeyOption,
+    PatientOption,
+    QuietOption,
+    VersionOption,
+)
+from medledger.cli.output import emit, err, out, print_table
+from medledger.cli.target import Target, acting, load_key, record_bytes
+from medledger.errors import InvalidInput, UsageError
 
-out = Console()
-err = Console(stderr=True)
-patient_app = typer.Typer(no_args_is_help=True, help="Patients of this home.")
-records_app = typer.Typer(no_args_is_help=True, help="Health records in this home's vault.")
+if TYPE_CHECKING:
+    from medledger.node.client import NodeClient
+    from medledger.records.errors import InvalidRecord
+    from medledger.records.writer import WriteReport
 
+records_app = typer.Typer(no_args_is_help=True, help="Health records.")
+
+RecordArgument = Annotated[str, typer.Argument(help="Record id (32 hex digits, or a prefix).")]
+GrantOption = Annotated[str | None, typer.Option(help="A grant of yours covering the records.")]
 # Below this many resources, starting worker processes costs more than it saves.
 PARALLEL_FROM = 512
 
 
-def init(home: HomeOption = None, scrypt_n: ScryptOption = 2**18) -> None:
-    """Found a sandbox network: three institutions, one clinician, an empty vault."""
-    target = Home.at(home)
-    asyncio.run(target.create(scrypt_n=scrypt_n))
-    names = ", ".join(name for _, name in FOUNDERS)
-    out.print(f"Founded a sandbox network in {target.path}: {names}; clinician {CLINICIAN}.")
-
-
-@patient_app.command("add")
-def patient_add(alias: str, home: HomeOption = None, scrypt_n: ScryptOption = 2**18) -> None:
-    """Create a patient's keystore and register them on the ledger under a pseudonym."""
-    address = asyncio.run(Home.at(home).add_patient(alias, scrypt_n=scrypt_n))
-    out.print(f"Registered patient {alias} as {address}.")
+def _bar(quiet: bool, what: str = "sealing and committing") -> Progress:
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), console=err,
+                    disable=quiet, transient=True)  # fmt: skip
 
 
 @records_app.command("import")
 def records_import(
     paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files and folders.")],
+    *,
     patient: PatientOption,
-    author: Annotated[str, typer.Option(help="The clinician who signs.")] = CLINICIAN,
+    author: Annotated[str, typer.Option(help="The home's clinician who signs.")] = "dr-lee",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate, seal, store and commit FHIR resources for a patient."""
-    here = Home.at(home)
-    report, checkpoint = asyncio.run(_import(here, patient, author, paths, as_json))
+    """In a sandbox home: validate, seal, store and commit FHIR resources for a patient."""
+    report, checkpoint = asyncio.run(_import(home, patient, author, paths, as_json))
     rejected = [_rejection(r) for r in report.rejected]
-    if as_json:
-        print(json.dumps(_import_json(report, rejected, checkpoint)))
-    else:
-        out.print(
-            f"Imported {len(report.written)} records for {patient} in "
-            f"{len(report.batches)} batches; checkpoint at log size {checkpoint}."
-        )
+    written = [{"source": w.source, "record_id": w.record_id.hex(), "version": w.version,
+                "resource_type": w.resource_type} for w in report.written]  # fmt: skip
+    result = {"written": written, "rejected": rejected, "batches": report.batches,
+              "checkpoint": checkpoint}  # fmt: skip
+    emit(result, as_json, f"Imported {len(written)} records for {patient} in "
+         f"{len(report.batches)} batches; checkpoint at log size {checkpoint}.")  # fmt: skip
+    if not as_json:
         for line in rejected:
-            out.print(
-                f"[red]rejected[/red] {line['source']}: {line['resource']}.{line['field']}: "
-                f"{line['problem']}"
-            )
+            out.print(f"[red]rejected[/red] {line['source']}: {line['resource']}.{line['field']}"
+                      f": {line['problem']}")  # fmt: skip
     if rejected:
-        written = len(report.written)
-        raise InvalidInput(f"{len(rejected)} resources rejected ({written} written)")
+        raise InvalidInput(f"{len(rejected)} resources rejected ({len(written)} written)")
 
 
 async def _import(
-    home: Home, alias: str, author_name: str, paths: list[Path], quiet: bool
+    home: Path | None, alias: str, author_name: str, paths: list[Path], quiet: bool
 ) -> tuple[WriteReport, int | None]:
-    patient = home.address_of(home.patient_name(alias))
+    from medledger.access import care
+    from medledger.node.home import FOUNDERS, Home
+    from medledger.records.fhir import load_sources
+    from medledger.records.importer import import_sources
+    from medledger.records.pipeline import SealingPool
+    from medledger.records.recipients import patient_key, sealing_context
+    from medledger.records.writer import RecordWriter
+
+    here = Home.at(home)
+    patient = here.address_of(here.patient_name(alias))
     sources = list(load_sources(paths))
-    async with home.session(writer=FOUNDERS[0][0]) as session:
+    async with here.session(writer=FOUNDERS[0][0]) as session:
         node = session.node
         assert node.key is not None
         writer = RecordWriter(session.store, node, node.key, authoring=care.check_author)
         await writer.recover()
-        context = sealing_context(node, home.load_key(author_name))
+        context = sealing_context(node, here.load_key(author_name))
         pool = SealingPool(context, workers=None if len(sources) >= PARALLEL_FROM else 1)
         try:
-            with _progress(quiet) as bar:
-                task = bar.add_task("sealing and committing", total=len(sources))
+            with _bar(quiet) as bar:
+                task = bar.add_task("import", total=len(sources))
                 report = await import_sources(
-                    writer,
-                    pool,
-                    patient,
-                    patient_key(node, patient),
-                    sources,
+                    writer, pool, patient, patient_key(node, patient), sources,
                     progress=lambda done: bar.update(task, completed=done),
-                )
+                )  # fmt: skip
         finally:
             pool.close()
         checkpoint = await session.checkpoint() if report.batches else None
     return report, checkpoint
 
 
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        disable=quiet,
-        transient=True,
-    )
-
-
 def _rejection(error: InvalidRecord) -> dict[str, str]:
-    return {
-        "source": error.source,
-        "resource": error.resource,
-        "field": error.field,
-        "problem": error.problem,
-    }
+    return {"source": error.source, "resource": error.resource, "field": error.field,
+            "problem": error.problem}  # fmt: skip
 
 
-def _import_json(
-    report: WriteReport, rejected: list[dict[str, str]], checkpoint: int | None
-) -> dict[str, Any]:
-    return {
-        "written": [
-            {
-                "source": w.source,
-                "record": w.record_id.hex(),
-                "version": w.version,
-                "resourceType": w.resource_type,
-            }
-            for w in report.written
-        ],
-        "rejected": rejected,
-        "batches": report.batches,
-        "checkpoint": checkpoint,
-    }
+@records_app.command("push")
+def push(
+    paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files and folders.")],
+    *,
+    patient: Annotated[str, typer.Option(help="The patient's address.")],
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """At a node: validate and seal FHIR files here, signed by you, and have it commit them."""
+    from medledger.crypto.keys import to_checksum_address
+    from medledger.node.client import NodeClient, upload_records
+    from medledger.records.fhir import load_sources
+
+    sources: list[tuple[str, bytes]] = []
+    rejected: list[InvalidInput] = []
+    for item in load_sources(paths):
+        if isinstance(item, InvalidInput):
+            rejected.append(item)
+        else:
+            sources.append((item[0], json.dumps(item[1]).encode()))
+    address = to_checksum_address(patient)
+
+    async def work() -> tuple[list[dict[str, Any]], list[InvalidRecord]]:
+        async with NodeClient(node, load_key(key)) as client:
+            with _bar(as_json or quiet) as bar:
+                task = bar.add_task("push", total=len(sources))
+                return await upload_records(
+                    client, address, sources, lambda done: bar.update(task, completed=done)
+                )
+
+    written, invalid = asyncio.run(work())
+    rejected += invalid
+    if quiet:
+        print("\n".join(w["record_id"] for w in written))
+    else:
+        result = {"written": written, "rejected": [str(r) for r in rejected]}
+        emit(result, as_json, f"committed {len(written)} records; rejected {len(rejected)}")
+        if not as_json:
+            for w in written:
+                out.print(f"  {w['record_id']} v{w['version']}")
+            for problem in rejected:
+                out.print(f"  [red]rejected[/red] {problem}")
+    if rejected:
+        raise typer.Exit(3)
 
 
 @records_app.command("list")
 def records_list(
-    patient: PatientOption,
+    *,
+    of: Annotated[
+        str | None, typer.Option(help="At a node: the patient's address (default: yours).")
+    ] = None,
+    grant: GrantOption = None,
+    patient: HomePatientOption = None,
+    key: OptionalKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every record version of a patient, oldest first (metadata only)."""
-    here = Home.at(home)
-    rows = asyncio.run(_list(here, patient))
+    """Every record version you may see of a patient, oldest first (metadata only): yours,
+    your patients' at your institution, or those a grant of yours covers."""
+
+    async def run() -> list[dict[str, Any]]:
+        async with acting(patient=patient, key=key, node=node, home=home) as target:
+            return await target.records(_patient(target, of), grant)
+
+    rows = asyncio.run(run())
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("record", "version", "type", "category", "committed")
-    for row in rows:
-        table.add_row(
-            row["record"],
-            str(row["version"]),
-            row["resourceType"],
-            row["category"],
-            row["committed"] or "",
-        )
-    out.print(table)
+    table = Table("record", "version", "type", "category", "author")
+    for r in rows:
+        table.add_row(r["record_id"], str(r["version"]), r["resource_type"], r["category"],
+                      r["author"])  # fmt: skip
+    if rows:
+        print_table(table)
+    else:
+        out.print("No records.")
 
 
-async def _list(home: Home, alias: str) -> list[dict[str, Any]]:
-    patient = home.address_of(home.patient_name(alias))
-    async with home.session() as session:
-        vault = "0x" + session.store.vault_id.hex()
-        return [
-            _summary(r, batch_state(session.node.store, vault, r.batch))
-            for r in session.store.for_patient(patient)
-        ]
+def _patient(target: Target, of: str | None) -> Any:
+    from medledger.crypto.keys import to_checksum_address
+
+    return target.key.address if of is None else to_checksum_address(of)
 
 
-def _summary(stored: StoredRecord, batch: Any) -> dict[str, Any]:
-    header = stored.sealed.header
-    committed = None
-    if batch is not None:
-        committed = datetime.fromtimestamp(batch["timestamp_ns"] / 1e9, UTC).isoformat()
-    return {
-        "record": header.record_id.hex(),
-        "version": header.version,
-        "resourceType": header.resource_type,
-        "category": header.category,
-        "author": stored.author,
-        "committed": committed,
-    }
+async def resolve_record(target: Target, record: str, grant: str | None = None) -> str:
+    """A record id from a unique prefix of it, among the records the caller may list."""
+    if len(record) == 32:
+        return record_bytes(record).hex()
+    if not record or any(c not in "0123456789abcdef" for c in record.lower()):
+        raise UsageError(f"record id {record!r} is not hex")
+    rows = await target.records(target.key.address, grant)
+    found = {r["record_id"] for r in rows if r["record_id"].startswith(record.lower())}
+    if len(found) != 1:
+        raise UsageError(f"{len(found) or 'no'} records of yours start with {record!r}"
+                         + ("; give more digits" if found else ""))  # fmt: skip
+    return str(found.pop())
 
 
 @records_app.command("show")
 def records_show(
-    record: Annotated[str, typer.Argument(help="Record id (32 hex digits).")],
-    patient: Annotated[str, typer.Option(help="The patient's alias; their key decrypts.")],
-    version: Annotated[int | None, typer.Option(min=1, help="Default: the latest.")] = None,
+    record: RecordArgument,
+    *,
+    version: VersionOption = None,
+    patient: HomePatientOption = None,
+    key: OptionalKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Decrypt one record with the patient's key, after checking its signature."""
-    here = Home.at(home)
-    shown = asyncio.run(_show(here, patient, record, version))
+    """Decrypt one of the patient's own records with their key, after checking its
+    author's signature; print its FHIR JSON."""
+    from medledger.node.identities import PATIENT_LABEL, encryption_key
+    from medledger.records.sealed import open_as_patient
+
+    async def run() -> dict[str, Any]:
+        async with acting(patient=patient, key=key, node=node, home=home) as target:
+            record_id = await resolve_record(target, record)
+            sealed = (await target.committed(record_id, version, None)).sealed
+        if sealed.header.patient != target.key.address:
+            raise UsageError(f"record {record_id} belongs to another patient")
+        author = sealed.check()
+        canonical = open_as_patient(sealed, encryption_key(target.key, PATIENT_LABEL))
+        header = sealed.header
+        return {"record_id": record_id, "version": header.version,
+                "resource_type": header.resource_type, "category": header.category,
+                "author": author, "resource": json.loads(canonical)}  # fmt: skip
+
+    shown = asyncio.run(run())
     if as_json:
         print(json.dumps(shown))
         return
-    out.print(
-        f"{shown['resourceType']} record {shown['record']} v{shown['version']} "
-        f"({shown['category']}), signed by {shown['author']}"
-    )
-    out.print_json(data=shown["resource"])
+    err.print(f"{shown['resource_type']} record {shown['record_id']} v{shown['version']} "
+              f"({shown['category']}), signed by {shown['author']}")  # fmt: skip
+    print(json.dumps(shown["resource"], indent=2))
 
 
-async def _show(home: Home, alias: str, record: str, version: int | None) -> dict[str, Any]:
-    record_id = _record_id(record)
-    patient_key_pair = home.load_key(home.patient_name(alias))
-    async with home.session() as session:
-        stored = session.store.get(record_id, version)
-        sealed = stored.sealed
-        if sealed.header.patient != patient_key_pair.address:
-            raise UsageError(f"record {record} belongs to another patient")
-        author = sealed.check()
-        canonical = open_as_patient(sealed, encryption_key(patient_key_pair, PATIENT_LABEL))
-    summary = _summary(stored, None)
-    summary.pop("committed")
-    return {**summary, "author": author, "resource": json.loads(canonical)}
+@records_app.command("read")
+def read(
+    record: RecordArgument,
+    *,
+    grant: Annotated[str, typer.Option(help="Your grant's id.")],
+    custodians: Annotated[list[str], typer.Option("--custodian", help="Each node's URL.")],
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """At a node, under a grant: the node serves the ciphertext, t custodians release key
+    shares (each after a receipt on the ledger); print its FHIR JSON."""
+    from medledger.access.reader import read_record
+    from medledger.node.client import NodeClient, RemoteCustodian
+    from medledger.records.wire import committed_from_json
+
+    reader = load_key(key)
+
+    async def work() -> bytes:
+        clients = [NodeClient(url, reader) for url in custodians]
+        try:
+            async with NodeClient(node, reader) as vault:
+                whole = len(record) == 32
+                record_id = record if whole else await _under_grant(vault, record, grant)
+                fetched = await vault.get(f"/v1/records/{record_id}", {"grant": grant})
+            statuses = [await c.get("/v1/ledger/status") for c in clients]
+            remote = [
+                RemoteCustodian(c, s["member"]) for c, s in zip(clients, statuses, strict=True)
+            ]
+            threshold = int(statuses[0]["custodian_threshold"])
+            return await read_record(reader, bytes.fromhex(grant[2:]), committed_from_json(fetched),
+                                     custodians=remote, threshold=threshold)  # fmt: skip
+        finally:
+            for client in clients:
+                await client.close()
+
+    print(asyncio.run(work()).decode())
+
+
+async def _under_grant(client: NodeClient, prefix: str, grant: str) -> str:
+    """The record a prefix names among those the grant covers at this node."""
+    patient = (await client.get(f"/v1/access/grants/{grant}"))["patient"]
+    rows = await client.get("/v1/records", {"patient": patient, "grant": grant})
+    found = {r["record_id"] for r in rows if r["record_id"].startswith(prefix.lower())}
+    if len(found) != 1:
+        raise UsageError(f"{len(found) or 'no'} records under this grant start with {prefix!r}")
+    return str(found.pop())
 
 
 @records_app.command("proof")
 def records_proof(
-    record: Annotated[str, typer.Argument(help="Record id (32 hex digits).")],
-    version: Annotated[int | None, typer.Option(min=1, help="Default: the latest.")] = None,
+    record: RecordArgument,
+    *,
+    version: VersionOption = None,
+    patient: HomePatientOption = None,
+    key: OptionalKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
     home: HomeOption = None,
 ) -> None:
-    """Print a record's proof (JSON), from its signed header up to the latest checkpoint."""
-    here = Home.at(home)
+    """Print a record's proof (JSON), from its signed header up to the latest checkpoint:
+    anyone can check it without a node."""
 
     async def run() -> dict[str, Any]:
-        async with here.session() as session:
-            stored = session.store.get(_record_id(record), version)
-            vault = "0x" + session.store.vault_id.hex()
-            return prove(stored, vault, session.node).to_json()
+        async with acting(patient=patient, key=key, node=node, home=home) as target:
+            whole = await resolve_record(target, record)
+            # Trusting first has the node cosign a checkpoint up to the log as it stands.
+            await target.trusted()
+            return (await target.proof(whole, version)).to_json()
 
     print(json.dumps(asyncio.run(run())))
 
@@ -257,99 +329,28 @@ def records_proof(
 @records_app.command("check-proof")
 def records_check_proof(
     path: Annotated[Path, typer.Argument(help="A proof printed by `records proof`.")],
+    *,
+    patient: HomePatientOption = None,
+    key: OptionalKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a record proof against this network's members and checkpoint threshold."""
+    """Check a record proof against the network's members and checkpoint threshold (as
+    genesis founded them, and as later checkpoints proved them)."""
+    from medledger.records.proof import RecordProof
+
     try:
         proof = RecordProof.from_json(json.loads(path.read_text()))
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot read the proof {path.name}: {exc}") from None
-    here = Home.at(home)
 
     async def run() -> str:
-        async with here.session() as session:
-            threshold = int(session.node.network_config()["checkpoint_threshold"])
-            return proof.verify(session.node.members(), threshold)
+        async with acting(patient=patient, key=key, node=node, home=home) as target:
+            members, threshold = await target.trusted()
+        return proof.verify(members, threshold)
 
     author = asyncio.run(run())
     result = {"ok": True, "record": proof.header.label, "author": author}
-    if as_json:
-        print(json.dumps(result))
-    else:
-        out.print(
-            f"Record {proof.header.label} by {author} is in checkpoint "
-            f"{proof.checkpoint.head.size}, cosigned by the consortium."
-        )
-
-
-def _record_id(record: str) -> bytes:
-    try:
-        return bytes.fromhex(record)
-    except ValueError:
-        raise UsageError(f"record id {record!r} is not hex") from None
-
-
-def audit(
-    patient: PatientOption,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Every read of a patient's records: who, what, when, why, under which grant, proven."""
-    here = Home.at(home)
-    address = here.address_of(here.patient_name(patient))
-
-    async def run() -> tuple[list[AuditEntry], list[dict[str, Any]]]:
-        async with here.session() as session:
-            notices = break_glass_notices(session.node.store, address)
-            return audit_log(session.node, address), notices
-
-    entries, notices = asyncio.run(run())
-    if as_json:
-        print(json.dumps({"reads": [e.to_json() for e in entries], "break_glass": notices}))
-        return
-    for notice in notices:
-        until = datetime.fromtimestamp(notice["expires_ns"] / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
-        out.print(
-            f"[red]BREAK-GLASS[/red] {_short(notice['requester'])} may read "
-            f"{', '.join(notice['categories'])} until {until} UTC ({notice['purpose']})"
-        )
-    table = Table("when (UTC)", "reader", "record", "category", "purpose", "custodian", "proof")
-    for e in entries:
-        when = datetime.fromtimestamp(e.timestamp_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        proof = f"in {e.checkpoint_size}" if e.checkpoint_size else "pending"
-        flag = " [red]BREAK-GLASS[/red]" if e.emergency else ""
-        table.add_row(when, _short(e.reader), _short(e.record), e.category, e.purpose + flag,
-                      _short(e.custodian), proof)  # fmt: skip
-    out.print(table if entries else f"No reads of {patient}'s records.")
-
-
-def _short(hex_value: str) -> str:
-    return hex_value[:6] + "…" + hex_value[-4:]
-
-
-def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Check every stored record against the ledger; exit 0 only if all holds."""
-    here = Home.at(home)
-
-    async def run() -> Any:
-        async with here.session() as session:
-            return verify_vault(session.store, session.node)
-
-    report = asyncio.run(run())
-    if as_json:
-        print(json.dumps(report.to_json()))
-    else:
-        out.print(
-            f"Checked {report.records} records in {report.batches} batches against "
-            f"checkpoint {report.checkpoint_size} ({report.checkpoint_quorum})."
-        )
-        if report.problems:
-            table = Table("record or batch", "check", "what failed")
-            for problem in report.problems:
-                table.add_row(problem.subject, problem.check, problem.detail)
-            out.print(table)
-        else:
-            out.print("[green]All records verified.[/green]")
-    if not report.ok:
-        raise VerificationError(f"verify found {len(report.problems)} problems")
+    emit(result, as_json, f"Record {proof.header.label} by {author} is in checkpoint "
+         f"{proof.checkpoint.head.size}, cosigned by the consortium.")  # fmt: skip

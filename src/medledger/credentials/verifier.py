@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from medledger.credentials import health_card, sdjwt, zk
 from medledger.credentials.contract import VERIFIED, issuer_id, verification
@@ -34,7 +34,7 @@ from medledger.credentials.registry import Registry
 from medledger.credentials.request import Predicate, PresentationRequest, SignedRequest
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import UsageError, VerificationError
-from medledger.ledger.contracts.base import StateView
+from medledger.ledger.port import Ledger
 
 __all__ = ["REQUEST_LIFETIME_S", "Verification", "Verifier", "verify_health_card"]
 
@@ -54,23 +54,6 @@ class Verification:
     format: str
     issuer: Address
     facts: dict[str, Any]
-
-
-class Ledger(Protocol):
-    """What a verifier needs of a ledger: its network, its state, and to submit.
-
-    A :class:`LedgerNode` in process, or a node's API from elsewhere
-    (``medledger.node.client.RemoteLedger``).
-    """
-
-    network_id: int
-
-    @property
-    def store(self) -> StateView: ...
-
-    async def submit_payload(
-        self, key: PrivateKey, tx_type: str, payload: dict[str, Any]
-    ) -> Any: ...
 
 
 class Verifier:

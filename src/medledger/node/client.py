@@ -25,7 +25,7 @@ from medledger.ledger.light import TrustedConsortium
 from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
 from medledger.ledger.state_proofs import StateProof
 from medledger.ledger.tx import SignedTransaction, Transaction
-from medledger.node.home import PATIENT_LABEL, encryption_key
+from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.errors import InvalidRecord
 from medledger.records.pipeline import SealingContext, seal_for_upload
@@ -78,6 +78,12 @@ class NodeClient:
         nonce = int((await self.get(f"/v1/ledger/nonces/{self.address}"))["next_nonce"])
         tx = Transaction(network, self.address, nonce, tx_type, payload).sign(self.key)
         return dict(json.loads(tx.encode()))
+
+    async def submit(self, tx_type: str, payload: dict[str, Any]) -> Any:
+        """Sign a transaction with this client's key and have the node order it; the
+        node answers once it is executed."""
+        transaction = await self.transaction(tx_type, payload)
+        return await self.post("/v1/ledger/transactions", {"transaction": transaction})
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("GET", path, params=params)
@@ -288,7 +294,7 @@ async def upload_records(
 
 
 class RemoteLedger:
-    """A node's ledger as a verifier elsewhere sees it (credentials/verifier.Ledger): the
+    """A node's ledger as a verifier elsewhere sees it (ledger/port.Ledger): the
     credentials state to read, and transactions signed here to submit."""
 
     def __init__(self, client: NodeClient, network_id: int) -> None:
@@ -299,8 +305,7 @@ class RemoteLedger:
     async def submit_payload(self, key: PrivateKey, tx_type: str, payload: dict[str, Any]) -> Any:
         if key.address != self.client.address:
             raise UsageError("a remote ledger submits for its client's own key only")
-        transaction = await self.client.transaction(tx_type, payload)
-        return await self.client.post("/v1/ledger/transactions", {"transaction": transaction})
+        return await self.client.submit(tx_type, payload)
 
     def close(self) -> None:
         self.store.close()

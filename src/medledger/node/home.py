@@ -15,34 +15,37 @@ is a SQLite file in the home unless ``MEDLEDGER_VAULT_URL`` names another databa
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 from medledger.access import care
-from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
-from medledger.crypto.keystore import decrypt_keystore, encrypt_keystore
-from medledger.errors import InvalidInput, UsageError
+from medledger.crypto.keystore import decrypt_keystore
+from medledger.errors import UsageError
 from medledger.ledger.contracts import identity
 from medledger.ledger.genesis import Founder, build_genesis, load_genesis, save_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
+from medledger.node.identities import (
+    custodian_public_key,
+    passphrase,
+    patient_public_key,
+    read_keystore,
+    write_keystore,
+)
 from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
 
 HOME_ENV = "MEDLEDGER_HOME"
 VAULT_URL_ENV = "MEDLEDGER_VAULT_URL"
-PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - the variable's name, not its value
 DEFAULT_HOME = Path("medledger-home")
 NETWORK_ID = 2027
 FOUNDERS = [
@@ -53,38 +56,7 @@ FOUNDERS = [
 COSIGNERS = ["hospital-a", "hospital-b"]
 CLINICIAN, CLINICIAN_ROLE = "dr-lee", "doctor"
 ROLES = ["doctor", "nurse", "pharmacist", "officer", "verifier"]
-PATIENT_LABEL = b"patient"
-CUSTODIAN_LABEL = b"custodian"
 _ALIAS = re.compile(r"[a-z][a-z0-9-]{0,31}")
-
-
-def encryption_key(key: PrivateKey, label: bytes) -> X25519PrivateKey:
-    """The X25519 key an identity uses for ``label`` (patient records, custodian shares)."""
-    return ecies.derive_private_key(key.to_bytes(), label)
-
-
-def read_keystore(path: Path) -> dict[str, Any]:
-    """A keystore document; FileNotFoundError if there is none, so the caller can say
-    which key is missing."""
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"keystore {path.name} cannot be read: {exc}") from None
-
-
-def write_keystore(path: Path, key: PrivateKey, *, scrypt_n: int) -> None:
-    """Encrypt ``key`` under the passphrase into a new keystore file at ``path``."""
-    if path.exists():
-        raise UsageError(f"a keystore already exists at {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = encrypt_keystore(key, passphrase(), scrypt_n=scrypt_n)
-    # Written whole, then renamed: a crash never leaves half a keystore.
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(document))
-    partial.chmod(0o600)
-    partial.replace(path)
 
 
 def founding_genesis(
@@ -108,23 +80,6 @@ def founding_genesis(
         protocol=contract_set().protocol(),
         settings=settings,
     )
-
-
-def patient_public_key(patient: PrivateKey) -> bytes:
-    """The X25519 key a patient publishes when registering: records are sealed to it."""
-    return ecies.public_bytes(encryption_key(patient, PATIENT_LABEL))
-
-
-def custodian_public_key(custodian: PrivateKey) -> bytes:
-    """The X25519 key shares are sealed to, as genesis publishes it."""
-    return ecies.public_bytes(encryption_key(custodian, CUSTODIAN_LABEL))
-
-
-def passphrase() -> str:
-    value = os.environ.get(PASSPHRASE_ENV)
-    if not value:
-        raise UsageError(f"set {PASSPHRASE_ENV} to the passphrase of this home's keystores")
-    return value
 
 
 @dataclass(frozen=True)
@@ -175,24 +130,32 @@ class Home:
 
     # -- founding --------------------------------------------------------------
 
-    async def create(self, *, scrypt_n: int) -> None:
-        """Found the sandbox network and register its clinician."""
+    async def create(
+        self, *, scrypt_n: int, progress: Callable[[str], None] = lambda _: None
+    ) -> None:
+        """Found the sandbox network and register its clinician; ``progress`` hears each
+        step, since sealing seven keystores under scrypt takes seconds."""
         if self.exists():
             raise UsageError(f"{self.path} already holds a medledger home")
         self.path.mkdir(parents=True, exist_ok=True)
         founders = {ident: PrivateKey.generate() for ident, _ in FOUNDERS}
         custodians = {ident: PrivateKey.generate() for ident, _ in FOUNDERS}
-        for ident, _ in FOUNDERS:
-            self.save_key(ident, founders[ident], scrypt_n=scrypt_n)
-            self.save_key(f"{ident}-custodian", custodians[ident], scrypt_n=scrypt_n)
         clinician = PrivateKey.generate()
-        self.save_key(CLINICIAN, clinician, scrypt_n=scrypt_n)
+        keys = {**founders, **{f"{i}-custodian": k for i, k in custodians.items()},
+                CLINICIAN: clinician}  # fmt: skip
+        progress(f"sealing {len(keys)} keystores (scrypt)")
+        with ThreadPoolExecutor() as pool:
+            # scrypt runs outside the GIL: the keystores seal in parallel, one per core.
+            list(pool.map(lambda item: self.save_key(item[0], item[1], scrypt_n=scrypt_n),
+                          keys.items()))  # fmt: skip
+        progress("founding the ledger")
         genesis = founding_genesis(
             NETWORK_ID,
             "medledger sandbox",
             [(ident, name, founders[ident], custodians[ident]) for ident, name in FOUNDERS],
         )
         save_genesis(genesis, self.genesis_path)
+        progress(f"registering {CLINICIAN} at {FOUNDERS[0][1]}")
         async with self.session(writer=FOUNDERS[0][0]) as session:
             payload = {"address": clinician.address, "role": CLINICIAN_ROLE}
             await session.node.submit_payload(

@@ -23,15 +23,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import TransportError, UsageError
-from medledger.ledger.genesis import save_genesis
-from medledger.ledger.ordering.nats_servers import LocalNatsCluster
-from medledger.node.home import PASSPHRASE_ENV, founding_genesis, passphrase, write_keystore
+from medledger.node.identities import PASSPHRASE_ENV, passphrase, write_keystore
+
+if TYPE_CHECKING:
+    from medledger.ledger.ordering.nats_servers import LocalNatsCluster
 
 INSTITUTIONS = [("hospital-a", "Hospital A"), ("hospital-b", "Hospital B"), ("insurer", "Insurer")]
 NETWORK_ID = 2028
@@ -87,6 +86,10 @@ class LocalNetwork:
             write_keystore(self.key_path(name), members[name], scrypt_n=scrypt_n)
             write_keystore(self.key_path(f"{name}-custodian"), custodians[name], scrypt_n=scrypt_n)
         founders = [(n, title, members[n], custodians[n]) for n, title in INSTITUTIONS]
+        # Founding and serving need the whole ledger; status and down do not.
+        from medledger.ledger.genesis import save_genesis
+        from medledger.node.home import founding_genesis
+
         genesis = founding_genesis(NETWORK_ID, "medledger local network", founders, settings)
         save_genesis(genesis, self.genesis_path)
         return True
@@ -100,6 +103,8 @@ class LocalNetwork:
             raise UsageError(f"no network at {self.root}: found it first")
         passphrase()  # fail now, not in three node processes
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        from medledger.ledger.ordering.nats_servers import LocalNatsCluster
+
         cluster = LocalNatsCluster(self.root / "nats") if orderer == "nats" else None
         nodes: list[NodeProcess] = []
         try:
@@ -198,6 +203,8 @@ class LocalNetwork:
 
 def health(url: str) -> dict[str, Any] | None:
     """A node's unauthenticated health answer, or None if it does not answer."""
+    import httpx
+
     try:
         response = httpx.get(f"{url}/v1/health", timeout=2.0)
     except httpx.HTTPError:

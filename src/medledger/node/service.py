@@ -35,7 +35,7 @@ from medledger.ledger.selfcheck import check_store
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
 from medledger.node.config import NodeSettings
-from medledger.node.home import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
+from medledger.node.identities import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
 from medledger.node.replay import SeenNonces
 from medledger.protocol import contract_set
 from medledger.records.store import VaultStore

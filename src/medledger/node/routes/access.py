@@ -58,6 +58,9 @@ class RequestState(BaseModel):
     duration_s: int
     emergency: bool
     status: str = Field(description="pending, granted or denied")
+    grant_status: str | None = Field(
+        description="once granted: active, expired, revoked or void (its holder lost standing)"
+    )
     signers: list[str]
 
 
@@ -202,6 +205,11 @@ def _request_state(service: Service, key: str) -> RequestState:
         duration_s=entry["duration_s"],
         emergency=bool(entry.get("emergency")),
         status=entry["status"],
+        grant_status=(
+            grant_status(service.node.store, key, time.time_ns())
+            if entry["status"] == "granted"
+            else None
+        ),
         signers=entry["signers"],
     )
 

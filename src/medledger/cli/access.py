@@ -1,0 +1,303 @@
+"""``medledger access``: requests, approvals, grants, revocation and the patient's audit.
+
+Clinicians ask (``request``) and read (``records read``); patients see what is asked
+of them (``list``), approve or deny, revoke, and audit every read. Request ids may be
+shortened to any unique prefix among the requests made of the patient's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from medledger.cli.options import (
+    DEFAULT_NODE,
+    HomeOption,
+    HomePatientOption,
+    JsonOption,
+    KeyOption,
+    NodeOption,
+    OptionalKeyOption,
+    QuietOption,
+)
+from medledger.cli.output import emit, out, print_table, utc
+from medledger.cli.target import acting, load_key
+from medledger.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from medledger.node.client import NodeClient
+
+T = TypeVar("T")
+access_app = typer.Typer(no_args_is_help=True, help="Access requests, approvals and grants.")
+RequestArgument = Annotated[str, typer.Argument(help="The request's id (0x and 64 hex digits), "
+                                                     "or a unique prefix of it.")]  # fmt: skip
+APPROVAL_TTL_MS = 10 * 60 * 1000
+
+
+def _with_client(node: str, key: Path, work: Callable[[NodeClient], Awaitable[T]]) -> T:
+    from medledger.node.client import NodeClient
+
+    async def run() -> T:
+        async with NodeClient(node, load_key(key)) as client:
+            return await work(client)
+
+    return asyncio.run(run())
+
+
+async def _request_id(client: NodeClient, given: str) -> str:
+    """The whole id, from a unique prefix among the requests made of the caller's records."""
+    text = given.lower()
+    if len(text) == 66:
+        return text
+    rows = await client.get("/v1/access/requests", {"patient": client.address})
+    prefix = text if text.startswith("0x") else "0x" + text
+    found = {r["request"] for r in rows if r["request"].startswith(prefix)}
+    if len(found) != 1:
+        raise UsageError(f"{len(found) or 'no'} requests of your records start with {given!r}"
+                         + ("; give more digits" if found else ""))  # fmt: skip
+    return str(found.pop())
+
+
+@access_app.command("request")
+def request(
+    *,
+    patient: Annotated[str, typer.Option(help="The patient's address.")],
+    category: Annotated[list[str], typer.Option(help="A data category (repeatable).")],
+    purpose: Annotated[str, typer.Option(help="HL7 PurposeOfUse code.")] = "TREAT",
+    duration_s: Annotated[int, typer.Option(min=1, help="How long the grant lasts.")] = 3600,
+    emergency: Annotated[bool, typer.Option(help="Break-glass.")] = False,
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Ask for a patient's categories, for a purpose and a duration."""
+    from medledger.access.contract import REQUEST
+    from medledger.crypto.keys import to_checksum_address
+
+    payload = {"patient": to_checksum_address(patient), "categories": category,
+               "purpose": purpose, "duration_s": duration_s, "emergency": emergency}  # fmt: skip
+
+    async def work(client: NodeClient) -> Any:
+        tx = await client.transaction(REQUEST, payload)
+        return await client.post("/v1/access/requests", {"transaction": tx})
+
+    state = _with_client(node, key, work)
+    if quiet:
+        print(state["request"])
+    else:
+        emit(state, as_json, f"request {state['request']}: {state['status']}")
+
+
+@access_app.command("list")
+def list_requests(
+    *, key: KeyOption, node: NodeOption = DEFAULT_NODE, as_json: JsonOption = False
+) -> None:
+    """Every request made of your records, those waiting for your answer first."""
+    patient = load_key(key).address
+    asked = _with_client(node, key, lambda c: c.get("/v1/access/requests", {"patient": patient}))
+    waiting = [r for r in asked if r["status"] == "pending"]
+    ordered = waiting + [r for r in asked if r["status"] != "pending"]
+    if as_json:
+        print(json.dumps(ordered))
+        return
+    count = len(waiting)
+    out.print(f"{count} request{'s' if count != 1 else ''} waiting for your answer."
+              if count else "No request is waiting for your answer.")  # fmt: skip
+    for r in ordered:
+        out.print(f"{r['request']}  {_describe(r)}")
+
+
+def _describe(s: dict[str, Any]) -> str:
+    where = s["status"] if s.get("grant_status") is None else f"granted, now {s['grant_status']}"
+    return (f"{s['requester']} asks for {', '.join(s['categories'])} of {s['patient']} "
+            f"for {s['purpose']}, {s['duration_s']} s: {where}; approved by "
+            f"{', '.join(s['signers']) or 'nobody yet'}")  # fmt: skip
+
+
+@access_app.command("show")
+def show(
+    request_id: RequestArgument,
+    *,
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+) -> None:
+    """Who asks, for what, why, who approved so far, and where it stands."""
+
+    async def work(client: NodeClient) -> Any:
+        return await client.get(f"/v1/access/requests/{await _request_id(client, request_id)}")
+
+    s = _with_client(node, key, work)
+    emit(s, as_json, _describe(s))
+
+
+@access_app.command("approve")
+def approve(
+    request_id: RequestArgument,
+    *,
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign your approval of a request (EIP-712) and have the node relay it."""
+    from medledger.access.approval import Approval
+
+    async def work(client: NodeClient) -> Any:
+        whole = await _request_id(client, request_id)
+        state = await client.get(f"/v1/access/requests/{whole}")
+        network = int((await client.get("/v1/health"))["network"])
+        not_after = int(time.time() * 1000) + APPROVAL_TTL_MS
+        approval = Approval(network, bytes.fromhex(whole[2:]), state["patient"],
+                            state["requester"], not_after)  # fmt: skip
+        body = {"approvals": [approval.signed_by(client.key)]}
+        return await client.post(f"/v1/access/requests/{whole}/approvals", body)
+
+    state = _with_client(node, key, work)
+    emit(state, as_json, f"request {state['request']}: {state['status']}")
+
+
+@access_app.command("deny")
+def deny(
+    request_id: RequestArgument,
+    *,
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+) -> None:
+    """Turn an open request of your records down (as the patient or a guardian)."""
+    from medledger.access.contract import DENY
+
+    async def work(client: NodeClient) -> Any:
+        whole = await _request_id(client, request_id)
+        tx = await client.transaction(DENY, {"request": whole})
+        return await client.post(f"/v1/access/requests/{whole}/deny", {"transaction": tx})
+
+    state = _with_client(node, key, work)
+    emit(state, as_json, f"request {state['request']}: {state['status']}")
+
+
+@access_app.command("grant")
+def grant(
+    grant_id: RequestArgument,
+    *,
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+) -> None:
+    """A grant's scope, approvers and status (active, expired, revoked, void), as the node
+    says and as proven at a checkpoint the members cosigned."""
+
+    async def work(client: NodeClient) -> Any:
+        whole = await _request_id(client, grant_id)
+        said = await client.get(f"/v1/access/grants/{whole}")
+        return {**said, "proven": await asyncio.to_thread(_proven_grant, client, whole)}
+
+    g = _with_client(node, key, work)
+    proven = g["proven"]
+    checked = (
+        f"proven at checkpoint {proven['checkpoint']}: {proven['status']}"
+        if proven["checkpoint"] else "not yet under a checkpoint"
+    )  # fmt: skip
+    emit(g, as_json, f"grant {g['grant']}: {g['status']} ({checked}); {g['requester']} reads "
+         f"{', '.join(g['categories'])} for {g['purpose']}")  # fmt: skip
+
+
+def _proven_grant(client: NodeClient, grant_id: str) -> dict[str, Any]:
+    from medledger.access.errors import NoGrant
+    from medledger.access.state import NS_PER_MS, grant_status
+    from medledger.node.client import ProvenState
+
+    state = ProvenState(client)
+    try:
+        head = state.checkpoint().head
+        status = grant_status(state, grant_id, head.timestamp_ms * NS_PER_MS)
+    except NoGrant:
+        return {"checkpoint": None, "status": None}
+    finally:
+        state.close()
+    return {"checkpoint": head.size, "status": status}
+
+
+@access_app.command("review")
+def review(
+    grant_id: Annotated[str, typer.Argument(help="The break-glass grant's id.")],
+    *,
+    finding: Annotated[str, typer.Option(help="justified or unjustified")],
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Review a break-glass grant (in the network's reviewer role, having taken no part)."""
+    from medledger.access.glass import REVIEW
+
+    payload = {"grant": grant_id, "finding": finding}
+    _with_client(node, key, lambda c: c.submit(REVIEW, payload))
+    out.print(f"break-glass grant {grant_id} reviewed: {finding}")
+
+
+@access_app.command("revoke")
+def revoke(grant_id: RequestArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
+    """End a grant at once (as the patient or a guardian)."""
+    from medledger.access.contract import REVOKE
+
+    async def work(client: NodeClient) -> str:
+        whole = await _request_id(client, grant_id)
+        tx = await client.transaction(REVOKE, {"grant": whole})
+        await client.post(f"/v1/access/grants/{whole}/revoke", {"transaction": tx})
+        return whole
+
+    out.print(f"grant {_with_client(node, key, work)} revoked")
+
+
+@access_app.command("audit")
+def audit(
+    *,
+    wait_s: Annotated[
+        float, typer.Option(min=0, help="Wait this long for every read to be proven.")
+    ] = 0,
+    patient: HomePatientOption = None,
+    key: OptionalKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every read of your records, one row each: who read which record, when, why, under
+    which grant, and its receipts proven into a checkpoint; and break-glass grants."""
+
+    async def run() -> dict[str, Any]:
+        async with acting(patient=patient, key=key, node=node, home=home) as target:
+            deadline = time.monotonic() + wait_s
+            while True:
+                found = await target.audit(target.key.address)
+                if all(r["proven"] for r in found["reads"]) or time.monotonic() >= deadline:
+                    return found
+                await asyncio.sleep(0.5)
+
+    found = asyncio.run(run())
+    if as_json:
+        print(json.dumps(found))
+        return
+    for notice in found["break_glass"]:
+        out.print(f"[red]BREAK-GLASS[/red] {notice['requester']} may read "
+                  f"{', '.join(notice['categories'])} until {utc(notice['expires_ns'])} UTC "
+                  f"({notice['purpose']})")  # fmt: skip
+    if not found["reads"]:
+        out.print("No reads of your records.")
+        return
+    table = Table("when (UTC)", "reader", "record", "category", "purpose", "receipts", "proof")
+    for r in found["reads"]:
+        checkpoints = {c["checkpoint"] for c in r["receipts"]}
+        proof = f"in checkpoint {max(checkpoints)}" if r["proven"] else "not yet"
+        flag = " [red]BREAK-GLASS[/red]" if r["emergency"] else ""
+        table.add_row(utc(r["timestamp_ns"]), r["reader"],
+                      f"{r['record_id']} v{r['version']} {r['resource_type']}", r["category"],
+                      r["purpose"] + flag, str(len(r["receipts"])), proof)  # fmt: skip
+    print_table(table)

@@ -1,0 +1,139 @@
+"""``medledger key``, ``patient`` and ``staff``: identities, patients and an institution's staff.
+
+Everyone is a keystore (v3, scrypt) holding a secp256k1 key. A patient registers the
+X25519 key their records are sealed to and enrols at institutions whose clinicians
+may then write their records; an institution's operator registers and removes staff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from medledger.cli.options import DEFAULT_NODE, HomeOption, KeyOption, NodeOption, ScryptOption
+from medledger.cli.output import out
+from medledger.cli.target import load_key
+from medledger.errors import UsageError
+
+if TYPE_CHECKING:
+    from medledger.node.client import NodeClient
+
+key_app = typer.Typer(no_args_is_help=True, help="Your own keystore.")
+patient_app = typer.Typer(no_args_is_help=True, help="Patients: register, enrol.")
+staff_app = typer.Typer(no_args_is_help=True, help="An institution's staff (operators).")
+AddressArgument = Annotated[str, typer.Argument(help="The person's address (0x and 40 hex).")]
+
+
+def _submit(node: str, key: Path, tx_type: str, payload: dict[str, Any]) -> Any:
+    from medledger.node.client import NodeClient
+
+    async def run() -> Any:
+        async with NodeClient(node, load_key(key)) as client:
+            return await client.submit(tx_type, payload)
+
+    return asyncio.run(run())
+
+
+@key_app.command("new")
+def key_new(path: Path, scrypt_n: ScryptOption = 2**18) -> None:
+    """Create a keystore with a fresh key, encrypted under $MEDLEDGER_PASSPHRASE."""
+    from medledger.crypto.keys import PrivateKey
+    from medledger.node.identities import write_keystore
+
+    key = PrivateKey.generate()
+    write_keystore(path, key, scrypt_n=scrypt_n)
+    out.print(f"{key.address} in {path}")
+
+
+@key_app.command("show")
+def key_show(path: Path) -> None:
+    """The address of a keystore (no passphrase needed)."""
+    from medledger.crypto.keys import to_checksum_address
+    from medledger.node.identities import read_keystore
+
+    try:
+        document = read_keystore(path)
+    except FileNotFoundError:
+        raise UsageError(f"no keystore at {path}") from None
+    print(to_checksum_address("0x" + str(document["address"])))
+
+
+@patient_app.command("add")
+def patient_add(alias: str, home: HomeOption = None, scrypt_n: ScryptOption = 2**18) -> None:
+    """In a sandbox home: create a patient's keystore and register them on the ledger."""
+    from medledger.node.home import Home
+
+    address = asyncio.run(Home.at(home).add_patient(alias, scrypt_n=scrypt_n))
+    out.print(f"Registered patient {alias} as {address}.")
+
+
+@patient_app.command("register")
+def register_patient(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
+    """Register your key as a patient (your pseudonym and the key records are sealed to)
+    and enrol at the node's institution, so that its clinicians may write your records."""
+    from medledger.ledger.contracts import identity
+    from medledger.node.client import NodeClient
+    from medledger.node.identities import patient_public_key
+
+    async def run() -> str:
+        async with NodeClient(node, load_key(key)) as client:
+            payload = {"encryption_key": "0x" + patient_public_key(client.key).hex()}
+            await client.submit(identity.REGISTER_SUBJECT, payload)
+            return await _enrol(client)
+
+    institution = asyncio.run(run())
+    out.print(f"registered {load_key(key).address} as a patient, enrolled at {institution}")
+
+
+@patient_app.command("enrol")
+def enrol(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
+    """Enrol at the node's institution: its clinicians may then write your records."""
+    from medledger.node.client import NodeClient
+
+    async def run() -> str:
+        async with NodeClient(node, load_key(key)) as client:
+            return await _enrol(client)
+
+    out.print(f"enrolled at {asyncio.run(run())}")
+
+
+async def _enrol(client: NodeClient) -> str:
+    from medledger.access import care
+
+    institution = str((await client.get("/v1/ledger/status"))["member"])
+    await client.submit(care.ENROL, {"institution": institution})
+    return institution
+
+
+@staff_app.command("add")
+def staff_add(
+    address: AddressArgument,
+    *,
+    role: Annotated[str, typer.Option(help="A role of the network.")],
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Register a clinician at your institution (your key is the institution's)."""
+    from medledger.crypto.keys import to_checksum_address
+    from medledger.ledger.contracts import identity
+
+    payload = {"address": to_checksum_address(address), "role": role}
+    _submit(node, key, identity.REGISTER_PARTICIPANT, payload)
+    out.print(f"registered {payload['address']} as {role}")
+
+
+@staff_app.command("remove")
+def staff_remove(
+    address: AddressArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE
+) -> None:
+    """End a staff member's role at your institution: from now on they can neither write
+    nor read under grants; what they did before stays judged as of then."""
+    from medledger.crypto.keys import to_checksum_address
+    from medledger.ledger.contracts import identity
+
+    payload = {"address": to_checksum_address(address)}
+    _submit(node, key, identity.REVOKE_PARTICIPANT, payload)
+    out.print(f"removed {payload['address']} from your staff")

@@ -1,0 +1,206 @@
+"""Where a command acts: a sandbox home in this process, or an institution's node.
+
+In a home, a patient is named by alias (``--patient``) and the home holds their
+keystore; against a node, the caller signs with their own keystore (``--key``) and
+believes ledger state only as proven into a checkpoint the members cosigned. Either
+way a command gets a :class:`Target`: the acting key, a
+:class:`~medledger.ledger.port.Ledger` to read and submit through, and the records,
+proofs and audit the caller may see, in one JSON form. Commands are written once.
+
+Heavy modules are imported inside functions: ``medledger --help`` and commands that
+never reach a ledger start without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from medledger.errors import UsageError
+
+if TYPE_CHECKING:
+    from medledger.crypto.keys import Address, PrivateKey
+    from medledger.ledger.port import Ledger
+    from medledger.node.client import NodeClient, RemoteLedger
+    from medledger.node.home import Session
+    from medledger.records.proof import CommittedRecord, RecordProof
+    from medledger.records.store import StoredRecord
+
+
+def load_key(path: Path) -> PrivateKey:
+    from medledger.crypto.keystore import decrypt_keystore
+    from medledger.node.identities import passphrase, read_keystore
+
+    try:
+        document = read_keystore(path)
+    except FileNotFoundError:
+        raise UsageError(f"no keystore at {path}") from None
+    return decrypt_keystore(document, passphrase())
+
+
+class Target(Protocol):
+    key: PrivateKey
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
+        """Every record version of ``patient`` the caller may see, oldest first."""
+        ...
+
+    async def committed(
+        self, record_id: str, version: int | None, grant: str | None
+    ) -> CommittedRecord: ...
+
+    async def proof(self, record_id: str, version: int | None) -> RecordProof: ...
+
+    async def trusted(self) -> tuple[frozenset[Address], int]:
+        """The members and checkpoint threshold this side believes in."""
+        ...
+
+    async def audit(self, patient: Address) -> dict[str, Any]: ...
+
+
+class HomeTarget:
+    """Hospital A's node and vault of a sandbox home, in this process."""
+
+    def __init__(self, session: Session, key: PrivateKey) -> None:
+        self.session, self.key = session, key
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.session.node
+
+    async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
+        return [_summary(r) for r in self.session.store.for_patient(patient)]
+
+    async def committed(
+        self, record_id: str, version: int | None, grant: str | None
+    ) -> CommittedRecord:
+        from medledger.records.proof import committed_record
+
+        stored = self.session.store.get(record_bytes(record_id), version)
+        return committed_record(stored, self._vault, self.session.node)
+
+    async def proof(self, record_id: str, version: int | None) -> RecordProof:
+        from medledger.records.proof import prove
+
+        stored = self.session.store.get(record_bytes(record_id), version)
+        return prove(stored, self._vault, self.session.node)
+
+    async def trusted(self) -> tuple[frozenset[Address], int]:
+        node = self.session.node
+        return frozenset(node.members()), int(node.network_config()["checkpoint_threshold"])
+
+    async def audit(self, patient: Address) -> dict[str, Any]:
+        from medledger.access.audit import audit_json
+
+        return audit_json(self.session.node, patient)
+
+    @property
+    def _vault(self) -> str:
+        return "0x" + self.session.store.vault_id.hex()
+
+
+class NodeTarget:
+    """An institution's node, every request signed with the caller's key."""
+
+    def __init__(self, client: NodeClient, ledger: RemoteLedger) -> None:
+        self.client, self.remote = client, ledger
+        self.key = client.key
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.remote
+
+    async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
+        params = {"patient": patient} | ({"grant": grant} if grant else {})
+        return list(await self.client.get("/v1/records", params))
+
+    async def committed(
+        self, record_id: str, version: int | None, grant: str | None
+    ) -> CommittedRecord:
+        from medledger.records.wire import committed_from_json
+
+        params = _params(version=version, grant=grant)
+        return committed_from_json(await self.client.get(f"/v1/records/{record_id}", params))
+
+    async def proof(self, record_id: str, version: int | None) -> RecordProof:
+        from medledger.records.proof import RecordProof
+
+        answer = await self.client.get(f"/v1/records/{record_id}/proof", _params(version=version))
+        return RecordProof.from_json(answer)
+
+    async def trusted(self) -> tuple[frozenset[Address], int]:
+        import asyncio
+
+        state = self.remote.store
+        await asyncio.to_thread(state.checkpoint)
+        return state.trusted.members, state.trusted.threshold
+
+    async def audit(self, patient: Address) -> dict[str, Any]:
+        return dict(await self.client.get(f"/v1/audit/{patient}"))
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def record_bytes(record: str) -> bytes:
+    """A record id as typed: 32 hex digits."""
+    try:
+        raw = bytes.fromhex(record)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise UsageError(f"record id {record!r} is not 32 hex digits")
+    return raw
+
+
+def _summary(stored: StoredRecord) -> dict[str, Any]:
+    """A stored record's metadata, in the form the node's record list serves."""
+    header = stored.sealed.header
+    return {
+        "record_id": header.record_id.hex(),
+        "version": header.version,
+        "resource_type": header.resource_type,
+        "category": header.category,
+        "author": stored.author,
+        "batch": stored.batch,
+        "commitment": "0x" + stored.commitment.hex(),
+    }
+
+
+@asynccontextmanager
+async def acting(
+    *,
+    patient: str | None,
+    key: Path | None,
+    node: str,
+    home: Path | None,
+    writer: str | None = None,
+) -> AsyncIterator[Target]:
+    """A home's patient by alias, or a keystore at a node; ``writer``: a home's founder
+    whose key the home's node signs with (to commit, or write receipts)."""
+    if patient is not None:
+        from medledger.node.home import Home
+
+        here = Home.at(home)
+        own = here.load_key(here.patient_name(patient))
+        async with here.session(writer=writer) as session:
+            yield HomeTarget(session, own)
+        return
+    if key is None:
+        raise UsageError(
+            "say who acts: --patient ALIAS in a sandbox home, or --key KEYSTORE with --node"
+        )
+    from medledger.node.client import NodeClient, RemoteLedger
+
+    async with NodeClient(node, load_key(key)) as client:
+        ledger = RemoteLedger(client, int((await client.get("/v1/health"))["network"]))
+        try:
+            yield NodeTarget(client, ledger)
+        finally:
+            ledger.close()
