@@ -3,7 +3,8 @@
 // revoking a grant; the policies in force per category, and changing them; records
 // opened with the patient's key; reads of them, each with a proof the page checks.
 // Everything the node returns is shown as text, never as markup.
-import { openKeystore, verifyInclusion } from './crypto.js';
+import { showAudit } from './audit.js';
+import { openKeystore } from './crypto.js';
 import { publicGet } from './http.js';
 import { whoAmI } from './identity.js';
 import { setUpPolicyEditor, showPolicies } from './policy-editor.js';
@@ -11,7 +12,7 @@ import { shareHealthCard, showRecords } from './records.js';
 import { showRequests } from './requests.js';
 import { call, me, onRefresh, session } from './session.js';
 import { Trust } from './trust.js';
-import { $, badge, button, cell } from './ui.js';
+import { $, button } from './ui.js';
 
 async function signIn(event) {
   event.preventDefault();
@@ -68,42 +69,6 @@ async function refresh() {
   const parts = await Promise.allSettled([showRequests(checkpoint), showPolicies(checkpoint), showRecords(), showAudit(checkpoint)]);
   const failed = parts.filter((p) => p.status === 'rejected').map((p) => p.reason.message);
   if (failed.length) $('error').textContent = [$('error').textContent, ...failed].filter(Boolean).join(' · ');
-}
-
-async function proofBadge(read, checkpoint) {
-  if (read.checkpoint === null || checkpoint === null || read.index >= checkpoint.size) {
-    return ['pending', 'not yet in a checkpoint'];
-  }
-  const proof = await call('GET', `/v1/ledger/proofs/inclusion?index=${read.index}&size=${checkpoint.size}`);
-  const included = await verifyInclusion(new TextEncoder().encode(proof.transaction), read.index,
-    checkpoint.size, proof.path, checkpoint.root);
-  const receipt = JSON.parse(proof.transaction);
-  if (!included || receipt.type !== 'access.receipt') return ['failed', 'the receipt is not in the checkpoint'];
-  return ['proven', `✓ in checkpoint ${checkpoint.size}, cosigned by ${checkpoint.signers} of ${checkpoint.trusted}`];
-}
-
-async function showAudit(checkpoint) {
-  const audit = await call('GET', `/v1/audit/${me()}`);
-  const body = $('audit').tBodies[0];
-  body.replaceChildren();
-  $('audit-empty').hidden = audit.reads.length > 0;
-  for (const read of audit.reads) {
-    const row = body.insertRow();
-    cell(row, String(read.index));
-    cell(row, read.reader, 'address');
-    cell(row, read.category);
-    cell(row, read.emergency ? `${read.purpose} (break-glass)` : read.purpose, read.emergency ? 'flag' : '');
-    const [kind, text] = await proofBadge(read, checkpoint);
-    row.insertCell().appendChild(badge(kind, text));
-  }
-  const notices = $('notices');
-  notices.replaceChildren();
-  for (const n of audit.break_glass) {
-    const li = document.createElement('li');
-    li.className = 'flag';
-    li.textContent = `Break-glass grant to ${n.requester} for ${n.categories.join(', ')} (${n.purpose})`;
-    notices.appendChild(li);
-  }
 }
 
 onRefresh(refresh);
