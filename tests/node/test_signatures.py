@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import InvalidInput, UsageError, VerificationError
+from medledger.node.content_digest import content_digest, verify_content_digest
 from medledger.node.errors import (
     ContentDigestMismatch,
     ContentDigestMissing,
@@ -36,24 +37,23 @@ from medledger.node.errors import (
     WrongAuthority,
     WrongCoveredComponents,
 )
+from medledger.node.signature_base import HttpRequest, signature_base
 from medledger.node.signatures import (
     ALGORITHM,
     COVERED_COMPONENTS,
-    HttpRequest,
-    InnerList,
-    Item,
     SignatureLimits,
     SignedRequest,
-    Token,
-    content_digest,
     new_nonce,
+    sign_request,
+    verify_request,
+)
+from medledger.node.structured_fields import (
+    InnerList,
+    Item,
+    Token,
     parse_dictionary,
     serialize_inner_list,
     serialize_item,
-    sign_request,
-    signature_base,
-    verify_content_digest,
-    verify_request,
 )
 
 VECTORS = Path(__file__).parent / "vectors"

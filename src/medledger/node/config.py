@@ -19,7 +19,8 @@ from pydantic_settings import (
 
 from medledger.errors import UsageError
 from medledger.node.errors import MalformedRequest
-from medledger.node.signatures import HttpRequest, SignatureLimits
+from medledger.node.signature_base import HttpRequest
+from medledger.node.signatures import SignatureLimits
 
 ENV_PREFIX = "MEDLEDGER_NODE_"
 CONFIG_ENV = "MEDLEDGER_NODE_CONFIG"
