@@ -12,16 +12,9 @@ import pytest
 
 from medledger.records import fhir
 from medledger.records.errors import InvalidRecord
-from medledger.records.fhir import (
-    CATEGORIES,
-    REQUIRED_CODES,
-    CodeBinding,
-    Resource,
-    category_of,
-    expand,
-    load_sources,
-    validate_resource,
-)
+from medledger.records.fhir import CATEGORIES, Resource, category_of, validate_resource
+from medledger.records.fhir_codes import REQUIRED_CODES, CodeBinding
+from medledger.records.fhir_sources import expand, load_sources
 from tests.data import FHIR_EXAMPLES as EXAMPLES
 
 INVALID_EXAMPLES = {

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from medledger.records import fhir_memo
 from medledger.records.errors import InvalidRecord
-from medledger.records.fhir import load_sources, validate_resource
+from medledger.records.fhir import validate_resource
+from medledger.records.fhir_sources import load_sources
 from medledger.records.synthetic import generate_patients
 from tests.data import FHIR_EXAMPLES as EXAMPLES
 

@@ -11,7 +11,7 @@ import pytest
 
 from medledger.crypto.canonical import canonical_json
 from medledger.errors import UsageError
-from medledger.records.fhir import load_sources
+from medledger.records.fhir_sources import load_sources
 from medledger.records.importer import import_paths
 from medledger.records.pipeline import Job
 from medledger.records.recipients import UnknownPatient, patient_key

@@ -81,7 +81,7 @@ async def _import(
 ) -> tuple[WriteReport, int | None]:
     from medledger.access import care
     from medledger.node.home import FOUNDERS, Home
-    from medledger.records.fhir import load_sources
+    from medledger.records.fhir_sources import load_sources
     from medledger.records.importer import import_sources
     from medledger.records.pipeline import SealingPool
     from medledger.records.recipients import patient_key, sealing_context
@@ -128,7 +128,7 @@ def push(
     """At a node: validate and seal FHIR files here, signed by you, and have it commit them."""
     from medledger.crypto.keys import to_checksum_address
     from medledger.node.client import NodeClient, upload_records
-    from medledger.records.fhir import load_sources
+    from medledger.records.fhir_sources import load_sources
 
     sources: list[tuple[str, bytes]] = []
     rejected: list[InvalidInput] = []

@@ -2,7 +2,7 @@
 
 ``fhir.resources`` has no R4 package; its R4B models (a compatible revision of R4)
 check structure, data types and most cardinality, but not the spec's *required* code
-bindings (:data:`REQUIRED_CODES` adds them: a wrong status changes what a record
+bindings (fhir_codes.py adds them: a wrong status changes what a record
 means), and they are lenient where JSON is concerned: null, empty, stringified or
 Python-named elements pass. The body is stored as given, so those are closed here.
 Errors name the file, resource, field path and problem, never a value: a rejected
@@ -13,13 +13,11 @@ again, see fhir_memo.py), one walk over what it built.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
@@ -27,13 +25,13 @@ from pydantic import ValidationError
 
 from medledger.records import fhir_memo
 from medledger.records.errors import InvalidRecord
+from medledger.records.fhir_codes import check_codes
 
 __all__ = [
     "ADMINISTRATIVE", "ALLERGIES", "CARE_PLANS", "CATEGORIES", "CLINICAL", "CONDITIONS",
     "DOCUMENTS", "ENCOUNTERS", "FINANCIAL", "IMAGING", "IMMUNIZATIONS", "LABS",
-    "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "REQUIRED_CODES", "VITAL_SIGNS",
-    "CodeBinding", "Resource", "categories_for", "category_of", "expand", "load_sources",
-    "validate_resource",
+    "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "VITAL_SIGNS", "Resource", "categories_for",
+    "category_of", "resource_label", "validate_resource",
 ]  # fmt: skip
 
 # Data categories: the closed set that per-category access policies are written against.
@@ -88,75 +86,6 @@ CATEGORIES = frozenset({
 })  # fmt: skip
 
 
-class CodeBinding(NamedTuple):
-    """The codes an element allows; with ``system`` it is a CodeableConcept whose
-    codings from that (HL7) system must use them, other systems being free."""
-
-    codes: tuple[str, ...]
-    system: str | None = None
-
-
-def _codes(words: str, system: str | None = None) -> CodeBinding:
-    return CodeBinding(tuple(words.split()), system)
-
-
-_TERM = "http://terminology.hl7.org/CodeSystem/"
-_GENDER = _codes("male female other unknown")
-_FM_STATUS = _codes("active cancelled draft entered-in-error")
-# R4 (4.0.1) elements bound to a "required" value set, one entry each. Absent elements
-# pass: the models already enforce cardinality (1..1 elements are required there).
-REQUIRED_CODES: dict[tuple[str, str], CodeBinding] = {
-    ("Observation", "status"): _codes(
-        "registered preliminary final amended corrected cancelled entered-in-error unknown"),
-    ("Patient", "gender"): _GENDER,
-    ("Practitioner", "gender"): _GENDER,
-    ("RelatedPerson", "gender"): _GENDER,
-    ("Condition", "clinicalStatus"): _codes(
-        "active recurrence relapse inactive remission resolved", _TERM + "condition-clinical"),
-    ("Condition", "verificationStatus"): _codes(
-        "unconfirmed provisional differential confirmed refuted entered-in-error",
-        _TERM + "condition-ver-status"),
-    ("Immunization", "status"): _codes("completed entered-in-error not-done"),
-    ("AllergyIntolerance", "clinicalStatus"): _codes(
-        "active inactive resolved", _TERM + "allergyintolerance-clinical"),
-    ("AllergyIntolerance", "verificationStatus"): _codes(
-        "unconfirmed confirmed refuted entered-in-error",
-        _TERM + "allergyintolerance-verification"),
-    ("AllergyIntolerance", "category"): _codes("food medication environment biologic"),
-    ("AllergyIntolerance", "criticality"): _codes("low high unable-to-assess"),
-    ("DiagnosticReport", "status"): _codes("registered partial preliminary final amended "
-                                           "corrected appended cancelled entered-in-error unknown"),
-    ("MedicationRequest", "status"): _codes(
-        "active on-hold cancelled completed entered-in-error stopped draft unknown"),
-    ("MedicationRequest", "intent"): _codes(
-        "proposal plan order original-order reflex-order filler-order instance-order option"),
-    ("MedicationStatement", "status"): _codes(
-        "active completed entered-in-error intended stopped on-hold unknown not-taken"),
-    ("Procedure", "status"): _codes(
-        "preparation in-progress not-done on-hold stopped completed entered-in-error unknown"),
-    ("Encounter", "status"): _codes("planned arrived triaged in-progress onleave finished "
-                                    "cancelled entered-in-error unknown"),
-    ("Bundle", "type"): _codes("document message transaction transaction-response batch "
-                               "batch-response history searchset collection"),
-    ("Claim", "status"): _FM_STATUS,
-    ("Claim", "use"): _codes("claim preauthorization predetermination"),
-    ("Coverage", "status"): _FM_STATUS,
-    ("Appointment", "status"): _codes("proposed pending booked arrived fulfilled cancelled "
-                                      "noshow entered-in-error checked-in waitlist"),
-    ("CarePlan", "status"): _codes(
-        "draft active on-hold revoked completed entered-in-error unknown"),
-    ("CarePlan", "intent"): _codes("proposal plan order option"),
-    ("Goal", "lifecycleStatus"): _codes("proposed planned accepted active on-hold completed "
-                                        "cancelled entered-in-error rejected"),
-    ("AdverseEvent", "actuality"): _codes("actual potential"),
-    ("QuestionnaireResponse", "status"): _codes(
-        "in-progress completed amended entered-in-error stopped"),
-    ("DocumentReference", "status"): _codes("current superseded entered-in-error"),
-}  # fmt: skip
-_BINDINGS: dict[str, list[tuple[str, CodeBinding]]] = {}
-for (_type, _field), _binding in REQUIRED_CODES.items():
-    _BINDINGS.setdefault(_type, []).append((_field, _binding))
-
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # JSON keys are shown in field paths; a key that is no plausible element name is masked.
 _ELEMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -195,7 +124,7 @@ def validate_resource(obj: object, source: str) -> Resource:
     if not isinstance(resource_type, str) or (model := _model(resource_type)) is None:
         problem = "required" if resource_type is None else "unknown resource type"
         raise InvalidRecord(source, "Resource", "resourceType", problem)
-    label = _label(resource_type, obj)
+    label = resource_label(resource_type, obj)
     try:
         validated = fhir_memo.validate(model, obj)
     except ValidationError as exc:
@@ -208,13 +137,14 @@ def validate_resource(obj: object, source: str) -> Resource:
         problem = "unknown resource type" if field else "could not be validated"
         raise InvalidRecord(source, label, field, problem) from None
     _check_structure(validated.instance, obj, source, label, validated.served)
-    _check_codes(obj, resource_type, "", source, label)
+    check_codes(obj, resource_type, "", source, label)
     fhir_memo.remember(validated)
     category = category_of(resource_type, obj)
     return Resource(source, resource_type, obj.get("id"), category, obj)
 
 
-def _label(resource_type: str, obj: Mapping[str, Any]) -> str:
+def resource_label(resource_type: str, obj: Mapping[str, Any]) -> str:
+    """How errors name a resource: ``Type/id``, or the type alone if the id is not valid."""
     fhir_id = obj.get("id")
     valid_id = isinstance(fhir_id, str) and _FHIR_ID.fullmatch(fhir_id)
     return f"{resource_type}/{fhir_id}" if valid_id else resource_type
@@ -318,40 +248,6 @@ def _check_structure(
                 stack.append((value, json_node[alias], (*parts, alias)))
 
 
-def _check_codes(
-    body: Mapping[str, Any], resource_type: str, prefix: str, source: str, label: str
-) -> None:
-    """Apply :data:`REQUIRED_CODES` to a resource whose structure is checked (so shapes
-    are right), then to the resources nested in it: ``contained`` and Bundle entries."""
-    for field, binding in _BINDINGS.get(resource_type, ()):
-        value = body.get(field)
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _check_code(item, binding, f"{prefix}{field}[{i}]", source, label)
-        elif value is not None:
-            _check_code(value, binding, prefix + field, source, label)
-    nested = [(f"contained[{i}]", r) for i, r in enumerate(body.get("contained") or ())]
-    if resource_type == "Bundle":
-        entries = enumerate(body.get("entry") or ())
-        nested += [(f"entry[{i}].resource", e["resource"]) for i, e in entries if e.get("resource")]
-    for path, resource in nested:
-        _check_codes(resource, resource["resourceType"], f"{prefix}{path}.", source, label)
-
-
-def _check_code(value: Any, binding: CodeBinding, path: str, source: str, label: str) -> None:
-    if binding.system is None:
-        if value not in binding.codes:
-            raise InvalidRecord(source, label, path, _not_one_of(binding))
-        return
-    for i, coding in enumerate(value.get("coding") or ()):
-        if coding.get("system") == binding.system and coding.get("code") not in binding.codes:
-            raise InvalidRecord(source, label, f"{path}.coding[{i}].code", _not_one_of(binding))
-
-
-def _not_one_of(binding: CodeBinding) -> str:
-    return "not one of " + ", ".join(binding.codes)
-
-
 def categories_for(resource_type: str) -> frozenset[str]:
     """Every category a resource of this type can be in: what an author may label it."""
     category, rules = _CATEGORY_TABLE.get(resource_type, (CLINICAL, ()))
@@ -378,61 +274,3 @@ def _category_codes(body: Mapping[str, Any]) -> set[str]:
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 codes.add(coding["code"])
     return codes
-
-
-def expand(obj: object, source: str) -> list[tuple[str, object]]:
-    """Split a Bundle into its entries' resources (recursively); keep anything else."""
-    if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
-        return [(source, obj)]
-    label = _label("Bundle", obj)
-    bundle_type = obj.get("type")
-    if bundle_type is None:
-        raise InvalidRecord(source, label, "type", "required")
-    _check_code(bundle_type, REQUIRED_CODES["Bundle", "type"], "type", source, label)
-    entries = obj.get("entry", [])
-    if not isinstance(entries, list):
-        raise InvalidRecord(source, label, "entry", "is not a JSON array")
-    resources: list[tuple[str, object]] = []
-    for i, entry in enumerate(entries):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if resource is None:
-            raise InvalidRecord(source, label, f"entry[{i}].resource", "required")
-        resources += expand(resource, f"{source}#entry[{i}]")
-    return resources
-
-
-def load_sources(paths: Sequence[Path]) -> Iterator[tuple[str, object] | InvalidRecord]:
-    """Read JSON files and folders (every ``*.json`` inside, sorted) into resources.
-
-    A file argument is named by its file name, a folder's file by its path relative
-    to the folder. A bad file yields an :class:`InvalidRecord` so a batch keeps going.
-    """
-    for path in paths:
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*.json") if p.is_file()):
-                yield from _load_file(file, file.relative_to(path).as_posix())
-        else:
-            yield from _load_file(path, path.name)
-
-
-def _load_file(path: Path, source: str) -> Iterator[tuple[str, object] | InvalidRecord]:
-    try:
-        yield from expand(_read_json(path, source), source)
-    except InvalidRecord as exc:
-        yield exc
-
-
-def _read_json(path: Path, source: str) -> object:
-    try:
-        return json.loads(path.read_bytes(), parse_constant=_reject_constant)
-    except OSError as exc:
-        problem = f"not readable ({exc.strerror or type(exc).__name__})"
-    except json.JSONDecodeError as exc:
-        problem = f"not valid JSON (line {exc.lineno}, column {exc.colno})"
-    except (ValueError, RecursionError):  # bad encoding, NaN/Infinity, absurd nesting
-        problem = "not valid JSON"
-    raise InvalidRecord(source, "file", "", problem)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(name)  # NaN and Infinity are Python extensions, not JSON

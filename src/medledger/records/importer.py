@@ -14,7 +14,7 @@ from pathlib import Path
 
 from medledger.crypto.keys import Address
 from medledger.records.errors import InvalidRecord
-from medledger.records.fhir import load_sources
+from medledger.records.fhir_sources import load_sources
 from medledger.records.pipeline import Job, SealingPool
 from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter, WriteReport, plan_new
