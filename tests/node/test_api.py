@@ -65,7 +65,7 @@ async def _write_lab(net: Network, author: PrivateKey = DR_A) -> tuple[dict[str,
     """Seal a lab result on the author's side and have hospital A commit it."""
     resource = lab_result()
     async with net.client("hospital-a", author) as client:
-        sources = [("lab.json", json.dumps(resource).encode())]
+        sources = [("lab.json", resource)]
         written, rejected = await upload_records(client, PATIENT.address, sources)
     assert not rejected
     return resource, written[0]["record_id"]
@@ -320,10 +320,30 @@ def test_the_patient_lists_requests_of_their_data_and_denies_one(net: Network) -
     asyncio.run(scenario())
 
 
+def test_a_resource_pushed_again_is_its_record_s_next_version(net: Network) -> None:
+    async def scenario() -> None:
+        lab = {**lab_result(), "id": "pushed-again"}
+        amended = {**lab, "status": "amended"}
+        async with net.client("hospital-a", DR_A) as dr_a:
+            (first,), _ = await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
+            # Twice in one upload: the second points to the first, written a pass later.
+            again, _ = await upload_records(dr_a, PATIENT.address,
+                                            [("a.json", amended), ("b.json", lab)])  # fmt: skip
+            rows = await dr_a.get("/v1/records", {"patient": PATIENT.address})
+        assert [(w["record_id"], w["version"]) for w in again] == [
+            (first["record_id"], 2), (first["record_id"], 3)
+        ]
+        versions = [r for r in rows if r["fhir_id"] == "pushed-again"]
+        assert [r["version"] for r in versions] == [1, 2, 3]
+        assert len({r["record_id"] for r in versions}) == 1
+
+    asyncio.run(scenario())
+
+
 def test_many_records_go_up_in_batches_the_node_accepts(net: Network) -> None:
     async def scenario() -> None:
-        body = json.dumps(lab_result()).encode()
-        sources = [(f"lab-{i}.json", body) for i in range(UPLOAD_BATCH + 44)]
+        lab = lab_result()
+        sources = [(f"lab-{i}.json", {**lab, "id": f"lab-{i}"}) for i in range(UPLOAD_BATCH + 44)]
         done: list[int] = []
         async with net.client("hospital-a", DR_A) as dr_a:
             written, rejected = await upload_records(dr_a, PATIENT.address, sources, done.append)

@@ -48,7 +48,7 @@ async def _set_up(net: Network) -> None:
     checkup = checkup_observations(str(history.patient["id"]), day, results, seed=41)
     chart = [history.patient, *history.resources, *checkup]
     async with net.client("hospital-a", DR_A) as dr_a:
-        sources = [(f"r{i}.json", json.dumps(r).encode()) for i, r in enumerate(chart)]
+        sources = [(f"r{i}.json", r) for i, r in enumerate(chart)]
         written, rejected = await upload_records(dr_a, PATIENT.address, sources)
     assert not rejected and len(written) == len(chart)
     # Wallets and verifiers believe the issuer's documents once a checkpoint proves them.

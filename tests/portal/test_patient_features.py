@@ -45,8 +45,8 @@ _attachment.update(contentType="application/pdf", size=len(SCAN),
 del _attachment["hash"]  # the example's hash is of other bytes
 
 
-def _load(resource: dict[str, Any]) -> tuple[str, bytes]:
-    return (f"{resource['resourceType']}.json", json.dumps(resource).encode())
+def _load(resource: dict[str, Any]) -> tuple[str, object]:
+    return (f"{resource['resourceType']}.json", resource)
 
 
 async def _set_up(net: Network) -> dict[str, str]:

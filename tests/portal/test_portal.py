@@ -45,10 +45,10 @@ async def _set_up(net: Network) -> str:
     async with net.client("hospital-a", net.nodes["hospital-a"].member) as hospital:
         await hospital.post("/v1/credentials/setup", {"max_credentials": 10})
     async with net.client("hospital-a", DR_A) as dr_a:
-        sources = [("lab.json", json.dumps(RESOURCE).encode())]
+        sources = [("lab.json", RESOURCE)]
         written, _ = await upload_records(dr_a, PATIENT.address, sources)
         card = [CHART.patient, *(r for r in CHART.resources if r["resourceType"] == "Immunization")]
-        more = [(f"card-{i}.json", json.dumps(r).encode()) for i, r in enumerate(card)]
+        more = [(f"card-{i}.json", r) for i, r in enumerate(card)]
         await upload_records(dr_a, PATIENT.address, more)
     return str(written[0]["record_id"])
 

@@ -70,8 +70,8 @@ async def _set_up(net: Network) -> None:
     await net.register_patient(PATIENT)
     await net.submit("hospital-a", PATIENT, access.SET_POLICY,
                      {"category": "labs", "policy": ANY_NURSE})  # fmt: skip
-    sources = [("lab.json", json.dumps(lab_result()).encode()),
-               ("mind.json", json.dumps(MENTAL_CONDITION).encode())]  # fmt: skip
+    sources = [("lab.json", lab_result()),
+               ("mind.json", MENTAL_CONDITION)]  # fmt: skip
     async with net.client("hospital-a", DR_A) as dr_a:
         written, rejected = await upload_records(dr_a, PATIENT.address, sources)
     assert not rejected
@@ -206,7 +206,7 @@ def test_a_record_from_someone_outside_the_care_relationship_is_refused(
     async def attack() -> Any:
         async with net.client("insurer", author) as client:
             return await upload_records(client, PATIENT.address,
-                                        [("mind.json", json.dumps(MENTAL_CONDITION).encode())])
+                                        [("mind.json", MENTAL_CONDITION)])
 
     refusal = _refused(attack())
     assert refusal.status == 422 and why in str(refusal)

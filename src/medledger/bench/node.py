@@ -95,7 +95,7 @@ async def _measure(
     async with NodeClient(url, doctor) as client:
         for patient, history in zip(patients, histories, strict=True):
             sources = [
-                (f"r{i}.json", json.dumps(r).encode()) for i, r in enumerate(history.resources)
+                (f"r{i}.json", r) for i, r in enumerate(history.resources)
             ]
             written, _ = await upload_records(client, patient.address, sources)
             records += [(patient, w["record_id"]) for w in written]

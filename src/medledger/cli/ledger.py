@@ -25,7 +25,7 @@ from medledger.cli.target import acting, load_key
 from medledger.errors import VerificationError
 
 if TYPE_CHECKING:
-    from medledger.records.verify import VerifyReport
+    from medledger.records.verify_report import VerifyReport
 
 ledger_app = typer.Typer(no_args_is_help=True, help="A node's ledger.")
 

@@ -130,13 +130,13 @@ def push(
     from medledger.node.client import NodeClient, upload_records
     from medledger.records.fhir_sources import load_sources
 
-    sources: list[tuple[str, bytes]] = []
+    sources: list[tuple[str, object]] = []
     rejected: list[InvalidInput] = []
     for item in load_sources(paths):
         if isinstance(item, InvalidInput):
             rejected.append(item)
         else:
-            sources.append((item[0], json.dumps(item[1]).encode()))
+            sources.append(item)
     address = to_checksum_address(patient)
 
     async def work() -> tuple[list[dict[str, Any]], list[InvalidRecord]]:

@@ -170,6 +170,8 @@ def _summary(stored: StoredRecord) -> dict[str, Any]:
         "author": stored.author,
         "batch": stored.batch,
         "commitment": "0x" + stored.commitment.hex(),
+        "fhir_id": stored.fhir_id,
+        "digest": "0x" + header.digest.hex(),
     }
 
 

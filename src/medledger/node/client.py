@@ -11,7 +11,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -28,10 +28,10 @@ from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.errors import InvalidRecord
-from medledger.records.pipeline import SealingContext, seal_for_upload
+from medledger.records.importer import plan_pass
+from medledger.records.pipeline import Job, SealingContext, seal_for_upload
 from medledger.records.sealed import Custodians, open_salted_as_patient
 from medledger.records.wire import committed_from_json, committed_to_json, sealed_to_json
-from medledger.records.writer import plan_new
 
 DEFAULT_LIFETIME_S = 60
 
@@ -261,13 +261,44 @@ class RemoteCustodian:
 UPLOAD_BATCH = 256
 
 
+class _Listed(NamedTuple):
+    """A version the node lists: what an amendment of it needs (importer.Latest)."""
+
+    record_id: bytes
+    version: int
+    resource_type: str
+    digest: bytes
+
+
+async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[str, str], _Listed]:
+    """The patient's newest versions at this node by type and FHIR id, as far as the
+    author may list them; an author who may list none writes new records, and the node
+    judges whether they may write at all."""
+    try:
+        rows = await client.get("/v1/records", {"patient": patient})
+    except NodeRefused as refused:
+        if refused.status != 403:
+            raise
+        return {}
+    latest: dict[tuple[str, str], _Listed] = {}
+    for row in rows:
+        if row["fhir_id"] is not None:
+            latest[row["resource_type"], row["fhir_id"]] = _Listed(
+                bytes.fromhex(row["record_id"]), row["version"], row["resource_type"],
+                bytes.fromhex(row["digest"][2:]),
+            )  # fmt: skip
+    return latest
+
+
 async def upload_records(
-    client: NodeClient, patient: Address, sources: Sequence[tuple[str, bytes]],
+    client: NodeClient, patient: Address, sources: Sequence[tuple[str, object]],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[InvalidRecord]]:  # fmt: skip
     """Seal FHIR resources on this machine with the client's key as author and have the
     node commit them, a batch per :data:`UPLOAD_BATCH`; returns what was written and what
-    failed validation. ``progress`` hears how many resources are done so far."""
+    failed validation. A resource whose type and FHIR id the patient has at this node
+    becomes its next version, as an import does. ``progress`` hears how many resources
+    are done so far."""
     r = await client.get("/v1/records/recipients", {"patient": patient})
     custodians = Custodians(
         int(r["threshold"]),
@@ -275,21 +306,32 @@ async def upload_records(
     )
     context = SealingContext(int(r["network"]), client.key.to_bytes(), custodians)
     key = bytes.fromhex(r["patient_key"][2:])
+    latest = await _listed_versions(client, patient)
     written: list[dict[str, Any]] = []
     rejected: list[InvalidRecord] = []
     for start in range(0, len(sources), UPLOAD_BATCH):
-        chunk = sources[start : start + UPLOAD_BATCH]
-        jobs = [plan_new(source, body, patient, key) for source, body in chunk]
-        ready = []
-        for sealed in seal_for_upload(context, jobs):
-            if isinstance(sealed, InvalidRecord):
-                rejected.append(sealed)
-            else:
+        remaining: list[tuple[str, object] | InvalidRecord] = list(
+            sources[start : start + UPLOAD_BATCH]
+        )
+        while remaining:
+            jobs, remaining = plan_pass(lambda kind, fhir_id: latest.get((kind, fhir_id)),
+                                        patient, key, remaining)  # fmt: skip
+            rejected += [job for job in jobs if isinstance(job, InvalidRecord)]
+            ready = []
+            for sealed in seal_for_upload(context, [j for j in jobs if isinstance(j, Job)]):
+                if isinstance(sealed, InvalidRecord):
+                    rejected.append(sealed)
+                    continue
+                header = sealed.sealed.header
+                if sealed.fhir_id is not None:
+                    latest[header.resource_type, sealed.fhir_id] = _Listed(
+                        header.record_id, header.version, header.resource_type, header.digest
+                    )
                 ready.append({"sealed": sealed_to_json(sealed.sealed), "fhir_id": sealed.fhir_id})
-        if ready:
-            written += (await client.post("/v1/records", {"records": ready}))["records"]
+            if ready:
+                written += (await client.post("/v1/records", {"records": ready}))["records"]
         if progress is not None:
-            progress(start + len(chunk))
+            progress(min(start + UPLOAD_BATCH, len(sources)))
     return written, rejected
 
 

@@ -17,7 +17,7 @@ from medledger.errors import InvalidInput
 from medledger.records.errors import RecordTampered
 from medledger.records.proof import RecordProof
 from medledger.records.sealed import SealedRecord
-from medledger.records.verify import VerifyReport
+from medledger.records.verify_report import VerifyReport
 
 
 def verify_held(

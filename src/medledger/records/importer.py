@@ -11,21 +11,40 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from medledger.crypto.keys import Address
 from medledger.records.errors import InvalidRecord
 from medledger.records.fhir_sources import load_sources
 from medledger.records.pipeline import Job, SealingPool
-from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter, WriteReport, plan_new
 
 Source = tuple[str, object] | InvalidRecord
 
 
+class Latest(Protocol):
+    """The newest version of a record, as much as an amendment needs of it."""
+
+    @property
+    def record_id(self) -> bytes: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def resource_type(self) -> str: ...
+
+    @property
+    def digest(self) -> bytes: ...
+
+
 def plan_pass(
-    store: VaultStore, patient: Address, key: bytes, sources: Iterable[Source]
-) -> tuple[list[Job | InvalidRecord], list[Source]]:
-    """Jobs for one pass, and the sources that must wait for the next."""
+    latest: Callable[[str, str], Latest | None], patient: Address, key: bytes,
+    sources: Iterable[Source],
+) -> tuple[list[Job | InvalidRecord], list[Source]]:  # fmt: skip
+    """Jobs for one pass, and the sources that must wait for the next. ``latest`` finds
+    the patient's newest version of a resource by type and FHIR id: in a vault here,
+    or in the record list a node serves to the author."""
     jobs: list[Job | InvalidRecord] = []
     later: list[Source] = []
     seen: set[tuple[str, str]] = set()
@@ -43,22 +62,12 @@ def plan_pass(
             later.append(item)
             continue
         seen.add(identity)
-        latest = store.latest_by_fhir_id(patient, *identity)
-        if latest is None:
+        found = latest(*identity)
+        if found is None:
             jobs.append(plan_new(source, body, patient, key))
         else:
-            jobs.append(
-                Job(
-                    source,
-                    body,
-                    latest.record_id,
-                    latest.version + 1,
-                    latest.digest,
-                    patient,
-                    key,
-                    resource_type=latest.resource_type,
-                )
-            )
+            jobs.append(Job(source, body, found.record_id, found.version + 1, found.digest,
+                            patient, key, resource_type=found.resource_type))  # fmt: skip
     return jobs, later
 
 
@@ -84,7 +93,10 @@ async def import_sources(
     report = WriteReport()
     remaining = list(sources)
     while remaining:
-        jobs, remaining = plan_pass(writer.store, patient, key, remaining)
+        jobs, remaining = plan_pass(
+            lambda kind, fhir_id: writer.store.latest_by_fhir_id(patient, kind, fhir_id),
+            patient, key, remaining,
+        )  # fmt: skip
         done = await writer.write(jobs, pool, progress=progress)
         report.written += done.written
         report.rejected += done.rejected

@@ -83,6 +83,8 @@ class RecordSummary(BaseModel):
     author: str
     batch: int
     commitment: str
+    fhir_id: str | None = Field(description="the resource's own id, by which it is amended")
+    digest: str = Field(description="the signed header's digest: a next version points to it")
 
 
 @router.get("/recipients", response_model=Recipients)
@@ -152,6 +154,8 @@ async def list_records(
             author=r.author,
             batch=r.batch,
             commitment="0x" + r.commitment.hex(),
+            fhir_id=r.fhir_id,
+            digest="0x" + r.sealed.header.digest.hex(),
         )
         for r in service.vault.for_patient(address)
         if scope.covers(r)
