@@ -30,7 +30,8 @@ from medledger.records.importer import import_paths
 from medledger.records.pipeline import Job, SealingContext, SealingPool
 from medledger.records.recipients import custodians_of, patient_key
 from medledger.records.store import StoredRecord
-from medledger.records.verify import VerifyReport, verify_vault
+from medledger.records.verify import verify_vault
+from medledger.records.verify_report import VerifyReport
 from medledger.records.writer import RecordWriter
 from tests.data import FHIR_EXAMPLES as EXAMPLES
 from tests.ledger.consortium import key
