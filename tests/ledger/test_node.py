@@ -32,7 +32,8 @@ from medledger.ledger.errors import (
 )
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore, rejected_table
+from medledger.ledger.store import LedgerStore
+from medledger.ledger.store_schema import rejected_table
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.protocol import contract_set
 from tests.ledger.consortium import Consortium, custodian_public, key, make_consortium, start_node

@@ -17,6 +17,7 @@ from medledger.ledger.committer import StateCommitter
 from medledger.ledger.config import LedgerLimits
 from medledger.ledger.contracts.base import StateView, TxContext, Write
 from medledger.ledger.contracts.standard import ledger_contracts
+from medledger.ledger.database import make_engine
 from medledger.ledger.executor import BlockExecutor
 from medledger.ledger.machine import StateMachine
 from medledger.ledger.ordering.base import Block
@@ -28,7 +29,7 @@ from medledger.ledger.state_tree import (
     tree_metadata,
     value_hash,
 )
-from medledger.ledger.store import LedgerStore, encode_value, make_engine
+from medledger.ledger.store import LedgerStore, encode_value
 from medledger.ledger.verify import decode_all
 from tests.crypto.test_smt import naive_root
 from tests.ledger.consortium import NETWORK_ID, make_consortium

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from sqlalchemy import Engine
 
 from medledger.ledger.contracts.checkpoint import LATEST_KEY
+from medledger.ledger.database import make_engine
 from medledger.ledger.machine import NETWORK_NS
 from medledger.ledger.state_tree import (
     HORIZON_KEY,
@@ -38,7 +39,7 @@ from medledger.ledger.state_tree import (
     meta_int,
     statements,
 )
-from medledger.ledger.store import GET_STATE, make_engine
+from medledger.ledger.store_schema import GET_STATE
 
 log = logging.getLogger(__name__)
 

@@ -12,103 +12,27 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    Integer,
-    LargeBinary,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.errors import TransportError
+from medledger.ledger.database import make_engine, tree_engine_for, upsert_statement
 from medledger.ledger.state_proofs import TreeReader
-from medledger.ledger.state_tree import (
-    define_journal,
-    driver_sql,
-    entries_root,
-    journal_rows,
-    tree_metadata,
+from medledger.ledger.state_tree import driver_sql, entries_root, journal_rows, tree_metadata
+from medledger.ledger.store_schema import (
+    STATEMENTS,
+    meta_table,
+    metadata,
+    node_table,
+    rejected_table,
+    state_table,
+    tx_table,
 )
 
-metadata = MetaData()
-
-meta_table = Table(
-    "ledger_meta",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-state_table = Table(
-    "ledger_state",
-    metadata,
-    Column("ns", String(64), primary_key=True),
-    Column("key", String(256), primary_key=True),
-    Column("value", LargeBinary, nullable=False),
-)
-tx_table = Table(
-    "ledger_txs",
-    metadata,
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("tx_id", LargeBinary(32), nullable=False, unique=True),
-    Column("seq", BigInteger, nullable=False),
-    Column("sender", String(42), nullable=False),
-    Column("nonce", BigInteger, nullable=False),
-    Column("tx_type", String(64), nullable=False),
-    Column("timestamp_ns", BigInteger, nullable=False),
-    Column("leaf", LargeBinary(32), nullable=False),
-    Column("raw", LargeBinary, nullable=False),
-)
-node_table = Table(
-    "ledger_merkle_nodes",
-    metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("hash", LargeBinary(32), nullable=False),
-)
-rejected_table = Table(
-    "ledger_rejected",
-    metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("pos", Integer, primary_key=True, autoincrement=False),
-    Column("tx_id", LargeBinary(32), nullable=False, index=True),
-    Column("code", String(32), nullable=False),
-    Column("message", Text, nullable=False),
-)
-
-define_journal(metadata)
-
-#: One state entry's encoded value; the state committer reads it too.
-GET_STATE = "SELECT value FROM ledger_state WHERE ns = ? AND key = ?"
-
-_STATEMENTS = {
-    "get_state": GET_STATE,
-    "upsert_state": "INSERT INTO ledger_state (ns, key, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-    "delete_state": "DELETE FROM ledger_state WHERE ns = ? AND key = ?",
-    "insert_tx": "INSERT INTO ledger_txs "
-    "(idx, tx_id, seq, sender, nonce, tx_type, timestamp_ns, leaf, raw) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "insert_node": "INSERT INTO ledger_merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
-    "insert_rejected": "INSERT INTO ledger_rejected (seq, pos, tx_id, code, message) "
-    "VALUES (?, ?, ?, ?, ?)",
-    "insert_journal": "INSERT INTO ledger_state_journal (version, ns, key, value_hash, old) "
-    "VALUES (?, ?, ?, ?, ?)",
-}
 _MISSING = object()
 
 
@@ -147,36 +71,6 @@ class BlockCommit:
     rejected: list[Rejection]
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a SQLAlchemy URL; a bare path means a SQLite file."""
-    if "://" not in url:
-        url = f"sqlite:///{Path(url)}"
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def tree_engine_for(engine: Engine) -> Engine:
-    """Where the state tree of a ledger store lives: beside a SQLite file in one of its
-    own (so the state committer never holds the executor's write lock), in the same
-    database otherwise."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return engine
-    path = Path(database)
-    return make_engine(str(path.with_name(path.stem + ".tree" + path.suffix)))
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: an acknowledged block must survive power loss, not just a process crash.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
-
-
 class LedgerStore:
     """SQL-backed state, log and Merkle nodes of one node."""
 
@@ -195,7 +89,7 @@ class LedgerStore:
         #: Told after every block commits, to wake the state committer.
         self.on_commit: Callable[[], None] = _nothing
         # The statements of the hot path, in the driver's own parameter style.
-        self._sql = {k: driver_sql(engine, v) for k, v in _STATEMENTS.items()}
+        self._sql = {k: driver_sql(engine, v) for k, v in STATEMENTS.items()}
         self._local = threading.local()
 
     @classmethod
@@ -313,7 +207,7 @@ class LedgerStore:
             self.on_commit()
 
     def _set_meta(self, conn: Any, values: Mapping[str, str]) -> None:
-        stmt = _upsert_statement(self._engine.dialect.name, meta_table, ("key",))
+        stmt = upsert_statement(self._engine.dialect.name, meta_table, ("key",))
         conn.execute(stmt, [{"key": k, "value": v} for k, v in values.items()])
 
     def _remember(self, entries: Mapping[tuple[str, str], Any]) -> None:
@@ -436,12 +330,3 @@ def _logged(row: Any) -> LoggedTx:
         leaf=bytes(row["leaf"]),
         raw=bytes(row["raw"]),
     )
-
-
-def _upsert_statement(
-    dialect: str, table: Table = state_table, keys: Sequence[str] = ("ns", "key")
-) -> Any:
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(table)
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)

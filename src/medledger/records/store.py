@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.crypto.keys import Address
 from medledger.errors import TransportError, UsageError
-from medledger.ledger.store import make_engine
+from medledger.ledger.database import make_engine
 from medledger.records.errors import RecordTampered, UnknownRecord
 from medledger.records.header import RecordHeader
 from medledger.records.sealed import SealedRecord, WrappedKeys

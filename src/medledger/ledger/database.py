@@ -1,0 +1,48 @@
+"""Opening the SQL databases a node keeps: SQLite files by path, anything else by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a SQLAlchemy URL; a bare path means a SQLite file."""
+    if "://" not in url:
+        url = f"sqlite:///{Path(url)}"
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def tree_engine_for(engine: Engine) -> Engine:
+    """Where the state tree of a ledger store lives: beside a SQLite file in one of its
+    own (so the state committer never holds the executor's write lock), in the same
+    database otherwise."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return engine
+    path = Path(database)
+    return make_engine(str(path.with_name(path.stem + ".tree" + path.suffix)))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: an acknowledged block must survive power loss, not just a process crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def upsert_statement(dialect: str, table: Table, keys: Sequence[str]) -> Any:
+    """An insert of ``table`` rows that updates the row already at ``keys``."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(table)
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
