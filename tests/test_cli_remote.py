@@ -13,7 +13,8 @@ from pathlib import Path
 
 from medledger.crypto.canonical import canonical_json
 from medledger.node.network import consecutive_free_ports
-from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
+from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 from tests.records.world import lab_result
 
 PASSPHRASE = "remote cli passphrase"

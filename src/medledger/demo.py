@@ -61,7 +61,8 @@ from medledger.records.proof import CommittedRecord, committed_record
 from medledger.records.recipients import sealing_context
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.store import VaultStore
-from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
+from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 from medledger.records.verify import verify_vault
 from medledger.records.writer import RecordWriter, Written, plan_new
 

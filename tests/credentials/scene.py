@@ -19,7 +19,8 @@ from medledger.credentials.verifier import Verifier
 from medledger.credentials.wallet import Wallet
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
+from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 from tests.ledger.consortium import key
 from tests.records.world import World, world
 

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from medledger.credentials.claims import CLAIMS, derive_claims
 from medledger.credentials.errors import ClaimUnavailable
 from medledger.credentials.request import Predicate
-from medledger.records.synthetic import (
+from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic_checkup import (
     SMOKING_STATUS,
     CheckupResults,
     checkup_observations,
-    generate_patients,
 )
 
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"

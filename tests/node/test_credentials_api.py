@@ -27,7 +27,8 @@ from medledger.node.client import (
     gather_evidence,
     upload_records,
 )
-from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
+from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, running_network
 

@@ -40,7 +40,8 @@ from medledger.credentials.wallet import Wallet
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.records.synthetic import CheckupResults, checkup_observations, generate_patients
+from medledger.records.synthetic import generate_patients
+from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 
 NETWORK_ID = 31341
 ASKED = (Predicate.parse("hba1c_x10 < 65"), Predicate.parse("non_smoker >= 1"))
