@@ -44,6 +44,7 @@ postgres:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
 
 # Debian's Chromium for the portal's browser tests (Playwright's own browser download
 # does not work everywhere; the tests drive this one).
