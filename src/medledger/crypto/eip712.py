@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from medledger.crypto.errors import InvalidAddress, InvalidTypedData
+from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import (
     Address,
     PrivateKey,
@@ -38,7 +39,6 @@ _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
 _ARRAY = re.compile(r"(.+)\[([1-9][0-9]*)?\]\Z")
 _DECIMAL = re.compile(r"-?[0-9]{1,80}\Z")
 _HEX_INT = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")
-_HEX_BYTES = re.compile(r"0x(?:[0-9a-fA-F]{2})*\Z")
 _ZERO = bytes(32)
 _ONE = (1).to_bytes(32, "big")
 
@@ -70,9 +70,10 @@ def _as_int(value: Any) -> int:
 def _as_bytes(value: Any) -> bytes:
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    if isinstance(value, str) and _HEX_BYTES.match(value):
-        return bytes.fromhex(value[2:])
-    raise _Bad("not bytes or 0x-prefixed hex")
+    try:
+        return parse_hex(value)
+    except ValueError:
+        raise _Bad("not bytes or 0x-prefixed hex") from None
 
 
 def _uint(bits: int) -> _Encoder:

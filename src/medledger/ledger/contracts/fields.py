@@ -6,12 +6,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.errors import InvalidInput
 from medledger.ledger.errors import InvalidPayload
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-_HEX = re.compile(r"0x[0-9a-fA-F]*")
 
 
 def field(payload: Mapping[str, Any], name: str) -> Any:
@@ -58,10 +58,10 @@ def address(payload: Mapping[str, Any], name: str) -> Address:
 
 def hex_bytes(payload: Mapping[str, Any], name: str, length: int) -> bytes:
     value = field(payload, name)
-    # A pattern, not bytes.fromhex alone: that skips spaces, so a shorter id would pass.
-    if isinstance(value, str) and len(value) == 2 + 2 * length and _HEX.fullmatch(value):
-        return bytes.fromhex(value[2:])
-    raise InvalidPayload(f"{name}: expected {length} bytes as 0x-prefixed hex")
+    try:
+        return parse_hex(value, length)
+    except ValueError:
+        raise InvalidPayload(f"{name}: expected {length} bytes as 0x-prefixed hex") from None
 
 
 def object_list(
