@@ -20,6 +20,7 @@ from medledger.crypto import ecies, shamir
 from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import MedledgerError
+from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import open_with_shares
 
@@ -48,7 +49,7 @@ async def read_record(
         grant,
         record.commitment,
         ecies.public_bytes(one_time),
-        time.time_ns() // 1_000_000 + RELEASE_TTL_MS,
+        time.time_ns() // NS_PER_MS + RELEASE_TTL_MS,
     )
     # Custodians need the header and wrapped keys, not the ciphertext.
     light = dataclasses.replace(record, sealed=dataclasses.replace(record.sealed, ciphertext=b""))

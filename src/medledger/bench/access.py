@@ -33,6 +33,7 @@ from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
 from medledger.ledger.node import LedgerNode
+from medledger.ledger.timestamps import NS_PER_MS
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
 from medledger.records.proof import committed_record
@@ -135,7 +136,7 @@ class Bench:
 
     async def grant(self) -> bytes:
         asked = await self.node.submit_payload(self.doctor_b, access.REQUEST, self._request())
-        body = self._approve(asked.tx_id, time.time_ns() // 1_000_000 + 600_000)
+        body = self._approve(asked.tx_id, time.time_ns() // NS_PER_MS + 600_000)
         await self.node.submit_payload(self.patient, access.APPROVE, body)
         if self.node.store.get(access.GRANT_NS, body["request"]) is None:
             raise RuntimeError("the approvals did not produce a grant")
@@ -145,7 +146,7 @@ class Bench:
         """Requests from Dr B and the approvals that grant them, signed before the clock."""
         first = self.node.next_nonce(self.doctor_b.address)
         relay = self.node.next_nonce(self.patient.address)
-        not_after = time.time_ns() // 1_000_000 + 600_000
+        not_after = time.time_ns() // NS_PER_MS + 600_000
         requests, approves = [], []
         for i in range(count):
             request = Transaction(

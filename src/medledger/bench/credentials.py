@@ -40,6 +40,7 @@ from medledger.credentials.wallet import Wallet
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
+from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.synthetic import generate_patients
 from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 
@@ -54,7 +55,7 @@ def _key(label: str) -> PrivateKey:
 
 
 def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return time.time_ns() // NS_PER_MS
 
 
 def _resources() -> list[dict[str, Any]]:

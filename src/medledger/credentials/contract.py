@@ -44,6 +44,7 @@ from medledger.ledger.contracts.base import ContractRegistry, Handler, StateView
 from medledger.ledger.contracts.identity import participant_role
 from medledger.ledger.contracts.membership import is_member, require_member
 from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized
+from medledger.ledger.timestamps import NS_PER_S
 
 PUBLISH = "credentials.publish"
 STATUS = "credentials.status"
@@ -63,7 +64,6 @@ CREDENTIAL_ID_BYTES = 16
 REQUEST_ID_BYTES = 32
 MAX_CREDENTIALS_PER_REGISTRY = 100_000
 STATUS_CLOCK_SKEW_S = 300
-NS_PER_S = 1_000_000_000
 # ASCII only: str.isalnum() takes any script's letters and digits, some of which look
 # like ASCII ones, so two ids could read the same and name different documents.
 _NAME = re.compile(r"[A-Za-z0-9._-]*[A-Za-z0-9][A-Za-z0-9._-]*")

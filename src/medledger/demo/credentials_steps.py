@@ -18,6 +18,7 @@ from medledger.demo.scene import (
     check,
     expect_error,
 )
+from medledger.ledger.timestamps import NS_PER_MS
 
 
 class CredentialsSteps(Scene):
@@ -37,7 +38,7 @@ class CredentialsSteps(Scene):
         )
         wallet.store_anoncreds(issued, credential_id, registry)
         insurer = Verifier(self.a, self.insurer)
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = time.time_ns() // NS_PER_MS
         asked = (Predicate.parse("hba1c_x10 < 65"), Predicate.parse("non_smoker >= 1"))
         signed = insurer.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms,
                                  predicates=asked, issuers=[self.checkup.address])  # fmt: skip

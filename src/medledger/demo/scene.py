@@ -23,6 +23,7 @@ from medledger.crypto.keys import PrivateKey
 from medledger.errors import MedledgerError
 from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.node import LedgerNode
+from medledger.ledger.timestamps import NS_PER_MS
 from medledger.ledger.tx import SignedTransaction
 from medledger.records.proof import CommittedRecord, committed_record
 from medledger.records.store import VaultStore
@@ -141,7 +142,7 @@ class Scene:
         request = await self.b.submit_payload(
             requester, access.REQUEST, {"patient": self.patient.address, **terms}
         )
-        not_after = time.time_ns() // 1_000_000 + 600_000
+        not_after = time.time_ns() // NS_PER_MS + 600_000
         signed = [
             Approval(NETWORK_ID, request.tx_id, self.patient.address, requester.address,
                      not_after).signed_by(k)

@@ -34,6 +34,7 @@ from medledger.ledger.checkpoints import (
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.errors import CheckpointError, LogBehindWitness
 from medledger.ledger.machine import NETWORK_NS
+from medledger.ledger.timestamps import NS_PER_MS
 
 if TYPE_CHECKING:
     from medledger.ledger.committer import CommitterProcess, CommitterThread
@@ -99,7 +100,7 @@ class HeadsMixin:
     def _log_head(self, size: int) -> tuple[bytes, int]:
         """The log's root at ``size`` and the time its last entry was ordered, in ms."""
         last = self.store.tx_by_index(size - 1)
-        return merkle.root(self.store, size), last.timestamp_ns // checkpoint_contract.NS_PER_MS
+        return merkle.root(self.store, size), last.timestamp_ns // NS_PER_MS
 
     async def head_at(self, size: int | None = None, *, timeout: float = 30.0) -> TreeHead:
         """:meth:`tree_head`, once the committer has the state root."""

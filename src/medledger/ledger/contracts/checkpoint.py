@@ -23,12 +23,12 @@ from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.membership import active_members, network_config, require_member
 from medledger.ledger.errors import CheckpointError, Conflict, InvalidPayload
 from medledger.ledger.machine import NETWORK_NS
+from medledger.ledger.timestamps import NS_PER_MS
 
 COSIGN = "checkpoint.cosign"
 CHECKPOINT_NS = "checkpoint"
 #: The state roots cosigned at each size, in the order they first appeared.
 ROOTS_NS = "checkpoint.roots"
-NS_PER_MS = 1_000_000
 MISBEHAVIOUR_NS = "misbehaviour"
 #: ``{"size", "state_root"}`` of the latest checkpoint that reached the threshold.
 LATEST_KEY = "latest_checkpoint"

@@ -17,6 +17,7 @@ from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.errors import Conflict, DoubleVote, InvalidPayload, Unauthorized
 from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
+from medledger.ledger.timestamps import NS_PER_S
 
 GENESIS = "membership.genesis"
 PROPOSE = "membership.propose"
@@ -25,7 +26,6 @@ VOTE = "membership.vote"
 MEMBER_NS = "member"
 PROPOSAL_NS = "proposal"
 MEMBERS_KEY = "members"
-NS_PER_S = 1_000_000_000
 DEFAULT_PROPOSAL_TTL_S = 7 * 24 * 3600
 
 
