@@ -51,7 +51,7 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         for path in keys.values():
             ok("key", "new", str(path), "--scrypt-n", "1024")
         address = {name: ok("key", "show", str(path)).strip() for name, path in keys.items()}
-        ok("staff", "add", address["dr-a"], "--role", "doctor",
+        ok("staff", "add", address["dr-a"], "--role", "doctor", "--name", "Dr Ada Park",
            "--key", str(net / "keys" / "hospital-a.json"), "--node", a)  # fmt: skip
         ok("staff", "add", address["dr-b"], "--role", "doctor",
            "--key", str(net / "keys" / "hospital-b.json"), "--node", b)  # fmt: skip
@@ -185,6 +185,31 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         late = medledger("access", "request", "--patient", address["patient"], "--category",
                          "labs", "--key", str(keys["dr-b"]), "--node", b)  # fmt: skip
         assert late.returncode == 3, late.stdout
+
+        # Hospital B's staff, named, and Dr B shown as gone; Dr A listed at hospital A.
+        listed = ok("staff", "list", "--key", str(keys["patient"]), "--node", a)
+        assert "Dr Ada Park" in listed and address["dr-a"] in listed
+        at_b = json.loads(ok("staff", "list", "--key", str(keys["patient"]), "--node", b,
+                             "--json"))  # fmt: skip
+        assert [(p["address"], p["status"]) for p in at_b] == [(address["dr-b"], "revoked")]
+
+        # A fourth institution made its keys elsewhere; two members vote it in.
+        ok("institution", "init", "lab-d", "--name", "Lab D", "--dir", str(tmp_path / "lab-d"),
+           "--scrypt-n", "1024")  # fmt: skip
+        card = str(tmp_path / "lab-d" / "lab-d.card.json")
+        keys_of = ("hospital-a", "hospital-b")
+        operator = {n: ("--key", str(net / "keys" / f"{n}.json")) for n in keys_of}
+        proposed = ok("members", "admit", card, *operator["hospital-a"], "--node", a)
+        proposal = proposed.split()[1].rstrip(":")
+        assert "admit Lab D" in proposed
+        voted = ok("members", "vote", proposal, *operator["hospital-b"], "--node", b)
+        assert "executed" in voted
+        twice = medledger("members", "vote", proposal, *operator["hospital-a"], "--node", a)
+        assert twice.returncode == 3
+        members = json.loads(ok("members", "list", "--key", str(keys["patient"]), "--node", a,
+                                "--json"))  # fmt: skip
+        assert sorted(m["name"] for m in members) == ["Hospital A", "Hospital B", "Insurer",
+                                                       "Lab D"]  # fmt: skip
 
         # The operator's check: the node's store is what a replay of its log gives.
         checked = json.loads(ok("ledger", "check", "--config",

@@ -14,6 +14,7 @@ from rich.console import Console
 from medledger.cli import (
     access,
     bench,
+    consortium,
     credentials,
     ledger,
     network,
@@ -37,6 +38,9 @@ app.add_typer(people.patient_app, name="patient")
 app.add_typer(people.staff_app, name="staff")
 app.add_typer(people.key_app, name="key")
 app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(consortium.institution_app, name="institution")
+app.add_typer(consortium.genesis_app, name="genesis")
+app.add_typer(consortium.members_app, name="members")
 app.add_typer(credentials.credentials_app, name="credentials")
 app.add_typer(node.node_app, name="node")
 app.add_typer(network.network_app, name="network")

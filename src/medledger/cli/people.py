@@ -8,17 +8,27 @@ may then write their records; an institution's operator registers and removes st
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.table import Table
 
-from medledger.cli.options import DEFAULT_NODE, HomeOption, KeyOption, NodeOption, ScryptOption
-from medledger.cli.output import out
-from medledger.cli.target import load_key
+from medledger.cli.options import (
+    DEFAULT_NODE,
+    HomeOption,
+    JsonOption,
+    KeyOption,
+    NodeOption,
+    ScryptOption,
+)
+from medledger.cli.output import out, print_table
+from medledger.cli.target import NodeTarget, acting, load_key
 from medledger.errors import UsageError
 
 if TYPE_CHECKING:
+    from medledger.crypto.keys import Address
     from medledger.node.client import NodeClient
 
 key_app = typer.Typer(no_args_is_help=True, help="Your own keystore.")
@@ -113,6 +123,7 @@ def staff_add(
     address: AddressArgument,
     *,
     role: Annotated[str, typer.Option(help="A role of the network.")],
+    name: Annotated[str | None, typer.Option(help='How people see them, e.g. "Dr Lee".')] = None,
     key: KeyOption,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
@@ -121,8 +132,52 @@ def staff_add(
     from medledger.ledger.contracts import identity
 
     payload = {"address": to_checksum_address(address), "role": role}
+    if name is not None:
+        payload["name"] = name
     _submit(node, key, identity.REGISTER_PARTICIPANT, payload)
-    out.print(f"registered {payload['address']} as {role}")
+    out.print(f"registered {name or payload['address']} ({payload['address']}) as {role}")
+
+
+@staff_app.command("list")
+def staff_list(
+    *,
+    institution: Annotated[
+        str | None, typer.Option(help="A member's address (default: the node's).")
+    ] = None,
+    key: KeyOption,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: JsonOption = False,
+) -> None:
+    """Everyone an institution ever registered, with their name, role and standing, as
+    proven at a checkpoint the members cosigned."""
+    from medledger.crypto.keys import to_checksum_address
+    from medledger.ledger.contracts import identity
+
+    async def run() -> tuple[Address, list[dict[str, Any]]]:
+        async with acting(patient=None, key=key, node=node, home=None) as target:
+            assert isinstance(target, NodeTarget)
+            status = await target.client.get("/v1/ledger/status")
+            chosen = to_checksum_address(institution or str(status["member"]))
+            return chosen, await asyncio.to_thread(_staff_of, target.ledger.store, chosen)
+
+    def _staff_of(state: Any, chosen: Address) -> list[dict[str, Any]]:
+        count = int(state.get(identity.STAFF_COUNT_NS, chosen) or 0)
+        people = [state.get(identity.STAFF_NS, identity.staff_key(chosen, n)) for n in range(count)]
+        return [{"address": a, **state.get(identity.PARTICIPANT_NS, a)} for a in people]
+
+    chosen, staff = asyncio.run(run())
+    if as_json:
+        print(json.dumps(staff))
+        return
+    table = Table("name", "address", "role", "status")
+    for person in staff:
+        # Someone who moved to another institution is listed here as having left.
+        status = person["status"] if person["institution"] == chosen else "left"
+        table.add_row(person["name"] or "", person["address"], person["role"], status)
+    if staff:
+        print_table(table)
+    else:
+        out.print("No staff registered.")
 
 
 @staff_app.command("remove")

@@ -1,7 +1,9 @@
 """Who acts on the ledger besides members: participants with a role, and subjects.
 
 A member institution registers its staff as participants with one of the roles
-genesis allows (the ledger does not know what the roles mean). Subjects register
+genesis allows (the ledger does not know what the roles mean), optionally under a
+display name, and lists everyone it ever registered, so that its staff can be shown
+without scanning the state. Subjects register
 themselves under a pseudonymous key and publish an X25519 encryption key; the
 ledger stores nothing else about them.
 """
@@ -28,6 +30,15 @@ REGISTER_SUBJECT = "identity.register_subject"
 
 PARTICIPANT_NS = "participant"
 SUBJECT_NS = "subject"
+#: ``institution/n`` -> the n-th address the institution registered; the count under
+#: ``institution``.
+STAFF_NS = "staff"
+STAFF_COUNT_NS = "staff_count"
+MAX_NAME = 80
+
+
+def staff_key(institution: Address, n: int) -> str:
+    return f"{institution}/{n}"
 
 
 def participant_role(view: StateView, address: Address) -> str | None:
@@ -90,8 +101,14 @@ def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
         "since": ctx.index,
         # Every role held, so that what someone did can be judged as of when they did it.
         "spans": spans,
+        "name": p.text(ctx.payload, "name", max_length=MAX_NAME) if "name" in ctx.payload else None,
     }
-    return [Write(PARTICIPANT_NS, address, record)]
+    writes = [Write(PARTICIPANT_NS, address, record)]
+    if not any(s["institution"] == ctx.sender for s in (existing or {}).get("spans", ())):
+        count = int(view.get(STAFF_COUNT_NS, ctx.sender) or 0)
+        writes += [Write(STAFF_NS, staff_key(ctx.sender, count), address),
+                   Write(STAFF_COUNT_NS, ctx.sender, count + 1)]  # fmt: skip
+    return writes
 
 
 def _closed(existing: Any, index: int) -> list[dict[str, Any]]:
