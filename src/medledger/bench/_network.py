@@ -8,13 +8,11 @@ from pathlib import Path
 
 from medledger.access.settings import AccessSettings
 from medledger.crypto.keys import PrivateKey
+from medledger.institution import Institution, Parts, running
 from medledger.ledger.genesis import Founder, build_genesis
-from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
 from medledger.protocol import contract_set
-from medledger.records.store import VaultStore
 
 #: The throughput runs have one doctor ask a patient many times at once, which the
 #: genesis limits on open requests exist to refuse.
@@ -44,26 +42,11 @@ def bench_genesis(
 
 
 @asynccontextmanager
-async def node_and_vault(
+async def institution_in(
     work: Path, genesis: SignedTransaction, key: PrivateKey
-) -> AsyncIterator[tuple[LedgerNode, VaultStore]]:
-    """The first founder's node on the embedded orderer, and its vault, in ``work``."""
-    orderer = EmbeddedOrderer(work / "ordering.db")
-    node = LedgerNode(
-        genesis=genesis,
-        store=LedgerStore.open(str(work / "ledger.db")),
-        orderer=orderer,
-        registry=contract_set(),
-        key=key,
-    )
-    try:
-        await node.start()
-        store = VaultStore.open(str(work / "vault.db"), network_id=genesis.tx.network_id)
-        try:
-            yield node, store
-        finally:
-            store.close()
-    finally:
-        await node.stop()
-        node.store.close()
-        await orderer.close()
+) -> AsyncIterator[Institution]:
+    """The first founder's institution on the embedded orderer, in ``work``."""
+    parts = Parts(genesis=genesis, state_url=str(work / "ledger.db"),
+                  vault_url=str(work / "vault.db"), member=key)  # fmt: skip
+    async with running(parts, EmbeddedOrderer(work / "ordering.db")) as institution:
+        yield institution

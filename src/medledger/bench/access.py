@@ -27,10 +27,11 @@ from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
 from medledger.access.reader import read_record
-from medledger.bench._network import bench_genesis, node_and_vault
+from medledger.bench._network import bench_genesis, institution_in
 from medledger.bench.ledger import signature_floor
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
+from medledger.institution import Institution
 from medledger.ledger.contracts import identity
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.timestamps import NS_PER_MS
@@ -38,8 +39,7 @@ from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.records.pipeline import SealingPool
 from medledger.records.proof import committed_record
 from medledger.records.recipients import sealing_context
-from medledger.records.store import VaultStore
-from medledger.records.writer import RecordWriter, plan_new
+from medledger.records.writer import plan_new
 
 NETWORK_ID = 31339
 RECORD_BYTES = 1 << 20
@@ -84,7 +84,7 @@ class Bench:
             for i, founder in enumerate(founders)
         ]
 
-    async def setup(self, store: VaultStore) -> Any:
+    async def setup(self, institution: Institution) -> Any:
         node, a, b = self.node, self.founders[0], self.founders[1]
         await node.submit_payload(
             a, identity.REGISTER_PARTICIPANT, {"address": self.doctor_a.address, "role": "doctor"}
@@ -108,7 +108,8 @@ class Bench:
         await node.submit_payload(
             self.patient, access.SET_POLICY, {"category": "documents", "policy": policy}
         )
-        writer = RecordWriter(store, node, a, authoring=care.check_author)
+        store, writer = institution.vault, institution.writer
+        assert writer is not None
         pool = SealingPool(sealing_context(node, self.doctor_a), workers=1)
         job = plan_new("scan.json", _big_document("p"), self.patient.address, public)
         report = await writer.write([job], pool)
@@ -188,11 +189,11 @@ def run(
         work = Path(tmp)
 
         async def main() -> dict[str, Any]:
-            network = node_and_vault(work, genesis, founders[0])
-            async with network as (node, store):
+            async with institution_in(work, genesis, founders[0]) as institution:
+                node = institution.node
                 bench = Bench(node, founders)
                 say("writing a 1 MiB record")
-                record = await bench.setup(store)
+                record = await bench.setup(institution)
                 say(f"{reads} reads, one at a time")
                 latencies = []
                 for _ in range(reads):

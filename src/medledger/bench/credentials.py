@@ -28,7 +28,7 @@ from typing import Any
 import anoncreds
 from sd_jwt.verifier import SDJWTVerifier
 
-from medledger.bench._network import bench_genesis, node_and_vault
+from medledger.bench._network import bench_genesis, institution_in
 from medledger.bench.ledger import signature_floor
 from medledger.credentials import sdjwt, zk
 from medledger.credentials.claims import HealthClaims, derive_claims
@@ -185,7 +185,8 @@ def run(*, rounds: int = 20, sdjwt_verifies: int = 2000,
 
     async def main(work: Path) -> dict[str, Any]:
         tails_dir = work / "tails"
-        async with node_and_vault(work, genesis, founders[0]) as (node, _):
+        async with institution_in(work, genesis, founders[0]) as institution:
+            node = institution.node
             await node.submit_payload(founders[0], identity.REGISTER_PARTICIPANT,
                                       {"address": insurer.address, "role": "verifier"})  # fmt: skip
             say("setting up the AnonCreds issuer (safe primes: a few seconds)")

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from medledger.access import care
-from medledger.bench._network import bench_genesis, node_and_vault
+from medledger.bench._network import bench_genesis, institution_in
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.contracts import identity
 from medledger.records.pipeline import Job, SealingPool
 from medledger.records.recipients import sealing_context
 from medledger.records.synthetic import generate_patients
-from medledger.records.writer import RecordWriter, plan_new
+from medledger.records.writer import plan_new
 
 NETWORK_ID = 31338
 SEED = 2026
@@ -83,8 +83,9 @@ def run(
         work = Path(tmp)
 
         async def main() -> dict[str, Any]:
-            network = node_and_vault(work, genesis, founders[0])
-            async with network as (node, store):
+            async with institution_in(work, genesis, founders[0]) as institution:
+                node, writer = institution.node, institution.writer
+                assert writer is not None
                 participant = {"address": author.address, "role": "doctor"}
                 await node.submit_payload(founders[0], identity.REGISTER_PARTICIPANT, participant)
                 labels = sorted({label for label, _ in items})
@@ -103,7 +104,6 @@ def run(
                     say(f"floor: sealing {len(items)} records on {pool.workers} workers")
                     floor_s = await _floor(pool, _jobs(items, patients))
                     say(f"writing {len(items)} records to the vault and the ledger")
-                    writer = RecordWriter(store, node, founders[0], authoring=care.check_author)
                     start = time.perf_counter()
                     report = await writer.write(_jobs(items, patients), pool)
                     elapsed = time.perf_counter() - start

@@ -79,22 +79,18 @@ def records_import(
 async def _import(
     home: Path | None, alias: str, author_name: str, paths: list[Path], quiet: bool
 ) -> tuple[WriteReport, int | None]:
-    from medledger.access import care
     from medledger.node.home import FOUNDERS, Home
     from medledger.records.fhir_sources import load_sources
     from medledger.records.importer import import_sources
     from medledger.records.pipeline import SealingPool
     from medledger.records.recipients import patient_key, sealing_context
-    from medledger.records.writer import RecordWriter
 
     here = Home.at(home)
     patient = here.address_of(here.patient_name(alias))
     sources = list(load_sources(paths))
     async with here.session(writer=FOUNDERS[0][0]) as session:
-        node = session.node
-        assert node.key is not None
-        writer = RecordWriter(session.store, node, node.key, authoring=care.check_author)
-        await writer.recover()
+        node, writer = session.node, session.institution.writer
+        assert writer is not None, "a session with a writer key has a record writer"
         context = sealing_context(node, here.load_key(author_name))
         pool = SealingPool(context, workers=None if len(sources) >= PARALLEL_FROM else 1)
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from medledger.access import care
 from medledger.access import contract as access
 from medledger.access.audit import audit_log, break_glass_notices
 from medledger.access.errors import EmptyScope
@@ -19,7 +18,7 @@ from medledger.demo.scene import (
 from medledger.ledger.contracts import identity
 from medledger.records.pipeline import SealingPool
 from medledger.records.recipients import sealing_context
-from medledger.records.writer import RecordWriter, plan_new
+from medledger.records.writer import plan_new
 
 
 class AccessSteps(Scene):
@@ -90,7 +89,7 @@ class AccessSteps(Scene):
         verifier = labelled_key("verifier-vera")
         staff = {"address": verifier.address, "role": "verifier"}
         await self.a.submit_payload(self.insurer, identity.REGISTER_PARTICIPANT, staff)
-        writer = RecordWriter(self._vault(), self.a, self.hospital_a, authoring=care.check_author)
+        writer = self._writer()
         job = plan_new("note.json", json.dumps(self.resources[-1]).encode(),
                        self.patient.address, self.pkey)  # fmt: skip
         pool = SealingPool(sealing_context(self.a, verifier), workers=1)

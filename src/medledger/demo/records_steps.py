@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, text
 
-from medledger.access import care
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
 from medledger.demo.scene import (
@@ -21,11 +20,10 @@ from medledger.demo.scene import (
 from medledger.records.pipeline import SealingPool
 from medledger.records.recipients import sealing_context
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
-from medledger.records.store import VaultStore
 from medledger.records.synthetic import generate_patients
 from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
 from medledger.records.verify import verify_vault
-from medledger.records.writer import RecordWriter, plan_new
+from medledger.records.writer import plan_new
 
 
 class RecordsSteps(Scene):
@@ -46,8 +44,7 @@ class RecordsSteps(Scene):
             plan_new(f"chart-{i}.json", json.dumps(r).encode(), self.patient.address, self.pkey)
             for i, r in enumerate([*resources, wrong])
         ]
-        self.vault = VaultStore.open(str(self.workdir / "vault-a.db"), network_id=NETWORK_ID)
-        writer = RecordWriter(self.vault, self.a, self.hospital_a, authoring=care.check_author)
+        writer = self._writer()
         pool = SealingPool(sealing_context(self.a, self.doctor_a), workers=1)
         report = await writer.write(jobs, pool)
         pool.close()
@@ -86,7 +83,7 @@ class RecordsSteps(Scene):
 
     async def _tamper(self) -> str:
         lab = self.written[1]
-        engine = create_engine(f"sqlite:///{self.workdir / 'vault-a.db'}")
+        engine = create_engine(f"sqlite:///{self.institutions[0].parts.vault_url}")
         with engine.begin() as conn:
             conn.execute(
                 text("UPDATE vault_records SET category = 'administrative' WHERE record_id = :r"),

@@ -21,13 +21,14 @@ from medledger.access.custodian import Custodian
 from medledger.crypto import ecies
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import MedledgerError
+from medledger.institution import Institution
 from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.timestamps import NS_PER_MS
 from medledger.ledger.tx import SignedTransaction
 from medledger.records.proof import CommittedRecord, committed_record
 from medledger.records.store import VaultStore
-from medledger.records.writer import Written
+from medledger.records.writer import RecordWriter, Written
 
 NETWORK_ID = 2026
 INSTITUTIONS = [
@@ -102,7 +103,7 @@ class Scene:
         self.step = 0
         self.patient_entry = 0
         self.pkey = labelled_x25519_public("patient-p")
-        self.vault: VaultStore | None = None
+        self.institutions: list[Institution] = []
         self.written: list[Written] = []
 
     async def say(self, title: str, action: Callable[[], Awaitable[str]]) -> None:
@@ -117,16 +118,15 @@ class Scene:
             self.console.print(f"      {detail}")
 
     def _vault(self) -> VaultStore:
-        check(self.vault is not None, "hospital A has a vault")
-        assert self.vault is not None
-        return self.vault
+        return self.institutions[0].vault
+
+    def _writer(self) -> RecordWriter:
+        writer = self.institutions[0].writer
+        assert writer is not None, "hospital A holds its ledger key"
+        return writer
 
     def _custodians(self) -> list[Custodian]:
-        members = [self.hospital_a, self.hospital_b, self.checkup]
-        return [
-            Custodian(node, key, labelled_x25519_private(ident))
-            for node, key, (ident, _) in zip(self.nodes, members, INSTITUTIONS, strict=True)
-        ]
+        return [i.custodian for i in self.institutions if i.custodian is not None]
 
     def _committed(self, resource_type: str, category: str) -> CommittedRecord:
         written = next(

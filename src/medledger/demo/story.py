@@ -7,11 +7,17 @@ from medledger.demo.access_steps import AccessSteps
 from medledger.demo.credentials_steps import CredentialsSteps
 from medledger.demo.ledger_steps import LedgerSteps
 from medledger.demo.records_steps import RecordsSteps
-from medledger.demo.scene import INSTITUTIONS, NETWORK_ID, labelled_key, labelled_x25519_public
+from medledger.demo.scene import (
+    INSTITUTIONS,
+    NETWORK_ID,
+    labelled_key,
+    labelled_x25519_private,
+    labelled_x25519_public,
+)
+from medledger.institution import Institution, Parts
 from medledger.ledger.genesis import Founder, build_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
 from medledger.protocol import contract_set
 
@@ -32,29 +38,26 @@ class Story(LedgerSteps, RecordsSteps, AccessSteps, CredentialsSteps):
             roles=["doctor", "nurse", "pharmacist", "officer", "verifier"],
             protocol=contract_set().protocol(),
         )
-        orderer = EmbeddedOrderer(self.workdir / "ordering.db")
-        nodes: list[LedgerNode] = []
+        # One sequencer file, shared as the nodes of one machine share it.
+        institutions = [
+            Institution(
+                self._parts(genesis, ident, key), EmbeddedOrderer(self.workdir / "ordering.db")
+            )
+            for (ident, _), key in zip(INSTITUTIONS, founders, strict=True)
+        ]
         try:
-            for (ident, _), key in zip(INSTITUTIONS, founders, strict=True):
-                store = LedgerStore.open(str(self.workdir / f"{ident}.db"))
-                node = LedgerNode(
-                    genesis=genesis,
-                    store=store,
-                    orderer=orderer,
-                    registry=contract_set(),
-                    key=key,
-                    name=ident,
-                )
-                await node.start()
-                nodes.append(node)
-            await self.story(nodes, founders, genesis)
+            for institution in institutions:
+                await institution.start()
+            self.institutions = institutions
+            await self.story([i.node for i in institutions], founders, genesis)
         finally:
-            if self.vault is not None:
-                self.vault.close()
-            for node in nodes:
-                await node.stop()
-                node.store.close()
-            await orderer.close()
+            for institution in institutions:
+                await institution.stop()
+
+    def _parts(self, genesis: SignedTransaction, ident: str, key: PrivateKey) -> Parts:
+        return Parts(genesis=genesis, state_url=str(self.workdir / f"{ident}.db"),
+                     vault_url=str(self.workdir / f"{ident}-vault.db"), name=ident, member=key,
+                     custodian_key=labelled_x25519_private(ident))  # fmt: skip
 
     async def story(
         self, nodes: list[LedgerNode], founders: list[PrivateKey], genesis: SignedTransaction

@@ -28,11 +28,11 @@ from medledger.access import care
 from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import UsageError
+from medledger.institution import Institution, Parts, running
 from medledger.ledger.contracts import identity
 from medledger.ledger.genesis import Founder, build_genesis, load_genesis, save_genesis
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
-from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction
 from medledger.node.identities import (
     custodian_public_key,
@@ -182,35 +182,29 @@ class Home:
     async def session(self, *, writer: str | None = None) -> AsyncIterator[Session]:
         """Hospital A's node and vault, caught up with the log; ``writer`` signs as it."""
         self.require()
-        genesis = load_genesis(self.genesis_path)
-        orderer = EmbeddedOrderer(self.path / "ordering.db")
-        node = LedgerNode(
-            genesis=genesis,
-            store=LedgerStore.open(str(self.path / "ledger.db")),
-            orderer=orderer,
-            registry=contract_set(),
-            key=self.load_key(writer) if writer else None,
+        parts = Parts(
+            genesis=load_genesis(self.genesis_path),
+            state_url=str(self.path / "ledger.db"),
+            vault_url=os.environ.get(VAULT_URL_ENV) or str(self.path / "vault.db"),
             name=FOUNDERS[0][0],
+            member=self.load_key(writer) if writer else None,
         )
-        try:
-            await node.start()
-            vault_url = os.environ.get(VAULT_URL_ENV) or str(self.path / "vault.db")
-            store = VaultStore.open(vault_url, network_id=genesis.tx.network_id)
-            try:
-                yield Session(self, node, store)
-            finally:
-                store.close()
-        finally:
-            await node.stop()
-            node.store.close()
-            await orderer.close()
+        async with running(parts, EmbeddedOrderer(self.path / "ordering.db")) as institution:
+            yield Session(self, institution)
 
 
 @dataclass(frozen=True)
 class Session:
     home: Home
-    node: LedgerNode
-    store: VaultStore
+    institution: Institution
+
+    @property
+    def node(self) -> LedgerNode:
+        return self.institution.node
+
+    @property
+    def store(self) -> VaultStore:
+        return self.institution.vault
 
     async def checkpoint(self) -> int:
         """Have two founders cosign the current head; return its size."""

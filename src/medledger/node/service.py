@@ -12,16 +12,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-from medledger.access import care, glass
+from medledger.access import glass
 from medledger.access.custodian import Custodian
-from medledger.access.settings import access_settings
 from medledger.access.state import NS_PER_S
 from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import MedledgerError, TransportError, UsageError
+from medledger.institution import Institution, Parts
 from medledger.ledger.checkpoints import Checkpoint
-from medledger.ledger.contracts.base import ContractRegistry
 from medledger.ledger.contracts.checkpoint import COSIGN
 from medledger.ledger.errors import Conflict
 from medledger.ledger.genesis import load_genesis
@@ -31,13 +30,9 @@ from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.ordering.nats import NatsOrderer
 from medledger.ledger.ordering.nats_durability import check_sync_always
-from medledger.ledger.selfcheck import check_store
-from medledger.ledger.store import LedgerStore
-from medledger.ledger.tx import SignedTransaction
 from medledger.node.config import NodeSettings
 from medledger.node.identities import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
 from medledger.node.replay import SeenNonces
-from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
 from medledger.records.writer import RecordWriter
 
@@ -70,9 +65,7 @@ class NodeService:
     def __init__(self, settings: NodeSettings, keys: NodeKeys) -> None:
         self.settings = settings
         self.keys = keys
-        self._orderer: Orderer | None = None
-        self._node: LedgerNode | None = None
-        self._vault: VaultStore | None = None
+        self._institution: Institution | None = None
         self._nonces: SeenNonces | None = None
         self._issuer: Issuer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -82,15 +75,17 @@ class NodeService:
 
     @property
     def node(self) -> LedgerNode:
-        if self._node is None:
-            raise UsageError("the node is not started")
-        return self._node
+        return self._started.node
 
     @property
     def vault(self) -> VaultStore:
-        if self._vault is None:
+        return self._started.vault
+
+    @property
+    def _started(self) -> Institution:
+        if self._institution is None:
             raise UsageError("the node is not started")
-        return self._vault
+        return self._institution
 
     @property
     def nonces(self) -> SeenNonces:
@@ -110,7 +105,7 @@ class NodeService:
 
     @property
     def running(self) -> bool:
-        return self._node is not None
+        return self._institution is not None
 
     @property
     def vault_id(self) -> str:
@@ -131,45 +126,41 @@ class NodeService:
             # Before connecting: a node must not take blocks as ordered that a
             # power failure could still take back.
             await check_sync_always(s.nats_monitor_urls)
-            self._orderer = await NatsOrderer.connect(s.nats_urls, network_id=genesis.tx.network_id)
+            orderer: Orderer = await NatsOrderer.connect(
+                s.nats_urls, network_id=genesis.tx.network_id
+            )
         else:
-            self._orderer = EmbeddedOrderer(s.ordering_file)
-        registry = contract_set()
-        self._node = LedgerNode(
-            genesis=genesis,
-            store=LedgerStore.open(s.state_database),
-            orderer=self._orderer,
-            registry=registry,
-            key=self.keys.member,
-            name=s.name,
-            committer=s.state_committer,
-            witness=s.data_dir / "signed-head.json",
-        )
-        await self._node.start()
-        # Refuses a genesis whose access settings are malformed before anything is served.
-        access_settings(self._node.store)
-        if s.check_store_on_start:
-            await self._check_store(genesis, registry)
-        self._vault = VaultStore.open(s.vault_database, network_id=genesis.tx.network_id)
-        self.writer = RecordWriter(
-            self._vault, self._node, self.keys.member, authoring=care.check_author
-        )
-        recovered = await self.writer.recover()
-        if recovered:
-            log.info("finished %d batches left pending by a crash", len(recovered))
-        self.custodian = Custodian(
-            self._node, self.keys.member, encryption_key(self.keys.custodian, CUSTODIAN_LABEL)
-        )
+            orderer = EmbeddedOrderer(s.ordering_file)
+        parts = Parts(
+            genesis=genesis, state_url=s.state_database, vault_url=s.vault_database,
+            name=s.name, member=self.keys.member,
+            custodian_key=encryption_key(self.keys.custodian, CUSTODIAN_LABEL),
+            committer=s.state_committer, witness=s.data_dir / "signed-head.json",
+            check_store=s.check_store_on_start,
+        )  # fmt: skip
+        try:
+            institution = Institution(parts, orderer)
+        except BaseException:
+            await orderer.close()
+            raise
+        try:
+            await institution.start()
+        except BaseException:
+            await institution.stop()
+            raise
+        self._institution = institution
+        assert institution.writer is not None and institution.custodian is not None
+        self.writer, self.custodian = institution.writer, institution.custodian
         self._nonces = SeenNonces(s.data_dir / "request-nonces.db")
         scheduler = CheckpointScheduler(
-            self._node, interval_s=s.checkpoint_interval_s, every_entries=s.checkpoint_every_entries
+            self.node, interval_s=s.checkpoint_interval_s, every_entries=s.checkpoint_every_entries
         )
         self._tasks = [
             asyncio.create_task(scheduler.run(), name=f"{s.name}-checkpoints"),
             asyncio.create_task(self._flag_overdue_reviews(), name=f"{s.name}-reviews"),
         ]
         log.info("node %s serving network %d at log size %d",
-                 s.name, self._node.network_id, self._node.size)  # fmt: skip
+                 s.name, self.node.network_id, self.node.size)  # fmt: skip
 
     async def covering_checkpoint(self, *, timeout_s: float) -> Checkpoint:
         """A checkpoint covering every entry of the log now but cosignatures: the latest
@@ -191,17 +182,6 @@ class NodeService:
                 await asyncio.sleep(0.02)
             return latest
 
-    async def _check_store(self, genesis: SignedTransaction, registry: ContractRegistry) -> None:
-        node = self.node
-        log.info("checking the store against a replay of %d log entries", node.size)
-        report = await asyncio.to_thread(check_store, node.store, genesis, registry)
-        if not report.ok:
-            await self.stop()
-            raise UsageError(
-                "the node's store does not match a replay of its log; it will not serve: "
-                + "; ".join(report.problems)
-            )
-
     async def _flag_overdue_reviews(self) -> None:
         """Flag break-glass grants whose review is overdue, members taking turns."""
         while True:
@@ -222,11 +202,6 @@ class NodeService:
         self._tasks = []
         if self._nonces is not None:
             self._nonces.close()
-        if self._vault is not None:
-            self._vault.close()
-        if self._node is not None:
-            await self._node.stop()
-            self._node.store.close()
-        if self._orderer is not None:
-            await self._orderer.close()
-        self._node = self._vault = self._nonces = self._orderer = self._issuer = None
+        if self._institution is not None:
+            await self._institution.stop()
+        self._institution = self._nonces = self._issuer = None
