@@ -27,8 +27,11 @@ from medledger.node.client import (
     gather_evidence,
     upload_records,
 )
+from medledger.node.identities import PATIENT_LABEL, encryption_key
+from medledger.records.sealed import open_salted_as_patient
 from medledger.records.synthetic import generate_patients
 from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
+from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, running_network
 
@@ -149,6 +152,41 @@ def test_forged_evidence_and_strangers_are_refused(net: Network, forgery: str) -
         assert refused.value.status == expected[0] and expected[1] in str(refused.value)
 
     asyncio.run(attempt())
+
+
+def test_a_patient_s_own_records_are_kept_but_are_no_issuer_s_evidence(net: Network) -> None:
+    """A patient writes a home reading into their chart at hospital A; it is theirs to
+    keep and read, but hospital A issues nothing from it, and nobody writes for them."""
+    reading = {**checkup_observations("home", datetime(2026, 12, 1, tzinfo=UTC),
+                                      CheckupResults(5.0, 22.0, 110, 70, "never"), seed=7)[0],
+               "id": "home-reading"}  # fmt: skip
+
+    async def scenario() -> None:
+        async with net.client("hospital-a", OTHER) as client:
+            (written,), rejected = await upload_records(client, OTHER.address,
+                                                        [("home.json", reading)])  # fmt: skip
+            assert not rejected
+            (row,) = await client.get("/v1/records", {"patient": OTHER.address})
+            assert (row["author"], row["category"]) == (OTHER.address, "labs")
+            fetched = committed_from_json(await client.get(f"/v1/records/{row['record_id']}"))
+            salt, canonical = open_salted_as_patient(
+                fetched.sealed, encryption_key(OTHER, PATIENT_LABEL)
+            )
+            assert await gather_evidence(client) == []
+            evidence = [{"record_id": row["record_id"], "version": 1, "salt": "0x" + salt.hex(),
+                         "resource": base64.b64encode(canonical).decode()}]  # fmt: skip
+            body = {"format": "sd-jwt", "evidence": evidence,
+                    "holder_jwk": json.loads(Wallet.new_holder_key().export_public())}  # fmt: skip
+            with pytest.raises(NodeRefused) as refused:
+                await client.post("/v1/credentials/issue", body)
+            assert "not written by this institution's staff" in str(refused.value)
+            # Into another patient's chart, a patient writes nothing.
+            with pytest.raises(NodeRefused) as forbidden:
+                await upload_records(client, PATIENT.address, [("x.json", reading)])
+            assert forbidden.value.status == 403
+        assert written["version"] == 1
+
+    asyncio.run(scenario())
 
 
 def test_only_the_institution_sets_up_its_issuer_and_patient_data_stays_unreadable(

@@ -30,6 +30,7 @@ from medledger.ledger.tx import Transaction
 from tests.access.chain import (
     DR_A,
     DR_B,
+    GUARDIAN,
     HOUR_NS,
     LAB,
     NURSE_A,
@@ -262,6 +263,10 @@ def test_only_clinical_roles_with_a_care_relationship_write_records(ledger: Ledg
         _author_check(ledger, STRANGER)
     with pytest.raises(NoCareRelationship):
         _author_check(ledger, DR_B)
+    # The patient writes their own account; another patient is nobody's author here.
+    _author_check(ledger, PATIENT)
+    with pytest.raises(NotAnAuthor, match="no role"):
+        _author_check(ledger, GUARDIAN)
     with pytest.raises(WrongCategory, match="never in category labs"):
         _author_check(ledger, DR_A, "labs")
     hospital_b = ledger.consortium.keys[1].address

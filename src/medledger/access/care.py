@@ -1,9 +1,10 @@
 """Care relationships, and who may write a record into a patient's history.
 
-A record needs an author in a role genesis lets write (``author_roles``: clinical
-staff, never a verifier) and a care relationship the patient gave the author's
-institution: the patient enrolled there (``access.enrol``, ended by
-``access.unenrol``), or the author held a grant covering the record's category.
+A record is the patient's own account, written by the patient, or needs an author
+in a role genesis lets write (``author_roles``: clinical staff, never a verifier)
+and a care relationship the patient gave the author's institution: the patient
+enrolled there (``access.enrol``, ended by ``access.unenrol``), or the author held a
+grant covering the record's category.
 Both are judged at the log entry of the batch the record was committed in, so a
 record written while the relationship held stays valid after it ends. The label a
 record carries must also be a category its resource type can be in.
@@ -94,6 +95,10 @@ def check_author(
     holding it was committed at log entry ``index`` (orderer time ``timestamp_ns``)."""
     if category not in categories_for(resource_type):
         raise WrongCategory(f"a {resource_type} is never in category {category}")
+    if author == patient:
+        # The patient's own account (a home reading, a document they keep): its author
+        # says so to every reader, and no issuer takes it as an institution's word.
+        return
     held = participant_at(view, author, index)
     if held is None:
         raise NotAnAuthor(f"{author} held no role at a member institution at entry {index}")

@@ -22,11 +22,11 @@ from medledger.access.contract import active_grant, grant_covers
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.receipts import RECEIPT, receipt_payload
 from medledger.access.release import Release
-from medledger.access.state import NS_PER_MS
 from medledger.crypto import ecies
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.node import LedgerNode
+from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.proof import CommittedRecord
 from medledger.records.sealed import unwrap_share
 

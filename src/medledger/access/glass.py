@@ -25,19 +25,13 @@ from medledger.access.errors import (
 from medledger.access.policy import Policy
 from medledger.access.rules import KOf, Person, Role, Signer
 from medledger.access.settings import AccessSettings, access_settings
-from medledger.access.state import (
-    GRANT_NS,
-    NOTICE_COUNT_NS,
-    NOTICE_NS,
-    NS_PER_S,
-    append,
-    signer_of,
-)
+from medledger.access.state import GRANT_NS, NOTICE_COUNT_NS, NOTICE_NS, append, signer_of
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.membership import require_member
 from medledger.ledger.errors import Conflict, InvalidPayload, Unauthorized
+from medledger.ledger.timestamps import NS_PER_S
 
 REVIEW = "access.review"
 FLAG_OVERDUE = "access.flag_overdue"

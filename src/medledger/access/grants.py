@@ -27,8 +27,6 @@ from medledger.access.state import (
     GRANT_NS,
     NOTICE_COUNT_NS,
     NOTICE_NS,
-    NS_PER_MS,
-    NS_PER_S,
     REQUEST_NS,
     append,
     current_policy,
@@ -40,6 +38,7 @@ from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import StateView, TxContext, Write
+from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
 
 MAX_APPROVALS = 16
 

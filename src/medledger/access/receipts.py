@@ -25,7 +25,6 @@ from medledger.access.release import Release
 from medledger.access.state import (
     AUDIT_COUNT_NS,
     AUDIT_NS,
-    NS_PER_MS,
     RECEIPT_NS,
     active_grant,
     append,
@@ -38,6 +37,7 @@ from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import PARTICIPANT_NS
 from medledger.ledger.contracts.membership import MEMBER_NS, require_member
 from medledger.ledger.errors import InvalidPayload
+from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.header import RecordHeader
 from medledger.records.sealed import SALT_SIZE, record_commitment
 

@@ -23,8 +23,6 @@ from medledger.access.settings import access_settings
 from medledger.access.state import (
     ASKED_COUNT_NS,
     ASKED_NS,
-    NS_PER_MS,
-    NS_PER_S,
     OPEN_NS,
     REQUEST_NS,
     append,
@@ -36,6 +34,7 @@ from medledger.access.state import (
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import StateView, TxContext, Write
 from medledger.ledger.errors import InvalidPayload, Unauthorized
+from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
 from medledger.records.fhir import CATEGORIES
 
 MAX_CATEGORIES = 16

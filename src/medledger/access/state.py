@@ -44,9 +44,6 @@ OPEN_NS = "access.open"
 #: Care relationships: ``patient/institution`` -> the spans the patient was enrolled.
 CARE_NS = "access.care"
 
-NS_PER_S = 1_000_000_000
-NS_PER_MS = 1_000_000
-
 
 def policy_key(patient: Address, category: str) -> str:
     return f"{patient}/{category}"

@@ -213,7 +213,8 @@ def grant(
 
 def _proven_grant(client: NodeClient, grant_id: str) -> dict[str, Any]:
     from medledger.access.errors import NoGrant
-    from medledger.access.state import NS_PER_MS, grant_status
+    from medledger.access.state import grant_status
+    from medledger.ledger.timestamps import NS_PER_MS
     from medledger.node.client import ProvenState
 
     state = ProvenState(client)

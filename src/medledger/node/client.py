@@ -356,13 +356,16 @@ class RemoteLedger:
 async def gather_evidence(
     client: NodeClient, resource_types: Collection[str] | None = None
 ) -> list[dict[str, Any]]:
-    """The client's own records at the node (latest versions, of ``resource_types`` if
-    given), opened with the patient's key: what an issuer checks (credentials/evidence.py)."""
+    """The client's records at the node that its staff wrote (latest versions, of
+    ``resource_types`` if given), opened with the patient's key: what an issuer checks
+    (credentials/evidence.py)."""
     own = encryption_key(client.key, PATIENT_LABEL)
     latest: dict[str, dict[str, Any]] = {}
     for row in await client.get("/v1/records", {"patient": client.address}):
         if resource_types is not None and row["resource_type"] not in resource_types:
             continue
+        if row["author"] == client.address:
+            continue  # the patient's own account is no issuer's evidence
         if row["record_id"] not in latest or latest[row["record_id"]]["version"] < row["version"]:
             latest[row["record_id"]] = row
     evidence = []

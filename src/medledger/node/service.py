@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from medledger.access import glass
 from medledger.access.custodian import Custodian
-from medledger.access.state import NS_PER_S
 from medledger.credentials.issuer import Issuer
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
@@ -30,6 +29,7 @@ from medledger.ledger.ordering.base import Orderer
 from medledger.ledger.ordering.embedded import EmbeddedOrderer
 from medledger.ledger.ordering.nats import NatsOrderer
 from medledger.ledger.ordering.nats_durability import check_sync_always
+from medledger.ledger.timestamps import NS_PER_S
 from medledger.node.config import NodeSettings
 from medledger.node.identities import CUSTODIAN_LABEL, encryption_key, passphrase, read_keystore
 from medledger.node.replay import SeenNonces

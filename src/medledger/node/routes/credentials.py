@@ -25,10 +25,13 @@ from medledger.credentials.claims import derive_claims
 from medledger.credentials.evidence import Evidence, checked_resources
 from medledger.credentials.health_card import health_card_qr, qr_text
 from medledger.errors import InvalidInput
+from medledger.ledger.contracts.identity import participant_at
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden, NotFound
+from medledger.records.contract import batch_state
 from medledger.records.header import FIRST_VERSION, MAX_VERSION
+from medledger.records.store import StoredRecord
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
@@ -86,6 +89,15 @@ async def offer(service: Service, caller: AuthenticatedCaller) -> IssuerOut:
     return IssuerOut(issuer=service.issuer.address, offer=service.issuer.offer())
 
 
+def _written_here(service: Service, stored: StoredRecord) -> bool:
+    """Whether the record's author was this institution's staff when its batch was
+    committed."""
+    view = service.node.store
+    batch = batch_state(view, service.vault_id, stored.batch)
+    held = None if batch is None else participant_at(view, stored.author, int(batch["index"]))
+    return held is not None and held[1] == service.keys.member.address
+
+
 @router.post("/issue", response_model=IssueOut)
 async def issue(
     service: Service, caller: AuthenticatedCaller, body: Annotated[IssueIn, Body()]
@@ -93,8 +105,9 @@ async def issue(
     """A credential from records this institution wrote, shown by the patient."""
     _require_patient(caller)
     resources = checked_resources(
-        service.vault, caller.address, [_evidence(e) for e in body.evidence]
-    )
+        service.vault, caller.address, [_evidence(e) for e in body.evidence],
+        lambda stored: _written_here(service, stored),
+    )  # fmt: skip
     issuer, now_s = service.issuer, int(time.time())
     if body.format == "health-card":
         patients = [r for r in resources if r.get("resourceType") == "Patient"]

@@ -94,8 +94,8 @@ async def recipients(
     patient: Annotated[str, Query(pattern=ADDRESS)],
 ) -> Recipients:
     """Whom a new record of this patient is sealed to: the custodians and the patient."""
-    _require_staff(service, caller)
     address = to_checksum_address(patient)
+    _require_writer(service, caller, address)
     custodians = custodians_of(service.node)
     return Recipients(
         network=service.node.network_id,
@@ -110,11 +110,12 @@ async def recipients(
 async def write(
     service: Service, caller: AuthenticatedCaller, body: Annotated[WriteIn, Body()]
 ) -> WriteOut:
-    """Commit records the caller sealed and signed, as one batch; all or none."""
-    _require_staff(service, caller)
+    """Commit records the caller sealed and signed, as one batch; all or none: staff's,
+    or a patient's own, written into the vault of an institution they enrolled at."""
     batch = []
     for item in body.records:
         sealed = sealed_from_json(item.sealed)
+        _require_writer(service, caller, sealed.header.patient)
         author = sealed.check()
         if author != caller.address:
             raise Forbidden(f"record {sealed.header.label} is signed by {author}, not the caller")
@@ -215,9 +216,17 @@ def _readable(
 ReadableRecord = Annotated[StoredRecord, Depends(_readable)]
 
 
-def _require_staff(service: Service, caller: Caller) -> None:
-    if not caller.is_staff_of(service.keys.member.address):
-        raise Forbidden(f"{caller.address} is not staff of this institution")
+def _require_writer(service: Service, caller: Caller, patient: Address) -> None:
+    """Staff of this institution, or the patient themself while enrolled here; whether
+    the author may write this record at all, the ledger's rules judge (access/care.py)."""
+    institution = service.keys.member.address
+    if caller.is_staff_of(institution):
+        return
+    if caller.address == patient and enrolled_at(
+        service.node.store, patient, institution, service.node.size
+    ):
+        return
+    raise Forbidden(f"{caller.address} is not staff of this institution")
 
 
 @router.get("/{record_id}")
