@@ -54,7 +54,7 @@ def test_a_request_open_past_year_9999_is_shown_in_milliseconds(
     async def body(s: Scene) -> None:
         signed = s.verifier.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms(),
                                     predicates=ASKED)  # fmt: skip
-        last = replace(signed.request, not_after_ms=2**64 - 1).sign(INSURER)
+        last = replace(signed.request, not_after_ms=2**64 - 1).signed_by(INSURER)
         shown = s.wallet.describe(last, s.registry)
         assert shown[-1] == f"open until {2**64 - 1} ms; request {last.request.id}"
 

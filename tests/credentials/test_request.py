@@ -142,7 +142,7 @@ def test_the_limits_themselves_are_accepted() -> None:
 
 
 def test_a_signed_request_survives_a_json_round_trip() -> None:
-    signed = make().sign(VERIFIER)
+    signed = make().signed_by(VERIFIER)
     back = SignedRequest.from_json(json.loads(signed.dumps()))
     assert back == signed
     assert back.request.digest == signed.request.digest
@@ -151,7 +151,7 @@ def test_a_signed_request_survives_a_json_round_trip() -> None:
 
 
 def test_address_case_in_the_json_does_not_change_the_request() -> None:
-    signed = make().sign(VERIFIER)
+    signed = make().signed_by(VERIFIER)
     obj = signed.to_json()
     obj["request"]["verifier"] = obj["request"]["verifier"].lower()
     obj["request"]["issuers"] = [a.lower() for a in obj["request"]["issuers"]]
@@ -174,7 +174,7 @@ TAMPERED: dict[str, Any] = {
 @pytest.mark.parametrize("field", list(TAMPERED))
 def test_changing_any_field_breaks_the_signature(field: str) -> None:
     base = make(predicates=()) if field == "format" else make()
-    signed = base.sign(VERIFIER)
+    signed = base.signed_by(VERIFIER)
     obj = copy.deepcopy(signed.to_json())
     obj["request"][field] = TAMPERED[field]
     assert obj["request"] != signed.to_json()["request"]
@@ -194,7 +194,7 @@ def test_changing_any_field_breaks_the_signature(field: str) -> None:
     ],
 )
 def test_a_missing_or_malformed_signature_is_a_bad_request(signature: Any, match: str) -> None:
-    obj = make().sign(VERIFIER).to_json()
+    obj = make().signed_by(VERIFIER).to_json()
     if signature is None:
         del obj["signature"]
     else:
@@ -218,7 +218,7 @@ def test_a_signed_request_must_be_an_object_with_a_request(obj: Any, match: str)
 
 @pytest.mark.parametrize("field", ["nonce", "verifier", "network_id", "predicates"])
 def test_a_request_missing_a_field_is_malformed(field: str) -> None:
-    obj = make().sign(VERIFIER).to_json()
+    obj = make().signed_by(VERIFIER).to_json()
     del obj["request"][field]
     with pytest.raises(BadPresentationRequest, match="malformed presentation request"):
         SignedRequest.from_json(obj)
@@ -228,7 +228,7 @@ def test_a_request_missing_a_field_is_malformed(field: str) -> None:
     ("field", "value"), [("not_after_ms", 2**64), ("not_after_ms", -1), ("network_id", -1)]
 )
 def test_an_out_of_range_number_is_a_bad_request(field: str, value: int) -> None:
-    obj = make().sign(VERIFIER).to_json()
+    obj = make().signed_by(VERIFIER).to_json()
     obj["request"][field] = value
     with pytest.raises(BadPresentationRequest):
         SignedRequest.from_json(obj)
@@ -240,7 +240,7 @@ def test_a_number_that_is_not_a_json_integer_is_a_bad_request(
     field: str, spelling: Callable[[int], Any]
 ) -> None:
     # int() would take each of these, and the signature over the number it makes verifies.
-    signed = make().sign(VERIFIER)
+    signed = make().signed_by(VERIFIER)
     obj = signed.to_json()
     obj["request"][field] = spelling(obj["request"][field])
     with pytest.raises(BadPresentationRequest, match=f"{field}: expected an integer"):
@@ -251,14 +251,14 @@ def test_a_number_that_is_not_a_json_integer_is_a_bad_request(
 
 def test_the_largest_numbers_are_accepted() -> None:
     request = make(not_after_ms=2**64 - 1, network_id=2**256 - 1)
-    signed = request.sign(VERIFIER)
+    signed = request.signed_by(VERIFIER)
     assert SignedRequest.from_json(json.loads(signed.dumps())).request.digest == request.digest
-    make(not_after_ms=0, network_id=0).sign(VERIFIER)
+    make(not_after_ms=0, network_id=0).signed_by(VERIFIER)
 
 
 def test_only_the_named_verifier_can_sign() -> None:
     with pytest.raises(InvalidInput, match="signed by the verifier it names") as caught:
-        make().sign(key("impostor"))
+        make().signed_by(key("impostor"))
     # A caller's mistake, not a bad request received from someone else.
     assert not isinstance(caught.value, BadPresentationRequest)
 

@@ -18,51 +18,40 @@ receipt.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Any, ClassVar
 
-from medledger.access.approval import domain_separator
-from medledger.crypto import eip712
-from medledger.crypto.keys import Address, PrivateKey, recover_address
+from medledger.access.approval import DOMAIN_NAME, DOMAIN_VERSION
+from medledger.crypto.typed_message import Fields, TypedMessage
 
-RELEASE_TYPES: dict[str, list[dict[str, str]]] = {
-    "Release": [
+SHARE_LABEL = b"medledger/released-share/v1"
+
+
+@dataclass(frozen=True)
+class Release(TypedMessage):
+    DOMAIN_NAME: ClassVar[str] = DOMAIN_NAME
+    DOMAIN_VERSION: ClassVar[str] = DOMAIN_VERSION
+    PRIMARY_TYPE: ClassVar[str] = "Release"
+    FIELDS: ClassVar[Fields] = [
         {"name": "grant", "type": "bytes32"},
         {"name": "record", "type": "bytes32"},
         {"name": "readerKey", "type": "bytes32"},
         {"name": "notAfter", "type": "uint64"},
     ]
-}
-_ENCODER = eip712.TypedDataEncoder(RELEASE_TYPES)
-SHARE_LABEL = b"medledger/released-share/v1"
 
-
-@dataclass(frozen=True)
-class Release:
     network_id: int
     grant: bytes
     record: bytes
     reader_key: bytes
     not_after_ms: int
 
-    @cached_property
-    def digest(self) -> bytes:
-        struct_hash = _ENCODER.hash_struct(
-            "Release",
-            {
-                "grant": self.grant,
-                "record": self.record,
-                "readerKey": self.reader_key,
-                "notAfter": self.not_after_ms,
-            },
-        )
-        return eip712.digest(domain_separator(self.network_id), struct_hash)
+    def message(self) -> dict[str, Any]:
+        return {
+            "grant": self.grant,
+            "record": self.record,
+            "readerKey": self.reader_key,
+            "notAfter": self.not_after_ms,
+        }
 
-    def sign(self, key: PrivateKey) -> bytes:
-        return key.sign_digest(self.digest)
-
-    def signer(self, signature: bytes) -> Address:
-        return recover_address(self.digest, signature)
-
-    def share_binding(self, custodian: Address) -> bytes:
+    def share_binding(self, custodian: str) -> bytes:
         """Associated data of a released share: this release, this custodian."""
         return SHARE_LABEL + self.grant + self.record + bytes.fromhex(custodian[2:])

@@ -19,16 +19,15 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from medledger.access.policy import PURPOSES
 from medledger.credentials.claims import CLAIMS
 from medledger.credentials.errors import BadPresentationRequest, RequestExpired
-from medledger.crypto import eip712
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InvalidSignature
-from medledger.crypto.keys import Address, PrivateKey, recover_address, to_checksum_address
+from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
+from medledger.crypto.typed_message import Fields, TypedMessage
 from medledger.errors import InvalidInput
 
 __all__ = ["FORMATS", "OPERATORS", "Predicate", "PresentationRequest", "SignedRequest"]
@@ -38,18 +37,6 @@ DOMAIN_VERSION = "1"
 FORMATS = frozenset({"anoncreds", "sd-jwt"})
 OPERATORS = ("<=", ">=", "<", ">")
 MAX_ISSUERS = 16
-TYPES: dict[str, list[dict[str, str]]] = {
-    "PresentationRequest": [
-        {"name": "verifier", "type": "address"},
-        {"name": "purpose", "type": "string"},
-        {"name": "nonce", "type": "bytes32"},
-        {"name": "format", "type": "string"},
-        {"name": "query", "type": "string"},
-        {"name": "issuers", "type": "address[]"},
-        {"name": "notAfter", "type": "uint64"},
-    ]
-}
-_ENCODER = eip712.TypedDataEncoder(TYPES)
 _PREDICATE = re.compile(r"\s*([a-z][a-z0-9_]*)\s*(<=|>=|<|>)\s*(-?\d{1,10})\s*")
 _INT32 = 2**31
 _UINT64 = 2**64
@@ -92,8 +79,21 @@ class Predicate:
 
 
 @dataclass(frozen=True)
-class PresentationRequest:
+class PresentationRequest(TypedMessage):
     """What a verifier asks; constructing one checks it."""
+
+    DOMAIN_NAME: ClassVar[str] = DOMAIN_NAME
+    DOMAIN_VERSION: ClassVar[str] = DOMAIN_VERSION
+    PRIMARY_TYPE: ClassVar[str] = "PresentationRequest"
+    FIELDS: ClassVar[Fields] = [
+        {"name": "verifier", "type": "address"},
+        {"name": "purpose", "type": "string"},
+        {"name": "nonce", "type": "bytes32"},
+        {"name": "format", "type": "string"},
+        {"name": "query", "type": "string"},
+        {"name": "issuers", "type": "address[]"},
+        {"name": "notAfter", "type": "uint64"},
+    ]
 
     network_id: int
     verifier: Address
@@ -134,7 +134,7 @@ class PresentationRequest:
         }
         object.__setattr__(self, "_query", canonical_json(query).decode())
 
-    def _message(self) -> dict[str, Any]:
+    def message(self) -> dict[str, Any]:
         return {
             "verifier": self.verifier,
             "purpose": self.purpose,
@@ -145,25 +145,19 @@ class PresentationRequest:
             "notAfter": self.not_after_ms,
         }
 
-    @cached_property
-    def digest(self) -> bytes:
-        """The request's id: its EIP-712 digest."""
-        domain = {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.network_id}
-        struct_hash = _ENCODER.hash_struct("PresentationRequest", self._message())
-        return eip712.digest(eip712.domain_separator(domain), struct_hash)
-
     @property
     def id(self) -> str:
+        """The request's id: its EIP-712 digest."""
         return "0x" + self.digest.hex()
 
     def check_fresh(self, now_ms: int) -> None:
         if now_ms > self.not_after_ms:
             raise RequestExpired(f"request {self.id} expired at {self.not_after_ms} ms")
 
-    def sign(self, key: PrivateKey) -> SignedRequest:
+    def signed_by(self, key: PrivateKey) -> SignedRequest:
         if key.address != self.verifier:
             raise InvalidInput("a request is signed by the verifier it names")
-        return SignedRequest(self, key.sign_digest(self.digest))
+        return SignedRequest(self, self.sign(key))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -218,7 +212,7 @@ class SignedRequest:
         request = PresentationRequest.from_json(obj["request"])
         try:
             signature = bytes.fromhex(str(obj.get("signature", "")).removeprefix("0x"))
-            signer = recover_address(request.digest, signature)
+            signer = request.signer(signature)
         except (ValueError, InvalidSignature) as exc:
             raise BadPresentationRequest(f"request signature: {exc}") from None
         if signer != request.verifier:

@@ -82,7 +82,7 @@ class Verifier:
             disclose=tuple(disclose), issuers=tuple(issuers),
             not_after_ms=now_ms + lifetime_s * 1000,
         )  # fmt: skip
-        return request.sign(self.key)
+        return request.signed_by(self.key)
 
     async def verify(
         self, own: SignedRequest, envelope: Mapping[str, Any], *, now_ms: int
