@@ -44,6 +44,8 @@ def up(
     if state is not None and _alive(int(state["supervisor"])):
         raise UsageError(f"the network at {directory} is already up")
     network.state_path.unlink(missing_ok=True)
+    if not network.genesis_path.exists() and not as_json:
+        err.print("founding a network of 3 institutions: sealing their 6 keystores (scrypt)")
     if network.found(scrypt_n=scrypt_n) and not as_json:
         out.print(f"founded a network of 3 institutions in {directory}")
     network.log_path("supervisor").parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from medledger.node.identities import (
     patient_public_key,
     read_keystore,
     write_keystore,
+    write_keystores,
 )
 from medledger.protocol import contract_set
 from medledger.records.store import VaultStore
@@ -144,10 +144,7 @@ class Home:
         keys = {**founders, **{f"{i}-custodian": k for i, k in custodians.items()},
                 CLINICIAN: clinician}  # fmt: skip
         progress(f"sealing {len(keys)} keystores (scrypt)")
-        with ThreadPoolExecutor() as pool:
-            # scrypt runs outside the GIL: the keystores seal in parallel, one per core.
-            list(pool.map(lambda item: self.save_key(item[0], item[1], scrypt_n=scrypt_n),
-                          keys.items()))  # fmt: skip
+        write_keystores({self._keystore(n): k for n, k in keys.items()}, scrypt_n=scrypt_n)
         progress("founding the ledger")
         genesis = founding_genesis(
             NETWORK_ID,

@@ -11,6 +11,8 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,13 @@ def write_keystore(path: Path, key: PrivateKey, *, scrypt_n: int) -> None:
     partial.write_text(json.dumps(document))
     partial.chmod(0o600)
     partial.replace(path)
+
+
+def write_keystores(keys: Mapping[Path, PrivateKey], *, scrypt_n: int) -> None:
+    """Write several keystores at once: scrypt runs outside the GIL, one per core."""
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(lambda item: write_keystore(item[0], item[1], scrypt_n=scrypt_n),
+                      keys.items()))  # fmt: skip
 
 
 def patient_public_key(patient: PrivateKey) -> bytes:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import TransportError, UsageError
-from medledger.node.identities import PASSPHRASE_ENV, passphrase, write_keystore
+from medledger.node.identities import PASSPHRASE_ENV, passphrase, write_keystores
 
 if TYPE_CHECKING:
     from medledger.ledger.ordering.nats_servers import LocalNatsCluster
@@ -82,9 +82,9 @@ class LocalNetwork:
             return False
         members = {name: PrivateKey.generate() for name, _ in INSTITUTIONS}
         custodians = {name: PrivateKey.generate() for name, _ in INSTITUTIONS}
-        for name, _ in INSTITUTIONS:
-            write_keystore(self.key_path(name), members[name], scrypt_n=scrypt_n)
-            write_keystore(self.key_path(f"{name}-custodian"), custodians[name], scrypt_n=scrypt_n)
+        write_keystores({**{self.key_path(n): k for n, k in members.items()},
+                         **{self.key_path(f"{n}-custodian"): k for n, k in custodians.items()}},
+                        scrypt_n=scrypt_n)  # fmt: skip
         founders = [(n, title, members[n], custodians[n]) for n, title in INSTITUTIONS]
         # Founding and serving need the whole ledger; status and down do not.
         from medledger.ledger.genesis import save_genesis
