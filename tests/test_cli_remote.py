@@ -191,7 +191,8 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         assert "Dr Ada Park" in listed and address["dr-a"] in listed
         at_b = json.loads(ok("staff", "list", "--key", str(keys["patient"]), "--node", b,
                              "--json"))  # fmt: skip
-        assert [(p["address"], p["status"]) for p in at_b] == [(address["dr-b"], "revoked")]
+        assert [(p["address"], p["active"]) for p in at_b] == [(address["dr-b"], False)]
+        assert "removed" in ok("staff", "list", "--key", str(keys["patient"]), "--node", b)
 
         # A fourth institution made its keys elsewhere; two members vote it in.
         ok("institution", "init", "lab-d", "--name", "Lab D", "--dir", str(tmp_path / "lab-d"),

@@ -11,6 +11,7 @@ reads the member list as proven at a cosigned checkpoint (``members list``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -141,22 +142,19 @@ def members_list(
     *, key: KeyOption, node: NodeOption = DEFAULT_NODE, as_json: JsonOption = False
 ) -> None:
     """The consortium's members, as proven at a checkpoint the members cosigned."""
-    from medledger.ledger.contracts.membership import MEMBER_NS, MEMBERS_KEY
-    from medledger.ledger.machine import NETWORK_NS
+    from medledger.ledger.contracts.membership import member_list
 
     async def run() -> list[Any]:
         async with acting(patient=None, key=key, node=node, home=None) as target:
-            state = target.ledger.store
-            listed = await asyncio.to_thread(state.get, NETWORK_NS, MEMBERS_KEY)
-            return [await asyncio.to_thread(state.get, MEMBER_NS, a) for a in listed or []]
+            return await asyncio.to_thread(member_list, target.ledger.store)
 
     members = asyncio.run(run())
     if as_json:
-        print(json.dumps(members))
+        print(json.dumps([dataclasses.asdict(m) for m in members]))
         return
     table = Table("id", "name", "address", "member since (log entry)")
     for m in members:
-        table.add_row(m["id"], m["name"], m["address"], str(m["since"]))
+        table.add_row(m.id, m.name, m.address, str(m.since))
     print_table(table)
 
 

@@ -8,6 +8,7 @@ may then write their records; an institution's operator registers and removes st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,6 +30,7 @@ from medledger.errors import UsageError
 
 if TYPE_CHECKING:
     from medledger.crypto.keys import Address
+    from medledger.ledger.contracts.identity import Participant
     from medledger.node.client import NodeClient
 
 key_app = typer.Typer(no_args_is_help=True, help="Your own keystore.")
@@ -151,29 +153,25 @@ def staff_list(
     """Everyone an institution ever registered, with their name, role and standing, as
     proven at a checkpoint the members cosigned."""
     from medledger.crypto.keys import to_checksum_address
-    from medledger.ledger.contracts import identity
+    from medledger.ledger.contracts.identity import staff_of
 
-    async def run() -> tuple[Address, list[dict[str, Any]]]:
+    async def run() -> tuple[Address, list[Participant]]:
         async with acting(patient=None, key=key, node=node, home=None) as target:
             assert isinstance(target, NodeTarget)
             status = await target.client.get("/v1/ledger/status")
             chosen = to_checksum_address(institution or str(status["member"]))
-            return chosen, await asyncio.to_thread(_staff_of, target.ledger.store, chosen)
-
-    def _staff_of(state: Any, chosen: Address) -> list[dict[str, Any]]:
-        count = int(state.get(identity.STAFF_COUNT_NS, chosen) or 0)
-        people = [state.get(identity.STAFF_NS, identity.staff_key(chosen, n)) for n in range(count)]
-        return [{"address": a, **state.get(identity.PARTICIPANT_NS, a)} for a in people]
+            return chosen, await asyncio.to_thread(staff_of, target.ledger.store, chosen)
 
     chosen, staff = asyncio.run(run())
     if as_json:
-        print(json.dumps(staff))
+        print(json.dumps([dataclasses.asdict(p) for p in staff]))
         return
     table = Table("name", "address", "role", "status")
     for person in staff:
         # Someone who moved to another institution is listed here as having left.
-        status = person["status"] if person["institution"] == chosen else "left"
-        table.add_row(person["name"] or "", person["address"], person["role"], status)
+        here = person.institution == chosen
+        status = "left" if not here else "active" if person.active else "removed"
+        table.add_row(person.name or "", person.address, person.role, status)
     if staff:
         print_table(table)
     else:

@@ -10,6 +10,8 @@ ledger stores nothing else about them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from medledger.crypto.keys import Address
@@ -39,6 +41,36 @@ MAX_NAME = 80
 
 def staff_key(institution: Address, n: int) -> str:
     return f"{institution}/{n}"
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A registered person as the state holds them: who registered them, in which role,
+    under what name, and whether they still hold it."""
+
+    address: Address
+    role: str
+    institution: Address
+    name: str | None
+    active: bool
+
+    @classmethod
+    def from_state(cls, address: Address, entry: Mapping[str, Any]) -> Participant:
+        return cls(address, str(entry["role"]), Address(entry["institution"]), entry["name"],
+                   entry["status"] == "active")  # fmt: skip
+
+
+def staff_of(view: StateView, institution: Address) -> list[Participant]:
+    """Everyone ``institution`` ever registered, in the order it did; a person who moved
+    to another institution since is listed as they stand now."""
+    count = int(view.get(STAFF_COUNT_NS, institution) or 0)
+    staff = []
+    for n in range(count):
+        address = Address(str(view.get(STAFF_NS, staff_key(institution, n))))
+        entry = view.get(PARTICIPANT_NS, address)
+        assert entry is not None, f"{institution}'s staff entry {n} is counted but missing"
+        staff.append(Participant.from_state(address, entry))
+    return staff
 
 
 def participant_role(view: StateView, address: Address) -> str | None:

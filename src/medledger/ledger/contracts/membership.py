@@ -10,6 +10,7 @@ domain contracts split across the members (a majority unless genesis says otherw
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from medledger.crypto.keys import Address
@@ -34,6 +35,33 @@ def network_config(view: StateView) -> Mapping[str, Any]:
     if config is None:
         raise Unauthorized("the network has no genesis yet")
     return config  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member institution as the state holds it."""
+
+    id: str
+    name: str
+    address: Address
+    custodian_key: str
+    active: bool
+    since: int
+
+    @classmethod
+    def from_state(cls, entry: Mapping[str, Any]) -> Member:
+        return cls(entry["id"], entry["name"], Address(entry["address"]), entry["custodian_key"],
+                   entry["status"] == "active", int(entry["since"]))  # fmt: skip
+
+
+def member_list(view: StateView) -> list[Member]:
+    """The current members, by address."""
+    members = []
+    for address in active_members(view):
+        entry = view.get(MEMBER_NS, address)
+        assert entry is not None, f"member {address} is listed but has no entry"
+        members.append(Member.from_state(entry))
+    return members
 
 
 def active_members(view: StateView) -> list[Address]:
