@@ -51,7 +51,6 @@ from medledger.access.state import (
     active_grant,
     audit_key,
     current_policy,
-    grant_covers,
     named_patient,
     patient_list,
     policy_key,
@@ -76,7 +75,7 @@ __all__ = [
     "NOTICE_COUNT_NS", "NOTICE_NS", "POLICY_NS", "RECEIPT", "RECEIPT_NS", "REQUEST",
     "REQUEST_NS", "REVOKE", "SET_GUARDIANS", "SET_POLICY", "access_contracts", "active_grant",
     "audit_key",
-    "current_policy", "grant_covers", "patient_list", "policy_key", "speaks_for",
+    "current_policy", "patient_list", "policy_key", "speaks_for",
 ]  # fmt: skip
 
 SET_POLICY = "access.set_policy"

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.access.care import check_author
-from medledger.access.contract import active_grant, grant_covers
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.receipts import RECEIPT, receipt_payload
 from medledger.access.release import Release
+from medledger.access.state import holding_grant
 from medledger.crypto import ecies
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address, PrivateKey
@@ -68,12 +68,12 @@ class Custodian:
     async def release(self, ask: ReleaseAsk) -> ReleasedShare:
         release, record = ask.release, ask.record
         grant_key = "0x" + release.grant.hex()
-        grant = active_grant(self.node.store, grant_key, self._clock_ns())
+        grant = holding_grant(self.node.store, grant_key, self._clock_ns())
         try:
             reader = release.signer(ask.signature)
         except InvalidSignature as exc:
             raise BadApproval(f"release request: {exc}") from None
-        if reader != grant["requester"]:
+        if reader != grant.requester:
             raise BadApproval(f"release request signed by {reader}, not the grant's holder")
         if release.not_after_ms * NS_PER_MS < self._clock_ns():
             raise ApprovalExpired("release request expired")
@@ -81,10 +81,10 @@ class Custodian:
         commitment = record.commitment
         if release.record != commitment:
             raise OutOfScope("the release request names another record")
-        if header.patient != grant["patient"]:
+        if header.patient != grant.patient:
             raise OutOfScope(f"record {header.label} is not in the grant's scope")
         commitment_hex = "0x" + commitment.hex()
-        if not grant_covers(grant, header.category, commitment_hex):
+        if not grant.covers(header.category, commitment_hex):
             raise OutOfScope(f"record {header.label} is not in the grant's scope")
         logged = self.node.store.tx_by_index(record.log_index)
         author = record.check(logged.raw)

@@ -26,9 +26,8 @@ from medledger.access.state import (
     AUDIT_COUNT_NS,
     AUDIT_NS,
     RECEIPT_NS,
-    active_grant,
     append,
-    grant_covers,
+    holding_grant,
 )
 from medledger.crypto.errors import InvalidSignature
 from medledger.errors import InvalidInput
@@ -83,31 +82,31 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         raise InvalidPayload("header: not signed by anyone who could write a record")
     commitment = record_commitment(salt, header.digest, signature)
     record = "0x" + commitment.hex()
-    grant = active_grant(view, grant_key, ctx.timestamp_ns)
-    if header.patient != grant["patient"] or not grant_covers(grant, header.category, record):
+    grant = holding_grant(view, grant_key, ctx.timestamp_ns)
+    if header.patient != grant.patient or not grant.covers(header.category, record):
         raise OutOfScope(f"record {header.label} is not covered by grant {grant_key}")
-    read = _release(ctx, grant_key, commitment, grant["requester"])
-    entry = {
+    read = _release(ctx, grant_key, commitment, grant.requester)
+    entry: dict[str, Any] = {
         "receipt": "0x" + ctx.tx_id.hex(),
         "read": "0x" + read.digest.hex(),
         "grant": grant_key,
-        "reader": grant["requester"],
+        "reader": grant.requester,
         "record": record,
         "record_id": header.record_id.hex(),
         "version": header.version,
         "resource_type": header.resource_type,
         "author": author,
         "category": header.category,
-        "purpose": grant["purpose"],
+        "purpose": grant.purpose,
         "custodian": ctx.sender,
         "index": ctx.index,
         "timestamp_ns": ctx.timestamp_ns,
         # Every read under break-glass is flagged for review.
-        "emergency": bool(grant["emergency"]),
+        "emergency": grant.emergency,
     }
     return [
         Write(RECEIPT_NS, entry["receipt"], entry),
-        *append(view, AUDIT_NS, AUDIT_COUNT_NS, grant["patient"], entry),
+        *append(view, AUDIT_NS, AUDIT_COUNT_NS, grant.patient, entry),
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -143,12 +144,43 @@ def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, A
     return grant  # type: ignore[no-any-return]
 
 
-def grant_covers(grant: Mapping[str, Any], category: str, record: str) -> bool:
-    """Whether a grant reaches a record: its category must be one the grant's policies
-    were satisfied for, and a grant that names records reaches only those."""
-    if category not in grant["categories"]:
-        return False
-    return not grant["records"] or record in grant["records"]
+@dataclass(frozen=True)
+class Grant:
+    """A grant as the state holds it, for the routes and clients that show and apply it."""
+
+    grant: str
+    requester: Address
+    patient: Address
+    categories: tuple[str, ...]
+    records: tuple[str, ...]
+    purpose: str
+    approvers: tuple[Address, ...]
+    granted_ns: int
+    expires_ns: int
+    emergency: bool
+
+    @classmethod
+    def from_state(cls, grant_id: str, entry: Mapping[str, Any]) -> Grant:
+        return cls(
+            grant_id, Address(entry["requester"]), Address(entry["patient"]),
+            tuple(entry["categories"]), tuple(entry["records"]), str(entry["purpose"]),
+            tuple(Address(a) for a in entry["approvers"]), int(entry["granted_ns"]),
+            int(entry["expires_ns"]), bool(entry["emergency"]),
+        )  # fmt: skip
+
+    def covers(self, category: str, record: str) -> bool:
+        """Whether the grant reaches a record: its category must be one the grant's
+        policies were satisfied for, and a grant that names records reaches only those."""
+        return category in self.categories and (not self.records or record in self.records)
+
+    def status(self, view: StateView, now_ns: int) -> str:
+        """``active``, ``revoked``, ``expired``, or ``void`` (its holder lost standing)."""
+        return grant_status(view, self.grant, now_ns)
+
+
+def holding_grant(view: StateView, grant_id: str, now_ns: int) -> Grant:
+    """The grant if it holds at ``now_ns`` and its holder still stands; else the refusal."""
+    return Grant.from_state(grant_id, active_grant(view, grant_id, now_ns))
 
 
 def grant_status(view: StateView, grant_key: str, now_ns: int) -> str:

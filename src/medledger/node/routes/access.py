@@ -7,6 +7,7 @@ to the ledger under its own key, since anyone may relay them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from medledger.access.contract import (
     speaks_for,
 )
 from medledger.access.errors import NoGrant, UnknownRequest
-from medledger.access.state import grant_status
+from medledger.access.state import Grant, grant_status
 from medledger.access.visibility import party_to_request
 from medledger.crypto.keys import to_checksum_address
 from medledger.ledger.errors import TransactionRejected
@@ -215,6 +216,6 @@ def _request_state(service: Service, key: str) -> RequestState:
 
 
 def _grant_state(service: Service, key: str, entry: dict[str, Any]) -> GrantState:
-    status = grant_status(service.node.store, key, time.time_ns())
-    fields = {k: entry[k] for k in GrantState.model_fields if k not in ("grant", "status")}
-    return GrantState(grant=key, status=status, **fields)
+    grant = Grant.from_state(key, entry)
+    status = grant.status(service.node.store, time.time_ns())
+    return GrantState(status=status, **dataclasses.asdict(grant))

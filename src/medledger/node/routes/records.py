@@ -13,7 +13,6 @@ does not exist.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from medledger.access.care import enrolled_at
-from medledger.access.state import GRANT_NS, active_grant, grant_covers, speaks_for
+from medledger.access.state import GRANT_NS, Grant, holding_grant, speaks_for
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
@@ -168,14 +167,14 @@ class _Scope:
     """What of one patient's records a caller may see."""
 
     everything: bool
-    grant: Mapping[str, Any] | None = None
+    grant: Grant | None = None
 
     def covers(self, stored: StoredRecord) -> bool:
         if self.everything:
             return True
         header: RecordHeader = stored.sealed.header
         commitment = "0x" + stored.commitment.hex()
-        return self.grant is not None and grant_covers(self.grant, header.category, commitment)
+        return self.grant is not None and self.grant.covers(header.category, commitment)
 
 
 def _scope(
@@ -194,7 +193,7 @@ def _scope(
     if held is None or held["requester"] != caller.address or held["patient"] != patient:
         return None
     # The holder may hear why their own grant no longer reads (revoked, expired, void).
-    return _Scope(False, active_grant(view, grant.lower(), time.time_ns()))
+    return _Scope(False, holding_grant(view, grant.lower(), time.time_ns()))
 
 
 def _readable(
