@@ -26,9 +26,8 @@ from medledger.cli.options import (
     OptionalKeyOption,
     QuietOption,
 )
-from medledger.cli.output import emit, out, print_table, utc
+from medledger.cli.output import emit, out, print_table, unique_prefix, utc
 from medledger.cli.target import acting, load_key
-from medledger.errors import UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,11 +58,7 @@ async def _request_id(client: NodeClient, given: str) -> str:
         return text
     rows = await client.get("/v1/access/requests", {"patient": client.address})
     prefix = text if text.startswith("0x") else "0x" + text
-    found = {r["request"] for r in rows if r["request"].startswith(prefix)}
-    if len(found) != 1:
-        raise UsageError(f"{len(found) or 'no'} requests of your records start with {given!r}"
-                         + ("; give more digits" if found else ""))  # fmt: skip
-    return str(found.pop())
+    return unique_prefix(prefix, (r["request"] for r in rows), "requests of your records")
 
 
 @access_app.command("request")

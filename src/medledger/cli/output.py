@@ -8,12 +8,15 @@ its own width rather than squeezed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+
+from medledger.errors import UsageError
 
 # soft_wrap: a line is never broken inside an id or address, however narrow the terminal,
 # so people can copy it and scripts can grep it.
@@ -26,6 +29,17 @@ def emit(data: Any, as_json: bool, text: str) -> None:
         print(json.dumps(data))
     else:
         out.print(text)
+
+
+def unique_prefix(given: str, ids: Iterable[str], among: str) -> str:
+    """The one id of ``ids`` that ``given`` begins (ids are lowercase hex), or a usage
+    error saying how many matched ``among`` them."""
+    prefix = given.lower()
+    found = {i for i in ids if i.startswith(prefix)}
+    if len(found) != 1:
+        raise UsageError(f"{len(found) or 'no'} {among} start with {given!r}"
+                         + ("; give more digits" if found else ""))  # fmt: skip
+    return found.pop()
 
 
 def print_table(table: Table) -> None:

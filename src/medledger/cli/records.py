@@ -28,7 +28,7 @@ from medledger.cli.options import (
     QuietOption,
     VersionOption,
 )
-from medledger.cli.output import emit, err, out, print_table
+from medledger.cli.output import emit, err, out, print_table, unique_prefix
 from medledger.cli.target import Target, acting, load_key, record_bytes
 from medledger.errors import InvalidInput, UsageError
 
@@ -206,11 +206,7 @@ async def resolve_record(target: Target, record: str, grant: str | None = None) 
     if not record or any(c not in "0123456789abcdef" for c in record.lower()):
         raise UsageError(f"record id {record!r} is not hex")
     rows = await target.records(target.key.address, grant)
-    found = {r["record_id"] for r in rows if r["record_id"].startswith(record.lower())}
-    if len(found) != 1:
-        raise UsageError(f"{len(found) or 'no'} records of yours start with {record!r}"
-                         + ("; give more digits" if found else ""))  # fmt: skip
-    return str(found.pop())
+    return unique_prefix(record, (r["record_id"] for r in rows), "records of yours")
 
 
 @records_app.command("show")
@@ -293,10 +289,7 @@ async def _under_grant(client: NodeClient, prefix: str, grant: str) -> str:
     """The record a prefix names among those the grant covers at this node."""
     patient = (await client.get(f"/v1/access/grants/{grant}"))["patient"]
     rows = await client.get("/v1/records", {"patient": patient, "grant": grant})
-    found = {r["record_id"] for r in rows if r["record_id"].startswith(prefix.lower())}
-    if len(found) != 1:
-        raise UsageError(f"{len(found) or 'no'} records under this grant start with {prefix!r}")
-    return str(found.pop())
+    return unique_prefix(prefix, (r["record_id"] for r in rows), "records under this grant")
 
 
 @records_app.command("proof")
