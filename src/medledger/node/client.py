@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShare
+from medledger.access.release_wire import ask_to_json, share_from_json
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError, UsageError
 from medledger.ledger.checkpoints import Checkpoint
@@ -31,7 +32,7 @@ from medledger.records.errors import InvalidRecord
 from medledger.records.importer import plan_pass
 from medledger.records.pipeline import Job, SealingContext, seal_for_upload
 from medledger.records.sealed import Custodians, open_salted_as_patient
-from medledger.records.wire import committed_from_json, committed_to_json, sealed_to_json
+from medledger.records.wire import committed_from_json, sealed_to_json
 
 DEFAULT_LIFETIME_S = 60
 
@@ -236,25 +237,10 @@ class RemoteCustodian:
         return self._address
 
     async def release(self, ask: ReleaseAsk) -> ReleasedShare:
-        r = ask.release
-        body = {
-            "release": {
-                "grant": "0x" + r.grant.hex(),
-                "record": "0x" + r.record.hex(),
-                "reader_key": "0x" + r.reader_key.hex(),
-                "not_after_ms": r.not_after_ms,
-                "signature": "0x" + ask.signature.hex(),
-            },
-            "committed": committed_to_json(ask.record),
-        }
-        answered = await self.client.post("/v1/custodian/release", body)
-        if answered["custodian"] != self._address:
-            raise InvalidInput(f"custodian {self._address} answered as {answered['custodian']}")
-        return ReleasedShare(
-            self._address,
-            bytes.fromhex(answered["receipt"][2:]),
-            base64.b64decode(answered["sealed"]),
-        )
+        share = share_from_json(await self.client.post("/v1/custodian/release", ask_to_json(ask)))
+        if share.custodian != self._address:
+            raise InvalidInput(f"custodian {self._address} answered as {share.custodian}")
+        return share
 
 
 #: Records per batch a client sends; the node takes at most 512 in one request.

@@ -7,19 +7,16 @@ ordered before it seals its share to the reader's one-time key.
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from medledger.access.custodian import ReleaseAsk
-from medledger.access.release import Release
+from medledger.access.release_wire import ask_from_json, share_to_json
 from medledger.crypto.errors import InvalidSignature
 from medledger.errors import InvalidInput
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
-from medledger.records.wire import committed_from_json
 
 router = APIRouter(prefix="/v1/custodian", tags=["custodian"])
 
@@ -51,25 +48,11 @@ class ReleasedShareOut(BaseModel):
 async def release(
     service: Service, caller: AuthenticatedCaller, body: Annotated[ReleaseAskIn, Body()]
 ) -> ReleasedShareOut:
-    r = body.release
-    terms = Release(
-        service.node.network_id,
-        bytes.fromhex(r.grant[2:]),
-        bytes.fromhex(r.record[2:]),
-        bytes.fromhex(r.reader_key[2:]),
-        r.not_after_ms,
-    )
-    signature = bytes.fromhex(r.signature[2:])
+    ask = ask_from_json(body.model_dump(), service.node.network_id)
     try:
-        signer = terms.signer(signature)
+        signer = ask.release.signer(ask.signature)
     except InvalidSignature as exc:
         raise InvalidInput(f"release request: {exc}") from None
     if signer != caller.address:
         raise Forbidden("the release request is not signed by the caller")
-    ask = ReleaseAsk(terms, signature, committed_from_json(body.committed))
-    share = await service.custodian.release(ask)
-    return ReleasedShareOut(
-        custodian=share.custodian,
-        receipt="0x" + share.receipt.hex(),
-        sealed=base64.b64encode(share.sealed).decode(),
-    )
+    return ReleasedShareOut(**share_to_json(await service.custodian.release(ask)))
