@@ -21,7 +21,7 @@ from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
 from medledger.ledger.errors import InsufficientCosigners
-from medledger.node.client import UPLOAD_BATCH, NodeRefused, RemoteCustodian, upload_records
+from medledger.node.client import NodeRefused, RemoteCustodian, upload_records
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.records.proof import RecordProof
@@ -343,12 +343,15 @@ def test_a_resource_pushed_again_is_its_record_s_next_version(net: Network) -> N
 def test_many_records_go_up_in_batches_the_node_accepts(net: Network) -> None:
     async def scenario() -> None:
         lab = lab_result()
-        sources = [(f"lab-{i}.json", {**lab, "id": f"lab-{i}"}) for i in range(UPLOAD_BATCH + 44)]
+        limit = net.nodes["hospital-a"].service.settings.max_records_per_write
+        sources = [(f"lab-{i}.json", {**lab, "id": f"lab-{i}"}) for i in range(limit + 44)]
         done: list[int] = []
         async with net.client("hospital-a", DR_A) as dr_a:
             written, rejected = await upload_records(dr_a, PATIENT.address, sources, done.append)
+            with pytest.raises(NodeRefused, match=f"this node takes {limit}"):
+                await dr_a.post("/v1/records", {"records": [{"sealed": {}}] * (limit + 1)})
         assert not rejected and len(written) == len(sources)
-        assert done == [UPLOAD_BATCH, len(sources)]
+        assert done == [limit, len(sources)]
 
     asyncio.run(scenario())
 

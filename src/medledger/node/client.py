@@ -243,9 +243,6 @@ class RemoteCustodian:
         return share
 
 
-#: Records per batch a client sends; the node takes at most 512 in one request.
-UPLOAD_BATCH = 256
-
 
 class _Listed(NamedTuple):
     """A version the node lists: what an amendment of it needs (importer.Latest)."""
@@ -281,10 +278,10 @@ async def upload_records(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[InvalidRecord]]:  # fmt: skip
     """Seal FHIR resources on this machine with the client's key as author and have the
-    node commit them, a batch per :data:`UPLOAD_BATCH`; returns what was written and what
-    failed validation. A resource whose type and FHIR id the patient has at this node
-    becomes its next version, as an import does. ``progress`` hears how many resources
-    are done so far."""
+    node commit them, as many to a batch as the node says it takes; returns what was
+    written and what failed validation. A resource whose type and FHIR id the patient has
+    at this node becomes its next version, as an import does. ``progress`` hears how many
+    resources are done so far."""
     r = await client.get("/v1/records/recipients", {"patient": patient})
     custodians = Custodians(
         int(r["threshold"]),
@@ -293,11 +290,12 @@ async def upload_records(
     context = SealingContext(int(r["network"]), client.key.to_bytes(), custodians)
     key = bytes.fromhex(r["patient_key"][2:])
     latest = await _listed_versions(client, patient)
+    batch = int(r["max_records_per_write"])
     written: list[dict[str, Any]] = []
     rejected: list[InvalidRecord] = []
-    for start in range(0, len(sources), UPLOAD_BATCH):
+    for start in range(0, len(sources), batch):
         remaining: list[tuple[str, object] | InvalidRecord] = list(
-            sources[start : start + UPLOAD_BATCH]
+            sources[start : start + batch]
         )
         while remaining:
             jobs, remaining = plan_pass(lambda kind, fhir_id: latest.get((kind, fhir_id)),
@@ -317,7 +315,7 @@ async def upload_records(
             if ready:
                 written += (await client.post("/v1/records", {"records": ready}))["records"]
         if progress is not None:
-            progress(min(start + UPLOAD_BATCH, len(sources)))
+            progress(min(start + batch, len(sources)))
     return written, rejected
 
 

@@ -84,6 +84,10 @@ class NodeSettings(BaseSettings):
         default=10.0, gt=0, le=3600,
         description="a head is proposed at most this long after the last checkpoint",
     )
+    max_records_per_write: int = Field(
+        default=512, ge=1, le=4096,
+        description="records one upload may carry; clients read it from the node",
+    )
     checkpoint_every_entries: int = Field(
         default=1000, ge=1, description="...or as soon as this many entries wait for one"
     )

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from medledger.access.care import enrolled_at
 from medledger.access.state import GRANT_NS, Grant, holding_grant, speaks_for
 from medledger.crypto.keys import Address, to_checksum_address
+from medledger.errors import InvalidInput
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
@@ -36,7 +37,7 @@ from medledger.records.wire import committed_to_json, sealed_from_json
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
-MAX_RECORDS_PER_WRITE = 512
+MAX_RECORDS_PER_WRITE = 4096
 RECORD_ID = r"^[0-9a-f]{32}$"
 GRANT = r"^0x[0-9a-fA-F]{64}$"
 
@@ -52,6 +53,7 @@ class Recipients(BaseModel):
     custodians: list[Custodian]
     patient: str
     patient_key: str
+    max_records_per_write: int = Field(description="records one upload may carry")
 
 
 class IncomingRecord(BaseModel):
@@ -60,6 +62,8 @@ class IncomingRecord(BaseModel):
 
 
 class WriteIn(BaseModel):
+    # The node's own limit is checked in the route (settings.max_records_per_write); this
+    # bound only keeps a body too large for any node from being parsed at all.
     records: list[IncomingRecord] = Field(min_length=1, max_length=MAX_RECORDS_PER_WRITE)
 
 
@@ -102,6 +106,7 @@ async def recipients(
         custodians=[Custodian(address=a, key="0x" + k.hex()) for a, k in custodians.holders],
         patient=address,
         patient_key="0x" + patient_key(service.node, address).hex(),
+        max_records_per_write=service.settings.max_records_per_write,
     )
 
 
@@ -111,6 +116,9 @@ async def write(
 ) -> WriteOut:
     """Commit records the caller sealed and signed, as one batch; all or none: staff's,
     or a patient's own, written into the vault of an institution they enrolled at."""
+    limit = service.settings.max_records_per_write
+    if len(body.records) > limit:
+        raise InvalidInput(f"{len(body.records)} records in one upload; this node takes {limit}")
     batch = []
     for item in body.records:
         sealed = sealed_from_json(item.sealed)
