@@ -18,6 +18,7 @@ from medledger.access.errors import (
     HolderWithoutStanding,
     NoGrant,
     NotPatient,
+    UnknownRequest,
 )
 from medledger.access.policy import Policy, default_policy
 from medledger.access.rules import Signer
@@ -142,6 +143,39 @@ def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, A
             f"grant {grant_key}: its holder is no longer registered at a member institution"
         )
     return grant  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """An access request as the state holds it: who asks what of whom, and how far it got."""
+
+    request: str
+    requester: Address
+    patient: Address
+    categories: tuple[str, ...]
+    records: tuple[str, ...]
+    purpose: str
+    duration_s: int
+    emergency: bool
+    #: pending, granted or denied
+    status: str
+    signers: tuple[Address, ...]
+
+    @classmethod
+    def from_state(cls, request_id: str, entry: Mapping[str, Any]) -> AccessRequest:
+        return cls(
+            request_id, Address(entry["requester"]), Address(entry["patient"]),
+            tuple(entry["categories"]), tuple(entry["records"]), str(entry["purpose"]),
+            int(entry["duration_s"]), bool(entry.get("emergency")), str(entry["status"]),
+            tuple(Address(a) for a in entry["signers"]),
+        )  # fmt: skip
+
+
+def access_request(view: StateView, request_id: str) -> AccessRequest:
+    entry = view.get(REQUEST_NS, request_id)
+    if entry is None:
+        raise UnknownRequest(f"no request {request_id}")
+    return AccessRequest.from_state(request_id, entry)
 
 
 @dataclass(frozen=True)

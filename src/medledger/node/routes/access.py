@@ -27,7 +27,7 @@ from medledger.access.contract import (
     speaks_for,
 )
 from medledger.access.errors import NoGrant, UnknownRequest
-from medledger.access.state import Grant, grant_status
+from medledger.access.state import Grant, access_request, grant_status
 from medledger.access.visibility import party_to_request
 from medledger.crypto.keys import to_checksum_address
 from medledger.ledger.errors import TransactionRejected
@@ -193,25 +193,11 @@ def _as_party(
 
 
 def _request_state(service: Service, key: str) -> RequestState:
-    entry = service.node.store.get(REQUEST_NS, key)
-    if entry is None:
-        raise UnknownRequest(f"no request {key}")
+    request = access_request(service.node.store, key)
+    granted = request.status == "granted"
     return RequestState(
-        request=key,
-        requester=entry["requester"],
-        patient=entry["patient"],
-        categories=entry["categories"],
-        records=entry["records"],
-        purpose=entry["purpose"],
-        duration_s=entry["duration_s"],
-        emergency=bool(entry.get("emergency")),
-        status=entry["status"],
-        grant_status=(
-            grant_status(service.node.store, key, time.time_ns())
-            if entry["status"] == "granted"
-            else None
-        ),
-        signers=entry["signers"],
+        **dataclasses.asdict(request),
+        grant_status=grant_status(service.node.store, key, time.time_ns()) if granted else None,
     )
 
 
