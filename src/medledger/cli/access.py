@@ -188,8 +188,9 @@ def grant(
     node: NodeOption = DEFAULT_NODE,
     as_json: JsonOption = False,
 ) -> None:
-    """A grant's scope, approvers and status (active, expired, revoked, void), as the node
-    says and as proven at a checkpoint the members cosigned."""
+    """A grant's scope, approvers and status (active, expired, revoked, void).
+
+    As the node says, and as proven at a checkpoint the members cosigned."""
 
     async def work(client: NodeClient) -> Any:
         whole = await _request_id(client, grant_id)
@@ -265,8 +266,10 @@ def audit(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every read of your records, one row each: who read which record, when, why, under
-    which grant, and its receipts proven into a checkpoint; and break-glass grants."""
+    """Every read of your records, one row each.
+
+    Who read which record, when, why, under which grant, and its receipts proven into a
+    checkpoint; and break-glass grants."""
 
     async def run() -> dict[str, Any]:
         async with acting(patient=patient, key=key, node=node, home=home) as target:

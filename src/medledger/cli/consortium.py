@@ -170,8 +170,9 @@ def _propose_or_vote(node: str, key: Path, tx_type: str, payload: dict[str, Any]
 
 @members_app.command("admit")
 def members_admit(card: CardArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
-    """Propose admitting the institution a card names (your vote counts); print the
-    proposal's id for the other members to vote on."""
+    """Propose admitting the institution a card names (your vote counts).
+
+    Print the proposal's id for the other members to vote on."""
     from medledger.ledger.contracts.membership import PROPOSE
 
     member = _read_card(card).to_json()

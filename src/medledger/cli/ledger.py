@@ -47,9 +47,11 @@ def verify(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check stored records against the ledger; exit 0 only if all holds. In a home, its
-    whole vault, replayed against the log; at a node (--key), every record of yours it
-    holds, each against its proof up to a checkpoint the members cosigned."""
+    """Check stored records against the ledger.
+
+    Exit 0 only if all holds. In a home, its whole vault, replayed against the log; at a
+    node (--key), every record of yours it holds, each against its proof up to a
+    checkpoint the members cosigned."""
     report = asyncio.run(_verify(key, node, home))
     if as_json:
         print(json.dumps(report.to_json()))

@@ -84,8 +84,10 @@ def patient_add(alias: str, home: HomeOption = None, scrypt_n: ScryptOption = 2*
 
 @patient_app.command("register")
 def register_patient(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
-    """Register your key as a patient (your pseudonym and the key records are sealed to)
-    and enrol at the node's institution, so that its clinicians may write your records."""
+    """Register your key as a patient and enrol at the node's institution.
+
+    Your key is your pseudonym and the key your records are sealed to; enrolling lets
+    the institution's clinicians write your records."""
     from medledger.ledger.contracts import identity
     from medledger.node.client import NodeClient
     from medledger.node.identities import patient_public_key
@@ -150,8 +152,9 @@ def staff_list(
     node: NodeOption = DEFAULT_NODE,
     as_json: JsonOption = False,
 ) -> None:
-    """Everyone an institution ever registered, with their name, role and standing, as
-    proven at a checkpoint the members cosigned."""
+    """Everyone an institution ever registered, with their name, role and standing.
+
+    As proven at a checkpoint the members cosigned."""
     from medledger.crypto.keys import to_checksum_address
     from medledger.ledger.contracts.identity import staff_of
 
@@ -182,8 +185,10 @@ def staff_list(
 def staff_remove(
     address: AddressArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE
 ) -> None:
-    """End a staff member's role at your institution: from now on they can neither write
-    nor read under grants; what they did before stays judged as of then."""
+    """End a staff member's role at your institution.
+
+    From now on they can neither write nor read under grants; what they did before stays
+    judged as of then."""
     from medledger.crypto.keys import to_checksum_address
     from medledger.ledger.contracts import identity
 

@@ -126,8 +126,9 @@ def policy_show(
     consent: Annotated[bool, typer.Option("--consent", help="Print it as a FHIR Consent.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """The policy in force for one category (or as JSON, or a FHIR Consent); against a
-    node, as proven at a checkpoint the members cosigned."""
+    """The policy in force for one category (or as JSON, or a FHIR Consent).
+
+    Against a node, as proven at a checkpoint the members cosigned."""
     from medledger.access.consent import to_consent
     from medledger.access.contract import current_policy
 

@@ -172,8 +172,9 @@ def records_list(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every record version you may see of a patient, oldest first (metadata only): yours,
-    your patients' at your institution, or those a grant of yours covers."""
+    """Every record version you may see of a patient, oldest first (metadata only).
+
+    Yours, your patients' at your institution, or those a grant of yours covers."""
 
     async def run() -> list[dict[str, Any]]:
         async with acting(patient=patient, key=key, node=node, home=home) as target:
@@ -220,8 +221,9 @@ def records_show(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Decrypt one of the patient's own records with their key, after checking its
-    author's signature; print its FHIR JSON."""
+    """Decrypt one of the patient's own records and print its FHIR JSON.
+
+    Opened with the patient's key, after its author's signature is checked."""
     from medledger.node.identities import PATIENT_LABEL, encryption_key
     from medledger.records.sealed import open_as_patient
 
@@ -256,8 +258,10 @@ def read(
     key: KeyOption,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
-    """At a node, under a grant: the node serves the ciphertext, t custodians release key
-    shares (each after a receipt on the ledger); print its FHIR JSON."""
+    """Read a record under a grant and print its FHIR JSON.
+
+    The node serves the ciphertext, t custodians release key shares (each after a
+    receipt on the ledger)."""
     from medledger.access.reader import read_record
     from medledger.node.client import NodeClient, RemoteCustodian
     from medledger.records.wire import committed_from_json
@@ -302,8 +306,9 @@ def records_proof(
     node: NodeOption = DEFAULT_NODE,
     home: HomeOption = None,
 ) -> None:
-    """Print a record's proof (JSON), from its signed header up to the latest checkpoint:
-    anyone can check it without a node."""
+    """Print a record's proof (JSON), from its signed header up to the latest checkpoint.
+
+    Anyone can check it without a node."""
 
     async def run() -> dict[str, Any]:
         async with acting(patient=patient, key=key, node=node, home=home) as target:
@@ -325,8 +330,10 @@ def records_check_proof(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a record proof against the network's members and checkpoint threshold (as
-    genesis founded them, and as later checkpoints proved them)."""
+    """Check a record proof against the network's members and checkpoint threshold.
+
+    The members and threshold are those genesis founded, and as later checkpoints
+    proved them."""
     from medledger.records.proof import RecordProof
 
     try:
