@@ -47,8 +47,7 @@ def test_a_member_commits_numbered_batches_of_its_vault(ledger: Ledger) -> None:
     }
     second = batch_state(ledger.store, VAULT, 1)
     assert second is not None
-    assert (second["root"], second["count"], second["first"]) == ("0x" + "22" * 32, 5, 10)
-    assert second["index"] == 2
+    assert (second.root, second.count, second.first, second.index) == (b"\x22" * 32, 5, 10, 2)
 
 
 def test_a_batch_out_of_order_is_a_conflict(ledger: Ledger) -> None:

@@ -14,6 +14,7 @@ shows as a numbered batch on the ledger that the vault cannot reproduce.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from medledger.ledger.contracts import fields as p
@@ -38,9 +39,28 @@ def vault_state(view: StateView, vault: str) -> Mapping[str, Any] | None:
     return view.get(VAULT_NS, vault)
 
 
-def batch_state(view: StateView, vault: str, seq: int) -> Mapping[str, Any] | None:
-    """``{root, count, first, index, timestamp_ns}`` of one committed batch, or None."""
-    return view.get(BATCH_NS, batch_key(vault, seq))
+@dataclass(frozen=True)
+class Batch:
+    """A committed batch of a vault as the state holds it: its records' Merkle root, how
+    many, the first record's number in the vault, and where and when the log took it."""
+
+    root: bytes
+    count: int
+    first: int
+    index: int
+    timestamp_ns: int
+
+    @classmethod
+    def from_state(cls, entry: Mapping[str, Any]) -> Batch:
+        root = bytes.fromhex(str(entry["root"])[2:])
+        return cls(root, int(entry["count"]), int(entry["first"]), int(entry["index"]),
+                   int(entry["timestamp_ns"]))  # fmt: skip
+
+
+def batch_state(view: StateView, vault: str, seq: int) -> Batch | None:
+    """One committed batch of a vault, or None if the log has not taken it."""
+    entry = view.get(BATCH_NS, batch_key(vault, seq))
+    return None if entry is None else Batch.from_state(entry)
 
 
 def commit(ctx: TxContext, view: StateView) -> list[Write]:

@@ -78,7 +78,7 @@ def committed_record(stored: StoredRecord, vault: str, node: LedgerNode) -> Comm
     entry = batch_state(node.store, vault, stored.batch)
     if entry is None:
         raise UnknownRecord(f"{stored.label}: its batch is not on the ledger")
-    return CommittedRecord(stored.sealed, stored.position, stored.proof, int(entry["index"]))
+    return CommittedRecord(stored.sealed, stored.position, stored.proof, entry.index)
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,8 @@ class RecordWriter:
             on_ledger = batch_state(self.node.store, self.vault, batch.seq)
             if on_ledger is None:
                 await self._commit(batch.seq, batch.root, batch.count)
-            elif on_ledger["root"] == "0x" + batch.root.hex():
-                logged = self.node.store.tx_by_index(on_ledger["index"])
+            elif on_ledger.root == batch.root:
+                logged = self.node.store.tx_by_index(on_ledger.index)
                 self.store.mark_committed(batch.seq, logged.tx_id, logged.index)
             else:
                 raise UsageError(f"batch {batch.seq} on the ledger is not the one in this vault")

@@ -94,7 +94,7 @@ def _written_here(service: Service, stored: StoredRecord) -> bool:
     committed."""
     view = service.node.store
     batch = batch_state(view, service.vault_id, stored.batch)
-    held = None if batch is None else participant_at(view, stored.author, int(batch["index"]))
+    held = None if batch is None else participant_at(view, stored.author, batch.index)
     return held is not None and held[1] == service.keys.member.address
 
 
