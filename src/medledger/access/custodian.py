@@ -18,17 +18,16 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.access.care import check_author
+from medledger.access.custody import reseal_share
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.receipts import RECEIPT, receipt_payload
 from medledger.access.release import Release
 from medledger.access.state import holding_grant
-from medledger.crypto import ecies
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.proof import CommittedRecord
-from medledger.records.sealed import unwrap_share
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,5 @@ class Custodian:
         # The receipt is ordered and executed (the grant re-checked by every node)
         # before the share is opened: no read without a receipt.
         outcome = await self.node.submit_payload(self.member, RECEIPT, payload)
-        share = unwrap_share(record.sealed, self.address, self.key)
-        sealed = ecies.seal(
-            release.reader_key,
-            bytes((share.index,)) + share.value,
-            release.share_binding(self.address),
-        )
+        sealed = reseal_share(record.sealed, self.address, self.key, release)
         return ReleasedShare(self.address, outcome.tx_id, sealed)

@@ -15,14 +15,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShare
+from medledger.access.custody import Collected
 from medledger.access.release import Release
-from medledger.crypto import ecies, shamir
-from medledger.crypto.errors import InsufficientShares
+from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import MedledgerError
 from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.proof import CommittedRecord
-from medledger.records.sealed import open_with_shares
 
 RELEASE_TTL_MS = 60_000
 
@@ -57,22 +56,12 @@ async def read_record(
     answers = await asyncio.gather(
         *(custodian.release(ask) for custodian in custodians), return_exceptions=True
     )
-    shares: list[shamir.Share] = []
-    refusals: list[str] = []
+    collected = Collected(len(custodians))
     for custodian, answer in zip(custodians, answers, strict=True):
         if isinstance(answer, ReleasedShare):
-            opened = ecies.open_sealed(
-                one_time, answer.sealed, release.share_binding(custodian.address)
-            )
-            shares.append(shamir.Share(opened[0], opened[1:]))
+            collected.add_share(one_time, release, custodian.address, answer.sealed)
         elif isinstance(answer, MedledgerError):
-            refusals.append(f"{custodian.address}: {answer}")
+            collected.refused(custodian.address, answer)
         else:
             raise answer
-    if len(shares) < threshold:
-        why = "; ".join(refusals)
-        raise InsufficientShares(
-            f"released by {len(shares)} of {len(custodians)} custodians, "
-            f"{threshold} required: {why}"
-        )
-    return open_with_shares(record.sealed, shares[:threshold])
+    return collected.open_record(record.sealed, threshold)

@@ -1,0 +1,61 @@
+"""Custody of a record's data key in one place: how a custodian reseals its share to a
+reader, how the reader opens it, and how t shares become the record.
+
+At sealing (records/sealed.py) the data key is split t-of-n and each share wrapped to a
+custodian's X25519 key. At a read, a custodian unwraps its share and reseals it to the
+reader's one-time key, bound to this release and this custodian, so that a share cannot
+be replayed to another reader or passed off as another custodian's. The reader opens
+what it got into a :class:`Collected`, which rebuilds the record from any t shares or
+says who refused and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from medledger.access.release import Release
+from medledger.crypto import ecies, shamir
+from medledger.crypto.errors import InsufficientShares
+from medledger.crypto.keys import Address
+from medledger.records.sealed import SealedRecord, open_with_shares, unwrap_share
+
+
+def reseal_share(
+    record: SealedRecord, custodian: Address, custodian_key: X25519PrivateKey, release: Release
+) -> bytes:
+    """The custodian's share of the record's key, sealed to the release's reader key."""
+    share = unwrap_share(record, custodian, custodian_key)
+    return ecies.seal(release.reader_key, bytes((share.index,)) + share.value,
+                      release.share_binding(custodian))  # fmt: skip
+
+
+@dataclass
+class Collected:
+    """What the custodians asked for one read answered."""
+
+    asked: int
+    shares: list[shamir.Share] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+    def add_share(
+        self, one_time: X25519PrivateKey, release: Release, custodian: Address, sealed: bytes
+    ) -> None:
+        """Open a share ``custodian`` released for ``release`` (fails if it was sealed for
+        another release or by another custodian)."""
+        opened = ecies.open_sealed(one_time, sealed, release.share_binding(custodian))
+        self.shares.append(shamir.Share(opened[0], opened[1:]))
+
+    def refused(self, custodian: Address, why: object) -> None:
+        self.refusals.append(f"{custodian}: {why}")
+
+    def open_record(self, record: SealedRecord, threshold: int) -> bytes:
+        """The record's canonical JSON from ``threshold`` shares; InsufficientShares says
+        how many custodians released and why the others did not."""
+        if len(self.shares) < threshold:
+            raise InsufficientShares(
+                f"released by {len(self.shares)} of {self.asked} custodians, "
+                f"{threshold} required: {'; '.join(self.refusals)}"
+            )
+        return open_with_shares(record, self.shares[:threshold])
