@@ -42,12 +42,14 @@ class Written:
         return "0x" + self.commitment.hex()
 
 
-def written(category: str, n: int, *, patient: str | None = None) -> Written:
-    """Record number ``n`` of the patient, in ``category``, signed by Dr A."""
+def written(
+    category: str, n: int, *, patient: str | None = None, author: PrivateKey | None = None
+) -> Written:
+    """Record number ``n`` of the patient, in ``category``, signed by Dr A (or ``author``)."""
     digest = sha256(bytes([n]) + category.encode())
     header = RecordHeader(NETWORK_ID, bytes([n]) * 16, 1, NO_PREVIOUS, patient or PATIENT.address,
                           "Observation", category, digest, digest, digest)  # fmt: skip
-    return Written(header, header.sign(DR_A), bytes([n]) * 32)
+    return Written(header, header.sign(author or DR_A), bytes([n]) * 32)
 
 PATIENT = key("patient")
 DR_A, NURSE_A, PHARMACIST_A = key("dr-a"), key("nurse-a"), key("pharmacist-a")
@@ -122,7 +124,8 @@ class Ledger(InProcessLedger):
         shown = record or (LAB if category == "labs" else written(category, 9))
         grant = self.grant(request_id)
         asker = reader or CAST[grant["requester"] if grant else DR_B.address]
-        not_after_ms = (not_after_ns or self.now + HOUR_NS) // 10**6
+        at = kw.get("at") or self.now
+        not_after_ms = (not_after_ns or at + 5 * 60 * 10**9) // 10**6
         release = Release(NETWORK_ID, request_id, shown.commitment, bytes(32), not_after_ms)
         payload = receipt_payload(
             request_id, header=shown.header, signature=shown.signature, salt=shown.salt,

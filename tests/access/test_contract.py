@@ -167,8 +167,14 @@ def test_receipts_are_checked_against_the_grant(ledger: Ledger) -> None:
     assert ledger.receipt(request_id, record=relabelled) == "invalid_payload"
     forged = replace(LAB, signature=LAB.signature[:-1] + b"\x05")
     assert ledger.receipt(request_id, record=forged) == "invalid_payload"
-    assert ledger.receipt(request_id) is None
-    (read,) = audit_log_of(ledger)
+    # Each custodian logs a read once; a release may not outlive one read's round trips.
+    until = ledger.now + 5 * 60 * 10**9
+    assert ledger.receipt(request_id, not_after_ns=until) is None
+    assert ledger.receipt(request_id, not_after_ns=until) == "conflict"
+    assert ledger.receipt(request_id, not_after_ns=until, custodian=1) is None
+    assert ledger.receipt(request_id, not_after_ns=ledger.now + HOUR_NS) == "bad_approval"
+    read, other_custodian = audit_log_of(ledger)
+    assert other_custodian["read"] == read["read"]
     assert (read["record_id"], read["author"], read["category"]) == (
         LAB.header.record_id.hex(),
         DR_A.address,
@@ -272,6 +278,20 @@ def test_the_patient_finds_every_request_made_of_their_data_and_can_deny_one(
     assert ledger.approve(second, ledger.approval(second, PATIENT),
                           ledger.approval(second, DR_A)) is None  # fmt: skip
     assert ledger.send(PATIENT, access.DENY, {"request": "0x" + second.hex()}) == "unknown_request"
+
+
+def test_a_record_the_patient_wrote_is_read_under_a_grant(ledger: Ledger) -> None:
+    _, request_id = ledger.request()
+    ledger.approve(request_id, ledger.approval(request_id, PATIENT),
+                   ledger.approval(request_id, DR_A))  # fmt: skip
+    own = written("labs", 5, author=PATIENT)
+    assert ledger.receipt(request_id, record=own) is None
+    (read,) = audit_log_of(ledger)
+    assert read["author"] == PATIENT.address
+    # Signed by another patient, the record is nobody's who could write it.
+    assert ledger.receipt(request_id, record=written("labs", 6, author=GUARDIAN)) == (
+        "invalid_payload"
+    )
 
 
 def audit_log_of(ledger: Ledger) -> list[Any]:

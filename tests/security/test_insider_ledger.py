@@ -182,6 +182,20 @@ def a_custodian_relabelling_what_was_read(ledger: Ledger) -> str | None:
     return ledger.receipt(grant, record=relabelled)
 
 
+def a_custodian_logging_one_read_twice(ledger: Ledger) -> str | None:
+    """A custodian pads a read's audit row with a second receipt of its own."""
+    grant = _granted(ledger, DR_B, [NURSE_A])
+    until = ledger.now + 5 * 60 * 10**9
+    assert ledger.receipt(grant, not_after_ns=until) is None
+    return ledger.receipt(grant, not_after_ns=until)
+
+
+def a_reader_keeping_a_release_for_later(ledger: Ledger) -> str | None:
+    """A reader signs one release good for a day, to fold later reads into one row."""
+    grant = _granted(ledger, DR_B, [NURSE_A])
+    return ledger.receipt(grant, not_after_ns=ledger.now + DAY_NS)
+
+
 ATTACKS: list[tuple[Callable[[Ledger], str | None], str]] = [
     (no_category_named_records, "empty_scope"),
     (named_record_of_another_category, "out_of_scope"),
@@ -197,6 +211,8 @@ ATTACKS: list[tuple[Callable[[Ledger], str | None], str]] = [
     (flagging_a_review_before_it_is_due, "conflict"),
     (a_custodian_logging_a_read_nobody_asked_for, "bad_approval"),
     (a_custodian_relabelling_what_was_read, "invalid_payload"),
+    (a_custodian_logging_one_read_twice, "conflict"),
+    (a_reader_keeping_a_release_for_later, "bad_approval"),
 ]
 
 

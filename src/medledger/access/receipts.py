@@ -35,12 +35,16 @@ from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import PARTICIPANT_NS
 from medledger.ledger.contracts.membership import MEMBER_NS, require_member
-from medledger.ledger.errors import InvalidPayload
-from medledger.ledger.timestamps import NS_PER_MS
+from medledger.ledger.errors import Conflict, InvalidPayload
+from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
 from medledger.records.header import RecordHeader
 from medledger.records.sealed import SALT_SIZE, record_commitment
 
 RECEIPT = "access.receipt"
+#: ``read/custodian`` -> the receipt that custodian logged for that read.
+READ_NS = "access.read"
+#: How far ahead a release request may expire: long enough for one read's round trips.
+MAX_RELEASE_LIFETIME_NS = 10 * 60 * NS_PER_S
 SIGNATURE_SIZE = 65
 
 
@@ -76,9 +80,11 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         author = header.author(signature)
     except InvalidSignature as exc:
         raise InvalidPayload(f"header: {exc}") from None
-    # A header altered after signing still recovers an address, just nobody's: only
-    # someone who has held a role on this ledger can have written a record.
-    if view.get(PARTICIPANT_NS, author) is None and view.get(MEMBER_NS, author) is None:
+    # A header altered after signing still recovers an address, just nobody's: only the
+    # patient themself, or someone who has held a role on this ledger, writes a record.
+    if author != header.patient and view.get(PARTICIPANT_NS, author) is None and (
+        view.get(MEMBER_NS, author) is None
+    ):
         raise InvalidPayload("header: not signed by anyone who could write a record")
     commitment = record_commitment(salt, header.digest, signature)
     record = "0x" + commitment.hex()
@@ -86,9 +92,15 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     if header.patient != grant.patient or not grant.covers(header.category, record):
         raise OutOfScope(f"record {header.label} is not covered by grant {grant_key}")
     read = _release(ctx, grant_key, commitment, grant.requester)
+    read_hex = "0x" + read.digest.hex()
+    # One receipt per custodian per read: a custodian cannot pad a read's row, nor a
+    # reader fold a later read into an earlier one by reusing its release.
+    once = f"{read_hex}/{ctx.sender}"
+    if view.get(READ_NS, once) is not None:
+        raise Conflict(f"custodian {ctx.sender} already logged read {read_hex}")
     entry: dict[str, Any] = {
         "receipt": "0x" + ctx.tx_id.hex(),
-        "read": "0x" + read.digest.hex(),
+        "read": read_hex,
         "grant": grant_key,
         "reader": grant.requester,
         "record": record,
@@ -106,6 +118,7 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     }
     return [
         Write(RECEIPT_NS, entry["receipt"], entry),
+        Write(READ_NS, once, entry["receipt"]),
         *append(view, AUDIT_NS, AUDIT_COUNT_NS, grant.patient, entry),
     ]
 
@@ -140,6 +153,8 @@ def _release(ctx: TxContext, grant_key: str, commitment: bytes, holder: str) -> 
         raise BadApproval("release request not signed by the grant's holder")
     if release.not_after_ms * NS_PER_MS < ctx.timestamp_ns:
         raise ApprovalExpired("release request expired")
+    if release.not_after_ms * NS_PER_MS > ctx.timestamp_ns + MAX_RELEASE_LIFETIME_NS:
+        raise BadApproval("release request lives too long: one read, not a standing order")
     return release
 
 
