@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import medledger.node.client as client_module
 from medledger.credentials.registry import Registry
 from medledger.credentials.request import Predicate
 from medledger.credentials.verifier import Verifier, verify_health_card
@@ -161,18 +162,27 @@ def test_a_patient_s_own_records_are_kept_but_are_no_issuer_s_evidence(net: Netw
                                       CheckupResults(5.0, 22.0, 110, 70, "never"), seed=7)[0],
                "id": "home-reading"}  # fmt: skip
 
+    clinicians_record = {**reading, "id": "by-the-clinic"}
+
     async def scenario() -> None:
+        async with net.client("hospital-a", DR_A) as dr_a:
+            clinic = [("clinic.json", clinicians_record)]
+            (clinicians,), _ = await upload_records(dr_a, OTHER.address, clinic)
         async with net.client("hospital-a", OTHER) as client:
             (written,), rejected = await upload_records(client, OTHER.address,
                                                         [("home.json", reading)])  # fmt: skip
             assert not rejected
-            (row,) = await client.get("/v1/records", {"patient": OTHER.address})
-            assert (row["author"], row["category"]) == (OTHER.address, "labs")
+            rows = await client.get("/v1/records", {"patient": OTHER.address})
+            (row,) = [r for r in rows if r["author"] == OTHER.address]
+            assert row["category"] == "labs"
             fetched = committed_from_json(await client.get(f"/v1/records/{row['record_id']}"))
             salt, canonical = open_salted_as_patient(
                 fetched.sealed, encryption_key(OTHER, PATIENT_LABEL)
             )
-            assert await gather_evidence(client) == []
+            # Evidence is what the clinic wrote, never the patient's own account.
+            assert [e["record_id"] for e in await gather_evidence(client)] == [
+                clinicians["record_id"]
+            ]
             evidence = [{"record_id": row["record_id"], "version": 1, "salt": "0x" + salt.hex(),
                          "resource": base64.b64encode(canonical).decode()}]  # fmt: skip
             body = {"format": "sd-jwt", "evidence": evidence,
@@ -180,6 +190,21 @@ def test_a_patient_s_own_records_are_kept_but_are_no_issuer_s_evidence(net: Netw
             with pytest.raises(NodeRefused) as refused:
                 await client.post("/v1/credentials/issue", body)
             assert "not written by this institution's staff" in str(refused.value)
+            # The clinicians' records stay theirs: the patient's copy of one is a record of
+            # its own, and a version the patient signs of a clinician's is refused.
+            (copied,), _ = await upload_records(client, OTHER.address,
+                                                [("copy.json", clinicians_record)])  # fmt: skip
+            assert copied["record_id"] != clinicians["record_id"] and copied["version"] == 1
+            async with net.client("hospital-a", DR_A) as dr_a:
+                as_staff_see_it = await client_module._listed_versions(dr_a, OTHER.address)
+
+            async def listed_as_for_staff(*_: object) -> object:
+                return as_staff_see_it
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(client_module, "_listed_versions", listed_as_for_staff)
+                with pytest.raises(NodeRefused, match="do not amend each other"):
+                    await upload_records(client, OTHER.address, [("c.json", clinicians_record)])
             # Into another patient's chart, a patient writes nothing.
             with pytest.raises(NodeRefused) as forbidden:
                 await upload_records(client, PATIENT.address, [("x.json", reading)])

@@ -264,8 +264,10 @@ async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[s
             raise
         return {}
     latest: dict[tuple[str, str], _Listed] = {}
+    own_account = client.address == patient
     for row in rows:
-        if row["fhir_id"] is not None:
+        # A patient's own records and the clinicians' are amended only by their own kind.
+        if row["fhir_id"] is not None and (row["author"] == patient) == own_account:
             latest[row["resource_type"], row["fhir_id"]] = _Listed(
                 bytes.fromhex(row["record_id"]), row["version"], row["resource_type"],
                 bytes.fromhex(row["digest"][2:]),

@@ -100,7 +100,7 @@ def check_incoming(
         if header.record_id in seen:
             raise RejectedRecord(label, "duplicate", "two versions of one record in one batch")
         seen.add(header.record_id)
-        _check_version(store, sealed)
+        _check_version(store, sealed, author)
         accepted.append(
             Sealed(label, header.record_id, header.version, header.resource_type,
                    header.digest, sealed.commitment, row)
@@ -108,10 +108,11 @@ def check_incoming(
     return accepted
 
 
-def _check_version(store: VaultStore, sealed: SealedRecord) -> None:
+def _check_version(store: VaultStore, sealed: SealedRecord, author: Address) -> None:
     header = sealed.header
     try:
-        latest = store.get(header.record_id).sealed.header
+        stored = store.get(header.record_id)
+        latest = stored.sealed.header
     except UnknownRecord:
         if header.version != FIRST_VERSION:
             raise RejectedRecord(
@@ -125,4 +126,10 @@ def _check_version(store: VaultStore, sealed: SealedRecord) -> None:
     if header.patient != latest.patient or header.resource_type != latest.resource_type:
         raise RejectedRecord(
             header.label, "version", "changes the patient or resource type of the record"
+        )
+    if (stored.author == header.patient) != (author == header.patient):
+        # A patient's own account and the clinicians' record of them stay apart: neither
+        # supersedes the other.
+        raise RejectedRecord(
+            header.label, "version", "a patient and a clinician do not amend each other's records"
         )
