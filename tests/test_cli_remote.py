@@ -84,7 +84,11 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         assert "1 request waiting for your answer" in waiting and request in waiting
         shown = ok("access", "show", request[:10], *patient_at)
         assert address["dr-b"] in shown and "labs" in shown and "TREAT" in shown
-        approved = json.loads(ok("access", "approve", request[:10], *patient_at, "--json"))
+        # What the patient signs names the request in full: a node could list another
+        # request under a prefix.
+        prefixed = medledger("access", "approve", request[:10], *patient_at)
+        assert prefixed.returncode == 2 and "whole request id" in prefixed.stderr
+        approved = json.loads(ok("access", "approve", request, *patient_at, "--json"))
         # The patient alone is one of two.
         assert approved["status"] == "pending"
         approved = json.loads(ok("access", "approve", request, "--key", str(keys["dr-a"]),
@@ -112,7 +116,7 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
         table = ok("access", "audit", "--key", str(keys["patient"]), "--node", a)
         assert f"{mine[0]['record_id']} v1" in table and address["dr-b"] in table
 
-        ok("access", "revoke", request[:12], "--key", str(keys["patient"]), "--node", b)
+        ok("access", "revoke", request, "--key", str(keys["patient"]), "--node", b)
         assert "granted, now revoked" in ok("access", "show", request, *patient_at)
         again = medledger("records", "read", record, "--grant", request, *custodians,
                           "--key", str(keys["dr-b"]), "--node", a)  # fmt: skip

@@ -236,3 +236,9 @@ def test_bad_scrypt_n_is_a_usage_error(n: int) -> None:
 
 def test_keystore_error_is_invalid_input() -> None:
     assert issubclass(KeystoreError, InvalidInput)
+
+
+def test_a_passphrase_that_is_not_unicode_text_is_refused_without_echo() -> None:
+    with pytest.raises(UsageError, match="not valid Unicode") as refused:
+        encrypt_keystore(key(), "half a pair \ud800", scrypt_n=SMALL_N)
+    assert refused.value.__cause__ is None and "\ud800" not in str(refused.value)

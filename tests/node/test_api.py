@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
+import medledger.node.client as client_module
 from medledger.access.approval import Approval
 from medledger.access.contract import DENY, REQUEST, REVOKE, SET_POLICY
 from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
 from medledger.crypto.keys import PrivateKey
+from medledger.errors import InvalidInput
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
 from medledger.ledger.errors import InsufficientCosigners
@@ -336,6 +338,30 @@ def test_a_resource_pushed_again_is_its_record_s_next_version(net: Network) -> N
         versions = [r for r in rows if r["fhir_id"] == "pushed-again"]
         assert [r["version"] for r in versions] == [1, 2, 3]
         assert len({r["record_id"] for r in versions}) == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_author_amends_only_what_the_node_serves_as_listed(
+    net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that lists a patient's resource under another record (or digest) than the
+    record it serves cannot steer the author into signing an amendment of it."""
+
+    async def scenario() -> None:
+        lab = {**lab_result(), "id": "steered"}
+        async with net.client("hospital-a", DR_A) as dr_a:
+            (first,), _ = await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
+            honest = await client_module._listed_versions(dr_a, PATIENT.address)
+            entry = honest["Observation", "steered"]
+
+            async def lying(*_: object) -> object:
+                return {("Observation", "steered"): entry._replace(digest=b"\x01" * 32)}
+
+            monkeypatch.setattr(client_module, "_listed_versions", lying)
+            with pytest.raises(InvalidInput, match="other than it serves it"):
+                await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
+        assert first["version"] == 1
 
     asyncio.run(scenario())
 

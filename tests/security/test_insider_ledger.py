@@ -272,6 +272,16 @@ def _author_check(ledger: Ledger, author: PrivateKey, category: str = "condition
                       index=ledger.store.size, timestamp_ns=ledger.now)  # fmt: skip
 
 
+@pytest.mark.parametrize("name", ["\x1b[2J", "Dr \u202eeel", "tab\there"])
+def test_a_staff_name_cannot_carry_terminal_escapes_or_bidi_overrides(
+    ledger: Ledger, name: str
+) -> None:
+    payload = {"address": key("named").address, "role": "doctor", "name": name}
+    assert ledger.send(ledger.consortium.keys[0], identity.REGISTER_PARTICIPANT, payload) == (
+        "invalid_payload"
+    )
+
+
 def test_only_clinical_roles_with_a_care_relationship_write_records(ledger: Ledger) -> None:
     with pytest.raises(NotAnAuthor, match="verifier"):
         _author_check(ledger, VERIFIER_B, "mental-health")

@@ -28,6 +28,7 @@ from medledger.cli.options import (
 )
 from medledger.cli.output import emit, out, print_table, unique_prefix, utc
 from medledger.cli.target import acting, load_key
+from medledger.errors import UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,6 +39,9 @@ T = TypeVar("T")
 access_app = typer.Typer(no_args_is_help=True, help="Access requests, approvals and grants.")
 RequestArgument = Annotated[str, typer.Argument(help="The request's id (0x and 64 hex digits), "
                                                      "or a unique prefix of it.")]  # fmt: skip
+SignedRequestArgument = Annotated[str, typer.Argument(
+    help="The request's whole id (0x and 64 hex digits): what you sign names it in full."
+)]  # fmt: skip
 APPROVAL_TTL_MS = 10 * 60 * 1000
 
 
@@ -51,11 +55,16 @@ def _with_client(node: str, key: Path, work: Callable[[NodeClient], Awaitable[T]
     return asyncio.run(run())
 
 
-async def _request_id(client: NodeClient, given: str) -> str:
-    """The whole id, from a unique prefix among the requests made of the caller's records."""
+async def _request_id(client: NodeClient, given: str, *, to_sign: bool = False) -> str:
+    """The whole id, from a unique prefix among the requests made of the caller's records.
+
+    What the caller signs takes the whole id: the node lists the requests, and could list
+    another under the prefix the caller typed."""
     text = given.lower()
     if len(text) == 66:
         return text
+    if to_sign:
+        raise UsageError(f"give the whole request id (0x and 64 hex digits) to sign, not {given!r}")
     rows = await client.get("/v1/access/requests", {"patient": client.address})
     prefix = text if text.startswith("0x") else "0x" + text
     return unique_prefix(prefix, (r["request"] for r in rows), "requests of your records")
@@ -137,7 +146,7 @@ def show(
 
 @access_app.command("approve")
 def approve(
-    request_id: RequestArgument,
+    request_id: SignedRequestArgument,
     *,
     key: KeyOption,
     node: NodeOption = DEFAULT_NODE,
@@ -147,7 +156,7 @@ def approve(
     from medledger.access.approval import Approval
 
     async def work(client: NodeClient) -> Any:
-        whole = await _request_id(client, request_id)
+        whole = await _request_id(client, request_id, to_sign=True)
         state = await client.get(f"/v1/access/requests/{whole}")
         network = int((await client.get("/v1/health"))["network"])
         not_after = int(time.time() * 1000) + APPROVAL_TTL_MS
@@ -162,7 +171,7 @@ def approve(
 
 @access_app.command("deny")
 def deny(
-    request_id: RequestArgument,
+    request_id: SignedRequestArgument,
     *,
     key: KeyOption,
     node: NodeOption = DEFAULT_NODE,
@@ -172,7 +181,7 @@ def deny(
     from medledger.access.contract import DENY
 
     async def work(client: NodeClient) -> Any:
-        whole = await _request_id(client, request_id)
+        whole = await _request_id(client, request_id, to_sign=True)
         tx = await client.transaction(DENY, {"request": whole})
         return await client.post(f"/v1/access/requests/{whole}/deny", {"transaction": tx})
 
@@ -241,12 +250,14 @@ def review(
 
 
 @access_app.command("revoke")
-def revoke(grant_id: RequestArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
+def revoke(
+    grant_id: SignedRequestArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE
+) -> None:
     """End a grant at once (as the patient or a guardian)."""
     from medledger.access.contract import REVOKE
 
     async def work(client: NodeClient) -> str:
-        whole = await _request_id(client, grant_id)
+        whole = await _request_id(client, grant_id, to_sign=True)
         tx = await client.transaction(REVOKE, {"grant": whole})
         await client.post(f"/v1/access/grants/{whole}/revoke", {"transaction": tx})
         return whole

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from medledger.cli.options import DEFAULT_NODE, JsonOption, KeyOption, NodeOption, ScryptOption
 from medledger.cli.output import emit, out, print_table
@@ -154,7 +155,7 @@ def members_list(
         return
     table = Table("id", "name", "address", "member since (log entry)")
     for m in members:
-        table.add_row(m.id, m.name, m.address, str(m.since))
+        table.add_row(m.id, Text(m.name), m.address, str(m.since))
     print_table(table)
 
 

@@ -8,6 +8,7 @@ its own width rather than squeezed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +32,15 @@ def emit(data: Any, as_json: bool, text: str) -> None:
         out.print(text)
 
 
+_ID = re.compile(r"(0x[0-9a-f]{64}|[0-9a-f]{32})")
+
+
 def unique_prefix(given: str, ids: Iterable[str], among: str) -> str:
     """The one id of ``ids`` that ``given`` begins (ids are lowercase hex), or a usage
     error saying how many matched ``among`` them."""
     prefix = given.lower()
-    found = {i for i in ids if i.startswith(prefix)}
+    # A node lists the ids: what is not an id of the expected form counts for nothing.
+    found = {i for i in ids if i.startswith(prefix) and _ID.fullmatch(i)}
     if len(found) != 1:
         raise UsageError(f"{len(found) or 'no'} {among} start with {given!r}"
                          + ("; give more digits" if found else ""))  # fmt: skip

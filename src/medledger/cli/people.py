@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from medledger.cli.options import (
     DEFAULT_NODE,
@@ -139,7 +140,8 @@ def staff_add(
     if name is not None:
         payload["name"] = name
     _submit(node, key, identity.REGISTER_PARTICIPANT, payload)
-    out.print(f"registered {name or payload['address']} ({payload['address']}) as {role}")
+    out.print(f"registered {name or payload['address']} ({payload['address']}) as {role}",
+              markup=False)  # fmt: skip
 
 
 @staff_app.command("list")
@@ -174,7 +176,8 @@ def staff_list(
         # Someone who moved to another institution is listed here as having left.
         here = person.institution == chosen
         status = "left" if not here else "active" if person.active else "removed"
-        table.add_row(person.name or "", person.address, person.role, status)
+        # As text, not markup: a name is whatever its institution typed.
+        table.add_row(Text(person.name or ""), person.address, person.role, status)
     if staff:
         print_table(table)
     else:

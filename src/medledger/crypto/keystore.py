@@ -53,7 +53,11 @@ def encrypt_keystore(key: PrivateKey, password: str, *, scrypt_n: int = 2**18) -
 
 def _derive(kdf: str, params: Mapping[str, Any], password: str) -> bytes:
     salt = bytes.fromhex(str(params["salt"]))
-    secret = password.encode("utf-8")
+    try:
+        secret = password.encode("utf-8")
+    except UnicodeEncodeError:
+        # Unchained: the exception holds the password.
+        raise UsageError("the passphrase is not valid Unicode text") from None
     if kdf == "scrypt":
         # PyCryptodome's scrypt, not OpenSSL's: twice as fast here, and it opens keystores
         # with n >= 2**(16 r), which OpenSSL refuses (the spec's own vector is one).

@@ -275,6 +275,21 @@ async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[s
     return latest
 
 
+async def _check_amended(client: NodeClient, job: Job) -> None:
+    """Before the author signs a next version, check that the version it follows is the
+    one the node listed: signed, of this patient and type, with this digest. A node
+    cannot steer an author into amending a record of its choosing."""
+    answer = await client.get(f"/v1/records/{job.record_id.hex()}", {"version": job.version - 1})
+    sealed = committed_from_json(answer).sealed
+    sealed.check()
+    header = sealed.header
+    if (header.record_id, header.version, header.digest, header.patient) != (
+        job.record_id, job.version - 1, job.previous, job.patient
+    ) or (job.resource_type is not None and header.resource_type != job.resource_type):
+        listed = f"{job.record_id.hex()} v{job.version - 1}"
+        raise InvalidInput(f"the node lists record {listed} other than it serves it")
+
+
 async def upload_records(
     client: NodeClient, patient: Address, sources: Sequence[tuple[str, object]],
     progress: Callable[[int], None] | None = None,
@@ -295,6 +310,7 @@ async def upload_records(
     batch = int(r["max_records_per_write"])
     written: list[dict[str, Any]] = []
     rejected: list[InvalidRecord] = []
+    checked: set[tuple[bytes, int]] = set()
     for start in range(0, len(sources), batch):
         remaining: list[tuple[str, object] | InvalidRecord] = list(
             sources[start : start + batch]
@@ -303,8 +319,13 @@ async def upload_records(
             jobs, remaining = plan_pass(lambda kind, fhir_id: latest.get((kind, fhir_id)),
                                         patient, key, remaining)  # fmt: skip
             rejected += [job for job in jobs if isinstance(job, InvalidRecord)]
+            planned = [j for j in jobs if isinstance(j, Job)]
+            for job in planned:
+                if job.version > 1 and (job.record_id, job.version) not in checked:
+                    await _check_amended(client, job)
+                    checked.add((job.record_id, job.version))
             ready = []
-            for sealed in seal_for_upload(context, [j for j in jobs if isinstance(j, Job)]):
+            for sealed in seal_for_upload(context, planned):
                 if isinstance(sealed, InvalidRecord):
                     rejected.append(sealed)
                     continue

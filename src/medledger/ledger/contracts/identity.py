@@ -10,6 +10,7 @@ ledger stores nothing else about them.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +134,7 @@ def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
         "since": ctx.index,
         # Every role held, so that what someone did can be judged as of when they did it.
         "spans": spans,
-        "name": p.text(ctx.payload, "name", max_length=MAX_NAME) if "name" in ctx.payload else None,
+        "name": _display_name(ctx.payload) if "name" in ctx.payload else None,
     }
     writes = [Write(PARTICIPANT_NS, address, record)]
     if not any(s["institution"] == ctx.sender for s in (existing or {}).get("spans", ())):
@@ -141,6 +142,15 @@ def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
         writes += [Write(STAFF_NS, staff_key(ctx.sender, count), address),
                    Write(STAFF_COUNT_NS, ctx.sender, count + 1)]  # fmt: skip
     return writes
+
+
+def _display_name(payload: Mapping[str, Any]) -> str:
+    """A name people read: no control or format characters (terminal escapes, bidi
+    overrides) that would make it show as something else."""
+    name = p.text(payload, "name", max_length=MAX_NAME)
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise InvalidPayload("name: control or format characters are not allowed")
+    return name
 
 
 def _closed(existing: Any, index: int) -> list[dict[str, Any]]:
