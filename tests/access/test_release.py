@@ -204,9 +204,15 @@ def test_the_patient_audit_lists_every_read_with_its_proof(tmp_path: Path) -> No
         assert (first.record_id, first.version) == (header.record_id.hex(), header.version)
         assert (first.category, first.resource_type) == (header.category, header.resource_type)
         assert first.read != second.read and first.proven and not second.proven
+        assert first.complete and first.threshold == 2
         assert all(r.proof for r in first.receipts)
         assert [r.custodian for r in first.receipts] == [c.address for c in s.custodians[:2]]
         assert [r.custodian for r in second.receipts] == [c.address for c in s.custodians[1:]]
         assert audit_log(s.w.node, s.other.address) == []
+        # A read one custodian alone answered opened nothing: its row says so.
+        with pytest.raises(InsufficientShares):
+            await read_record(DR_B, s.grant, s.lab, custodians=s.custodians[:1], threshold=2)
+        *_, lone = audit_log(s.w.node, s.patient.address)
+        assert not lone.complete and len(lone.receipts) == 1
 
     run(tmp_path, scenario)

@@ -26,6 +26,7 @@ from medledger.crypto import merkle
 from medledger.crypto.keys import Address
 from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts.base import StateView
+from medledger.ledger.contracts.membership import network_config
 from medledger.ledger.node import LedgerNode
 
 
@@ -67,6 +68,13 @@ class Read:
     purpose: str
     emergency: bool
     receipts: tuple[Receipt, ...]
+    #: Shares it takes to open a record: a read with fewer custodians' receipts opened
+    #: nothing (or the reader split one read across releases; either way, look closer).
+    threshold: int
+
+    @property
+    def complete(self) -> bool:
+        return len({r.custodian for r in self.receipts}) >= self.threshold
 
     @property
     def timestamp_ns(self) -> int:
@@ -91,6 +99,8 @@ class Read:
             "emergency": self.emergency,
             "timestamp_ns": self.timestamp_ns,
             "proven": self.proven,
+            "complete": self.complete,
+            "threshold": self.threshold,
             "receipts": [r.to_json() for r in self.receipts],
         }
 
@@ -102,6 +112,7 @@ def audit_log(node: LedgerNode, patient: Address) -> list[Read]:
     if checkpoint is not None:
         node.verify_checkpoint(checkpoint)
     entries = patient_list(node.store, AUDIT_NS, AUDIT_COUNT_NS, patient)
+    threshold = int(network_config(node.store)["custodian_threshold"])
     by_read: dict[str, list[dict[str, Any]]] = {}
     for n, entry in enumerate(entries):
         assert entry is not None, f"audit entry {n} of {patient} is counted but missing"
@@ -119,6 +130,7 @@ def audit_log(node: LedgerNode, patient: Address) -> list[Read]:
             purpose=first["purpose"],
             emergency=bool(first["emergency"]),
             receipts=tuple(_proven(node, checkpoint, entry) for entry in receipts),
+            threshold=threshold,
         )
         for read, receipts in by_read.items()
         for first in receipts[:1]

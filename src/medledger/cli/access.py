@@ -302,12 +302,14 @@ def audit(
     if not found["reads"]:
         out.print("No reads of your records.")
         return
-    table = Table("when (UTC)", "reader", "record", "category", "purpose", "receipts", "proof")
+    table = Table("when (UTC)", "reader", "record", "category", "purpose", "custodians", "proof")
     for r in found["reads"]:
         checkpoints = {c["checkpoint"] for c in r["receipts"]}
         proof = f"in checkpoint {max(checkpoints)}" if r["proven"] else "not yet"
         flag = " [red]BREAK-GLASS[/red]" if r["emergency"] else ""
+        custodians = len({c["custodian"] for c in r["receipts"]})
+        released = f"{custodians} of {r['threshold']}" + ("" if r["complete"] else " (partial)")
         table.add_row(utc(r["timestamp_ns"]), r["reader"],
                       f"{r['record_id']} v{r['version']} {r['resource_type']}", r["category"],
-                      r["purpose"] + flag, str(len(r["receipts"])), proof)  # fmt: skip
+                      r["purpose"] + flag, released, proof)  # fmt: skip
     print_table(table)
