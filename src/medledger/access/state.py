@@ -171,6 +171,11 @@ class AccessRequest:
         )  # fmt: skip
 
 
+def requests_of(view: StateView, patient: Address) -> list[str]:
+    """The ids of every request made of the patient's data, oldest first."""
+    return [str(r) for r in patient_list(view, ASKED_NS, ASKED_COUNT_NS, patient)]
+
+
 def access_request(view: StateView, request_id: str) -> AccessRequest:
     entry = view.get(REQUEST_NS, request_id)
     if entry is None:
@@ -210,6 +215,12 @@ class Grant:
     def status(self, view: StateView, now_ns: int) -> str:
         """``active``, ``revoked``, ``expired``, or ``void`` (its holder lost standing)."""
         return grant_status(view, self.grant, now_ns)
+
+
+def grant_of(view: StateView, grant_id: str) -> Grant | None:
+    """The grant as stored, whether or not it still holds."""
+    entry = view.get(GRANT_NS, grant_id)
+    return None if entry is None else Grant.from_state(grant_id, entry)
 
 
 def holding_grant(view: StateView, grant_id: str, now_ns: int) -> Grant:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medledger.access import care, glass
+from medledger.access.errors import NoGrant, UnknownRequest
 from medledger.access.policy import Policy
 from medledger.access.rules import Signer, could_fill
 from medledger.access.settings import access_settings
@@ -40,6 +41,8 @@ from medledger.access.state import (
     POLICY_NS,
     RECEIPT_NS,
     REQUEST_NS,
+    AccessRequest,
+    Grant,
     current_policy,
     signer_of,
     speaks_for,
@@ -94,6 +97,22 @@ def may_read_state(view: StateView, reader: Address, ns: str, key: str) -> bool:
     if ns == SUBJECT_NS:
         return key == reader or signer_of(view, reader).role is not None
     return not ns.startswith("access.")
+
+
+def request_for_party(view: StateView, reader: Address, request_id: str) -> AccessRequest:
+    """A request the reader is party to; to anyone else it does not exist."""
+    entry = view.get(REQUEST_NS, request_id)
+    if entry is None or not party_to_request(view, reader, entry):
+        raise UnknownRequest(f"no request {request_id}")
+    return AccessRequest.from_state(request_id, entry)
+
+
+def grant_for_party(view: StateView, reader: Address, grant_id: str) -> Grant:
+    """A grant the reader is party to; to anyone else it does not exist."""
+    entry = view.get(GRANT_NS, grant_id)
+    if entry is None or not party_to_request(view, reader, entry):
+        raise NoGrant(f"no grant {grant_id}")
+    return Grant.from_state(grant_id, entry)
 
 
 def party_to_request(view: StateView, reader: Address, entry: Mapping[str, Any]) -> bool:

@@ -204,16 +204,13 @@ def members_vote(
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
     """Vote for a proposal; it takes effect once the vote threshold is reached."""
-    from medledger.ledger.contracts.membership import PROPOSAL_NS, VOTE
+    from medledger.ledger.contracts.membership import VOTE, proposal_status
 
     _propose_or_vote(node, key, VOTE, {"proposal": proposal.lower()})
 
-    async def status() -> Any:
+    async def status() -> tuple[str, int] | None:
         async with acting(patient=None, key=key, node=node, home=None) as target:
-            return await asyncio.to_thread(target.ledger.store.get, PROPOSAL_NS, proposal.lower())
+            return await asyncio.to_thread(proposal_status, target.ledger.store, proposal.lower())
 
-    state = asyncio.run(status())
-    where = "unknown" if state is None else state["status"]
-    out.print(
-        f"voted for proposal {proposal}: {where}, {len(state['votes']) if state else 0} votes"
-    )
+    where, votes = asyncio.run(status()) or ("unknown", 0)
+    out.print(f"voted for proposal {proposal}: {where}, {votes} votes")

@@ -8,7 +8,7 @@ from typing import Literal
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts.base import StateView
 from medledger.ledger.contracts.identity import (
-    SUBJECT_NS,
+    is_subject,
     participant_institution,
     participant_role,
 )
@@ -36,6 +36,6 @@ def resolve_caller(state: StateView, address: Address) -> Caller:
     institution = participant_institution(state, address)
     if institution is not None:
         return Caller(address, "participant", participant_role(state, address), institution)
-    if state.get(SUBJECT_NS, address) is not None:
+    if is_subject(state, address):
         return Caller(address, "subject")
     return Caller(address, "unknown")

@@ -74,6 +74,11 @@ def staff_of(view: StateView, institution: Address) -> list[Participant]:
     return staff
 
 
+def is_subject(view: StateView, address: Address) -> bool:
+    """Whether ``address`` registered as a data subject (a patient)."""
+    return view.get(SUBJECT_NS, address) is not None
+
+
 def participant_role(view: StateView, address: Address) -> str | None:
     """The role an address holds now, or None if it holds none."""
     participant = view.get(PARTICIPANT_NS, address)

@@ -54,6 +54,12 @@ class Member:
                    entry["status"] == "active", int(entry["since"]))  # fmt: skip
 
 
+def proposal_status(view: StateView, proposal_id: str) -> tuple[str, int] | None:
+    """A membership proposal's status (open, executed) and its votes so far, if any."""
+    proposal = view.get(PROPOSAL_NS, proposal_id)
+    return None if proposal is None else (str(proposal["status"]), len(proposal["votes"]))
+
+
 def member_list(view: StateView) -> list[Member]:
     """The current members, by address."""
     members = []

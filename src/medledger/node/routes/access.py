@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
 from medledger.access.contract import (
     APPROVE,
-    ASKED_COUNT_NS,
-    ASKED_NS,
     DENY,
-    GRANT_NS,
     REQUEST,
-    REQUEST_NS,
     REVOKE,
-    patient_list,
     speaks_for,
 )
-from medledger.access.errors import NoGrant, UnknownRequest
-from medledger.access.state import Grant, access_request, grant_status
-from medledger.access.visibility import party_to_request
+from medledger.access.state import Grant, access_request, grant_status, requests_of
+from medledger.access.visibility import grant_for_party, request_for_party
 from medledger.crypto.keys import to_checksum_address
-from medledger.ledger.errors import TransactionRejected
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
 from medledger.node.routes.ledger import (
@@ -111,7 +104,7 @@ async def list_requests(
     address = to_checksum_address(patient)
     if not speaks_for(service.node.store, address, caller.address):
         raise Forbidden("only the patient or a guardian sees the requests made of their data")
-    asked = patient_list(service.node.store, ASKED_NS, ASKED_COUNT_NS, address)
+    asked = requests_of(service.node.store, address)
     return [_request_state(service, request_id) for request_id in reversed(asked)]
 
 
@@ -136,7 +129,7 @@ async def get_request(
     request_id: Annotated[str, Path(pattern=REQUEST_ID)],
 ) -> RequestState:
     key = request_id.lower()
-    _as_party(service, caller, REQUEST_NS, key, UnknownRequest(f"no request {key}"))
+    request_for_party(service.node.store, caller.address, key)
     return _request_state(service, key)
 
 
@@ -149,7 +142,7 @@ async def approve(
 ) -> RequestState:
     """Relay approvals to the ledger; the grant exists once the policy holds."""
     key = request_id.lower()
-    _as_party(service, caller, REQUEST_NS, key, UnknownRequest(f"no request {key}"))
+    request_for_party(service.node.store, caller.address, key)
     if caller.address not in {a.signer for a in body.approvals}:
         raise Forbidden("a caller relays only approvals that include their own")
     payload = {"request": key, "approvals": [a.model_dump() for a in body.approvals]}
@@ -164,8 +157,7 @@ async def get_grant(
     grant_id: Annotated[str, Path(pattern=REQUEST_ID)],
 ) -> GrantState:
     key = grant_id.lower()
-    entry = _as_party(service, caller, GRANT_NS, key, NoGrant(f"no grant {key}"))
-    return _grant_state(service, key, entry)
+    return _grant_state(service, grant_for_party(service.node.store, caller.address, key))
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=Outcome)
@@ -182,16 +174,6 @@ async def revoke(
     return outcome_json(outcome)
 
 
-def _as_party(
-    service: Service, caller: AuthenticatedCaller, ns: str, key: str, missing: TransactionRejected
-) -> Any:
-    """A request or grant the caller is party to; to anyone else it does not exist."""
-    entry = service.node.store.get(ns, key)
-    if entry is None or not party_to_request(service.node.store, caller.address, entry):
-        raise missing
-    return entry
-
-
 def _request_state(service: Service, key: str) -> RequestState:
     request = access_request(service.node.store, key)
     granted = request.status == "granted"
@@ -201,7 +183,6 @@ def _request_state(service: Service, key: str) -> RequestState:
     )
 
 
-def _grant_state(service: Service, key: str, entry: dict[str, Any]) -> GrantState:
-    grant = Grant.from_state(key, entry)
+def _grant_state(service: Service, grant: Grant) -> GrantState:
     status = grant.status(service.node.store, time.time_ns())
     return GrantState(status=status, **dataclasses.asdict(grant))

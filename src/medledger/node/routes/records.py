@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from medledger.access.care import enrolled_at
-from medledger.access.state import GRANT_NS, Grant, holding_grant, speaks_for
+from medledger.access.state import Grant, grant_of, holding_grant, speaks_for
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.errors import InvalidInput
 from medledger.node.caller import Caller
@@ -197,8 +197,8 @@ def _scope(
         return _Scope(True)
     if grant is None:
         return None
-    held = view.get(GRANT_NS, grant.lower())
-    if held is None or held["requester"] != caller.address or held["patient"] != patient:
+    held = grant_of(view, grant.lower())
+    if held is None or held.requester != caller.address or held.patient != patient:
         return None
     # The holder may hear why their own grant no longer reads (revoked, expired, void).
     return _Scope(False, holding_grant(view, grant.lower(), time.time_ns()))
