@@ -90,7 +90,7 @@ async def _verify(key: Path | None, node: str, home: Path | None) -> VerifyRepor
             if n % 100 == 0 and len(rows) > 100:
                 progress(f"{n} of {len(rows)} records fetched")
             record, version = row["record_id"], row["version"]
-            committed = await target.committed(record, version, None)
+            committed = await target.committed(record, version)
             try:
                 proof: RecordProof | InvalidInput = await target.proof(record, version)
             except InvalidInput as exc:

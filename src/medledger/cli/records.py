@@ -230,7 +230,7 @@ def records_show(
     async def run() -> dict[str, Any]:
         async with acting(patient=patient, key=key, node=node, home=home) as target:
             record_id = await resolve_record(target, record)
-            sealed = (await target.committed(record_id, version, None)).sealed
+            sealed = (await target.committed(record_id, version)).sealed
         if sealed.header.patient != target.key.address:
             raise UsageError(f"record {record_id} belongs to another patient")
         author = sealed.check()

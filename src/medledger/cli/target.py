@@ -50,9 +50,7 @@ class Target(Protocol):
         """Every record version of ``patient`` the caller may see, oldest first."""
         ...
 
-    async def committed(
-        self, record_id: str, version: int | None, grant: str | None
-    ) -> CommittedRecord: ...
+    async def committed(self, record_id: str, version: int | None) -> CommittedRecord: ...
 
     async def proof(self, record_id: str, version: int | None) -> RecordProof: ...
 
@@ -76,9 +74,7 @@ class HomeTarget:
     async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
         return [_summary(r) for r in self.session.store.for_patient(patient)]
 
-    async def committed(
-        self, record_id: str, version: int | None, grant: str | None
-    ) -> CommittedRecord:
+    async def committed(self, record_id: str, version: int | None) -> CommittedRecord:
         from medledger.records.proof import committed_record
 
         stored = self.session.store.get(record_bytes(record_id), version)
@@ -119,12 +115,10 @@ class NodeTarget:
         params = {"patient": patient} | ({"grant": grant} if grant else {})
         return list(await self.client.get("/v1/records", params))
 
-    async def committed(
-        self, record_id: str, version: int | None, grant: str | None
-    ) -> CommittedRecord:
+    async def committed(self, record_id: str, version: int | None) -> CommittedRecord:
         from medledger.records.wire import committed_from_json
 
-        params = _params(version=version, grant=grant)
+        params = _params(version=version)
         return committed_from_json(await self.client.get(f"/v1/records/{record_id}", params))
 
     async def proof(self, record_id: str, version: int | None) -> RecordProof:
