@@ -82,6 +82,7 @@ def test_a_record_goes_from_hospital_a_to_a_doctor_at_hospital_b_from_the_shell(
                      "--key", str(keys["dr-b"]), "--node", b, "-q").strip()  # fmt: skip
         waiting = ok("access", "list", *patient_at)
         assert "1 request waiting for your answer" in waiting and request in waiting
+        assert f"{address['dr-b']} (doctor at Hospital B) asks for labs" in waiting
         shown = ok("access", "show", request[:10], *patient_at)
         assert address["dr-b"] in shown and "labs" in shown and "TREAT" in shown
         # What the patient signs names the request in full: a node could list another

@@ -107,7 +107,13 @@ def list_requests(
 ) -> None:
     """Every request made of your records, those waiting for your answer first."""
     patient = load_key(key).address
-    asked = _with_client(node, key, lambda c: c.get("/v1/access/requests", {"patient": patient}))
+
+    async def work(client: NodeClient) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        asked = await client.get("/v1/access/requests", {"patient": patient})
+        names = await asyncio.to_thread(_names, client, {r["requester"] for r in asked})
+        return asked, names
+
+    asked, names = _with_client(node, key, work)
     waiting = [r for r in asked if r["status"] == "pending"]
     ordered = waiting + [r for r in asked if r["status"] != "pending"]
     if as_json:
@@ -117,12 +123,36 @@ def list_requests(
     out.print(f"{count} request{'s' if count != 1 else ''} waiting for your answer."
               if count else "No request is waiting for your answer.")  # fmt: skip
     for r in ordered:
-        out.print(f"{r['request']}  {_describe(r)}")
+        out.print(f"{r['request']}  {_describe(r, names)}", markup=False)
 
 
-def _describe(s: dict[str, Any]) -> str:
+def _names(client: NodeClient, addresses: set[str]) -> dict[str, str]:
+    """Who each address is, as proven at a cosigned checkpoint: "Dr Lee (doctor at
+    Hospital B)"; an address the ledger names no one by stays as it is."""
+    from medledger.crypto.keys import Address
+    from medledger.ledger.contracts.identity import participant_of
+    from medledger.ledger.contracts.membership import member_of
+    from medledger.node.client import ProvenState
+
+    state = ProvenState(client)
+    try:
+        names = {}
+        for address in addresses:
+            person = participant_of(state, Address(address))
+            if person is None:
+                continue
+            member = member_of(state, person.institution)
+            at = member.name if member is not None else person.institution
+            names[address] = f"{person.name or address} ({person.role} at {at})"
+        return names
+    finally:
+        state.close()
+
+
+def _describe(s: dict[str, Any], names: dict[str, str] | None = None) -> str:
     where = s["status"] if s.get("grant_status") is None else f"granted, now {s['grant_status']}"
-    return (f"{s['requester']} asks for {', '.join(s['categories'])} of {s['patient']} "
+    who = (names or {}).get(s["requester"], s["requester"])
+    return (f"{who} asks for {', '.join(s['categories'])} of {s['patient']} "
             f"for {s['purpose']}, {s['duration_s']} s: {where}; approved by "
             f"{', '.join(s['signers']) or 'nobody yet'}")  # fmt: skip
 
@@ -137,11 +167,12 @@ def show(
 ) -> None:
     """Who asks, for what, why, who approved so far, and where it stands."""
 
-    async def work(client: NodeClient) -> Any:
-        return await client.get(f"/v1/access/requests/{await _request_id(client, request_id)}")
+    async def work(client: NodeClient) -> tuple[dict[str, Any], dict[str, str]]:
+        asked = await client.get(f"/v1/access/requests/{await _request_id(client, request_id)}")
+        return asked, await asyncio.to_thread(_names, client, {asked["requester"]})
 
-    s = _with_client(node, key, work)
-    emit(s, as_json, _describe(s))
+    s, names = _with_client(node, key, work)
+    emit(s, as_json, _describe(s, names))
 
 
 @access_app.command("approve")

@@ -29,7 +29,8 @@ def emit(data: Any, as_json: bool, text: str) -> None:
     if as_json:
         print(json.dumps(data))
     else:
-        out.print(text)
+        # Plain text: what a node or another institution typed is never rich markup.
+        out.print(text, markup=False)
 
 
 _ID = re.compile(r"(0x[0-9a-f]{64}|[0-9a-f]{32})")

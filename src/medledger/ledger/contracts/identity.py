@@ -61,6 +61,11 @@ class Participant:
                    entry["status"] == "active")  # fmt: skip
 
 
+def participant_of(view: StateView, address: Address) -> Participant | None:
+    entry = view.get(PARTICIPANT_NS, address)
+    return None if entry is None else Participant.from_state(address, entry)
+
+
 def staff_of(view: StateView, institution: Address) -> list[Participant]:
     """Everyone ``institution`` ever registered, in the order it did; a person who moved
     to another institution since is listed as they stand now."""

@@ -60,6 +60,12 @@ def proposal_status(view: StateView, proposal_id: str) -> tuple[str, int] | None
     return None if proposal is None else (str(proposal["status"]), len(proposal["votes"]))
 
 
+def member_of(view: StateView, address: Address) -> Member | None:
+    """A member institution, current or past, by its ledger address."""
+    entry = view.get(MEMBER_NS, address)
+    return None if entry is None else Member.from_state(entry)
+
+
 def member_list(view: StateView) -> list[Member]:
     """The current members, by address."""
     members = []
