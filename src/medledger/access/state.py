@@ -25,7 +25,7 @@ from medledger.access.rules import Signer
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import StateView, Write
-from medledger.ledger.contracts.identity import PARTICIPANT_NS, SUBJECT_NS, participant_role
+from medledger.ledger.contracts.identity import PARTICIPANT_NS, is_subject, participant_role
 from medledger.ledger.contracts.membership import is_member
 from medledger.ledger.errors import InvalidPayload
 
@@ -97,7 +97,7 @@ def named_patient(payload: Mapping[str, Any], sender: Address) -> Address:
 
 
 def require_patient(view: StateView, address: Address) -> None:
-    if view.get(SUBJECT_NS, address) is None:
+    if not is_subject(view, address):
         raise InvalidPayload(f"{address} is not a registered patient")
 
 

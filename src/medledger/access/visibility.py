@@ -50,7 +50,7 @@ from medledger.access.state import (
 from medledger.crypto.keys import Address
 from medledger.errors import InvalidInput
 from medledger.ledger.contracts.base import StateView
-from medledger.ledger.contracts.identity import SUBJECT_NS
+from medledger.ledger.contracts.identity import SUBJECT_NS, is_subject
 from medledger.ledger.contracts.membership import is_member
 from medledger.ledger.machine import NONCE_NS
 from medledger.ledger.tx import Transaction
@@ -65,7 +65,7 @@ _CONSORTIUM_OVERSIGHT = frozenset({glass.GLASS_NS, glass.REVIEW_DUE_NS, glass.AL
 
 
 def is_registered(view: StateView, address: Address) -> bool:
-    return signer_of(view, address).role is not None or view.get(SUBJECT_NS, address) is not None
+    return signer_of(view, address).role is not None or is_subject(view, address)
 
 
 def may_read_state(view: StateView, reader: Address, ns: str, key: str) -> bool:

@@ -71,7 +71,7 @@ class LedgerSteps(Scene):
         )
         await self.a.wait_for_size(self.b.size)
         check(
-            self.a.store.get(identity.SUBJECT_NS, self.patient.address) is not None,
+            identity.is_subject(self.a.store, self.patient.address),
             "patient visible at A",
         )
         check(joined.index is not None, "the registration is in the log")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, UsageError
-from medledger.ledger.contracts.identity import SUBJECT_NS, participant_role
+from medledger.ledger.contracts.identity import participant_role, subject_of
 from medledger.ledger.contracts.membership import MEMBER_NS, active_members, network_config
 from medledger.ledger.node import LedgerNode
 from medledger.records.pipeline import SealingContext
@@ -28,10 +28,10 @@ def custodians_of(node: LedgerNode) -> Custodians:
 
 def patient_key(node: LedgerNode, patient: Address) -> bytes:
     """The X25519 key a registered patient published on the ledger."""
-    subject = node.store.get(SUBJECT_NS, patient)
+    subject = subject_of(node.store, patient)
     if subject is None:
         raise UnknownPatient(f"{patient} is not a registered patient")
-    return bytes.fromhex(subject["encryption_key"][2:])
+    return subject.encryption_key
 
 
 def sealing_context(node: LedgerNode, author: PrivateKey) -> SealingContext:

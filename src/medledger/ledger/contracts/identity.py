@@ -79,6 +79,23 @@ def staff_of(view: StateView, institution: Address) -> list[Participant]:
     return staff
 
 
+@dataclass(frozen=True)
+class Subject:
+    """A data subject (a patient) under their pseudonymous key: the X25519 key their
+    records are sealed to, and when they registered."""
+
+    address: Address
+    encryption_key: bytes
+    since: int
+
+
+def subject_of(view: StateView, address: Address) -> Subject | None:
+    entry = view.get(SUBJECT_NS, address)
+    if entry is None:
+        return None
+    return Subject(address, bytes.fromhex(str(entry["encryption_key"])[2:]), int(entry["since"]))
+
+
 def is_subject(view: StateView, address: Address) -> bool:
     """Whether ``address`` registered as a data subject (a patient)."""
     return view.get(SUBJECT_NS, address) is not None
