@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -27,11 +26,10 @@ from medledger.cli.options import (
     QuietOption,
 )
 from medledger.cli.output import emit, out, print_table, unique_prefix, utc
-from medledger.cli.target import acting, load_key
+from medledger.cli.target import acting, load_key, with_client
 from medledger.errors import UsageError
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from medledger.node.client import NodeClient
 
@@ -43,16 +41,6 @@ SignedRequestArgument = Annotated[str, typer.Argument(
     help="The request's whole id (0x and 64 hex digits): what you sign names it in full."
 )]  # fmt: skip
 APPROVAL_TTL_MS = 10 * 60 * 1000
-
-
-def _with_client(node: str, key: Path, work: Callable[[NodeClient], Awaitable[T]]) -> T:
-    from medledger.node.client import NodeClient
-
-    async def run() -> T:
-        async with NodeClient(node, load_key(key)) as client:
-            return await work(client)
-
-    return asyncio.run(run())
 
 
 async def _request_id(client: NodeClient, given: str, *, to_sign: bool = False) -> str:
@@ -94,7 +82,7 @@ def request(
         tx = await client.transaction(REQUEST, payload)
         return await client.post("/v1/access/requests", {"transaction": tx})
 
-    state = _with_client(node, key, work)
+    state = with_client(node, key, work)
     if quiet:
         print(state["request"])
     else:
@@ -113,7 +101,7 @@ def list_requests(
         names = await asyncio.to_thread(_names, client, {r["requester"] for r in asked})
         return asked, names
 
-    asked, names = _with_client(node, key, work)
+    asked, names = with_client(node, key, work)
     waiting = [r for r in asked if r["status"] == "pending"]
     ordered = waiting + [r for r in asked if r["status"] != "pending"]
     if as_json:
@@ -171,7 +159,7 @@ def show(
         asked = await client.get(f"/v1/access/requests/{await _request_id(client, request_id)}")
         return asked, await asyncio.to_thread(_names, client, {asked["requester"]})
 
-    s, names = _with_client(node, key, work)
+    s, names = with_client(node, key, work)
     emit(s, as_json, _describe(s, names))
 
 
@@ -196,7 +184,7 @@ def approve(
         body = {"approvals": [approval.signed_by(client.key)]}
         return await client.post(f"/v1/access/requests/{whole}/approvals", body)
 
-    state = _with_client(node, key, work)
+    state = with_client(node, key, work)
     emit(state, as_json, f"request {state['request']}: {state['status']}")
 
 
@@ -216,7 +204,7 @@ def deny(
         tx = await client.transaction(DENY, {"request": whole})
         return await client.post(f"/v1/access/requests/{whole}/deny", {"transaction": tx})
 
-    state = _with_client(node, key, work)
+    state = with_client(node, key, work)
     emit(state, as_json, f"request {state['request']}: {state['status']}")
 
 
@@ -237,7 +225,7 @@ def grant(
         said = await client.get(f"/v1/access/grants/{whole}")
         return {**said, "proven": await asyncio.to_thread(_proven_grant, client, whole)}
 
-    g = _with_client(node, key, work)
+    g = with_client(node, key, work)
     proven = g["proven"]
     checked = (
         f"proven at checkpoint {proven['checkpoint']}: {proven['status']}"
@@ -276,7 +264,7 @@ def review(
     from medledger.access.glass import REVIEW
 
     payload = {"grant": grant_id, "finding": finding}
-    _with_client(node, key, lambda c: c.submit(REVIEW, payload))
+    with_client(node, key, lambda c: c.submit(REVIEW, payload))
     out.print(f"break-glass grant {grant_id} reviewed: {finding}")
 
 
@@ -293,7 +281,7 @@ def revoke(
         await client.post(f"/v1/access/grants/{whole}/revoke", {"transaction": tx})
         return whole
 
-    out.print(f"grant {_with_client(node, key, work)} revoked")
+    out.print(f"grant {with_client(node, key, work)} revoked")
 
 
 @access_app.command("audit")

@@ -22,11 +22,12 @@ from rich.text import Text
 
 from medledger.cli.options import DEFAULT_NODE, JsonOption, KeyOption, NodeOption, ScryptOption
 from medledger.cli.output import emit, out, print_table
-from medledger.cli.target import acting, load_key
+from medledger.cli.target import acting, load_key, with_client
 from medledger.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from medledger.ledger.genesis import Founder
+    from medledger.node.client import NodeClient
 
 institution_app = typer.Typer(no_args_is_help=True, help="Your institution's keys and card.")
 genesis_app = typer.Typer(no_args_is_help=True, help="A consortium's founding transaction.")
@@ -160,13 +161,10 @@ def members_list(
 
 
 def _propose_or_vote(node: str, key: Path, tx_type: str, payload: dict[str, Any]) -> str:
-    from medledger.node.client import NodeClient
+    async def submit(client: NodeClient) -> str:
+        return str((await client.submit(tx_type, payload))["tx_id"])
 
-    async def run() -> str:
-        async with NodeClient(node, load_key(key)) as client:
-            return str((await client.submit(tx_type, payload))["tx_id"])
-
-    return asyncio.run(run())
+    return with_client(node, key, submit)
 
 
 @members_app.command("admit")

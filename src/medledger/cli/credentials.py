@@ -17,7 +17,7 @@ import typer
 
 from medledger.cli.options import DEFAULT_NODE, JsonOption, KeyOption, NodeOption
 from medledger.cli.output import out
-from medledger.cli.target import acting, load_key
+from medledger.cli.target import acting, load_key, with_client
 from medledger.errors import InvalidInput, UsageError
 
 credentials_app = typer.Typer(no_args_is_help=True, help="Health credentials.")
@@ -32,14 +32,8 @@ def setup(
     max_credentials: Annotated[int, typer.Option(min=1)] = 1000,
 ) -> None:  # fmt: skip
     """Make your institution an issuer: AnonCreds keys and JWK published on the ledger."""
-    from medledger.node.client import NodeClient
-
-
-    async def work() -> Any:
-        async with NodeClient(node, load_key(key)) as client:
-            return await client.post("/v1/credentials/setup", {"max_credentials": max_credentials})
-
-    answer = asyncio.run(work())
+    body = {"max_credentials": max_credentials}
+    answer = with_client(node, key, lambda c: c.post("/v1/credentials/setup", body))
     out.print(f"issuer {answer['issuer']} is set up")
 
 

@@ -21,7 +21,7 @@ from medledger.cli.options import (
     ScryptOption,
 )
 from medledger.cli.output import emit, out, print_table, progress
-from medledger.cli.target import acting, load_key
+from medledger.cli.target import acting, with_client
 from medledger.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -104,12 +104,6 @@ def ledger_status(
     *, key: KeyOption, node: NodeOption = DEFAULT_NODE, as_json: JsonOption = False
 ) -> None:
     """The node's log size, members and latest checkpoint."""
-    from medledger.node.client import NodeClient
-
-    async def run() -> dict[str, Any]:
-        async with NodeClient(node, load_key(key)) as client:
-            return dict(await client.get("/v1/ledger/status"))
-
-    s = asyncio.run(run())
+    s: dict[str, Any] = with_client(node, key, lambda c: c.get("/v1/ledger/status"))
     emit(s, as_json, f"{s['name']} ({s['member']}): network {s['network']}, log size "
          f"{s['size']}, checkpoint {s['checkpoint']}, {len(s['members'])} members")  # fmt: skip

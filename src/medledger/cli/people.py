@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -26,7 +26,7 @@ from medledger.cli.options import (
     ScryptOption,
 )
 from medledger.cli.output import out, print_table
-from medledger.cli.target import NodeTarget, acting, load_key
+from medledger.cli.target import NodeTarget, acting, load_key, with_client
 from medledger.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,16 +38,6 @@ key_app = typer.Typer(no_args_is_help=True, help="Your own keystore.")
 patient_app = typer.Typer(no_args_is_help=True, help="Patients: register, enrol.")
 staff_app = typer.Typer(no_args_is_help=True, help="An institution's staff (operators).")
 AddressArgument = Annotated[str, typer.Argument(help="The person's address (0x and 40 hex).")]
-
-
-def _submit(node: str, key: Path, tx_type: str, payload: dict[str, Any]) -> Any:
-    from medledger.node.client import NodeClient
-
-    async def run() -> Any:
-        async with NodeClient(node, load_key(key)) as client:
-            return await client.submit(tx_type, payload)
-
-    return asyncio.run(run())
 
 
 @key_app.command("new")
@@ -90,29 +80,21 @@ def register_patient(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None
     Your key is your pseudonym and the key your records are sealed to; enrolling lets
     the institution's clinicians write your records."""
     from medledger.ledger.contracts import identity
-    from medledger.node.client import NodeClient
     from medledger.node.identities import patient_public_key
 
-    async def run() -> str:
-        async with NodeClient(node, load_key(key)) as client:
-            payload = {"encryption_key": "0x" + patient_public_key(client.key).hex()}
-            await client.submit(identity.REGISTER_SUBJECT, payload)
-            return await _enrol(client)
+    async def register(client: NodeClient) -> str:
+        payload = {"encryption_key": "0x" + patient_public_key(client.key).hex()}
+        await client.submit(identity.REGISTER_SUBJECT, payload)
+        return await _enrol(client)
 
-    institution = asyncio.run(run())
+    institution = with_client(node, key, register)
     out.print(f"registered {load_key(key).address} as a patient, enrolled at {institution}")
 
 
 @patient_app.command("enrol")
 def enrol(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
     """Enrol at the node's institution: its clinicians may then write your records."""
-    from medledger.node.client import NodeClient
-
-    async def run() -> str:
-        async with NodeClient(node, load_key(key)) as client:
-            return await _enrol(client)
-
-    out.print(f"enrolled at {asyncio.run(run())}")
+    out.print(f"enrolled at {with_client(node, key, _enrol)}")
 
 
 async def _enrol(client: NodeClient) -> str:
@@ -139,7 +121,7 @@ def staff_add(
     payload = {"address": to_checksum_address(address), "role": role}
     if name is not None:
         payload["name"] = name
-    _submit(node, key, identity.REGISTER_PARTICIPANT, payload)
+    with_client(node, key, lambda c: c.submit(identity.REGISTER_PARTICIPANT, payload))
     out.print(f"registered {name or payload['address']} ({payload['address']}) as {role}",
               markup=False)  # fmt: skip
 
@@ -196,5 +178,5 @@ def staff_remove(
     from medledger.ledger.contracts import identity
 
     payload = {"address": to_checksum_address(address)}
-    _submit(node, key, identity.REVOKE_PARTICIPANT, payload)
+    with_client(node, key, lambda c: c.submit(identity.REVOKE_PARTICIPANT, payload))
     out.print(f"removed {payload['address']} from your staff")

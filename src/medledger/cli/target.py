@@ -13,12 +13,15 @@ never reach a ledger start without them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from medledger.errors import UsageError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from medledger.crypto.keys import Address, PrivateKey
@@ -38,6 +41,17 @@ def load_key(path: Path) -> PrivateKey:
     except FileNotFoundError:
         raise UsageError(f"no keystore at {path}") from None
     return decrypt_keystore(document, passphrase())
+
+
+def with_client(node: str, key: Path, work: Callable[[NodeClient], Awaitable[T]]) -> T:
+    """Run ``work`` against the node with a client signing as the keystore's key."""
+    from medledger.node.client import NodeClient
+
+    async def run() -> T:
+        async with NodeClient(node, load_key(key)) as client:
+            return await work(client)
+
+    return asyncio.run(run())
 
 
 class Target(Protocol):
