@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from medledger.records.writer import plan_new
 from tests.ledger.consortium import key
 from tests.records.world import World, lab_result, world
 
-BODY = json.dumps(lab_result()).encode()
+BODY = lab_result()
 
 
 def run(tmp_path: Path, scenario: Callable[[World, PrivateKey], Awaitable[None]]) -> None:

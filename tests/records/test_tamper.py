@@ -387,7 +387,7 @@ def test_a_signed_amendment_that_points_elsewhere_breaks_the_version_chain(
         async with world(tmp_path) as w:
             await _populate(w, tmp_path)
             header = _first_record(w).sealed.header
-            body = (EXAMPLES / FILES[0]).read_bytes()
+            body = json.loads((EXAMPLES / FILES[0]).read_bytes())
             key = patient_key(w.node, header.patient)
             wrong = b"\x07" * 32
             stray = Job("stray.json", body, header.record_id, 3, wrong, header.patient, key)
@@ -407,7 +407,7 @@ def test_an_amendment_that_skips_a_version_is_caught(tmp_path: Path) -> None:
         async with world(tmp_path) as w:
             await _populate(w, tmp_path)
             header = _first_record(w).sealed.header
-            body = (EXAMPLES / FILES[0]).read_bytes()
+            body = json.loads((EXAMPLES / FILES[0]).read_bytes())
             key = patient_key(w.node, header.patient)
             skip = Job("skip.json", body, header.record_id, 4, header.digest, header.patient, key)
             await _write(w, [skip])

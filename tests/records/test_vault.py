@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from medledger.crypto import merkle
 from medledger.crypto.canonical import canonical_json
 from medledger.errors import UsageError
 from medledger.records.fhir_sources import load_sources
 from medledger.records.importer import import_paths
-from medledger.records.pipeline import Job
+from medledger.records.pipeline import Job, Sealed
 from medledger.records.recipients import UnknownPatient, patient_key
 from medledger.records.sealed import open_as_patient, open_with_shares, unwrap_share
 from medledger.records.verify import verify_vault
@@ -176,17 +177,16 @@ def test_a_batch_left_pending_by_a_crash_is_committed_on_recovery(tmp_path: Path
     async def scenario(w: World) -> None:
         patient = await w.add_patient("frank")
         pkey = patient_key(w.node, patient.address)
-        body = (EXAMPLES / "observation-example2.json").read_bytes()
+        body = json.loads((EXAMPLES / "observation-example2.json").read_bytes())
         jobs: list[Job] = [plan_new("crash.json", body, patient.address, pkey)]
         pool = w.pool()
         outcomes = [o async for chunk in pool.seal(jobs) for o in chunk]
         pool.close()
         (sealed,) = outcomes
-        from medledger.crypto import merkle
-
-        leaf = merkle.leaf_hash(sealed.commitment)  # type: ignore[union-attr]
+        assert isinstance(sealed, Sealed)
+        leaf = merkle.leaf_hash(sealed.sealed.commitment)
         # The crash: stored pending, never submitted.
-        w.store.add_batch(0, leaf, [sealed.row], [[]])  # type: ignore[union-attr]
+        w.store.add_batch(0, leaf, [sealed], [[]])
         with pytest.raises(UsageError, match="pending"):
             await w.writer.write([], w.pool())
         fresh = RecordWriter(w.store, w.node, w.consortium.keys[0])

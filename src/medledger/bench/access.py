@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import os
 import statistics
 import tempfile
@@ -54,24 +53,16 @@ def _x25519(label: str) -> Any:
     return ecies.private_from_bytes(hashlib.sha256(b"bench-access-x/" + label.encode()).digest())
 
 
-def _big_document(patient: str) -> bytes:
+def _big_document(patient: str) -> dict[str, Any]:
     """A DocumentReference carrying a 1 MiB attachment (a scanned report, say)."""
     raw = os.urandom(RECORD_BYTES * 3 // 4)
-    return json.dumps(
-        {
-            "resourceType": "DocumentReference",
-            "status": "current",
-            "subject": {"reference": f"Patient/{patient}"},
-            "content": [
-                {
-                    "attachment": {
-                        "contentType": "application/pdf",
-                        "data": base64.b64encode(raw).decode(),
-                    }
-                }
-            ],
-        }
-    ).encode()
+    attachment = {"contentType": "application/pdf", "data": base64.b64encode(raw).decode()}
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": {"reference": f"Patient/{patient}"},
+        "content": [{"attachment": attachment}],
+    }
 
 
 class Bench:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import tempfile
 import time
@@ -44,21 +43,25 @@ def _x25519_public(label: str) -> bytes:
     return ecies.public_bytes(ecies.private_from_bytes(secret))
 
 
-def _workload(records: int) -> list[tuple[str, bytes]]:
-    """``records`` synthetic resources as JSON, each with the label of its patient."""
-    items: list[tuple[str, bytes]] = []
+def _workload(records: int) -> list[tuple[str, dict[str, Any]]]:
+    """``records`` synthetic resources, parsed as a file's would be, each with the label of
+    its patient."""
+    items: list[tuple[str, dict[str, Any]]] = []
     for patient in generate_patients(records, seed=SEED):
         label = f"patient-{patient.index}"
         for resource in [patient.patient, *patient.resources]:
-            items.append((label, json.dumps(resource).encode()))
+            items.append((label, resource))
             if len(items) == records:
                 return items
     return items
 
 
-def _jobs(items: list[tuple[str, bytes]], patients: dict[str, tuple[Address, bytes]]) -> list[Job]:
+def _jobs(
+    items: list[tuple[str, dict[str, Any]]], patients: dict[str, tuple[Address, bytes]]
+) -> list[Job]:
     return [
-        plan_new(f"synthetic-{i}", body, *patients[label]) for i, (label, body) in enumerate(items)
+        plan_new(f"synthetic-{i}", resource, *patients[label])
+        for i, (label, resource) in enumerate(items)
     ]
 
 

@@ -90,8 +90,7 @@ class AccessSteps(Scene):
         staff = {"address": verifier.address, "role": "verifier"}
         await self.a.submit_payload(self.insurer, identity.REGISTER_PARTICIPANT, staff)
         writer = self._writer()
-        job = plan_new("note.json", json.dumps(self.resources[-1]).encode(),
-                       self.patient.address, self.pkey)  # fmt: skip
+        job = plan_new("note.json", self.resources[-1], self.patient.address, self.pkey)
         pool = SealingPool(sealing_context(self.a, verifier), workers=1)
         report = await writer.write([job], pool)
         pool.close()

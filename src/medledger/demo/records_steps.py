@@ -41,7 +41,7 @@ class RecordsSteps(Scene):
         self.synthetic_id, self.resources = str(synthetic.patient["id"]), resources
         wrong = {**synthetic.resources[-1], "status": "done"}
         jobs = [
-            plan_new(f"chart-{i}.json", json.dumps(r).encode(), self.patient.address, self.pkey)
+            plan_new(f"chart-{i}.json", r, self.patient.address, self.pkey)
             for i, r in enumerate([*resources, wrong])
         ]
         writer = self._writer()

@@ -8,7 +8,6 @@ passes, so that each version can point to the one written before it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -53,10 +52,9 @@ def plan_pass(
             jobs.append(item)
             continue
         source, obj = item
-        body = json.dumps(obj, ensure_ascii=False).encode()
         identity = _identity(obj)
         if identity is None:
-            jobs.append(plan_new(source, body, patient, key))
+            jobs.append(plan_new(source, obj, patient, key))
             continue
         if identity in seen:
             later.append(item)
@@ -64,9 +62,9 @@ def plan_pass(
         seen.add(identity)
         found = latest(*identity)
         if found is None:
-            jobs.append(plan_new(source, body, patient, key))
+            jobs.append(plan_new(source, obj, patient, key))
         else:
-            jobs.append(Job(source, body, found.record_id, found.version + 1, found.digest,
+            jobs.append(Job(source, obj, found.record_id, found.version + 1, found.digest,
                             patient, key, resource_type=found.resource_type))  # fmt: skip
     return jobs, later
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from medledger.crypto.keys import Address
 from medledger.errors import MedledgerError
@@ -28,7 +28,7 @@ from medledger.records.header import FIRST_VERSION
 from medledger.records.pipeline import Incoming, Sealed
 from medledger.records.recipients import UnknownPatient, custodians_of, patient_key
 from medledger.records.sealed import SealedRecord
-from medledger.records.store import VaultStore, record_row, record_table
+from medledger.records.store import VaultStore
 
 
 class AuthorCheck(Protocol):
@@ -41,21 +41,17 @@ class AuthorCheck(Protocol):
     ) -> None: ...  # fmt: skip
 
 
-#: Where each field of a vault row sits: :func:`record_row` follows the table's columns.
-_AT = {column.name: i for i, column in enumerate(record_table.columns)}
-
-
 def authoring_refusal(
-    authoring: AuthorCheck, view: StateView, row: tuple[Any, ...], *, index: int,
-    timestamp_ns: int,
+    authoring: AuthorCheck, view: StateView, sealed: SealedRecord, author: Address, *,
+    index: int, timestamp_ns: int,
 ) -> str | None:  # fmt: skip
-    """Why ``authoring`` refuses the record in ``row`` (:func:`record_row`) as of log entry
-    ``index`` and orderer time ``timestamp_ns``, or None if it may join the vault."""
+    """Why ``authoring`` refuses ``author``'s record as of log entry ``index`` and orderer
+    time ``timestamp_ns``, or None if it may join the vault."""
+    h = sealed.header
     try:
         authoring(
-            view, author=row[_AT["author"]], patient=row[_AT["patient"]],
-            category=row[_AT["category"]], resource_type=row[_AT["resource_type"]],
-            index=index, timestamp_ns=timestamp_ns,
+            view, author=author, patient=h.patient, category=h.category,
+            resource_type=h.resource_type, index=index, timestamp_ns=timestamp_ns,
         )  # fmt: skip
     except MedledgerError as exc:
         return str(exc)
@@ -86,9 +82,8 @@ def check_incoming(
             patient_key(node, header.patient)
         except UnknownPatient as exc:
             raise RejectedRecord(label, "patient", str(exc)) from None
-        row = record_row(sealed, author, item.fhir_id)
         if authoring is not None:
-            refusal = authoring_refusal(authoring, node.store, row, index=index,
+            refusal = authoring_refusal(authoring, node.store, sealed, author, index=index,
                                         timestamp_ns=now_ns)  # fmt: skip
             if refusal is not None:
                 raise RejectedRecord(label, "author", refusal)
@@ -101,10 +96,7 @@ def check_incoming(
             raise RejectedRecord(label, "duplicate", "two versions of one record in one batch")
         seen.add(header.record_id)
         _check_version(store, sealed, author)
-        accepted.append(
-            Sealed(label, header.record_id, header.version, header.resource_type,
-                   header.digest, sealed.commitment, row)
-        )  # fmt: skip
+        accepted.append(Sealed(label, sealed, author, item.fhir_id))
     return accepted
 
 

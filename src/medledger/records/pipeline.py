@@ -1,21 +1,22 @@
 """The per-record work of writing, run on every core.
 
-Parsing, validating, canonicalising, encrypting, wrapping and signing a record
-need no shared state, so worker processes do them in chunks and hand back rows
-ready for the vault. The writer keeps what must be serial: numbering batches,
-storing them and committing them to the ledger.
+Validating, canonicalising, encrypting, wrapping and signing a record need no
+shared state, so worker processes do them in chunks and hand back sealed records.
+Each resource is parsed once, where it is read (records/fhir_sources.py); a job
+carries the parsed resource. The writer keeps what must be serial: numbering
+batches, storing them in the vault (which alone lays out its rows) and committing
+them to the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import NotCanonicalizable
@@ -23,7 +24,6 @@ from medledger.crypto.keys import Address, PrivateKey
 from medledger.records.errors import InvalidRecord
 from medledger.records.fhir import validate_resource
 from medledger.records.sealed import Custodians, Draft, KeyWrapper, SealedRecord, seal_record
-from medledger.records.store import record_row
 
 DEFAULT_CHUNK = 128
 # Chunks queued per worker: enough to keep workers busy while the writer stores a
@@ -36,7 +36,8 @@ class Job:
     """One resource to write as one record version, as the writer planned it."""
 
     source: str
-    body: bytes
+    #: The parsed JSON of the resource.
+    resource: object
     record_id: bytes
     version: int
     previous: bytes
@@ -47,15 +48,14 @@ class Job:
 
 
 class Sealed(NamedTuple):
-    """A sealed record version as a worker hands it back."""
+    """A sealed record version ready for the vault: sealed by a worker here, or sent by
+    its author's client and checked (records/incoming.py)."""
 
     source: str
-    record_id: bytes
-    version: int
-    resource_type: str
-    digest: bytes
-    commitment: bytes
-    row: tuple[Any, ...]
+    sealed: SealedRecord
+    author: Address
+    #: The FHIR resource id, so that a later version of the same resource finds it.
+    fhir_id: str | None
 
 
 Outcome = Sealed | InvalidRecord
@@ -102,26 +102,14 @@ def _seal_one(network_id: int, author: PrivateKey, wrapper: KeyWrapper, job: Job
     if isinstance(sealed, InvalidRecord):
         return sealed
     record, fhir_id = sealed
-    header = record.header
-    return Sealed(
-        job.source,
-        job.record_id,
-        job.version,
-        header.resource_type,
-        header.digest,
-        record.commitment,
-        record_row(record, author.address, fhir_id),
-    )
+    return Sealed(job.source, record, author.address, fhir_id)
 
 
 def _seal(
     network_id: int, author: PrivateKey, wrapper: KeyWrapper, job: Job
 ) -> tuple[SealedRecord, str | None] | InvalidRecord:
     """Validate, canonicalise and seal one job; return the record and its FHIR id."""
-    try:
-        obj = json.loads(job.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return InvalidRecord(job.source, "resource", "", "not valid JSON")
+    obj = job.resource
     try:
         resource = validate_resource(obj, job.source)
         canonical = canonical_json(resource.body)

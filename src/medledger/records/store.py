@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -42,6 +42,20 @@ from medledger.ledger.database import make_engine
 from medledger.records.errors import RecordTampered, UnknownRecord
 from medledger.records.header import RecordHeader
 from medledger.records.sealed import SealedRecord, WrappedKeys
+
+
+class NewVersion(Protocol):
+    """A sealed record version as the vault takes it (records/pipeline.py's Sealed)."""
+
+    @property
+    def sealed(self) -> SealedRecord: ...
+
+    @property
+    def author(self) -> Address: ...
+
+    @property
+    def fhir_id(self) -> str | None: ...
+
 
 metadata = MetaData()
 
@@ -166,17 +180,17 @@ class VaultStore:
         self,
         seq: int,
         root: bytes,
-        rows: Sequence[tuple[Any, ...]],
+        records: Sequence[NewVersion],
         proofs: Sequence[Sequence[bytes]],
     ) -> None:
         """Store a batch, pending, with its records in one transaction.
 
-        ``rows`` come from :func:`record_row`, in leaf order; ``proofs[i]`` is the
-        inclusion proof of leaf ``i`` in the batch's tree.
+        ``records`` are in leaf order; ``proofs[i]`` is the inclusion proof of leaf
+        ``i`` in the batch's tree.
         """
         rows = [
-            (*row, seq, position, b"".join(proof))
-            for position, (row, proof) in enumerate(zip(rows, proofs, strict=True))
+            (*_row(record), seq, position, b"".join(proof))
+            for position, (record, proof) in enumerate(zip(records, proofs, strict=True))
         ]
         batch = {"seq": seq, "root": root, "count": len(rows), "status": PENDING}
         with _sql("store a batch"), self._engine.begin() as conn:
@@ -296,8 +310,10 @@ class VaultStore:
         )
 
 
-def record_row(sealed: SealedRecord, author: Address, fhir_id: str | None) -> tuple[Any, ...]:
-    """A record as a row of the vault, short of its batch and position."""
+def _row(record: NewVersion) -> tuple[Any, ...]:
+    """A record as a row of the vault, short of its batch and position, in the order of
+    the table's columns."""
+    sealed = record.sealed
     h = sealed.header
     return (
         h.record_id,
@@ -306,11 +322,11 @@ def record_row(sealed: SealedRecord, author: Address, fhir_id: str | None) -> tu
         h.patient,
         h.resource_type,
         h.category,
-        fhir_id,
+        record.fhir_id,
         h.content,
         h.ciphertext,
         h.keys,
-        author,
+        record.author,
         sealed.signature,
         sealed.salt,
         sealed.ciphertext,

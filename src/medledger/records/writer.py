@@ -158,11 +158,11 @@ class RecordWriter:
         """A record sealed here, or why it was refused (invalid, or by the authoring rule)."""
         if self.authoring is None or isinstance(sealed, InvalidRecord):
             return sealed
-        refusal = authoring_refusal(self.authoring, self.node.store, sealed.row,
+        refusal = authoring_refusal(self.authoring, self.node.store, sealed.sealed, sealed.author,
                                     index=self.node.size, timestamp_ns=time.time_ns())  # fmt: skip
         if refusal is None:
             return sealed
-        return InvalidRecord(sealed.source, sealed.resource_type, "", refusal)
+        return InvalidRecord(sealed.source, sealed.sealed.header.resource_type, "", refusal)
 
     @staticmethod
     def _jobs(jobs: Iterable[Job | InvalidRecord], report: WriteReport) -> Iterator[Job]:
@@ -176,11 +176,10 @@ class RecordWriter:
         self, seq: int, sealed: list[Sealed], previous: asyncio.Task[None] | None
     ) -> asyncio.Task[None]:
         """Store a batch, then start its commit once the previous one is done."""
-        leaves = [merkle.leaf_hash(item.commitment) for item in sealed]
+        leaves = [merkle.leaf_hash(item.sealed.commitment) for item in sealed]
         root, proofs = merkle.root_and_proofs(leaves)
-        rows = [item.row for item in sealed]
         # In a thread: the event loop keeps handing chunks to the sealing workers.
-        await asyncio.to_thread(self.store.add_batch, seq, root, rows, proofs)
+        await asyncio.to_thread(self.store.add_batch, seq, root, sealed, proofs)
         if previous is not None:
             await previous
         log.info("committing batch %d of %d records", seq, len(sealed))
@@ -194,7 +193,8 @@ class RecordWriter:
 
 
 def _written(sealed: list[Sealed]) -> list[Written]:
-    return [Written(s.source, s.record_id, s.version, s.resource_type) for s in sealed]
+    headers = [(s.source, s.sealed.header) for s in sealed]
+    return [Written(source, h.record_id, h.version, h.resource_type) for source, h in headers]
 
 
 def new_record_id() -> bytes:
@@ -202,7 +202,8 @@ def new_record_id() -> bytes:
 
 
 def plan_new(
-    source: str, body: bytes, patient: Address, key: bytes, record_id: bytes | None = None
+    source: str, resource: object, patient: Address, key: bytes, record_id: bytes | None = None
 ) -> Job:
-    """A job that writes ``body`` as the first version of a new record."""
-    return Job(source, body, record_id or new_record_id(), FIRST_VERSION, NO_PREVIOUS, patient, key)
+    """A job that writes the parsed ``resource`` as the first version of a new record."""
+    return Job(source, resource, record_id or new_record_id(), FIRST_VERSION, NO_PREVIOUS,
+               patient, key)  # fmt: skip
