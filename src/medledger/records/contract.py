@@ -34,9 +34,27 @@ def batch_key(vault: str, seq: int) -> str:
     return f"{vault}/{seq}"
 
 
-def vault_state(view: StateView, vault: str) -> Mapping[str, Any] | None:
-    """``{institution, batches, records}`` of a vault, or None if it committed nothing."""
-    return view.get(VAULT_NS, vault)
+@dataclass(frozen=True)
+class VaultState:
+    """A vault as the state holds it: the institution it belongs to, how many batches it
+    committed and how many records they hold."""
+
+    institution: str
+    batches: int
+    records: int
+
+    @classmethod
+    def from_state(cls, entry: Mapping[str, Any]) -> VaultState:
+        return cls(str(entry["institution"]), int(entry["batches"]), int(entry["records"]))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"institution": self.institution, "batches": self.batches, "records": self.records}
+
+
+def vault_state(view: StateView, vault: str) -> VaultState | None:
+    """A vault's state, or None if it committed nothing."""
+    entry = view.get(VAULT_NS, vault)
+    return None if entry is None else VaultState.from_state(entry)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,10 @@ class Batch:
         return cls(root, int(entry["count"]), int(entry["first"]), int(entry["index"]),
                    int(entry["timestamp_ns"]))  # fmt: skip
 
+    def to_state(self) -> dict[str, Any]:
+        return {"root": "0x" + self.root.hex(), "count": self.count, "first": self.first,
+                "index": self.index, "timestamp_ns": self.timestamp_ns}  # fmt: skip
+
 
 def batch_state(view: StateView, vault: str, seq: int) -> Batch | None:
     """One committed batch of a vault, or None if the log has not taken it."""
@@ -68,21 +90,16 @@ def commit(ctx: TxContext, view: StateView) -> list[Write]:
     vault = "0x" + p.hex_bytes(ctx.payload, "vault", VAULT_ID_SIZE).hex()
     seq = p.integer(ctx.payload, "batch")
     count = p.integer(ctx.payload, "count", minimum=1, maximum=MAX_BATCH_RECORDS)
-    root = "0x" + p.hex_bytes(ctx.payload, "root", 32).hex()
-    state = vault_state(view, vault) or {"institution": ctx.sender, "batches": 0, "records": 0}
-    if state["institution"] != ctx.sender:
-        raise Unauthorized(f"vault {vault} belongs to {state['institution']}")
-    if seq != state["batches"]:
-        raise Conflict(f"vault {vault} expects batch {state['batches']}, got {seq}")
-    batch = {
-        "root": root,
-        "count": count,
-        "first": state["records"],
-        "index": ctx.index,
-        "timestamp_ns": ctx.timestamp_ns,
-    }
-    updated = {**state, "batches": seq + 1, "records": state["records"] + count}
-    return [Write(VAULT_NS, vault, updated), Write(BATCH_NS, batch_key(vault, seq), batch)]
+    root = p.hex_bytes(ctx.payload, "root", 32)
+    state = vault_state(view, vault) or VaultState(ctx.sender, 0, 0)
+    if state.institution != ctx.sender:
+        raise Unauthorized(f"vault {vault} belongs to {state.institution}")
+    if seq != state.batches:
+        raise Conflict(f"vault {vault} expects batch {state.batches}, got {seq}")
+    batch = Batch(root, count, state.records, ctx.index, ctx.timestamp_ns)
+    updated = VaultState(state.institution, seq + 1, state.records + count)
+    return [Write(VAULT_NS, vault, updated.to_state()),
+            Write(BATCH_NS, batch_key(vault, seq), batch.to_state())]  # fmt: skip
 
 
 HANDLERS: dict[str, Handler] = {COMMIT: commit}
