@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from medledger.records.contract import COMMIT, batch_state, records_contracts, vault_state
+from medledger.records.contract import (
+    COMMIT,
+    VaultState,
+    batch_state,
+    records_contracts,
+    vault_state,
+)
 from tests.ledger.consortium import InProcessLedger, key, make_consortium
 
 VAULT = "0x" + "ab" * 16
@@ -40,11 +46,7 @@ def test_a_member_commits_numbered_batches_of_its_vault(ledger: Ledger) -> None:
     _accept(ledger)
     _accept(ledger, batch=1, count=5, root="0x" + "22" * 32)
     vault = vault_state(ledger.store, VAULT)
-    assert vault == {
-        "institution": ledger.consortium.keys[0].address,
-        "batches": 2,
-        "records": 15,
-    }
+    assert vault == VaultState(ledger.consortium.keys[0].address, batches=2, records=15)
     second = batch_state(ledger.store, VAULT, 1)
     assert second is not None
     assert (second.root, second.count, second.first, second.index) == (b"\x22" * 32, 5, 10, 2)
