@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-import medledger.node.client as client_module
+import medledger.node.uploads as uploads_module
 from medledger.access.approval import Approval
 from medledger.access.contract import DENY, REQUEST, REVOKE, SET_POLICY
 from medledger.access.reader import read_record
@@ -23,9 +23,10 @@ from medledger.errors import InvalidInput
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
 from medledger.ledger.errors import InsufficientCosigners
-from medledger.node.client import NodeRefused, RemoteCustodian, upload_records
+from medledger.node.client import NodeRefused, RemoteCustodian
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.signatures import new_nonce, sign_request
+from medledger.node.uploads import upload_records
 from medledger.records.proof import RecordProof
 from medledger.records.sealed import open_as_patient
 from medledger.records.wire import committed_from_json
@@ -70,7 +71,7 @@ async def _write_lab(net: Network, author: PrivateKey = DR_A) -> tuple[dict[str,
         sources = [("lab.json", resource)]
         written, rejected = await upload_records(client, PATIENT.address, sources)
     assert not rejected
-    return resource, written[0]["record_id"]
+    return resource, written[0].record_id
 
 
 def _custodians(net: Network, reader: PrivateKey) -> list[RemoteCustodian]:
@@ -332,8 +333,8 @@ def test_a_resource_pushed_again_is_its_record_s_next_version(net: Network) -> N
             again, _ = await upload_records(dr_a, PATIENT.address,
                                             [("a.json", amended), ("b.json", lab)])  # fmt: skip
             rows = await dr_a.get("/v1/records", {"patient": PATIENT.address})
-        assert [(w["record_id"], w["version"]) for w in again] == [
-            (first["record_id"], 2), (first["record_id"], 3)
+        assert [(w.record_id, w.version) for w in again] == [
+            (first.record_id, 2), (first.record_id, 3)
         ]
         versions = [r for r in rows if r["fhir_id"] == "pushed-again"]
         assert [r["version"] for r in versions] == [1, 2, 3]
@@ -352,16 +353,16 @@ def test_an_author_amends_only_what_the_node_serves_as_listed(
         lab = {**lab_result(), "id": "steered"}
         async with net.client("hospital-a", DR_A) as dr_a:
             (first,), _ = await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
-            honest = await client_module._listed_versions(dr_a, PATIENT.address)
+            honest = await uploads_module._listed_versions(dr_a, PATIENT.address)
             entry = honest["Observation", "steered"]
 
             async def lying(*_: object) -> object:
                 return {("Observation", "steered"): entry._replace(digest=b"\x01" * 32)}
 
-            monkeypatch.setattr(client_module, "_listed_versions", lying)
+            monkeypatch.setattr(uploads_module, "_listed_versions", lying)
             with pytest.raises(InvalidInput, match="other than it serves it"):
                 await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
-        assert first["version"] == 1
+        assert first.version == 1
 
     asyncio.run(scenario())
 

@@ -15,20 +15,17 @@ from pathlib import Path
 
 import pytest
 
-import medledger.node.client as client_module
+import medledger.node.uploads as uploads_module
 from medledger.credentials.registry import Registry
 from medledger.credentials.request import Predicate
 from medledger.credentials.verifier import Verifier, verify_health_card
 from medledger.credentials.wallet import Wallet
-from medledger.node.client import (
-    NodeClient,
-    NodeRefused,
-    ProvenState,
-    RemoteLedger,
-    gather_evidence,
-    upload_records,
-)
+from medledger.crypto.keys import Address
+from medledger.node.api import IssueIn
+from medledger.node.client import NodeClient, NodeRefused
 from medledger.node.identities import PATIENT_LABEL, encryption_key
+from medledger.node.proven_state import ProvenState, RemoteLedger
+from medledger.node.uploads import gather_evidence, upload_records
 from medledger.records.sealed import open_salted_as_patient
 from medledger.records.synthetic import generate_patients
 from medledger.records.synthetic_checkup import CheckupResults, checkup_observations
@@ -76,25 +73,24 @@ def test_anoncreds_from_shown_records_proves_two_facts_to_an_insurer_elsewhere(
             state = ProvenState(client)
             registry = Registry(state)
             wallet = Wallet(tmp_path / "wallet.sealed", PATIENT)
-            offer = await client.get("/v1/credentials/offer")
-            request = wallet.request_anoncreds(offer["offer"], registry)
-            issued = await client.post("/v1/credentials/issue", {
-                "format": "anoncreds", "evidence": evidence, "offer": offer["offer"],
-                "request": request})  # fmt: skip
-            wallet.store_anoncreds(issued["credential"], issued["credential_id"], registry)
+            offer = await client.credential_offer()
+            request = wallet.request_anoncreds(offer.offer, registry)
+            issued = await client.issue(IssueIn(format="anoncreds", evidence=evidence,
+                                                offer=offer.offer, request=request))  # fmt: skip
+            wallet.store_anoncreds(issued.credential, issued.credential_id, registry)
             rev_reg = json.loads(registry.document(wallet.credentials[0].held().rev_reg_id))
             tails = tmp_path / "tails"
             tails.mkdir()
             name = rev_reg["value"]["tailsHash"]
-            (tails / name).write_bytes(await client.download(f"/v1/credentials/tails/{name}"))
+            (tails / name).write_bytes(await client.tails(name))
 
             office = NodeClient(net.nodes["insurer"].url, INSURER)
-            network = (await office.get("/v1/health"))["network"]
+            network = (await office.health()).network
             ledger = RemoteLedger(office, network)
             insurer = Verifier(ledger, INSURER)
             now_ms = int(time.time() * 1000)
             signed = insurer.request(purpose="COVERAGE", fmt="anoncreds", now_ms=now_ms,
-                                     predicates=ASKED, issuers=[offer["issuer"]])  # fmt: skip
+                                     predicates=ASKED, issuers=[Address(offer.issuer)])  # fmt: skip
             envelope = await asyncio.to_thread(wallet.present, signed, registry, now_ms=now_ms,
                                                tails_dir=tails)  # fmt: skip
             state.close()
@@ -112,21 +108,20 @@ def test_an_sd_jwt_and_a_health_card_come_from_the_same_records(net: Network) ->
         async with net.client("hospital-a", PATIENT) as client:
             evidence = await gather_evidence(client)
             holder = Wallet.new_holder_key()
-            sd = await client.post("/v1/credentials/issue", {
-                "format": "sd-jwt", "evidence": evidence,
-                "holder_jwk": json.loads(holder.export_public())})  # fmt: skip
-            assert sd["credential"].count("~") >= 5
+            sd = await client.issue(IssueIn(format="sd-jwt", evidence=evidence,
+                                            holder_jwk=json.loads(holder.export_public())))
+            assert sd.credential.count("~") >= 5
             # A card carries what it certifies: the patient and their vaccinations.
             shown = await gather_evidence(client, {"Patient", "Immunization"})
-            card = await client.post("/v1/credentials/issue", {
-                "format": "health-card", "evidence": shown})  # fmt: skip
+            card = await client.issue(IssueIn(format="health-card", evidence=shown))
             state = ProvenState(client)
             verified = verify_health_card(
-                card["credential"], Registry(state), now_s=int(time.time())
+                card.credential, Registry(state), now_s=int(time.time())
             )
             state.close()
         assert verified.issuer == "https://hospital-a.invalid"
-        assert card["qr_text"].startswith("shc:/") and card["qr"].lstrip().startswith("<?xml")
+        assert card.qr_text is not None and card.qr_text.startswith("shc:/")
+        assert card.qr is not None and card.qr.lstrip().startswith("<?xml")
         types = {e["resource"]["resourceType"] for e in verified.bundle["entry"]}
         assert types == {"Patient", "Immunization"}
 
@@ -137,7 +132,7 @@ def test_an_sd_jwt_and_a_health_card_come_from_the_same_records(net: Network) ->
 def test_forged_evidence_and_strangers_are_refused(net: Network, forgery: str) -> None:
     async def attempt() -> None:
         async with net.client("hospital-a", PATIENT) as client:
-            evidence = await gather_evidence(client)
+            evidence = [e.model_dump() for e in await gather_evidence(client)]
         if forgery == "altered":
             text = base64.b64decode(evidence[-1]["resource"]).replace(b'"final"', b'"amended"')
             evidence[-1]["resource"] = base64.b64encode(text).decode()
@@ -180,9 +175,7 @@ def test_a_patient_s_own_records_are_kept_but_are_no_issuer_s_evidence(net: Netw
                 fetched.sealed, encryption_key(OTHER, PATIENT_LABEL)
             )
             # Evidence is what the clinic wrote, never the patient's own account.
-            assert [e["record_id"] for e in await gather_evidence(client)] == [
-                clinicians["record_id"]
-            ]
+            assert [e.record_id for e in await gather_evidence(client)] == [clinicians.record_id]
             evidence = [{"record_id": row["record_id"], "version": 1, "salt": "0x" + salt.hex(),
                          "resource": base64.b64encode(canonical).decode()}]  # fmt: skip
             body = {"format": "sd-jwt", "evidence": evidence,
@@ -194,22 +187,22 @@ def test_a_patient_s_own_records_are_kept_but_are_no_issuer_s_evidence(net: Netw
             # its own, and a version the patient signs of a clinician's is refused.
             (copied,), _ = await upload_records(client, OTHER.address,
                                                 [("copy.json", clinicians_record)])  # fmt: skip
-            assert copied["record_id"] != clinicians["record_id"] and copied["version"] == 1
+            assert copied.record_id != clinicians.record_id and copied.version == 1
             async with net.client("hospital-a", DR_A) as dr_a:
-                as_staff_see_it = await client_module._listed_versions(dr_a, OTHER.address)
+                as_staff_see_it = await uploads_module._listed_versions(dr_a, OTHER.address)
 
             async def listed_as_for_staff(*_: object) -> object:
                 return as_staff_see_it
 
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(client_module, "_listed_versions", listed_as_for_staff)
+                patch.setattr(uploads_module, "_listed_versions", listed_as_for_staff)
                 with pytest.raises(NodeRefused, match="do not amend each other"):
                     await upload_records(client, OTHER.address, [("c.json", clinicians_record)])
             # Into another patient's chart, a patient writes nothing.
             with pytest.raises(NodeRefused) as forbidden:
                 await upload_records(client, PATIENT.address, [("x.json", reading)])
             assert forbidden.value.status == 403
-        assert written["version"] == 1
+        assert written.version == 1
 
     asyncio.run(scenario())
 

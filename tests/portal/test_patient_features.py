@@ -20,7 +20,7 @@ from medledger.access.contract import GRANT_NS, POLICY_NS, REQUEST, REQUEST_NS
 from medledger.access.policy import PURPOSES
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import encrypt_keystore
-from medledger.node.client import upload_records
+from medledger.node.uploads import upload_records
 from medledger.records.fhir import CATEGORIES
 from tests.data import FHIR_EXAMPLES
 from tests.ledger.consortium import key
@@ -58,7 +58,7 @@ async def _set_up(net: Network) -> dict[str, str]:
         for name, resource in (("glucose", GLUCOSE), ("document", DOCUMENT), ("answers", ANSWERS)):
             written, rejected = await upload_records(dr_a, PATIENT.address, [_load(resource)])
             assert not rejected, rejected
-            records[name] = str(written[0]["record_id"])
+            records[name] = str(written[0].record_id)
     # The staff's registrations are proven from here on: the page names who asks.
     await net.checkpoint()
     return records

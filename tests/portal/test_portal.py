@@ -21,7 +21,9 @@ from medledger.credentials.health_card import jws_from_qr_text
 from medledger.credentials.registry import Registry
 from medledger.credentials.verifier import verify_health_card
 from medledger.crypto.keystore import encrypt_keystore
-from medledger.node.client import NodeClient, ProvenState, RemoteCustodian, upload_records
+from medledger.node.client import NodeClient, RemoteCustodian
+from medledger.node.proven_state import ProvenState
+from medledger.node.uploads import upload_records
 from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
@@ -50,7 +52,7 @@ async def _set_up(net: Network) -> str:
         card = [CHART.patient, *(r for r in CHART.resources if r["resourceType"] == "Immunization")]
         more = [(f"card-{i}.json", r) for i, r in enumerate(card)]
         await upload_records(dr_a, PATIENT.address, more)
-    return str(written[0]["record_id"])
+    return str(written[0].record_id)
 
 
 async def _ask(net: Network) -> str:

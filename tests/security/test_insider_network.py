@@ -24,12 +24,9 @@ from medledger.access.reader import read_record
 from medledger.crypto.errors import InsufficientShares, InvalidProof
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
-from medledger.node.client import (
-    NodeRefused,
-    ProvenState,
-    RemoteCustodian,
-    upload_records,
-)
+from medledger.node.client import NodeRefused, RemoteCustodian
+from medledger.node.proven_state import ProvenState
+from medledger.node.uploads import upload_records
 from medledger.records.proof import CommittedRecord
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
@@ -75,8 +72,8 @@ async def _set_up(net: Network) -> None:
     async with net.client("hospital-a", DR_A) as dr_a:
         written, rejected = await upload_records(dr_a, PATIENT.address, sources)
     assert not rejected
-    CHART.lab, CHART.mental = (w["record_id"] for w in written)
-    CHART.commitments = {w["record_id"]: w["commitment"] for w in written}
+    CHART.lab, CHART.mental = (w.record_id for w in written)
+    CHART.commitments = {w.record_id: w.commitment for w in written}
 
 
 @pytest.fixture(scope="module")

@@ -36,16 +36,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from medledger.access import care
 from medledger.access.approval import Approval
-from medledger.access.contract import REQUEST
 from medledger.bench._network import UNLIMITED_REQUESTS
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import TransportError
 from medledger.ledger.contracts import identity
-from medledger.node.client import NodeClient, upload_records
+from medledger.node.client import NodeClient
 from medledger.node.identities import PASSPHRASE_ENV, patient_public_key, read_keystore
 from medledger.node.network import NETWORK_ID, LocalNetwork, consecutive_free_ports
 from medledger.node.signatures import new_nonce, sign_request
+from medledger.node.uploads import upload_records
 from medledger.records.synthetic import generate_patients
 
 Progress = Callable[[str], None]
@@ -98,15 +98,15 @@ async def _measure(
                 (f"r{i}.json", r) for i, r in enumerate(history.resources)
             ]
             written, _ = await upload_records(client, patient.address, sources)
-            records += [(patient, w["record_id"]) for w in written]
+            records += [(patient, w.record_id) for w in written]
     say(f"asking for access {approvals} times")
     pending = []
     for i in range(approvals):
         patient = patients[i % PATIENTS]
         ask = {"patient": patient.address, "categories": ["labs"], "purpose": "TREAT",
                "duration_s": 3600}  # fmt: skip
-        state = await _submit(url, doctor, REQUEST, ask, route="/v1/access/requests")
-        pending.append((patient, state["request"]))
+        async with NodeClient(url, doctor) as client:
+            pending.append((patient, (await client.ask(ask)).request))
 
     target = httpx.URL(url)
     say(f"signing {reads} reads and {approvals} approvals ahead of the clock")
@@ -151,12 +151,9 @@ async def _measure(
     }
 
 
-async def _submit(
-    url: str, signer: PrivateKey, tx_type: str, payload: dict[str, Any],
-    route: str = "/v1/ledger/transactions",
-) -> Any:  # fmt: skip
+async def _submit(url: str, signer: PrivateKey, tx_type: str, payload: dict[str, Any]) -> None:
     async with NodeClient(url, signer) as client:
-        return await client.post(route, {"transaction": await client.transaction(tx_type, payload)})
+        await client.submit(tx_type, payload)
 
 
 def _prepare(

@@ -30,7 +30,7 @@ from medledger.cli.target import acting, load_key, with_client
 from medledger.errors import UsageError
 
 if TYPE_CHECKING:
-
+    from medledger.node.api import Audit, GrantState, RequestState
     from medledger.node.client import NodeClient
 
 T = TypeVar("T")
@@ -53,9 +53,9 @@ async def _request_id(client: NodeClient, given: str, *, to_sign: bool = False) 
         return text
     if to_sign:
         raise UsageError(f"give the whole request id (0x and 64 hex digits) to sign, not {given!r}")
-    rows = await client.get("/v1/access/requests", {"patient": client.address})
+    rows = await client.requests_of(client.address)
     prefix = text if text.startswith("0x") else "0x" + text
-    return unique_prefix(prefix, (r["request"] for r in rows), "requests of your records")
+    return unique_prefix(prefix, (r.request for r in rows), "requests of your records")
 
 
 @access_app.command("request")
@@ -72,21 +72,19 @@ def request(
     quiet: QuietOption = False,
 ) -> None:
     """Ask for a patient's categories, for a purpose and a duration."""
-    from medledger.access.contract import REQUEST
     from medledger.crypto.keys import to_checksum_address
 
     payload = {"patient": to_checksum_address(patient), "categories": category,
                "purpose": purpose, "duration_s": duration_s, "emergency": emergency}  # fmt: skip
-
-    async def work(client: NodeClient) -> Any:
-        tx = await client.transaction(REQUEST, payload)
-        return await client.post("/v1/access/requests", {"transaction": tx})
-
-    state = with_client(node, key, work)
+    state = with_client(node, key, lambda client: client.ask(payload))
     if quiet:
-        print(state["request"])
+        print(state.request)
     else:
-        emit(state, as_json, f"request {state['request']}: {state['status']}")
+        _emit_state(state, as_json)
+
+
+def _emit_state(state: RequestState, as_json: bool) -> None:
+    emit(state.model_dump(), as_json, f"request {state.request}: {state.status}")
 
 
 @access_app.command("list")
@@ -96,22 +94,22 @@ def list_requests(
     """Every request made of your records, those waiting for your answer first."""
     patient = load_key(key).address
 
-    async def work(client: NodeClient) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        asked = await client.get("/v1/access/requests", {"patient": patient})
-        names = await asyncio.to_thread(_names, client, {r["requester"] for r in asked})
+    async def work(client: NodeClient) -> tuple[list[RequestState], dict[str, str]]:
+        asked = await client.requests_of(patient)
+        names = await asyncio.to_thread(_names, client, {r.requester for r in asked})
         return asked, names
 
     asked, names = with_client(node, key, work)
-    waiting = [r for r in asked if r["status"] == "pending"]
-    ordered = waiting + [r for r in asked if r["status"] != "pending"]
+    waiting = [r for r in asked if r.status == "pending"]
+    ordered = waiting + [r for r in asked if r.status != "pending"]
     if as_json:
-        print(json.dumps(ordered))
+        print(json.dumps([r.model_dump() for r in ordered]))
         return
     count = len(waiting)
     out.print(f"{count} request{'s' if count != 1 else ''} waiting for your answer."
               if count else "No request is waiting for your answer.")  # fmt: skip
     for r in ordered:
-        out.print(f"{r['request']}  {_describe(r, names)}", markup=False)
+        out.print(f"{r.request}  {_describe(r, names)}", markup=False)
 
 
 def _names(client: NodeClient, addresses: set[str]) -> dict[str, str]:
@@ -120,7 +118,7 @@ def _names(client: NodeClient, addresses: set[str]) -> dict[str, str]:
     from medledger.crypto.keys import Address
     from medledger.ledger.contracts.identity import participant_of
     from medledger.ledger.contracts.membership import member_of
-    from medledger.node.client import ProvenState
+    from medledger.node.proven_state import ProvenState
 
     state = ProvenState(client)
     try:
@@ -137,12 +135,12 @@ def _names(client: NodeClient, addresses: set[str]) -> dict[str, str]:
         state.close()
 
 
-def _describe(s: dict[str, Any], names: dict[str, str] | None = None) -> str:
-    where = s["status"] if s.get("grant_status") is None else f"granted, now {s['grant_status']}"
-    who = (names or {}).get(s["requester"], s["requester"])
-    return (f"{who} asks for {', '.join(s['categories'])} of {s['patient']} "
-            f"for {s['purpose']}, {s['duration_s']} s: {where}; approved by "
-            f"{', '.join(s['signers']) or 'nobody yet'}")  # fmt: skip
+def _describe(s: RequestState, names: dict[str, str] | None = None) -> str:
+    where = s.status if s.grant_status is None else f"granted, now {s.grant_status}"
+    who = (names or {}).get(s.requester, s.requester)
+    return (f"{who} asks for {', '.join(s.categories)} of {s.patient} "
+            f"for {s.purpose}, {s.duration_s} s: {where}; approved by "
+            f"{', '.join(s.signers) or 'nobody yet'}")  # fmt: skip
 
 
 @access_app.command("show")
@@ -155,12 +153,12 @@ def show(
 ) -> None:
     """Who asks, for what, why, who approved so far, and where it stands."""
 
-    async def work(client: NodeClient) -> tuple[dict[str, Any], dict[str, str]]:
-        asked = await client.get(f"/v1/access/requests/{await _request_id(client, request_id)}")
-        return asked, await asyncio.to_thread(_names, client, {asked["requester"]})
+    async def work(client: NodeClient) -> tuple[RequestState, dict[str, str]]:
+        asked = await client.access_request(await _request_id(client, request_id))
+        return asked, await asyncio.to_thread(_names, client, {asked.requester})
 
     s, names = with_client(node, key, work)
-    emit(s, as_json, _describe(s, names))
+    emit(s.model_dump(), as_json, _describe(s, names))
 
 
 @access_app.command("approve")
@@ -173,19 +171,19 @@ def approve(
 ) -> None:
     """Sign your approval of a request (EIP-712) and have the node relay it."""
     from medledger.access.approval import Approval
+    from medledger.crypto.keys import Address
+    from medledger.node.api import ApprovalIn
 
-    async def work(client: NodeClient) -> Any:
+    async def work(client: NodeClient) -> RequestState:
         whole = await _request_id(client, request_id, to_sign=True)
-        state = await client.get(f"/v1/access/requests/{whole}")
-        network = int((await client.get("/v1/health"))["network"])
+        state = await client.access_request(whole)
+        network = (await client.health()).network
         not_after = int(time.time() * 1000) + APPROVAL_TTL_MS
-        approval = Approval(network, bytes.fromhex(whole[2:]), state["patient"],
-                            state["requester"], not_after)  # fmt: skip
-        body = {"approvals": [approval.signed_by(client.key)]}
-        return await client.post(f"/v1/access/requests/{whole}/approvals", body)
+        approval = Approval(network, bytes.fromhex(whole[2:]), Address(state.patient),
+                            Address(state.requester), not_after)  # fmt: skip
+        return await client.approve(whole, [ApprovalIn(**approval.signed_by(client.key))])
 
-    state = with_client(node, key, work)
-    emit(state, as_json, f"request {state['request']}: {state['status']}")
+    _emit_state(with_client(node, key, work), as_json)
 
 
 @access_app.command("deny")
@@ -197,15 +195,11 @@ def deny(
     as_json: JsonOption = False,
 ) -> None:
     """Turn an open request of your records down (as the patient or a guardian)."""
-    from medledger.access.contract import DENY
 
-    async def work(client: NodeClient) -> Any:
-        whole = await _request_id(client, request_id, to_sign=True)
-        tx = await client.transaction(DENY, {"request": whole})
-        return await client.post(f"/v1/access/requests/{whole}/deny", {"transaction": tx})
+    async def work(client: NodeClient) -> RequestState:
+        return await client.deny(await _request_id(client, request_id, to_sign=True))
 
-    state = with_client(node, key, work)
-    emit(state, as_json, f"request {state['request']}: {state['status']}")
+    _emit_state(with_client(node, key, work), as_json)
 
 
 @access_app.command("grant")
@@ -220,26 +214,26 @@ def grant(
 
     As the node says, and as proven at a checkpoint the members cosigned."""
 
-    async def work(client: NodeClient) -> Any:
+    async def work(client: NodeClient) -> tuple[GrantState, dict[str, Any]]:
         whole = await _request_id(client, grant_id)
-        said = await client.get(f"/v1/access/grants/{whole}")
-        return {**said, "proven": await asyncio.to_thread(_proven_grant, client, whole)}
+        said = await client.grant(whole)
+        return said, await asyncio.to_thread(_proven_grant, client, whole)
 
-    g = with_client(node, key, work)
-    proven = g["proven"]
+    g, proven = with_client(node, key, work)
     checked = (
         f"proven at checkpoint {proven['checkpoint']}: {proven['status']}"
         if proven["checkpoint"] else "not yet under a checkpoint"
     )  # fmt: skip
-    emit(g, as_json, f"grant {g['grant']}: {g['status']} ({checked}); {g['requester']} reads "
-         f"{', '.join(g['categories'])} for {g['purpose']}")  # fmt: skip
+    emit({**g.model_dump(), "proven": proven}, as_json,
+         f"grant {g.grant}: {g.status} ({checked}); {g.requester} reads "
+         f"{', '.join(g.categories)} for {g.purpose}")  # fmt: skip
 
 
 def _proven_grant(client: NodeClient, grant_id: str) -> dict[str, Any]:
     from medledger.access.errors import NoGrant
     from medledger.access.state import grant_status
     from medledger.ledger.timestamps import NS_PER_MS
-    from medledger.node.client import ProvenState
+    from medledger.node.proven_state import ProvenState
 
     state = ProvenState(client)
     try:
@@ -273,12 +267,10 @@ def revoke(
     grant_id: SignedRequestArgument, *, key: KeyOption, node: NodeOption = DEFAULT_NODE
 ) -> None:
     """End a grant at once (as the patient or a guardian)."""
-    from medledger.access.contract import REVOKE
 
     async def work(client: NodeClient) -> str:
         whole = await _request_id(client, grant_id, to_sign=True)
-        tx = await client.transaction(REVOKE, {"grant": whole})
-        await client.post(f"/v1/access/grants/{whole}/revoke", {"transaction": tx})
+        await client.revoke(whole)
         return whole
 
     out.print(f"grant {with_client(node, key, work)} revoked")
@@ -301,34 +293,34 @@ def audit(
     Who read which record, when, why, under which grant, and its receipts proven into a
     checkpoint; and break-glass grants."""
 
-    async def run() -> dict[str, Any]:
+    async def run() -> Audit:
         async with acting(patient=patient, key=key, node=node, home=home) as target:
             deadline = time.monotonic() + wait_s
             while True:
                 found = await target.audit(target.key.address)
-                if all(r["proven"] for r in found["reads"]) or time.monotonic() >= deadline:
+                if all(r.proven for r in found.reads) or time.monotonic() >= deadline:
                     return found
                 await asyncio.sleep(0.5)
 
     found = asyncio.run(run())
     if as_json:
-        print(json.dumps(found))
+        print(found.model_dump_json())
         return
-    for notice in found["break_glass"]:
-        out.print(f"[red]BREAK-GLASS[/red] {notice['requester']} may read "
-                  f"{', '.join(notice['categories'])} until {utc(notice['expires_ns'])} UTC "
-                  f"({notice['purpose']})")  # fmt: skip
-    if not found["reads"]:
+    for notice in found.break_glass:
+        out.print(f"[red]BREAK-GLASS[/red] {notice.requester} may read "
+                  f"{', '.join(notice.categories)} until {utc(notice.expires_ns)} UTC "
+                  f"({notice.purpose})")  # fmt: skip
+    if not found.reads:
         out.print("No reads of your records.")
         return
     table = Table("when (UTC)", "reader", "record", "category", "purpose", "custodians", "proof")
-    for r in found["reads"]:
-        checkpoints = {c["checkpoint"] for c in r["receipts"]}
-        proof = f"in checkpoint {max(checkpoints)}" if r["proven"] else "not yet"
-        flag = " [red]BREAK-GLASS[/red]" if r["emergency"] else ""
-        custodians = len({c["custodian"] for c in r["receipts"]})
-        released = f"{custodians} of {r['threshold']}" + ("" if r["complete"] else " (partial)")
-        table.add_row(utc(r["timestamp_ns"]), r["reader"],
-                      f"{r['record_id']} v{r['version']} {r['resource_type']}", r["category"],
-                      r["purpose"] + flag, released, proof)  # fmt: skip
+    for r in found.reads:
+        checkpoints = [c.checkpoint for c in r.receipts if c.checkpoint is not None]
+        proof = f"in checkpoint {max(checkpoints)}" if r.proven else "not yet"
+        flag = " [red]BREAK-GLASS[/red]" if r.emergency else ""
+        custodians = len({c.custodian for c in r.receipts})
+        released = f"{custodians} of {r.threshold}" + ("" if r.complete else " (partial)")
+        table.add_row(utc(r.timestamp_ns), r.reader,
+                      f"{r.record_id} v{r.version} {r.resource_type}", r.category,
+                      r.purpose + flag, released, proof)  # fmt: skip
     print_table(table)

@@ -162,7 +162,7 @@ def members_list(
 
 def _propose_or_vote(node: str, key: Path, tx_type: str, payload: dict[str, Any]) -> str:
     async def submit(client: NodeClient) -> str:
-        return str((await client.submit(tx_type, payload))["tx_id"])
+        return (await client.submit(tx_type, payload)).tx_id
 
     return with_client(node, key, submit)
 

@@ -32,9 +32,8 @@ def setup(
     max_credentials: Annotated[int, typer.Option(min=1)] = 1000,
 ) -> None:  # fmt: skip
     """Make your institution an issuer: AnonCreds keys and JWK published on the ledger."""
-    body = {"max_credentials": max_credentials}
-    answer = with_client(node, key, lambda c: c.post("/v1/credentials/setup", body))
-    out.print(f"issuer {answer['issuer']} is set up")
+    answer = with_client(node, key, lambda c: c.credentials_setup(max_credentials))
+    out.print(f"issuer {answer.issuer} is set up")
 
 
 @credentials_app.command("get")
@@ -46,7 +45,11 @@ def get(
     """Have the node's institution issue you a credential from the records it wrote."""
     from medledger.credentials.registry import Registry
     from medledger.credentials.wallet import Wallet
-    from medledger.node.client import NodeClient, ProvenState, gather_evidence
+    from medledger.crypto.keys import Address
+    from medledger.node.api import IssueIn
+    from medledger.node.client import NodeClient
+    from medledger.node.proven_state import ProvenState
+    from medledger.node.uploads import gather_evidence
 
     if kind not in ("anoncreds", "sd-jwt", "health-card"):
         raise UsageError(f"--format must be anoncreds, sd-jwt or health-card, not {kind!r}")
@@ -58,31 +61,31 @@ def get(
             state = ProvenState(client)
             registry = Registry(state)
             try:
-                body: dict[str, Any] = {"format": kind}
-                body["evidence"] = await gather_evidence(
+                evidence = await gather_evidence(
                     client, CARD_TYPES if kind == "health-card" else None
                 )
-                offer = await client.get("/v1/credentials/offer")
+                asked = IssueIn.model_validate({"format": kind, "evidence": evidence})
+                offer = await client.credential_offer()
                 if kind == "anoncreds":
-                    body["offer"] = offer["offer"]
-                    body["request"] = held.request_anoncreds(offer["offer"], registry)
+                    asked.offer = offer.offer
+                    asked.request = held.request_anoncreds(offer.offer, registry)
                 holder = Wallet.new_holder_key()
                 if kind == "sd-jwt":
-                    body["holder_jwk"] = json.loads(holder.export_public())
-                issued = await client.post("/v1/credentials/issue", body)
+                    asked.holder_jwk = json.loads(holder.export_public())
+                issued = await client.issue(asked)
                 if kind == "anoncreds":
-                    held.store_anoncreds(issued["credential"], issued["credential_id"], registry)
+                    held.store_anoncreds(issued.credential, issued.credential_id, registry)
                 elif kind == "sd-jwt":
-                    held.store_sd_jwt(issued["credential"], holder, issued["credential_id"],
+                    held.store_sd_jwt(issued.credential, holder, issued.credential_id,
                                       registry, now_s=int(time.time()))  # fmt: skip
                 else:
-                    held.store_health_card(issued["credential"], issued["credential_id"],
-                                           offer["issuer"])  # fmt: skip
-                    if qr is not None:
-                        qr.write_text(issued["qr"])
+                    held.store_health_card(issued.credential, issued.credential_id,
+                                           Address(offer.issuer))  # fmt: skip
+                    if qr is not None and issued.qr is not None:
+                        qr.write_text(issued.qr)
             finally:
                 state.close()
-            return str(issued["credential_id"])
+            return issued.credential_id
 
     credential_id = asyncio.run(work())
     out.print(f"{kind} credential {credential_id} is in {wallet}")
@@ -125,7 +128,8 @@ def present(
     from medledger.credentials.registry import Registry
     from medledger.credentials.request import SignedRequest
     from medledger.credentials.wallet import Wallet
-    from medledger.node.client import NodeClient, ProvenState
+    from medledger.node.client import NodeClient
+    from medledger.node.proven_state import ProvenState
 
     owner = load_key(key)
     signed = SignedRequest.from_json(_read_json(request_file))
@@ -145,8 +149,7 @@ def present(
                         rev_reg = json.loads(registry.document(credential.held().rev_reg_id))
                         name = str(rev_reg["value"]["tailsHash"])
                         if not (tails / name).exists():
-                            data = await client.download(f"/v1/credentials/tails/{name}")
-                            (tails / name).write_bytes(data)
+                            (tails / name).write_bytes(await client.tails(name))
                 now_ms = int(time.time() * 1000)
                 return await asyncio.to_thread(
                     held.present, signed, registry, now_ms=now_ms, tails_dir=tails

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -89,7 +89,7 @@ async def _verify(key: Path | None, node: str, home: Path | None) -> VerifyRepor
         for n, row in enumerate(rows):
             if n % 100 == 0 and len(rows) > 100:
                 progress(f"{n} of {len(rows)} records fetched")
-            record, version = row["record_id"], row["version"]
+            record, version = row.record_id, row.version
             committed = await target.committed(record, version)
             try:
                 proof: RecordProof | InvalidInput = await target.proof(record, version)
@@ -104,6 +104,6 @@ def ledger_status(
     *, key: KeyOption, node: NodeOption = DEFAULT_NODE, as_json: JsonOption = False
 ) -> None:
     """The node's log size, members and latest checkpoint."""
-    s: dict[str, Any] = with_client(node, key, lambda c: c.get("/v1/ledger/status"))
-    emit(s, as_json, f"{s['name']} ({s['member']}): network {s['network']}, log size "
-         f"{s['size']}, checkpoint {s['checkpoint']}, {len(s['members'])} members")  # fmt: skip
+    s = with_client(node, key, lambda c: c.status())
+    emit(s.model_dump(), as_json, f"{s.name} ({s.member}): network {s.network}, log size "
+         f"{s.size}, checkpoint {s.checkpoint}, {len(s.members)} members")  # fmt: skip

@@ -100,7 +100,7 @@ def enrol(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
 async def _enrol(client: NodeClient) -> str:
     from medledger.access import care
 
-    institution = str((await client.get("/v1/ledger/status"))["member"])
+    institution = (await client.status()).member
     await client.submit(care.ENROL, {"institution": institution})
     return institution
 
@@ -145,8 +145,7 @@ def staff_list(
     async def run() -> tuple[Address, list[Participant]]:
         async with acting(patient=None, key=key, node=node, home=None) as target:
             assert isinstance(target, NodeTarget)
-            status = await target.client.get("/v1/ledger/status")
-            chosen = to_checksum_address(institution or str(status["member"]))
+            chosen = to_checksum_address(institution or (await target.client.status()).member)
             return chosen, await asyncio.to_thread(staff_of, target.ledger.store, chosen)
 
     chosen, staff = asyncio.run(run())

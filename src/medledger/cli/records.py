@@ -33,6 +33,7 @@ from medledger.cli.target import Target, acting, load_key, record_bytes
 from medledger.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
+    from medledger.node.api import RecordSummary, WrittenRecord
     from medledger.node.client import NodeClient
     from medledger.records.errors import InvalidRecord
     from medledger.records.writer import WriteReport
@@ -123,7 +124,8 @@ def push(
 ) -> None:
     """At a node: validate and seal FHIR files here, signed by you, and have it commit them."""
     from medledger.crypto.keys import to_checksum_address
-    from medledger.node.client import NodeClient, upload_records
+    from medledger.node.client import NodeClient
+    from medledger.node.uploads import upload_records
     from medledger.records.fhir_sources import load_sources
 
     sources: list[tuple[str, object]] = []
@@ -135,7 +137,7 @@ def push(
             sources.append(item)
     address = to_checksum_address(patient)
 
-    async def work() -> tuple[list[dict[str, Any]], list[InvalidRecord]]:
+    async def work() -> tuple[list[WrittenRecord], list[InvalidRecord]]:
         async with NodeClient(node, load_key(key)) as client:
             with _bar(as_json or quiet) as bar:
                 task = bar.add_task("push", total=len(sources))
@@ -146,13 +148,14 @@ def push(
     written, invalid = asyncio.run(work())
     rejected += invalid
     if quiet:
-        print("\n".join(w["record_id"] for w in written))
+        print("\n".join(w.record_id for w in written))
     else:
-        result = {"written": written, "rejected": [str(r) for r in rejected]}
+        result = {"written": [w.model_dump() for w in written],
+                  "rejected": [str(r) for r in rejected]}  # fmt: skip
         emit(result, as_json, f"committed {len(written)} records; rejected {len(rejected)}")
         if not as_json:
             for w in written:
-                out.print(f"  {w['record_id']} v{w['version']}")
+                out.print(f"  {w.record_id} v{w.version}")
             for problem in rejected:
                 out.print(f"  [red]rejected[/red] {problem}")
     if rejected:
@@ -176,18 +179,17 @@ def records_list(
 
     Yours, your patients' at your institution, or those a grant of yours covers."""
 
-    async def run() -> list[dict[str, Any]]:
+    async def run() -> list[RecordSummary]:
         async with acting(patient=patient, key=key, node=node, home=home) as target:
             return await target.records(_patient(target, of), grant)
 
     rows = asyncio.run(run())
     if as_json:
-        print(json.dumps(rows))
+        print(json.dumps([r.model_dump() for r in rows]))
         return
     table = Table("record", "version", "type", "category", "author")
     for r in rows:
-        table.add_row(r["record_id"], str(r["version"]), r["resource_type"], r["category"],
-                      r["author"])  # fmt: skip
+        table.add_row(r.record_id, str(r.version), r.resource_type, r.category, r.author)
     if rows:
         print_table(table)
     else:
@@ -207,7 +209,7 @@ async def resolve_record(target: Target, record: str, grant: str | None = None) 
     if not record or any(c not in "0123456789abcdef" for c in record.lower()):
         raise UsageError(f"record id {record!r} is not hex")
     rows = await target.records(target.key.address, grant)
-    return unique_prefix(record, (r["record_id"] for r in rows), "records of yours")
+    return unique_prefix(record, (r.record_id for r in rows), "records of yours")
 
 
 @records_app.command("show")
@@ -263,8 +265,8 @@ def read(
     The node serves the ciphertext, t custodians release key shares (each after a
     receipt on the ledger)."""
     from medledger.access.reader import read_record
+    from medledger.crypto.keys import Address
     from medledger.node.client import NodeClient, RemoteCustodian
-    from medledger.records.wire import committed_from_json
 
     reader = load_key(key)
 
@@ -274,14 +276,13 @@ def read(
             async with NodeClient(node, reader) as vault:
                 whole = len(record) == 32
                 record_id = record if whole else await _under_grant(vault, record, grant)
-                fetched = await vault.get(f"/v1/records/{record_id}", {"grant": grant})
-            statuses = [await c.get("/v1/ledger/status") for c in clients]
-            remote = [
-                RemoteCustodian(c, s["member"]) for c, s in zip(clients, statuses, strict=True)
-            ]
-            threshold = int(statuses[0]["custodian_threshold"])
-            return await read_record(reader, bytes.fromhex(grant[2:]), committed_from_json(fetched),
-                                     custodians=remote, threshold=threshold)  # fmt: skip
+                committed = await vault.record(record_id, grant=grant)
+            statuses = [await c.status() for c in clients]
+            remote = [RemoteCustodian(c, Address(s.member))
+                      for c, s in zip(clients, statuses, strict=True)]  # fmt: skip
+            return await read_record(reader, bytes.fromhex(grant[2:]), committed,
+                                     custodians=remote,
+                                     threshold=statuses[0].custodian_threshold)  # fmt: skip
         finally:
             for client in clients:
                 await client.close()
@@ -291,9 +292,11 @@ def read(
 
 async def _under_grant(client: NodeClient, prefix: str, grant: str) -> str:
     """The record a prefix names among those the grant covers at this node."""
-    patient = (await client.get(f"/v1/access/grants/{grant}"))["patient"]
-    rows = await client.get("/v1/records", {"patient": patient, "grant": grant})
-    return unique_prefix(prefix, (r["record_id"] for r in rows), "records under this grant")
+    from medledger.crypto.keys import Address
+
+    patient = Address((await client.grant(grant)).patient)
+    rows = await client.records(patient, grant)
+    return unique_prefix(prefix, (r.record_id for r in rows), "records under this grant")
 
 
 @records_app.command("proof")

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from medledger.errors import UsageError
 
@@ -26,10 +26,11 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from medledger.crypto.keys import Address, PrivateKey
     from medledger.ledger.port import Ledger
-    from medledger.node.client import NodeClient, RemoteLedger
+    from medledger.node.api import Audit, RecordSummary
+    from medledger.node.client import NodeClient
     from medledger.node.home import Session
+    from medledger.node.proven_state import RemoteLedger
     from medledger.records.proof import CommittedRecord, RecordProof
-    from medledger.records.store import StoredRecord
 
 
 def load_key(path: Path) -> PrivateKey:
@@ -60,7 +61,7 @@ class Target(Protocol):
     @property
     def ledger(self) -> Ledger: ...
 
-    async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
+    async def records(self, patient: Address, grant: str | None) -> list[RecordSummary]:
         """Every record version of ``patient`` the caller may see, oldest first."""
         ...
 
@@ -72,7 +73,7 @@ class Target(Protocol):
         """The members and checkpoint threshold this side believes in."""
         ...
 
-    async def audit(self, patient: Address) -> dict[str, Any]: ...
+    async def audit(self, patient: Address) -> Audit: ...
 
 
 class HomeTarget:
@@ -85,8 +86,10 @@ class HomeTarget:
     def ledger(self) -> Ledger:
         return self.session.node
 
-    async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
-        return [_summary(r) for r in self.session.store.for_patient(patient)]
+    async def records(self, patient: Address, grant: str | None) -> list[RecordSummary]:
+        from medledger.node.api import RecordSummary
+
+        return [RecordSummary.of(r) for r in self.session.store.for_patient(patient)]
 
     async def committed(self, record_id: str, version: int | None) -> CommittedRecord:
         from medledger.records.proof import committed_record
@@ -104,10 +107,11 @@ class HomeTarget:
         node = self.session.node
         return frozenset(node.members()), int(node.network_config()["checkpoint_threshold"])
 
-    async def audit(self, patient: Address) -> dict[str, Any]:
+    async def audit(self, patient: Address) -> Audit:
         from medledger.access.audit import audit_json
+        from medledger.node.api import Audit
 
-        return audit_json(self.session.node, patient)
+        return Audit.model_validate(audit_json(self.session.node, patient))
 
     @property
     def _vault(self) -> str:
@@ -125,21 +129,14 @@ class NodeTarget:
     def ledger(self) -> Ledger:
         return self.remote
 
-    async def records(self, patient: Address, grant: str | None) -> list[dict[str, Any]]:
-        params = {"patient": patient} | ({"grant": grant} if grant else {})
-        return list(await self.client.get("/v1/records", params))
+    async def records(self, patient: Address, grant: str | None) -> list[RecordSummary]:
+        return await self.client.records(patient, grant)
 
     async def committed(self, record_id: str, version: int | None) -> CommittedRecord:
-        from medledger.records.wire import committed_from_json
-
-        params = _params(version=version)
-        return committed_from_json(await self.client.get(f"/v1/records/{record_id}", params))
+        return await self.client.record(record_id, version)
 
     async def proof(self, record_id: str, version: int | None) -> RecordProof:
-        from medledger.records.proof import RecordProof
-
-        answer = await self.client.get(f"/v1/records/{record_id}/proof", _params(version=version))
-        return RecordProof.from_json(answer)
+        return await self.client.record_proof(record_id, version)
 
     async def trusted(self) -> tuple[frozenset[Address], int]:
         import asyncio
@@ -148,12 +145,8 @@ class NodeTarget:
         await asyncio.to_thread(state.checkpoint)
         return state.trusted.members, state.trusted.threshold
 
-    async def audit(self, patient: Address) -> dict[str, Any]:
-        return dict(await self.client.get(f"/v1/audit/{patient}"))
-
-
-def _params(**values: Any) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if value is not None}
+    async def audit(self, patient: Address) -> Audit:
+        return await self.client.audit(patient)
 
 
 def record_bytes(record: str) -> bytes:
@@ -165,22 +158,6 @@ def record_bytes(record: str) -> bytes:
     if len(raw) != 16:
         raise UsageError(f"record id {record!r} is not 32 hex digits")
     return raw
-
-
-def _summary(stored: StoredRecord) -> dict[str, Any]:
-    """A stored record's metadata, in the form the node's record list serves."""
-    header = stored.sealed.header
-    return {
-        "record_id": header.record_id.hex(),
-        "version": header.version,
-        "resource_type": header.resource_type,
-        "category": header.category,
-        "author": stored.author,
-        "batch": stored.batch,
-        "commitment": "0x" + stored.commitment.hex(),
-        "fhir_id": stored.fhir_id,
-        "digest": "0x" + header.digest.hex(),
-    }
 
 
 @asynccontextmanager
@@ -206,10 +183,11 @@ async def acting(
         raise UsageError(
             "say who acts: --patient ALIAS in a sandbox home, or --key KEYSTORE with --node"
         )
-    from medledger.node.client import NodeClient, RemoteLedger
+    from medledger.node.client import NodeClient
+    from medledger.node.proven_state import RemoteLedger
 
     async with NodeClient(node, load_key(key)) as client:
-        ledger = RemoteLedger(client, int((await client.get("/v1/health"))["network"]))
+        ledger = RemoteLedger(client, (await client.health()).network)
         try:
             yield NodeTarget(client, ledger)
         finally:

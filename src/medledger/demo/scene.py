@@ -152,7 +152,9 @@ class Scene:
             self.hospital_b, access.APPROVE, {"request": "0x" + request.tx_id.hex(),
                                               "approvals": signed}
         )  # fmt: skip
-        await self.a.wait_for_size(self.b.size)
+        # Every custodian knows the grant before anyone asks it for a share.
+        for node in self.nodes:
+            await node.wait_for_size(self.b.size)
         return request.tx_id
 
     async def _cosigned(self) -> Checkpoint:

@@ -1,7 +1,7 @@
 """What a client needs of a ledger, wherever it runs: its network, its state, and to submit.
 
 A :class:`~medledger.ledger.node.LedgerNode` in process satisfies it, and so does a
-node's API seen from elsewhere (``medledger.node.client.RemoteLedger``, whose state
+node's API seen from elsewhere (``medledger.node.proven_state.RemoteLedger``, whose state
 is believed only when proven into a cosigned checkpoint). Code written against it
 works the same on a sandbox home and on a consortium's node.
 """

@@ -12,7 +12,6 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import BaseModel, Field
 
 from medledger.access.contract import (
     APPROVE,
@@ -24,12 +23,17 @@ from medledger.access.contract import (
 from medledger.access.state import Grant, access_request, grant_status, requests_of
 from medledger.access.visibility import grant_for_party, request_for_party
 from medledger.crypto.keys import to_checksum_address
+from medledger.node.api import (
+    ADDRESS,
+    ApprovalsIn,
+    GrantState,
+    Outcome,
+    RequestState,
+    TransactionIn,
+)
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
 from medledger.node.routes.ledger import (
-    ADDRESS,
-    Outcome,
-    TransactionIn,
     decode_transaction,
     outcome_json,
     submit_about,
@@ -39,49 +43,6 @@ from medledger.node.routes.ledger import (
 router = APIRouter(prefix="/v1/access", tags=["access"])
 
 REQUEST_ID = r"^0x[0-9a-fA-F]{64}$"
-MAX_APPROVALS = 16
-
-
-class RequestState(BaseModel):
-    request: str
-    requester: str
-    patient: str
-    categories: list[str]
-    records: list[str]
-    purpose: str
-    duration_s: int
-    emergency: bool
-    status: str = Field(description="pending, granted or denied")
-    grant_status: str | None = Field(
-        description="once granted: active, expired, revoked or void (its holder lost standing)"
-    )
-    signers: list[str]
-
-
-class ApprovalIn(BaseModel):
-    signer: str = Field(pattern=ADDRESS)
-    not_after_ms: int = Field(ge=0, lt=2**64)
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
-
-
-class ApprovalsIn(BaseModel):
-    approvals: list[ApprovalIn] = Field(min_length=1, max_length=MAX_APPROVALS)
-
-
-class GrantState(BaseModel):
-    grant: str
-    requester: str
-    patient: str
-    categories: list[str]
-    records: list[str]
-    purpose: str
-    approvers: list[str]
-    granted_ns: int
-    expires_ns: int
-    emergency: bool
-    status: str = Field(
-        description="active, expired, revoked, or void (its holder lost standing)"
-    )
 
 
 @router.post("/requests", response_model=RequestState)

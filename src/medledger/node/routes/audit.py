@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel
 
 from medledger.access.audit import audit_json
 from medledger.access.contract import speaks_for
 from medledger.crypto.keys import to_checksum_address
+from medledger.node.api import (
+    ADDRESS,
+    Audit,
+)
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
-from medledger.node.routes.ledger import ADDRESS
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
-
-class Audit(BaseModel):
-    patient: str
-    reads: list[dict[str, Any]]
-    break_glass: list[dict[str, Any]]
 
 
 @router.get("/{patient}", response_model=Audit)

@@ -15,59 +15,30 @@ import base64
 import binascii
 import io
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Response
 from jwcrypto import jwk
-from pydantic import BaseModel, Field
 
 from medledger.credentials.claims import derive_claims
 from medledger.credentials.evidence import Evidence, checked_resources
 from medledger.credentials.health_card import health_card_qr, qr_text
 from medledger.errors import InvalidInput
 from medledger.ledger.contracts.identity import participant_at
+from medledger.node.api import (
+    EvidenceIn,
+    IssueIn,
+    IssueOut,
+    IssuerOut,
+    SetupIn,
+)
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden, NotFound
 from medledger.records.contract import batch_state
-from medledger.records.header import FIRST_VERSION, MAX_VERSION
 from medledger.records.store import StoredRecord
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
-
-MAX_EVIDENCE = 64
-
-
-class SetupIn(BaseModel):
-    max_credentials: int = Field(default=1000, ge=1, le=100_000)
-
-
-class IssuerOut(BaseModel):
-    issuer: str
-    offer: str = Field(description="an AnonCreds credential offer")
-
-
-class EvidenceIn(BaseModel):
-    record_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    version: int = Field(ge=FIRST_VERSION, le=MAX_VERSION)
-    salt: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
-    resource: str = Field(description="the record's canonical JSON, base64")
-
-
-class IssueIn(BaseModel):
-    format: Literal["anoncreds", "sd-jwt", "health-card"]
-    evidence: list[EvidenceIn] = Field(min_length=1, max_length=MAX_EVIDENCE)
-    offer: str | None = Field(default=None, description="anoncreds: the offer answered")
-    request: str | None = Field(default=None, description="anoncreds: the wallet's request")
-    holder_jwk: dict[str, Any] | None = Field(default=None, description="sd-jwt: holder key")
-
-
-class IssueOut(BaseModel):
-    format: str
-    credential_id: str
-    credential: str
-    qr: str | None = Field(default=None, description="health card: the QR code, SVG")
-    qr_text: str | None = Field(default=None, description="health card: the QR's shc:/ text")
 
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import BaseModel, Field
 
 from medledger.access.visibility import may_read_state, may_read_transaction
 from medledger.crypto import merkle
@@ -15,102 +14,28 @@ from medledger.errors import InvalidInput
 from medledger.ledger.executor import TxOutcome
 from medledger.ledger.store import encode_value
 from medledger.ledger.tx import SignedTransaction
+from medledger.node.api import (
+    ADDRESS,
+    ConsistencyProof,
+    Genesis,
+    Health,
+    InclusionProof,
+    Nonce,
+    Outcome,
+    StateProofOut,
+    Status,
+    TransactionIn,
+    WireTransaction,
+)
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
-ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 #: Log sizes and indexes fit the databases' 64-bit integers.
 MAX_SIZE = 2**63 - 1
 #: How long a requested checkpoint may take to gather its cosignatures.
 CHECKPOINT_WAIT_S = 30
-
-
-class Health(BaseModel):
-    status: str
-    name: str
-    network: int
-    size: int
-
-
-class Status(BaseModel):
-    name: str
-    member: str = Field(description="this node's institution, whose custodian it runs")
-    network: int
-    size: int
-    root: str
-    state_size: int = Field(description="the log size the state committer has reached")
-    state_root: str = Field(description="the state root at state_size")
-    members: list[str]
-    custodian_threshold: int = Field(description="key shares a reader needs")
-    checkpoint_threshold: int = Field(description="member cosignatures a checkpoint needs")
-    checkpoint: int | None = Field(description="size of the latest cosigned checkpoint")
-
-
-class Nonce(BaseModel):
-    address: str
-    next_nonce: int
-
-
-class Outcome(BaseModel):
-    tx_id: str
-    index: int = Field(description="the transaction's position in the log")
-    timestamp_ns: int
-
-
-class WireTransaction(BaseModel):
-    """A signed transaction in its wire form (ledger/tx.py)."""
-
-    network: int = Field(ge=0)
-    sender: str = Field(pattern=ADDRESS)
-    nonce: int = Field(ge=0)
-    type: str = Field(max_length=64)
-    payload: dict[str, Any]
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
-
-
-class TransactionIn(BaseModel):
-    transaction: WireTransaction
-
-
-class InclusionProof(BaseModel):
-    index: int
-    size: int
-    root: str
-    path: list[str]
-    leaf: str = Field(description="the entry's leaf hash, SHA-256(0x00 || wire form)")
-    transaction: str | None = Field(
-        default=None,
-        description="the logged transaction's wire form (JSON text), for its parties only",
-    )
-
-
-class SmtProofOut(BaseModel):
-    path: str
-    siblings: list[str] = Field(description="sibling hashes from the root down")
-    leaf: list[str] | None = Field(
-        description="the entry where the walk ends (path, value hash), or null: empty"
-    )
-
-
-class StateProofOut(BaseModel):
-    """A state entry at a cosigned checkpoint's size, with its proof against that
-    checkpoint's state root (crypto/smt.py)."""
-
-    ns: str
-    key: str
-    size: int
-    state_root: str
-    encoded: str | None = Field(description="the stored value's exact text, which the leaf hashes")
-    value: Any = Field(description="the entry's JSON value, or null if absent")
-    proof: SmtProofOut
-
-
-class ConsistencyProof(BaseModel):
-    old_size: int
-    new_size: int
-    path: list[str]
 
 
 def outcome_json(outcome: TxOutcome) -> Outcome:
@@ -200,10 +125,6 @@ async def submit(
     """Order and execute a transaction the caller signed; its refusal is the error."""
     stx = decode_transaction(service, body.transaction)
     return outcome_json(await submit_own(service, caller, stx))
-
-
-class Genesis(BaseModel):
-    genesis: str = Field(description="the network's genesis transaction, wire form (JSON text)")
 
 
 @router.get("/ledger/genesis", response_model=Genesis)

@@ -17,16 +17,24 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
-from pydantic import BaseModel, Field
 
 from medledger.access.care import enrolled_at
 from medledger.access.state import Grant, grant_of, holding_grant, speaks_for
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.errors import InvalidInput
+from medledger.node.api import (
+    ADDRESS,
+    RECORD_ID,
+    Custodian,
+    Recipients,
+    RecordSummary,
+    WriteIn,
+    WriteOut,
+    WrittenRecord,
+)
 from medledger.node.caller import Caller
 from medledger.node.deps import AuthenticatedCaller, Service
 from medledger.node.errors import Forbidden
-from medledger.node.routes.ledger import ADDRESS
 from medledger.records.errors import UnknownRecord
 from medledger.records.header import FIRST_VERSION, MAX_VERSION, RecordHeader
 from medledger.records.pipeline import Incoming
@@ -37,57 +45,7 @@ from medledger.records.wire import committed_to_json, sealed_from_json
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
-MAX_RECORDS_PER_WRITE = 4096
-RECORD_ID = r"^[0-9a-f]{32}$"
 GRANT = r"^0x[0-9a-fA-F]{64}$"
-
-
-class Custodian(BaseModel):
-    address: str
-    key: str = Field(description="X25519 public key, 0x-hex")
-
-
-class Recipients(BaseModel):
-    network: int
-    threshold: int
-    custodians: list[Custodian]
-    patient: str
-    patient_key: str
-    max_records_per_write: int = Field(description="records one upload may carry")
-
-
-class IncomingRecord(BaseModel):
-    sealed: dict[str, Any] = Field(description="a sealed record (records/wire.py form)")
-    fhir_id: str | None = Field(default=None, max_length=64)
-
-
-class WriteIn(BaseModel):
-    # The node's own limit is checked in the route (settings.max_records_per_write); this
-    # bound only keeps a body too large for any node from being parsed at all.
-    records: list[IncomingRecord] = Field(min_length=1, max_length=MAX_RECORDS_PER_WRITE)
-
-
-class WrittenRecord(BaseModel):
-    record_id: str
-    version: int
-    commitment: str
-
-
-class WriteOut(BaseModel):
-    batch: int
-    records: list[WrittenRecord]
-
-
-class RecordSummary(BaseModel):
-    record_id: str
-    version: int
-    resource_type: str
-    category: str
-    author: str
-    batch: int
-    commitment: str
-    fhir_id: str | None = Field(description="the resource's own id, by which it is amended")
-    digest: str = Field(description="the signed header's digest: a next version points to it")
 
 
 @router.get("/recipients", response_model=Recipients)
@@ -153,21 +111,7 @@ async def list_records(
     scope = _scope(service, caller, address, grant)
     if scope is None:
         raise Forbidden("a grant covering this patient's records is needed")
-    return [
-        RecordSummary(
-            record_id=r.sealed.header.record_id.hex(),
-            version=r.sealed.header.version,
-            resource_type=r.sealed.header.resource_type,
-            category=r.sealed.header.category,
-            author=r.author,
-            batch=r.batch,
-            commitment="0x" + r.commitment.hex(),
-            fhir_id=r.fhir_id,
-            digest="0x" + r.sealed.header.digest.hex(),
-        )
-        for r in service.vault.for_patient(address)
-        if scope.covers(r)
-    ]
+    return [RecordSummary.of(r) for r in service.vault.for_patient(address) if scope.covers(r)]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,139 @@
+"""Records sealed on the author's own machine and committed at a node, and the
+evidence a patient's client gathers for an issuer."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Collection, Sequence
+from typing import NamedTuple
+
+from medledger.crypto.keys import Address
+from medledger.errors import InvalidInput
+from medledger.node import api
+from medledger.node.client import NodeClient, NodeRefused
+from medledger.node.identities import PATIENT_LABEL, encryption_key
+from medledger.records.errors import InvalidRecord
+from medledger.records.importer import plan_pass
+from medledger.records.pipeline import Incoming, Job, SealingContext, seal_for_upload
+from medledger.records.sealed import Custodians, open_salted_as_patient
+
+
+class _Listed(NamedTuple):
+    """A version the node lists: what an amendment of it needs (importer.Latest)."""
+
+    record_id: bytes
+    version: int
+    resource_type: str
+    digest: bytes
+
+
+async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[str, str], _Listed]:
+    """The patient's newest versions at this node by type and FHIR id, as far as the
+    author may list them; an author who may list none writes new records, and the node
+    judges whether they may write at all."""
+    try:
+        rows = await client.records(patient)
+    except NodeRefused as refused:
+        if refused.status != 403:
+            raise
+        return {}
+    latest: dict[tuple[str, str], _Listed] = {}
+    own_account = client.address == patient
+    for row in rows:
+        # A patient's own records and the clinicians' are amended only by their own kind.
+        if row.fhir_id is not None and (row.author == patient) == own_account:
+            latest[row.resource_type, row.fhir_id] = _Listed(
+                bytes.fromhex(row.record_id), row.version, row.resource_type,
+                bytes.fromhex(row.digest[2:]),
+            )  # fmt: skip
+    return latest
+
+
+async def _check_amended(client: NodeClient, job: Job) -> None:
+    """Before the author signs a next version, check that the version it follows is the
+    one the node listed: signed, of this patient and type, with this digest. A node
+    cannot steer an author into amending a record of its choosing."""
+    sealed = (await client.record(job.record_id.hex(), job.version - 1)).sealed
+    sealed.check()
+    header = sealed.header
+    if (header.record_id, header.version, header.digest, header.patient) != (
+        job.record_id, job.version - 1, job.previous, job.patient
+    ) or (job.resource_type is not None and header.resource_type != job.resource_type):
+        listed = f"{job.record_id.hex()} v{job.version - 1}"
+        raise InvalidInput(f"the node lists record {listed} other than it serves it")
+
+
+async def upload_records(
+    client: NodeClient, patient: Address, sources: Sequence[tuple[str, object]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[api.WrittenRecord], list[InvalidRecord]]:  # fmt: skip
+    """Seal FHIR resources on this machine with the client's key as author and have the
+    node commit them, as many to a batch as the node says it takes; returns what was
+    written and what failed validation. A resource whose type and FHIR id the patient has
+    at this node becomes its next version, as an import does. ``progress`` hears how many
+    resources are done so far."""
+    r = await client.recipients(patient)
+    custodians = Custodians(
+        r.threshold, tuple((Address(c.address), bytes.fromhex(c.key[2:])) for c in r.custodians)
+    )
+    context = SealingContext(r.network, client.key.to_bytes(), custodians)
+    key = bytes.fromhex(r.patient_key[2:])
+    latest = await _listed_versions(client, patient)
+    batch = r.max_records_per_write
+    written: list[api.WrittenRecord] = []
+    rejected: list[InvalidRecord] = []
+    checked: set[tuple[bytes, int]] = set()
+    for start in range(0, len(sources), batch):
+        remaining: list[tuple[str, object] | InvalidRecord] = list(
+            sources[start : start + batch]
+        )
+        while remaining:
+            jobs, remaining = plan_pass(lambda kind, fhir_id: latest.get((kind, fhir_id)),
+                                        patient, key, remaining)  # fmt: skip
+            rejected += [job for job in jobs if isinstance(job, InvalidRecord)]
+            planned = [j for j in jobs if isinstance(j, Job)]
+            for job in planned:
+                if job.version > 1 and (job.record_id, job.version) not in checked:
+                    await _check_amended(client, job)
+                    checked.add((job.record_id, job.version))
+            ready: list[Incoming] = []
+            for sealed in seal_for_upload(context, planned):
+                if isinstance(sealed, InvalidRecord):
+                    rejected.append(sealed)
+                    continue
+                header = sealed.sealed.header
+                if sealed.fhir_id is not None:
+                    latest[header.resource_type, sealed.fhir_id] = _Listed(
+                        header.record_id, header.version, header.resource_type, header.digest
+                    )
+                ready.append(sealed)
+            if ready:
+                written += (await client.write_records(ready)).records
+        if progress is not None:
+            progress(min(start + batch, len(sources)))
+    return written, rejected
+
+
+async def gather_evidence(
+    client: NodeClient, resource_types: Collection[str] | None = None
+) -> list[api.EvidenceIn]:
+    """The client's records at the node that its staff wrote (latest versions, of
+    ``resource_types`` if given), opened with the patient's key: what an issuer checks
+    (credentials/evidence.py)."""
+    own = encryption_key(client.key, PATIENT_LABEL)
+    latest: dict[str, api.RecordSummary] = {}
+    for row in await client.records(client.address):
+        if resource_types is not None and row.resource_type not in resource_types:
+            continue
+        if row.author == client.address:
+            continue  # the patient's own account is no issuer's evidence
+        if row.record_id not in latest or latest[row.record_id].version < row.version:
+            latest[row.record_id] = row
+    evidence = []
+    for row in latest.values():
+        sealed = (await client.record(row.record_id, row.version)).sealed
+        salt, canonical = open_salted_as_patient(sealed, own)
+        evidence.append(api.EvidenceIn(record_id=row.record_id, version=row.version,
+                                       salt="0x" + salt.hex(),
+                                       resource=base64.b64encode(canonical).decode()))  # fmt: skip
+    return evidence
