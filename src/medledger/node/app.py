@@ -44,7 +44,15 @@ from medledger.node.errors import (
 )
 from medledger.node.limits import Rate, RequestLimits
 from medledger.node.observe import Metrics, Observed, route_of
-from medledger.node.routes import access, audit, credentials, custodian, ledger, records
+from medledger.node.routes import (
+    access,
+    audit,
+    credentials,
+    custodian,
+    fhir_categories,
+    ledger,
+    records,
+)
 from medledger.node.service import NodeService
 from medledger.portal.serve import mount_portal
 from medledger.records.errors import UnknownRecord
@@ -168,7 +176,7 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         metrics.rate_tracked.labels("address").set(len(limits.failures))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (ledger, records, access, custodian, audit, credentials):
+    for module in (ledger, records, access, custodian, audit, credentials, fhir_categories):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(Observed, metrics=metrics, max_body_bytes=service.settings.max_body_bytes)

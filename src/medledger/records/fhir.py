@@ -17,9 +17,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from types import MappingProxyType
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B import fhirtypes, get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 
@@ -30,8 +31,9 @@ from medledger.records.fhir_codes import check_codes
 __all__ = [
     "ADMINISTRATIVE", "ALLERGIES", "CARE_PLANS", "CATEGORIES", "CLINICAL", "CONDITIONS",
     "DOCUMENTS", "ENCOUNTERS", "FINANCIAL", "IMAGING", "IMMUNIZATIONS", "LABS",
-    "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "VITAL_SIGNS", "Resource", "categories_for",
-    "category_of", "resource_label", "validate_resource",
+    "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "VITAL_SIGNS", "CategoryRule", "Resource",
+    "categories_for", "category_of", "category_table", "resource_label", "resource_types",
+    "validate_resource",
 ]  # fmt: skip
 
 # Data categories: the closed set that per-category access policies are written against.
@@ -52,10 +54,12 @@ ADMINISTRATIVE = "administrative"
 CLINICAL = "clinical"  # any other resource type or Observation/DiagnosticReport category
 
 _MENTAL_HEALTH_CODES = frozenset({"mental-health", "behavioral-health", "psychiatry"})
+#: A type's category and its refinements: (category codes, category) in order.
+CategoryRule = tuple[str, tuple[tuple[frozenset[str], str], ...]]
 # The one category table: resource type -> (category, refinements). A refinement is a
 # set of category codes (any system); the first that a resource's ``category`` codings
 # hit wins, so the most sensitive one (mental health) comes first.
-_CATEGORY_TABLE: dict[str, tuple[str, tuple[tuple[frozenset[str], str], ...]]] = {
+_CATEGORY_TABLE: dict[str, CategoryRule] = {
     **{t: (category, ()) for category, types in {
         LABS: "Specimen",
         IMAGING: "ImagingStudy",
@@ -246,6 +250,20 @@ def _check_structure(
                 )
             elif isinstance(value, FHIRAbstractModel) and id(value) not in checked:
                 stack.append((value, json_node[alias], (*parts, alias)))
+
+
+def category_table() -> Mapping[str, CategoryRule]:
+    """The table :func:`category_of` applies (types not in it are :data:`CLINICAL`), for
+    clients that must label a resource exactly as it does without running this module:
+    the portal seals in the browser."""
+    return MappingProxyType(_CATEGORY_TABLE)
+
+
+@cache
+def resource_types() -> frozenset[str]:
+    """Every resource type :func:`validate_resource` knows. Slow once: it builds every model."""
+    names = (name.removesuffix("Type") for name in dir(fhirtypes) if name.endswith("Type"))
+    return frozenset(name for name in names if _model(name) is not None)
 
 
 def categories_for(resource_type: str) -> frozenset[str]:

@@ -3,6 +3,7 @@
 // revoking a grant; the policies in force per category, and changing them; records
 // opened with the patient's key; reads of them, each with a proof the page checks.
 // Everything the node returns is shown as text, never as markup.
+import { setUpAddRecords } from './add-records.js';
 import { showAudit } from './audit.js';
 import { openKeystore } from './crypto.js';
 import { publicGet } from './http.js';
@@ -77,3 +78,4 @@ $('signin-again').addEventListener('click', signInAgain);
 button($('refresh'), 'Refresh', 'refresh', refresh);
 button($('share'), 'Show a health card of my vaccinations', 'share', shareHealthCard);
 setUpPolicyEditor();
+setUpAddRecords();

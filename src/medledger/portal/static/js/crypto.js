@@ -25,7 +25,10 @@ export function unbase64(text) {
 }
 
 export function base64(bytes) {
-  return btoa(String.fromCharCode(...bytes));
+  // In slices: spreading a whole record's ciphertext into one call overflows the stack.
+  let text = '';
+  for (let at = 0; at < bytes.length; at += 0x8000) text += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
+  return btoa(text);
 }
 
 export function concat(...parts) {
@@ -36,9 +39,9 @@ export function concat(...parts) {
 }
 
 export const keccak = (bytes) => keccak_256(bytes);
-const utf8 = (text) => encoder.encode(text);
+export const utf8 = (text) => encoder.encode(text);
 
-function word(value) {
+export function word(value) {
   // A uint256 (BigInt or number) as 32 big-endian bytes.
   let n = BigInt(value);
   const out = new Uint8Array(32);
@@ -46,7 +49,7 @@ function word(value) {
   return out;
 }
 
-function addressWord(address) {
+export function addressWord(address) {
   return concat(new Uint8Array(12), unhex(address));
 }
 
@@ -95,7 +98,7 @@ function domainSeparator(name, network) {
   return keccak(concat(DOMAIN_TYPE, keccak(utf8(name)), keccak(utf8('1')), word(network)));
 }
 
-function typedDigest(name, network, structHash) {
+export function typedDigest(name, network, structHash) {
   return keccak(concat(new Uint8Array([0x19, 0x01]), domainSeparator(name, network), structHash));
 }
 
@@ -128,7 +131,7 @@ export function signTransaction(key, network, nonce, type, payload) {
 
 // -- the patient's copy of a record ----------------------------------------------------
 
-async function hkdf(ikm, info, length) {
+export async function hkdf(ikm, info, length) {
   const base = await crypto.subtle.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
   const bits = await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info }, base, length * 8);
   return new Uint8Array(bits);
@@ -140,7 +143,7 @@ async function aesGcmOpen(key, sealed, associatedData) {
   return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv, additionalData: associatedData }, aes, sealed.slice(12)));
 }
 
-const ECIES_LABEL = utf8('medledger/ecies/v1');
+export const ECIES_LABEL = utf8('medledger/ecies/v1');
 
 export async function patientKey(key) {
   return hkdf(key.secret, concat(ECIES_LABEL, utf8('/patient')), 32);
@@ -153,7 +156,7 @@ async function eciesOpen(privateKey, sealed, associatedData) {
   return aesGcmOpen(aesKey, sealed.slice(32), associatedData);
 }
 
-function binding(label, header) {
+export function binding(label, header) {
   const version = new Uint8Array(4);
   new DataView(version.buffer).setUint32(0, header.version);
   return concat(utf8(label), unhex(header.recordId), version, unhex(header.patient));
@@ -208,7 +211,7 @@ export function checkpointSigners(checkpoint, members) {
   }).map(([address]) => address);
 }
 
-async function sha256(bytes) {
+export async function sha256(bytes) {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
 }
 

@@ -17,11 +17,11 @@ export async function showRecords() {
   $('records-empty').hidden = records.length > 0;
   for (const r of records) {
     const row = body.insertRow();
-    row.dataset.record = r.record_id;
+    Object.assign(row.dataset, { record: r.record_id, version: r.version, author: r.author });
     cell(row, r.resource_type);
     cell(row, categoryName(r.category));
     cell(row, String(r.version));
-    cell(row, r.author, 'address');
+    cell(row, r.author === me() ? 'you' : r.author, 'address');
     button(row.insertCell(), 'Open', 'open', () => openRecord(r));
   }
 }

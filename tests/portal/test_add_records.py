@@ -1,0 +1,331 @@
+"""A patient adds their own records in the portal, in Chromium against real nodes: files
+are read, checked, sealed and signed in the page, and the node commits them as the
+patient's own account. Each outcome is checked from Python, on the vault and the ledger:
+what the page wrote opens with the patient's key to the canonical JSON of the file, a
+second upload of a resource is its next version, and whatever the page refuses (another
+patient's resource, a file that is not JSON, an institution the patient is not enrolled
+at, a record tampered with after signing) writes nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medledger.crypto.canonical import canonical_json
+from medledger.crypto.keystore import encrypt_keystore
+from medledger.node.identities import PATIENT_LABEL, encryption_key
+from medledger.node.uploads import upload_records
+from medledger.records.fhir import category_of
+from medledger.records.sealed import SealedRecord, open_as_patient
+from medledger.records.wire import committed_from_json
+from tests.data import FHIR_EXAMPLES
+from tests.ledger.consortium import key
+from tests.node.network import Network, running_network
+from tests.portal.browser import browser_page, needs_browser, run, sign_in
+
+pytestmark = needs_browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
+PASSPHRASE = "add records passphrase"
+PATIENT, DR_A = key("portal-add:patient"), key("portal-add:dr-a")
+
+
+def _example(name: str) -> dict[str, Any]:
+    return dict(json.loads((FHIR_EXAMPLES / name).read_text()))
+
+
+# The chart's Patient record, written by Dr A: who the patient is in FHIR terms.
+ME = _example("patient-example1.json")  # Patient/example
+ANOTHER = _example("patient-example2.json")  # Patient/f001, born another day
+ABOUT_ME = _example("observation-example1.json")  # subject Patient/example
+ABOUT_ANOTHER = _example("observation-example2.json")  # subject Patient/f001
+
+
+def _reading(fhir_id: str, systolic: int) -> dict[str, Any]:
+    """A blood pressure reading the patient took at home (category vital-signs)."""
+    return {
+        "resourceType": "Observation", "id": fhir_id, "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                  "observation-category", "code": "vital-signs"}]}],
+        "code": {"text": "Blood pressure at home"},
+        "subject": {"reference": "Patient/example"},
+        "component": [{"code": {"text": "Systolic"},
+                       "valueQuantity": {"value": systolic, "unit": "mmHg"}}],
+        "note": [{"text": "Morgens, sitzend \u2013 nach dem Kaffee"}],
+    }  # fmt: skip
+
+
+def _file(name: str, content: object) -> dict[str, Any]:
+    data = content if isinstance(content, bytes) else json.dumps(content).encode()
+    return {"name": name, "mimeType": "application/json", "buffer": data}
+
+
+async def _set_up(net: Network) -> None:
+    await net.register_staff("hospital-a", DR_A, "doctor")
+    await net.register_patient(PATIENT)  # enrolled at Hospital A only
+    async with net.client("hospital-a", DR_A) as dr_a:
+        sources = [("patient.json", ME), ("clinic-reading.json", _reading("shared-id", 131))]
+        _, rejected = await upload_records(dr_a, PATIENT.address, sources)
+        assert not rejected, rejected
+    await net.checkpoint()
+
+
+async def _vault(net: Network, node: str = "hospital-a") -> list[dict[str, Any]]:
+    async with net.client(node, PATIENT) as client:
+        return list(await client.get("/v1/records", {"patient": PATIENT.address}))
+
+
+async def _sealed(net: Network, record_id: str, version: int) -> SealedRecord:
+    async with net.client("hospital-a", PATIENT) as client:
+        answer = await client.get(f"/v1/records/{record_id}", {"version": version})
+    return committed_from_json(answer).sealed
+
+
+def _opened(net: Network, row: dict[str, Any]) -> bytes:
+    sealed = run(_sealed(net, row["record_id"], row["version"]))
+    assert sealed.check() == PATIENT.address
+    return open_as_patient(sealed, encryption_key(PATIENT, PATIENT_LABEL))
+
+
+def _own(rows: list[dict[str, Any]], fhir_id: str) -> list[dict[str, Any]]:
+    return sorted((r for r in rows if r["author"] == PATIENT.address and r["fhir_id"] == fhir_id),
+                  key=lambda r: int(r["version"]))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    with running_network(tmp_path_factory.mktemp("add-records")) as network:
+        run(_set_up(network))
+        yield network
+
+
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "patient.json"
+    path.write_text(json.dumps(encrypt_keystore(PATIENT, PASSPHRASE, scrypt_n=1024)))
+    return path
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A page that must end with no script error and no Content-Security-Policy violation."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with browser_page() as (page, problems):
+        yield page
+    assert problems == [], problems
+
+
+def _signed_in(page: Any, net: Network, keystore: Path, node: str = "hospital-a") -> list[str]:
+    """Sign in; the records POSTed from then on."""
+    sign_in(page, net.nodes[node].url, keystore, PASSPHRASE)
+    page.wait_for_selector("#signed-in:not([hidden])")
+    page.wait_for_selector("#records tbody tr, #records-empty:not([hidden])")
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST"
+            and r.url.endswith("/v1/records") else None)  # fmt: skip
+    return posted
+
+
+def _add(page: Any, *files: dict[str, Any]) -> str:
+    page.set_input_files("#add-files", list(files))
+    page.click("button.add")
+    page.wait_for_selector("#add-result:not(:empty), #add-error:not(:empty)")
+    return str(page.text_content("#add-result") or page.text_content("#add-error"))
+
+
+def test_a_patient_adds_a_reading_that_lists_as_theirs_and_opens_as_written(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    reading = _reading("home-2026-01-05", 124)
+    _signed_in(page, net, keystore)
+    assert _add(page, _file("reading.json", reading)) == "Added 1 record."
+    (row,) = _own(run(_vault(net)), "home-2026-01-05")
+    shown = f"#records tr[data-record='{row['record_id']}']"
+    page.wait_for_selector(shown)
+    assert page.get_attribute(shown, "data-author") == PATIENT.address
+    assert page.locator(f"{shown} td").nth(3).text_content() == "you"
+    assert page.locator(f"{shown} td").nth(1).text_content() == "Vital signs"
+    page.screenshot(path=str(ARTIFACTS / "add-1-added.png"), full_page=True)
+
+    assert (row["version"], row["category"]) == (1, category_of("Observation", reading))
+    assert _opened(net, row) == canonical_json(reading)
+
+
+def test_adding_a_resource_again_makes_its_next_version_and_leaves_the_clinics_alone(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    posted = _signed_in(page, net, keystore)
+    first, second = _reading("shared-id", 118), _reading("shared-id", 121)
+    assert _add(page, _file("first.json", first)) == "Added 1 record."
+    result = _add(page, _file("again.json", second))
+    assert result == "Added 1 record (1 new version of records you wrote before)."
+    assert len(posted) == 2
+
+    v1, v2 = _own(run(_vault(net)), "shared-id")
+    assert v1["record_id"] == v2["record_id"] and (v1["version"], v2["version"]) == (1, 2)
+    assert run(_sealed(net, v2["record_id"], 2)).header.previous.hex() == v1["digest"][2:]
+    assert _opened(net, v2) == canonical_json(second)
+    page.wait_for_selector(f"#records tr[data-record='{v2['record_id']}'][data-version='2']")
+    # Dr A's record of a resource with the same type and id is a record of its own.
+    (clinic,) = [r for r in run(_vault(net)) if r["author"] == DR_A.address
+                 and r["fhir_id"] == "shared-id"]  # fmt: skip
+    assert clinic["version"] == 1 and clinic["record_id"] != v1["record_id"]
+
+
+def test_a_bundle_adds_each_of_its_entries(net: Network, keystore: Path, page: Any) -> None:
+    me = {**ME, "id": "me-elsewhere"}  # another hospital's id for the same person
+    reading = {**_reading("bundled-1", 140), "subject": {"reference": "urn:uuid:me"}}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:me", "resource": me}, {"resource": reading},
+        {"resource": ABOUT_ME},
+    ]}  # fmt: skip
+    _signed_in(page, net, keystore)
+    assert _add(page, _file("export.json", bundle)) == "Added 3 records."
+    rows = run(_vault(net))
+    (patient,) = _own(rows, "me-elsewhere")
+    assert _opened(net, patient) == canonical_json(me)
+    assert _opened(net, _own(rows, "bundled-1")[0]) == canonical_json(reading)
+    assert _own(rows, "example")[0]["category"] == category_of("Observation", ABOUT_ME)
+
+
+REFUSALS = [
+    (_file("theirs.json", ABOUT_ANOTHER), "theirs.json: Observation/f001.subject: "
+     "names another patient than you"),
+    (_file("someone.json", ANOTHER), "someone.json: Patient/f001: is another person"),
+    (_file("broken.json", b'{"resourceType": "Observation", '), "broken.json: file: "
+     "not valid JSON"),
+    (_file("odd.json", {"resourceType": "Spaceship"}), "odd.json: Resource.resourceType: "
+     "unknown resource type"),
+    (_file("bundle.json", {"resourceType": "Bundle", "entry": []}), "bundle.json: "
+     "Bundle.type: required"),
+    (_file("big.json", b'{"resourceType": "Basic", "id": "n", "code": {}, "x": 9007199254740993}'),
+     "big.json: Basic/n: not canonicalizable: an integer beyond 2^53"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("upload", "message"), REFUSALS, ids=[u["name"] for u, _ in REFUSALS])
+def test_what_the_page_refuses_is_explained_and_writes_nothing(
+    net: Network, keystore: Path, page: Any, upload: dict[str, Any], message: str
+) -> None:
+    before = run(_vault(net))
+    posted = _signed_in(page, net, keystore)
+    assert _add(page, upload) == "Nothing was written. 1 resource refused:"
+    (refusal,) = page.locator("#add-refused li").all_text_contents()
+    assert refusal.startswith(message), refusal
+    assert posted == [] and run(_vault(net)) == before
+
+
+def test_a_patient_not_enrolled_here_is_told_so_and_nothing_is_written(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    before = run(_vault(net, "hospital-b"))
+    posted = _signed_in(page, net, keystore, node="hospital-b")
+    error = _add(page, _file("reading.json", _reading("elsewhere", 120)))
+    assert error.startswith("You are not enrolled at hospital-b"), error
+    assert "nothing was written" in error
+    page.screenshot(path=str(ARTIFACTS / "add-2-not-enrolled.png"), full_page=True)
+    assert posted == [] and run(_vault(net, "hospital-b")) == before
+
+
+# Seals one reading in the page with the node's recipients, then posts it with one
+# ciphertext byte flipped (when asked) and as sealed: what the node answers to each.
+_TAMPER = """async ([text, flip]) => {
+    const { session, call } = await import('/portal/js/session.js');
+    const crypto = await import('/portal/js/crypto.js');
+    const { checkedRecipients } = await import('/portal/js/recipients.js');
+    const { checkResource, fhirRules, parseJson } = await import('/portal/js/fhir-input.js');
+    const { KeyWrapper, sealRecord, secureRandomBytes } = await import('/portal/js/seal.js');
+    const me = session.key.address;
+    const answer = await call('GET', `/v1/records/recipients?patient=${me}`);
+    const recipients = await checkedRecipients(answer, session.key, session.trust);
+    const rules = fhirRules(await call('GET', '/v1/fhir/categories'));
+    const resource = checkResource(parseJson(text), 'tamper.json', rules);
+    const draft = { recordId: secureRandomBytes(16), version: 1, previous: new Uint8Array(32),
+                    patient: me, patientKey: recipients.patientKey, ...resource };
+    const wrapper = await KeyWrapper.create(recipients);
+    const sealed = await sealRecord(draft, resource.canonical,
+                                    { network: recipients.network, author: session.key, wrapper });
+    const outcomes = [];
+    for (const bad of [flip, false]) {
+        const ciphertext = crypto.unbase64(sealed.ciphertext);
+        if (bad) ciphertext[ciphertext.length - 20] ^= 1;
+        const record = { ...sealed, ciphertext: crypto.base64(ciphertext) };
+        try {
+            await call('POST', '/v1/records', { records: [{ sealed: record, fhir_id: null }] });
+            outcomes.push('written');
+        } catch (error) {
+            outcomes.push(error.message);
+        }
+    }
+    return outcomes;
+}"""
+
+
+def test_a_record_tampered_with_after_the_page_sealed_it_is_refused_by_the_node(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    _signed_in(page, net, keystore)
+    text = json.dumps(_reading("tampered", 99))
+    before = len(run(_vault(net)))
+    tampered, intact = page.evaluate(_TAMPER, [text, True])
+    assert tampered.startswith("422 RecordTampered") and "ciphertext" in tampered, tampered
+    # The same record as sealed is written: the flipped byte alone was refused.
+    assert intact == "written"
+    assert len(run(_vault(net))) == before + 1
+
+
+_CATEGORIES = """async (resources) => {
+    const { call } = await import('/portal/js/session.js');
+    const { categoryOf, fhirRules } = await import('/portal/js/fhir-input.js');
+    const rules = fhirRules(await call('GET', '/v1/fhir/categories'));
+    return resources.map((r) => categoryOf(r.resourceType, r, rules));
+}"""
+
+
+def _with_category(resource_type: str, *codes: str) -> dict[str, Any]:
+    return {"resourceType": resource_type,
+            "category": [{"coding": [{"code": c} for c in codes]}, "not a concept"]}  # fmt: skip
+
+
+def test_the_page_categorises_as_the_python_side_with_the_table_the_node_serves(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    examples = [json.loads(p.read_text()) for p in sorted(FHIR_EXAMPLES.glob("*.json"))]
+    refined = [
+        _with_category("Observation", "laboratory", "psychiatry"),
+        _with_category("Observation", "imaging"), _with_category("Observation", "survey"),
+        _with_category("DiagnosticReport", "RAD"), _with_category("DiagnosticReport", "LAB"),
+        _with_category("Condition", "mental-health"),
+        _with_category("Spaceship", "laboratory"), {"resourceType": "Observation", "category": 7},
+    ]  # fmt: skip
+    resources = [*examples, *refined]
+    _signed_in(page, net, keystore)
+    expected = [category_of(r["resourceType"], r) for r in resources]
+    assert page.evaluate(_CATEGORIES, resources) == expected
+    assert {"labs", "imaging", "mental-health", "clinical", "conditions"} <= set(expected)
+
+
+def test_a_second_version_is_signed_only_over_the_version_the_node_serves(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    """The page checks the version it amends; a listing that names another digest makes
+    it stop before anything is signed."""
+    _signed_in(page, net, keystore)
+    assert _add(page, _file("v1.json", _reading("listed", 100))) == "Added 1 record."
+    (listed,) = _own(run(_vault(net)), "listed")
+    forged = copy.deepcopy(listed)
+    forged["digest"] = "0x" + "00" * 32
+
+    def lie(route: Any) -> None:
+        rows = route.fetch().json()
+        route.fulfill(json=[forged if r == listed else r for r in rows])
+
+    page.route(lambda url: "/v1/records?patient=" in url, lie)
+    error = _add(page, _file("v2.json", _reading("listed", 101)))
+    assert "other than it serves it" in error and "nothing was written" in error, error
+    assert _own(run(_vault(net)), "listed") == [listed]

@@ -1,0 +1,269 @@
+"""The portal seals records in the browser exactly as the Python side does: with the same
+random bytes, Python's seal_record and the page's seal.js give byte-identical wire forms;
+what the page seals opens with the patient's key and with any t custodian shares; and
+the page's canonical JSON is RFC 8785 as the Python side writes it.
+
+Runs in Chromium against the portal's files alone (no node)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from itertools import combinations
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from fastapi import FastAPI
+
+from medledger.crypto import aead, ecies, shamir
+from medledger.crypto.canonical import canonical_json
+from medledger.crypto.errors import NotCanonicalizable
+from medledger.node.identities import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
+from medledger.portal.serve import mount_portal
+from medledger.records.header import NO_PREVIOUS
+from medledger.records.sealed import (
+    PATIENT_INDEX,
+    Custodians,
+    Draft,
+    KeyWrapper,
+    _key_binding,
+    open_as_patient,
+    open_with_shares,
+    seal_record,
+    unwrap_share,
+)
+from medledger.records.wire import sealed_from_json, sealed_to_json
+from tests.data import FHIR_EXAMPLES
+from tests.ledger.consortium import key
+from tests.portal.browser import browser_page, needs_browser
+
+pytestmark = needs_browser
+
+NETWORK = 4242
+PATIENT = key("seal-vectors:patient")
+CUSTODIANS = sorted((key(f"seal-vectors:custodian-{i}") for i in range(3)), key=lambda k: k.address)
+THRESHOLD = 2
+GLUCOSE = (FHIR_EXAMPLES / "observation-example2.json").read_text()
+# Decimals, non-ASCII text, a key outside the Basic Multilingual Plane: the second record
+# is the first one's next version, sealed by the same wrapper.
+NOTE = json.dumps({
+    "resourceType": "Observation", "id": "home-1", "status": "final",
+    "category": [{"coding": [{"code": "vital-signs"}]}],
+    "code": {"text": "Blutdruck \u2013 zu Hause"},
+    "valueQuantity": {"value": 118.25, "unit": "mmHg"},
+    "note": [{"text": "nach dem Aufstehen \u2028 ☕"}], "\U0001f600": 1e-7,
+}, ensure_ascii=False)  # fmt: skip
+
+
+def _patient_public() -> bytes:
+    return ecies.public_bytes(encryption_key(PATIENT, PATIENT_LABEL))
+
+
+def _custodian_private(custodian: Any) -> X25519PrivateKey:
+    return encryption_key(custodian, CUSTODIAN_LABEL)
+
+
+def _custodians() -> Custodians:
+    holders = tuple((c.address, ecies.public_bytes(_custodian_private(c))) for c in CUSTODIANS)
+    return Custodians(THRESHOLD, holders)
+
+
+class Stream:
+    """Fixed random bytes, handed out in order; counts what was drawn."""
+
+    def __init__(self, seed: bytes, size: int = 4096) -> None:
+        blocks = (hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(size // 32))
+        self.data = b"".join(blocks)
+        self.used = 0
+
+    def __call__(self, n: int) -> bytes:
+        if self.used + n > len(self.data):
+            raise AssertionError("the fixed random bytes ran out")
+        out = self.data[self.used : self.used + n]
+        self.used += n
+        return out
+
+
+def _drafts(first_digest: bytes) -> list[Draft]:
+    key_ = _patient_public()
+    new = Draft(bytes(range(16)), 1, NO_PREVIOUS, PATIENT.address, key_, "Observation", "labs")
+    amended = Draft(bytes(range(16, 32)), 2, first_digest, PATIENT.address, key_, "Observation",
+                    "vital-signs")  # fmt: skip
+    return [new, amended]
+
+
+def _python_seal(monkeypatch: pytest.MonkeyPatch, stream: Stream, texts: list[str]) -> list[Any]:
+    """seal_record with every random byte it draws, directly or below, from ``stream``."""
+
+    def ephemeral() -> X25519PrivateKey:
+        return X25519PrivateKey.from_private_bytes(stream(32))
+
+    monkeypatch.setattr(ecies, "generate_private_key", ephemeral)
+    monkeypatch.setattr(ecies, "os", SimpleNamespace(urandom=stream))
+    monkeypatch.setattr(aead, "os", SimpleNamespace(urandom=stream))
+    monkeypatch.setattr(shamir, "split", partial(shamir.split, randbytes=stream))
+    wrapper = KeyWrapper(_custodians())
+    sealed: list[Any] = []
+    digest = bytes(32)
+    for i, text in enumerate(texts):
+        draft = _drafts(digest)[i]
+        record = seal_record(draft, canonical_json(json.loads(text)), network_id=NETWORK,
+                             author=PATIENT, wrapper=wrapper, randbytes=stream)  # fmt: skip
+        digest = record.header.digest
+        sealed.append(record)
+    return sealed
+
+
+# Seals the texts as the portal does: canonical JSON from the parsed text, one KeyWrapper
+# for the group, each draft's previous the digest of the version before.
+_JS_SEAL = """async ([args, fixed]) => {
+    const crypto = await import('/portal/js/crypto.js');
+    const { KeyWrapper, sealRecord, secureRandomBytes } = await import('/portal/js/seal.js');
+    const { canonicalRecord, parseJson } = await import('/portal/js/fhir-input.js');
+    const { headerDigest } = await import('/portal/js/record-header.js');
+    let random = secureRandomBytes;
+    let used = 0;
+    if (fixed !== null) {
+        const bytes = crypto.unhex(fixed);
+        random = (n) => {
+            if (used + n > bytes.length) throw new Error('the fixed random bytes ran out');
+            used += n;
+            return bytes.slice(used - n, used);
+        };
+    }
+    const custodians = args.custodians.map(
+        ([address, key]) => ({ address, key: crypto.unhex(key) }));
+    const wrapper = await KeyWrapper.create({ threshold: args.threshold, custodians }, random);
+    const author = new crypto.Key(crypto.unhex(args.author));
+    const sealed = [];
+    let previous = new Uint8Array(32);
+    for (const [i, d] of args.drafts.entries()) {
+        const draft = { ...d, recordId: crypto.unhex(d.recordId),
+                        patientKey: crypto.unhex(d.patientKey),
+                        previous: i === 0 ? crypto.unhex(d.previous) : previous };
+        const canonical = new TextEncoder().encode(canonicalRecord(parseJson(args.texts[i])));
+        const wire = await sealRecord(draft, canonical, { network: args.network, author, wrapper });
+        previous = headerDigest(wire.header);
+        sealed.push(JSON.stringify(wire));
+    }
+    return { sealed, used };
+}"""
+
+
+@contextmanager
+def _portal_only() -> Iterator[str]:
+    """The portal's files served as a node serves them, with no node behind them."""
+    app = FastAPI()
+    mount_portal(app)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the portal's files are not served")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def portal() -> Iterator[str]:
+    with _portal_only() as url:
+        yield url
+
+
+@pytest.fixture
+def page(portal: str) -> Iterator[Any]:
+    with browser_page() as (page, problems):
+        page.goto(f"{portal}/portal/")
+        yield page
+    assert problems == [], problems
+
+
+def _js_args(texts: list[str]) -> dict[str, Any]:
+    drafts = [
+        {"recordId": d.record_id.hex(), "version": d.version, "previous": d.previous.hex(),
+         "patient": d.patient, "patientKey": d.patient_key.hex(),
+         "resourceType": d.resource_type, "category": d.category}
+        for d in _drafts(bytes(32))
+    ]  # fmt: skip
+    return {
+        "network": NETWORK, "threshold": THRESHOLD, "author": PATIENT.to_bytes().hex(),
+        "custodians": [[a, k.hex()] for a, k in _custodians().holders],
+        "drafts": drafts[: len(texts)], "texts": texts,
+    }  # fmt: skip
+
+
+def test_python_and_the_page_seal_byte_identical_records_from_the_same_random_bytes(
+    page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [GLUCOSE, NOTE]
+    python = Stream(b"seal-vectors")
+    expected = [json.dumps(sealed_to_json(s), separators=(",", ":"))
+                for s in _python_seal(monkeypatch, python, texts)]  # fmt: skip
+    js = page.evaluate(_JS_SEAL, [_js_args(texts), python.data.hex()])
+    assert js["used"] == python.used
+    assert js["sealed"] == expected
+
+
+def test_a_record_sealed_in_the_page_opens_with_the_patients_key_and_any_t_shares(
+    page: Any,
+) -> None:
+    (wire,) = page.evaluate(_JS_SEAL, [_js_args([NOTE]), None])["sealed"]
+    sealed = sealed_from_json(json.loads(wire))
+    canonical = canonical_json(json.loads(NOTE))
+    assert sealed.check() == PATIENT.address
+    patient_private = encryption_key(PATIENT, PATIENT_LABEL)
+    assert open_as_patient(sealed, patient_private) == canonical
+    data_key = ecies.open_sealed(
+        patient_private, sealed.keys.patient, _key_binding(sealed.header, PATIENT_INDEX)
+    )
+    shares = [unwrap_share(sealed, c.address, _custodian_private(c)) for c in CUSTODIANS]
+    for pair in combinations(shares, THRESHOLD):
+        assert shamir.combine(pair, THRESHOLD) == data_key
+        assert open_with_shares(sealed, pair) == canonical
+
+
+_CANONICAL = """async (texts) => {
+    const { canonicalRecord, parseJson } = await import('/portal/js/fhir-input.js');
+    return texts.map((text) => {
+        try {
+            return Array.from(new TextEncoder().encode(canonicalRecord(parseJson(text))));
+        } catch (error) {
+            return error.message;
+        }
+    });
+}"""
+
+CANONICAL_CASES = [
+    '{"b": 1, "a": [1.5, -0.0, -0, 1e-7, 1e21, 123456789.125, 0.1, 100.0, 5E2, -5]}',
+    '{"\\ud83d\\ude00": "a key beyond the BMP", "\\ue000": "a private-use key", "z": 0}',
+    '{"text": "\\u00fc\\u2028\\u007f\\n\\t\\"\\\\\\u0001\\/", "nested": {"e": {}, "l": []}}',
+    '{"same": 1, "same": 2, "n": null, "t": true, "f": false}',
+]
+REFUSED_CASES = ['{"lone": "\\ud800"}', '{"big": 9007199254740993}', '{"huge": 1e400}']
+
+
+def test_the_pages_canonical_json_is_the_python_sides(page: Any) -> None:
+    outcomes = page.evaluate(_CANONICAL, CANONICAL_CASES + REFUSED_CASES)
+    for text, got in zip(CANONICAL_CASES, outcomes, strict=False):
+        assert bytes(got) == canonical_json(json.loads(text)), (text, got)
+    for text, got in zip(REFUSED_CASES, outcomes[len(CANONICAL_CASES) :], strict=True):
+        assert isinstance(got, str), text
+        with pytest.raises(NotCanonicalizable):
+            canonical_json(json.loads(text))
