@@ -29,8 +29,8 @@ from medledger.access.errors import (
 from medledger.access.settings import access_settings
 from medledger.access.state import (
     CARE_NS,
-    GRANT_NS,
     care_key,
+    grant_of,
     named_patient,
     require_patient,
     require_patient_or_guardian,
@@ -108,25 +108,14 @@ def check_author(
     if enrolled_at(view, patient, institution, index):
         return
     for grant_id in view.get(HELD_NS, held_key(patient, author)) or []:
-        grant = view.get(GRANT_NS, grant_id)
+        grant = grant_of(view, grant_id)
         # Writing under a grant needs its category; records a grant names narrow reads.
-        if (
-            grant is not None
-            and category in grant["categories"]
-            and _held_then(grant, index, timestamp_ns)
-        ):
+        if grant is None or category not in grant.categories:
+            continue
+        if grant.held_at(index, timestamp_ns):
             return
     raise NoCareRelationship(
         f"{author}'s institution had no care relationship with {patient} at entry {index}"
-    )
-
-
-def _held_then(grant: Any, index: int, timestamp_ns: int) -> bool:
-    revoked = grant.get("revoked_index")
-    return bool(
-        grant["index"] <= index
-        and (revoked is None or index < revoked)
-        and timestamp_ns < grant["expires_ns"]
     )
 
 

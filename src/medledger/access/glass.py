@@ -11,6 +11,7 @@ one not reviewed within ``review_within_s`` can be flagged by any member
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,17 @@ from medledger.access.errors import (
 from medledger.access.policy import Policy
 from medledger.access.rules import KOf, Person, Role, Signer
 from medledger.access.settings import AccessSettings, access_settings
-from medledger.access.state import GRANT_NS, NOTICE_COUNT_NS, NOTICE_NS, append, signer_of
+from medledger.access.state import (
+    GRANT_NS,
+    NOTICE_COUNT_NS,
+    NOTICE_NS,
+    AccessRequest,
+    Grant,
+    Review,
+    append,
+    grant_of,
+    signer_of,
+)
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
@@ -57,21 +68,19 @@ _DAY_NS = 24 * 3600 * NS_PER_S
 
 
 def check_emergency(
-    view: StateView, entry: Mapping[str, Any], requester: Signer, now_ns: int,
+    view: StateView, entry: AccessRequest, requester: Signer, now_ns: int,
     settings: AccessSettings,
 ) -> list[Write]:  # fmt: skip
     """Refuse a break-glass request outside its narrow terms or over the requester's daily
     limit; return the write that counts it."""
     if requester.role != EMERGENCY_REQUESTER_ROLE:
         raise Unauthorized(f"break-glass needs the {EMERGENCY_REQUESTER_ROLE} role")
-    outside = sorted(set(entry["categories"]) - EMERGENCY_CATEGORIES)
+    outside = sorted(set(entry.categories) - EMERGENCY_CATEGORIES)
     if outside:
         raise OutOfScope(f"break-glass does not reach {', '.join(outside)}")
-    if entry["purpose"] not in EMERGENCY_PURPOSES:
-        raise PurposeNotAllowed(
-            f"break-glass purpose must be ETREAT or BTG, not {entry['purpose']}"
-        )
-    if entry["duration_s"] > EMERGENCY_MAX_S:
+    if entry.purpose not in EMERGENCY_PURPOSES:
+        raise PurposeNotAllowed(f"break-glass purpose must be ETREAT or BTG, not {entry.purpose}")
+    if entry.duration_s > EMERGENCY_MAX_S:
         raise DurationTooLong(f"break-glass lasts at most {EMERGENCY_MAX_S} s")
     recent = [t for t in view.get(GLASS_NS, requester.address) or [] if t > now_ns - _DAY_NS]
     limit = settings.break_glass_per_day
@@ -80,9 +89,9 @@ def check_emergency(
     return [Write(GLASS_NS, requester.address, [*recent, now_ns])]
 
 
-def emergency_rule(entry: Mapping[str, Any]) -> Policy:
+def emergency_rule(requester: Address) -> Policy:
     # The clinician who asks and one on-call officer: two distinct people.
-    approvers = KOf(2, (Person(entry["requester"]), Role(EMERGENCY_APPROVER_ROLE)))
+    approvers = KOf(2, (Person(requester), Role(EMERGENCY_APPROVER_ROLE)))
     return Policy(approvers, EMERGENCY_PURPOSES, EMERGENCY_MAX_S)
 
 
@@ -95,14 +104,14 @@ def due_for_review(view: StateView) -> list[str]:
     return list(view.get(REVIEW_DUE_NS, REVIEW_DUE_KEY) or [])
 
 
-def _emergency_grant(view: StateView, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _emergency_grant(view: StateView, payload: Mapping[str, Any]) -> Grant:
     grant_key = "0x" + p.hex_bytes(payload, "grant", 32).hex()
-    grant = view.get(GRANT_NS, grant_key)
-    if grant is None or not grant.get("emergency"):
+    grant = grant_of(view, grant_key)
+    if grant is None or not grant.emergency:
         raise UnknownRequest(f"no break-glass grant {grant_key}")
-    if "review" in grant or "overdue_index" in grant:
+    if grant.review is not None or grant.overdue_index is not None:
         raise Conflict(f"break-glass grant {grant_key} was already reviewed or flagged")
-    return grant_key, dict(grant)
+    return grant
 
 
 def _settled(view: StateView, grant_key: str) -> Write:
@@ -111,38 +120,41 @@ def _settled(view: StateView, grant_key: str) -> Write:
 
 
 def review(ctx: TxContext, view: StateView) -> list[Write]:
-    grant_key, grant = _emergency_grant(view, ctx.payload)
+    grant = _emergency_grant(view, ctx.payload)
+    grant_key = grant.grant
     reviewer = signer_of(view, ctx.sender)
     role = access_settings(view).reviewer_role
     if reviewer.role != role:
         raise NotReviewer(f"{ctx.sender} is not a participant in the {role} role")
-    if ctx.sender == grant["requester"] or ctx.sender in grant["approvals"]:
+    if ctx.sender == grant.requester or ctx.sender in grant.approvals:
         raise NotReviewer(f"{ctx.sender} took part in break-glass grant {grant_key}")
     finding = p.text(ctx.payload, "finding", max_length=16)
     if finding not in FINDINGS:
         raise InvalidPayload(f"finding: expected one of {', '.join(FINDINGS)}")
-    grant["review"] = {"by": ctx.sender, "finding": finding, "index": ctx.index}
-    notice = {"grant": grant_key, "review": grant["review"], "requester": grant["requester"]}
+    reviewed = dataclasses.replace(grant, review=Review(ctx.sender, finding, ctx.index))
+    state = reviewed.to_state()
+    notice = {"grant": grant_key, "review": state["review"], "requester": grant.requester}
     return [
-        Write(GRANT_NS, grant_key, grant),
+        Write(GRANT_NS, grant_key, state),
         _settled(view, grant_key),
-        *append(view, NOTICE_NS, NOTICE_COUNT_NS, grant["patient"], notice),
+        *append(view, NOTICE_NS, NOTICE_COUNT_NS, grant.patient, notice),
     ]
 
 
 def flag_overdue(ctx: TxContext, view: StateView) -> list[Write]:
     require_member(view, ctx.sender)
-    grant_key, grant = _emergency_grant(view, ctx.payload)
-    deadline = grant["granted_ns"] + access_settings(view).review_within_s * NS_PER_S
+    grant = _emergency_grant(view, ctx.payload)
+    grant_key = grant.grant
+    deadline = grant.granted_ns + access_settings(view).review_within_s * NS_PER_S
     if ctx.timestamp_ns <= deadline:
         raise Conflict(f"break-glass grant {grant_key} may be reviewed until {deadline} ns")
-    grant["overdue_index"] = ctx.index
-    alert = {"grant": grant_key, "requester": grant["requester"], "kind": "review_overdue",
+    flagged = dataclasses.replace(grant, overdue_index=ctx.index)
+    alert = {"grant": grant_key, "requester": grant.requester, "kind": "review_overdue",
              "flagged_by": ctx.sender, "index": ctx.index}  # fmt: skip
     return [
-        Write(GRANT_NS, grant_key, grant),
+        Write(GRANT_NS, grant_key, flagged.to_state()),
         _settled(view, grant_key),
-        *append(view, NOTICE_NS, NOTICE_COUNT_NS, grant["patient"], alert),
+        *append(view, NOTICE_NS, NOTICE_COUNT_NS, grant.patient, alert),
         *append(view, ALERT_NS, ALERT_COUNT_NS, CONSORTIUM, alert),
     ]
 
@@ -152,8 +164,8 @@ def overdue(view: StateView, now_ns: int) -> list[str]:
     within = access_settings(view).review_within_s * NS_PER_S
     late = []
     for grant_key in due_for_review(view):
-        grant = view.get(GRANT_NS, grant_key)
-        if grant is not None and now_ns > grant["granted_ns"] + within:
+        grant = grant_of(view, grant_key)
+        if grant is not None and now_ns > grant.granted_ns + within:
             late.append(grant_key)
     return late
 

@@ -8,10 +8,16 @@ of them one requester can hold open (genesis settings ``max_open_requests`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from medledger.access.settings import AccessSettings
-from medledger.access.state import ASKED_COUNT_NS, ASKED_NS, OPEN_NS, REQUEST_NS, audit_key
+from medledger.access.state import (
+    ASKED_COUNT_NS,
+    ASKED_NS,
+    OPEN_NS,
+    AccessRequest,
+    access_request,
+    audit_key,
+)
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts.base import StateView, Write
 
@@ -30,19 +36,13 @@ def recount(view: StateView, patient: Address, now_ns: int) -> dict[str, int]:
     before it lapsed too, since every request lasts as long."""
     counts: dict[str, int] = {}
     for n in range(int(view.get(ASKED_COUNT_NS, patient) or 0) - 1, -1, -1):
-        entry = view.get(REQUEST_NS, str(view.get(ASKED_NS, audit_key(patient, n))))
-        if entry is None:
-            continue
-        if lapsed(entry, now_ns):
+        entry = access_request(view, str(view.get(ASKED_NS, audit_key(patient, n))))
+        if entry.lapsed(now_ns):
             break
-        if entry["status"] == "pending" and not entry["emergency"]:
+        if entry.status == "pending" and not entry.emergency:
             counts[""] = counts.get("", 0) + 1
-            counts[entry["requester"]] = counts.get(entry["requester"], 0) + 1
+            counts[entry.requester] = counts.get(entry.requester, 0) + 1
     return counts
-
-
-def lapsed(request: Mapping[str, Any], now_ns: int) -> bool:
-    return bool(request["expires_ns"] <= now_ns)
 
 
 def over_limit(counts: Mapping[str, int], requester: Address, settings: AccessSettings) -> bool:
@@ -52,14 +52,14 @@ def over_limit(counts: Mapping[str, int], requester: Address, settings: AccessSe
     )
 
 
-def closed(view: StateView, entry: Mapping[str, Any], now_ns: int) -> list[Write]:
+def closed(view: StateView, entry: AccessRequest, now_ns: int) -> list[Write]:
     """One open request fewer, once granted or denied. A break-glass one was never counted,
     and one that lapsed may have been recounted away already (:func:`recount`): denying it
     frees no slot, or its requester would get one more than the limit."""
-    if entry["emergency"] or lapsed(entry, now_ns):
+    if entry.emergency or entry.lapsed(now_ns):
         return []
-    patient = entry["patient"]
-    return [Write(OPEN_NS, patient, counted(open_counts(view, patient), entry["requester"], -1))]
+    patient = entry.patient
+    return [Write(OPEN_NS, patient, counted(open_counts(view, patient), entry.requester, -1))]
 
 
 def counted(counts: Mapping[str, int], requester: str, change: int) -> dict[str, int]:

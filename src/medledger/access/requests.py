@@ -7,6 +7,7 @@ once if a policy forbids it. The patient (or a guardian) may deny an open reques
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from medledger.access.state import (
     ASKED_NS,
     OPEN_NS,
     REQUEST_NS,
+    AccessRequest,
     append,
     current_policy,
     require_patient,
@@ -41,7 +43,7 @@ MAX_CATEGORIES = 16
 MAX_RECORDS = 256
 
 
-def _scope(payload: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def _scope(payload: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The categories a request names (at least one) and the records it narrows to."""
     categories = p.field(payload, "categories")
     if not isinstance(categories, list) or len(categories) > MAX_CATEGORIES:
@@ -59,15 +61,15 @@ def _scope(payload: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     commitments = ["0x" + p.hex_bytes({"r": r}, "r", 32).hex() for r in records]
     if len(set(commitments)) != len(commitments):
         raise InconsistentScope("records: a record is named twice")
-    return categories, commitments
+    return tuple(categories), tuple(commitments)
 
 
-def _context(request: Mapping[str, Any], requester: Signer, now_ns: int) -> dict[str, Any]:
+def _context(request: AccessRequest, requester: Signer, now_ns: int) -> dict[str, Any]:
     """What a policy's CEL condition sees as ``request``."""
     return {
-        "purpose": request["purpose"],
-        "duration_s": request["duration_s"],
-        "categories": list(request["categories"]),
+        "purpose": request.purpose,
+        "duration_s": request.duration_s,
+        "categories": list(request.categories),
         "requester": requester.address,
         "requester_role": requester.role or "",
         "requester_institution": requester.institution or "",
@@ -75,15 +77,15 @@ def _context(request: Mapping[str, Any], requester: Signer, now_ns: int) -> dict
     }
 
 
-def check_terms(view: StateView, request: Mapping[str, Any], now_ns: int) -> dict[str, int]:
+def check_terms(view: StateView, request: AccessRequest, now_ns: int) -> dict[str, int]:
     """Check purpose, duration and condition against every category's policy."""
-    requester = signer_of(view, request["requester"])
+    requester = signer_of(view, request.requester)
     versions = {}
-    for category in request["categories"]:
-        policy, versions[category] = current_policy(view, request["patient"], category)
+    for category in request.categories:
+        policy, versions[category] = current_policy(view, request.patient, category)
         policy.check_request(
-            purpose=request["purpose"],
-            duration_s=request["duration_s"],
+            purpose=request.purpose,
+            duration_s=request.duration_s,
             context=_context(request, requester, now_ns),
         )
     return versions
@@ -100,23 +102,15 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
     if not isinstance(emergency, bool):
         raise InvalidPayload("emergency: expected true or false")
     settings = access_settings(view)
-    entry = {
-        "requester": ctx.sender,
-        "patient": patient,
-        "emergency": emergency,
-        "categories": categories,
-        "records": records,
-        "purpose": p.text(ctx.payload, "purpose", max_length=16),
-        "duration_s": p.integer(ctx.payload, "duration_s", minimum=1),
-        "index": ctx.index,
-        "expires_ns": ctx.timestamp_ns + settings.request_ttl_s * NS_PER_S,
-        "approvals": {},
-        "signers": [],
-        "status": "pending",
-    }
     request_id = "0x" + ctx.tx_id.hex()
+    entry = AccessRequest(
+        request_id, ctx.sender, patient, categories, records,
+        p.text(ctx.payload, "purpose", max_length=16),
+        p.integer(ctx.payload, "duration_s", minimum=1), emergency, "pending", (), ctx.index,
+        ctx.timestamp_ns + settings.request_ttl_s * NS_PER_S, {},
+    )  # fmt: skip
     writes = [
-        Write(REQUEST_NS, request_id, entry),
+        Write(REQUEST_NS, request_id, entry.to_state()),
         *append(view, ASKED_NS, ASKED_COUNT_NS, patient, request_id),
     ]
     if emergency:
@@ -136,9 +130,16 @@ def request(ctx: TxContext, view: StateView) -> list[Write]:
 def deny(ctx: TxContext, view: StateView) -> list[Write]:
     """The patient (or a guardian) turns an open request down; it can no longer be granted."""
     request_key = "0x" + p.hex_bytes(ctx.payload, "request", 32).hex()
+    entry = open_request(view, request_key)
+    require_patient_or_guardian(view, entry.patient, ctx.sender)
+    denied = dataclasses.replace(entry, status="denied", denied_index=ctx.index)
+    return [Write(REQUEST_NS, request_key, denied.to_state()),
+            *closed(view, entry, ctx.timestamp_ns)]  # fmt: skip
+
+
+def open_request(view: StateView, request_key: str) -> AccessRequest:
+    """A request still waiting for its answer; any other is refused as unknown."""
     entry = view.get(REQUEST_NS, request_key)
     if entry is None or entry["status"] != "pending":
         raise UnknownRequest(f"no open request {request_key}")
-    require_patient_or_guardian(view, entry["patient"], ctx.sender)
-    denied = {**entry, "status": "denied", "denied_index": ctx.index}
-    return [Write(REQUEST_NS, request_key, denied), *closed(view, entry, ctx.timestamp_ns)]
+    return AccessRequest.from_state(request_key, entry)

@@ -6,6 +6,7 @@ same ones, so a check means the same thing wherever it is made.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -124,27 +125,6 @@ def signer_of(view: StateView, address: Address) -> Signer:
     return Signer(address)
 
 
-def require_unended(grant_key: str, grant: Mapping[str, Any], now_ns: int) -> None:
-    """Raise unless the grant, as stored, was neither revoked nor expired at ``now_ns``."""
-    if grant["status"] == "revoked":
-        raise GrantRevoked(f"grant {grant_key} was revoked at log entry {grant['revoked_index']}")
-    if now_ns >= grant["expires_ns"]:
-        raise GrantExpired(f"grant {grant_key} expired")
-
-
-def active_grant(view: StateView, grant_key: str, now_ns: int) -> Mapping[str, Any]:
-    """The grant if it holds at ``now_ns`` and its holder still stands; else the refusal."""
-    grant = view.get(GRANT_NS, grant_key)
-    if grant is None:
-        raise NoGrant(f"no grant {grant_key}")
-    require_unended(grant_key, grant, now_ns)
-    if signer_of(view, grant["requester"]).role is None:
-        raise HolderWithoutStanding(
-            f"grant {grant_key}: its holder is no longer registered at a member institution"
-        )
-    return grant  # type: ignore[no-any-return]
-
-
 @dataclass(frozen=True)
 class AccessRequest:
     """An access request as the state holds it: who asks what of whom, and how far it got."""
@@ -160,15 +140,150 @@ class AccessRequest:
     #: pending, granted or denied
     status: str
     signers: tuple[Address, ...]
+    #: The log entry that made it, and when it lapses unanswered.
+    index: int
+    expires_ns: int
+    #: Each approver's latest approval of it, and until when (ms) that approval holds.
+    approvals: Mapping[Address, int]
+    denied_index: int | None = None
 
     @classmethod
     def from_state(cls, request_id: str, entry: Mapping[str, Any]) -> AccessRequest:
+        denied = entry.get("denied_index")
         return cls(
             request_id, Address(entry["requester"]), Address(entry["patient"]),
             tuple(entry["categories"]), tuple(entry["records"]), str(entry["purpose"]),
-            int(entry["duration_s"]), bool(entry.get("emergency")), str(entry["status"]),
-            tuple(Address(a) for a in entry["signers"]),
+            int(entry["duration_s"]), bool(entry["emergency"]), str(entry["status"]),
+            tuple(Address(a) for a in entry["signers"]), int(entry["index"]),
+            int(entry["expires_ns"]), {Address(a): int(ms) for a, ms in entry["approvals"].items()},
+            None if denied is None else int(denied),
         )  # fmt: skip
+
+    def to_state(self) -> dict[str, Any]:
+        state = {
+            "requester": self.requester, "patient": self.patient, "emergency": self.emergency,
+            "categories": list(self.categories), "records": list(self.records),
+            "purpose": self.purpose, "duration_s": self.duration_s, "index": self.index,
+            "expires_ns": self.expires_ns, "approvals": dict(self.approvals),
+            "signers": list(self.signers), "status": self.status,
+        }  # fmt: skip
+        if self.denied_index is not None:
+            state["denied_index"] = self.denied_index
+        return state
+
+    def lapsed(self, now_ns: int) -> bool:
+        return self.expires_ns <= now_ns
+
+
+@dataclass(frozen=True)
+class Review:
+    """A reviewer's finding on a break-glass grant."""
+
+    by: Address
+    finding: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A grant as the state holds it, for the handlers, custodians, routes and clients
+    that make, show and apply it."""
+
+    grant: str
+    requester: Address
+    patient: Address
+    categories: tuple[str, ...]
+    records: tuple[str, ...]
+    purpose: str
+    approvers: tuple[Address, ...]
+    granted_ns: int
+    expires_ns: int
+    emergency: bool
+    #: The approvals it was granted on, and the version of each category's policy then.
+    approvals: Mapping[Address, int]
+    policies: Mapping[str, int]
+    #: The log entry that granted it, and the one that revoked it.
+    index: int
+    revoked_index: int | None = None
+    #: Break-glass only: the reviewer's finding, or where the log flagged it overdue.
+    review: Review | None = None
+    overdue_index: int | None = None
+
+    @classmethod
+    def from_state(cls, grant_id: str, entry: Mapping[str, Any]) -> Grant:
+        revoked, overdue = entry.get("revoked_index"), entry.get("overdue_index")
+        review = entry.get("review")
+        return cls(
+            grant_id, Address(entry["requester"]), Address(entry["patient"]),
+            tuple(entry["categories"]), tuple(entry["records"]), str(entry["purpose"]),
+            tuple(Address(a) for a in entry["approvers"]), int(entry["granted_ns"]),
+            int(entry["expires_ns"]), bool(entry["emergency"]),
+            {Address(a): int(ms) for a, ms in entry["approvals"].items()},
+            {str(c): int(v) for c, v in entry["policies"].items()}, int(entry["index"]),
+            None if revoked is None else int(revoked),
+            None if review is None else Review(Address(review["by"]), str(review["finding"]),
+                                               int(review["index"])),
+            None if overdue is None else int(overdue),
+        )  # fmt: skip
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "requester": self.requester, "patient": self.patient,
+            "categories": list(self.categories), "records": list(self.records),
+            "purpose": self.purpose, "approvers": list(self.approvers),
+            "approvals": dict(self.approvals), "policies": dict(self.policies),
+            "index": self.index, "granted_ns": self.granted_ns, "expires_ns": self.expires_ns,
+            "status": "active" if self.revoked_index is None else "revoked",
+            "emergency": self.emergency,
+        }  # fmt: skip
+        if self.revoked_index is not None:
+            state["revoked_index"] = self.revoked_index
+        if self.review is not None:
+            state["review"] = dataclasses.asdict(self.review)
+        if self.overdue_index is not None:
+            state["overdue_index"] = self.overdue_index
+        return state
+
+    def covers(self, category: str, record: str) -> bool:
+        """Whether the grant reaches a record: its category must be one the grant's
+        policies were satisfied for, and a grant that names records reaches only those."""
+        return category in self.categories and (not self.records or record in self.records)
+
+    def held_at(self, index: int, timestamp_ns: int) -> bool:
+        """Whether it held at log entry ``index``, orderer time ``timestamp_ns``."""
+        revoked = self.revoked_index
+        return (self.index <= index and (revoked is None or index < revoked)
+                and timestamp_ns < self.expires_ns)  # fmt: skip
+
+    def require_unended(self, now_ns: int) -> None:
+        """Raise unless it was neither revoked nor expired at ``now_ns``."""
+        if self.revoked_index is not None:
+            raise GrantRevoked(f"grant {self.grant} was revoked at log entry {self.revoked_index}")
+        if now_ns >= self.expires_ns:
+            raise GrantExpired(f"grant {self.grant} expired")
+
+    def status(self, view: StateView, now_ns: int) -> str:
+        """``active``, ``revoked``, ``expired``, or ``void`` (its holder lost standing)."""
+        try:
+            self.require_unended(now_ns)
+        except GrantRevoked:
+            return "revoked"
+        except GrantExpired:
+            return "expired"
+        return "void" if signer_of(view, self.requester).role is None else "active"
+
+
+def holding_grant(view: StateView, grant_key: str, now_ns: int) -> Grant:
+    """The grant if it holds at ``now_ns`` and its holder still stands; else the refusal."""
+    grant = grant_of(view, grant_key)
+    if grant is None:
+        raise NoGrant(f"no grant {grant_key}")
+    grant.require_unended(now_ns)
+    if signer_of(view, grant.requester).role is None:
+        raise HolderWithoutStanding(
+            f"grant {grant_key}: its holder is no longer registered at a member institution"
+        )
+    return grant
 
 
 def requests_of(view: StateView, patient: Address) -> list[str]:
@@ -183,59 +298,15 @@ def access_request(view: StateView, request_id: str) -> AccessRequest:
     return AccessRequest.from_state(request_id, entry)
 
 
-@dataclass(frozen=True)
-class Grant:
-    """A grant as the state holds it, for the routes and clients that show and apply it."""
-
-    grant: str
-    requester: Address
-    patient: Address
-    categories: tuple[str, ...]
-    records: tuple[str, ...]
-    purpose: str
-    approvers: tuple[Address, ...]
-    granted_ns: int
-    expires_ns: int
-    emergency: bool
-
-    @classmethod
-    def from_state(cls, grant_id: str, entry: Mapping[str, Any]) -> Grant:
-        return cls(
-            grant_id, Address(entry["requester"]), Address(entry["patient"]),
-            tuple(entry["categories"]), tuple(entry["records"]), str(entry["purpose"]),
-            tuple(Address(a) for a in entry["approvers"]), int(entry["granted_ns"]),
-            int(entry["expires_ns"]), bool(entry["emergency"]),
-        )  # fmt: skip
-
-    def covers(self, category: str, record: str) -> bool:
-        """Whether the grant reaches a record: its category must be one the grant's
-        policies were satisfied for, and a grant that names records reaches only those."""
-        return category in self.categories and (not self.records or record in self.records)
-
-    def status(self, view: StateView, now_ns: int) -> str:
-        """``active``, ``revoked``, ``expired``, or ``void`` (its holder lost standing)."""
-        return grant_status(view, self.grant, now_ns)
-
-
 def grant_of(view: StateView, grant_id: str) -> Grant | None:
     """The grant as stored, whether or not it still holds."""
     entry = view.get(GRANT_NS, grant_id)
     return None if entry is None else Grant.from_state(grant_id, entry)
 
 
-def holding_grant(view: StateView, grant_id: str, now_ns: int) -> Grant:
-    """The grant if it holds at ``now_ns`` and its holder still stands; else the refusal."""
-    return Grant.from_state(grant_id, active_grant(view, grant_id, now_ns))
-
-
 def grant_status(view: StateView, grant_key: str, now_ns: int) -> str:
     """``active``, ``revoked``, ``expired``, or ``void`` (its holder lost standing)."""
-    try:
-        active_grant(view, grant_key, now_ns)
-    except GrantRevoked:
-        return "revoked"
-    except GrantExpired:
-        return "expired"
-    except HolderWithoutStanding:
-        return "void"
-    return "active"
+    grant = grant_of(view, grant_key)
+    if grant is None:
+        raise NoGrant(f"no grant {grant_key}")
+    return grant.status(view, now_ns)

@@ -44,6 +44,7 @@ from medledger.access.state import (
     AccessRequest,
     Grant,
     current_policy,
+    grant_of,
     signer_of,
     speaks_for,
 )
@@ -78,7 +79,10 @@ def may_read_state(view: StateView, reader: Address, ns: str, key: str) -> bool:
         return speaks_for(view, _first(key), reader)
     if ns in (REQUEST_NS, GRANT_NS):
         entry = view.get(ns, key)
-        return entry is not None and party_to_request(view, reader, entry)
+        if entry is None:
+            return False
+        typed = AccessRequest if ns == REQUEST_NS else Grant
+        return party_to_request(view, reader, typed.from_state(key, entry))
     if ns == RECEIPT_NS:
         entry = view.get(ns, key)
         return entry is not None and _party_to_receipt(view, reader, entry)
@@ -102,44 +106,46 @@ def may_read_state(view: StateView, reader: Address, ns: str, key: str) -> bool:
 def request_for_party(view: StateView, reader: Address, request_id: str) -> AccessRequest:
     """A request the reader is party to; to anyone else it does not exist."""
     entry = view.get(REQUEST_NS, request_id)
-    if entry is None or not party_to_request(view, reader, entry):
+    request = None if entry is None else AccessRequest.from_state(request_id, entry)
+    if request is None or not party_to_request(view, reader, request):
         raise UnknownRequest(f"no request {request_id}")
-    return AccessRequest.from_state(request_id, entry)
+    return request
 
 
 def grant_for_party(view: StateView, reader: Address, grant_id: str) -> Grant:
     """A grant the reader is party to; to anyone else it does not exist."""
-    entry = view.get(GRANT_NS, grant_id)
-    if entry is None or not party_to_request(view, reader, entry):
+    grant = grant_of(view, grant_id)
+    if grant is None or not party_to_request(view, reader, grant):
         raise NoGrant(f"no grant {grant_id}")
-    return Grant.from_state(grant_id, entry)
+    return grant
 
 
-def party_to_request(view: StateView, reader: Address, entry: Mapping[str, Any]) -> bool:
+def party_to_request(view: StateView, reader: Address, request: AccessRequest | Grant) -> bool:
     """The requester, the patient or a guardian, whoever approved, and whoever the
     request's policies would count as an approver (so they can be asked)."""
-    if reader == entry["requester"] or speaks_for(view, entry["patient"], reader):
+    if reader == request.requester or speaks_for(view, request.patient, reader):
         return True
-    if reader in entry.get("approvals", {}):
+    if reader in request.approvals:
         return True
     signer = signer_of(view, reader)
-    if entry.get("emergency"):
-        return could_fill(glass.emergency_rule(entry).approvers, signer, entry["patient"])
-    return any(_could_approve(view, entry, category, signer) for category in entry["categories"])
+    if request.emergency:
+        return could_fill(glass.emergency_rule(request.requester).approvers, signer,
+                          request.patient)  # fmt: skip
+    return any(_could_approve(view, request, c, signer) for c in request.categories)
 
 
 def _could_approve(
-    view: StateView, entry: Mapping[str, Any], category: str, signer: Signer
+    view: StateView, request: AccessRequest | Grant, category: str, signer: Signer
 ) -> bool:
-    policy: Policy = current_policy(view, entry["patient"], category)[0]
-    return could_fill(policy.approvers, signer, entry["patient"])
+    policy: Policy = current_policy(view, request.patient, category)[0]
+    return could_fill(policy.approvers, signer, request.patient)
 
 
 def _party_to_receipt(view: StateView, reader: Address, receipt: Mapping[str, Any]) -> bool:
     if reader in (receipt["reader"], receipt["custodian"]):
         return True
-    grant = view.get(GRANT_NS, receipt["grant"])
-    return grant is not None and speaks_for(view, grant["patient"], reader)
+    grant = grant_of(view, receipt["grant"])
+    return grant is not None and speaks_for(view, grant.patient, reader)
 
 
 def may_read_transaction(view: StateView, reader: Address, tx: Transaction) -> bool:
