@@ -147,6 +147,24 @@ def test_member_registers_participants_outsiders_cannot(tmp_path: Path, state_ur
             )
         await node.submit(c.tx(hospital, identity.REVOKE_PARTICIPANT, {"address": doctor.address}))
         assert identity.participant_role(node.store, doctor.address) is None
+        gone = node.store.get(identity.PARTICIPANT_NS, doctor.address)
+        await node.submit(c.tx(c.keys[2], identity.REGISTER_PARTICIPANT,
+                               {"address": doctor.address, "role": "nurse", "name": "Ann"}))
+        moved = node.store.get(identity.PARTICIPANT_NS, doctor.address)
+        # Typed both ways: each stored form reads into a Participant and writes out unchanged.
+        for entry in (gone, moved):
+            typed = identity.Participant.from_state(doctor.address, entry)
+            assert typed.to_state() == entry
+        assert set(gone) == {"role", "institution", "status", "since", "spans", "name", "until"}
+        now = identity.Participant.from_state(doctor.address, moved)
+        assert (now.role, now.institution, now.name, now.active) == ("nurse", c.keys[2].address,
+                                                                     "Ann", True)
+        first, second = now.spans
+        assert first.institution == hospital.address and first.until == gone["until"]
+        assert second.covers(second.since) and not first.covers(gone["until"])
+        assert identity.participant_at(node.store, doctor.address, first.since) == (
+            "doctor", hospital.address
+        )
 
     run(tmp_path, state_url, scenario)
 
@@ -193,6 +211,17 @@ def test_membership_changes_need_k_of_n_votes(tmp_path: Path, state_url: str) ->
                     c.keys[2], membership.PROPOSE, {"action": "remove", "address": newcomer.address}
                 )
             )
+        # Typed both ways: each stored member reads into a Member and writes out unchanged.
+        for address in (newcomer.address, c.keys[2].address, c.keys[0].address):
+            entry = node.store.get(membership.MEMBER_NS, address)
+            assert membership.Member.from_state(entry).to_state() == entry
+        gone = membership.member_of(node.store, c.keys[2].address)
+        assert gone is not None and not gone.active and gone.spans[-1][1] is not None
+        assert gone.member_at(0) and not gone.member_at(gone.spans[-1][1])
+        joined = membership.member_of(node.store, newcomer.address)
+        assert joined is not None and joined.active and not joined.member_at(joined.since - 1)
+        assert set(node.store.get(membership.MEMBER_NS, c.keys[2].address)) == {
+            "id", "name", "address", "custodian_key", "status", "since", "spans"}
 
     run(tmp_path, state_url, scenario)
 

@@ -33,8 +33,8 @@ from medledger.crypto.errors import InvalidSignature
 from medledger.errors import InvalidInput
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
-from medledger.ledger.contracts.identity import PARTICIPANT_NS
-from medledger.ledger.contracts.membership import MEMBER_NS, require_member
+from medledger.ledger.contracts.identity import participant_of
+from medledger.ledger.contracts.membership import member_of, require_member
 from medledger.ledger.errors import Conflict, InvalidPayload
 from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
 from medledger.records.header import RecordHeader
@@ -82,8 +82,8 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         raise InvalidPayload(f"header: {exc}") from None
     # A header altered after signing still recovers an address, just nobody's: only the
     # patient themself, or someone who has held a role on this ledger, writes a record.
-    if author != header.patient and view.get(PARTICIPANT_NS, author) is None and (
-        view.get(MEMBER_NS, author) is None
+    if author != header.patient and participant_of(view, author) is None and (
+        member_of(view, author) is None
     ):
         raise InvalidPayload("header: not signed by anyone who could write a record")
     commitment = record_commitment(salt, header.digest, signature)

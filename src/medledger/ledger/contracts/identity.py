@@ -10,6 +10,7 @@ ledger stores nothing else about them.
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,20 +46,59 @@ def staff_key(institution: Address, n: int) -> str:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A role held at an institution, from log entry ``since`` until ``until`` (None: now)."""
+
+    role: str
+    institution: Address
+    since: int
+    until: int | None
+
+    def covers(self, index: int) -> bool:
+        return self.since <= index and (self.until is None or index < self.until)
+
+
+@dataclass(frozen=True)
 class Participant:
     """A registered person as the state holds them: who registered them, in which role,
-    under what name, and whether they still hold it."""
+    under what name, whether they still hold it, and every role they held before."""
 
     address: Address
     role: str
     institution: Address
     name: str | None
     active: bool
+    since: int
+    #: Every role held, so that what someone did can be judged as of when they did it.
+    spans: tuple[Span, ...]
+    #: Where the log ended the current registration, once it did.
+    until: int | None = None
 
     @classmethod
     def from_state(cls, address: Address, entry: Mapping[str, Any]) -> Participant:
+        spans = tuple(Span(str(s["role"]), Address(s["institution"]), int(s["since"]),
+                           None if s["until"] is None else int(s["until"]))
+                      for s in entry["spans"])  # fmt: skip
+        until = entry.get("until")
         return cls(address, str(entry["role"]), Address(entry["institution"]), entry["name"],
-                   entry["status"] == "active")  # fmt: skip
+                   entry["status"] == "active", int(entry["since"]), spans,
+                   None if until is None else int(until))  # fmt: skip
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "role": self.role, "institution": self.institution,
+            "status": "active" if self.active else "revoked", "since": self.since,
+            "spans": [dataclasses.asdict(span) for span in self.spans], "name": self.name,
+        }  # fmt: skip
+        if self.until is not None:
+            state["until"] = self.until
+        return state
+
+    def ended(self, index: int) -> tuple[Span, ...]:
+        """Its spans with the current one ended at ``index``."""
+        if self.spans and self.spans[-1].until is None:
+            return (*self.spans[:-1], dataclasses.replace(self.spans[-1], until=index))
+        return self.spans
 
 
 def participant_of(view: StateView, address: Address) -> Participant | None:
@@ -88,12 +128,17 @@ class Subject:
     encryption_key: bytes
     since: int
 
+    @classmethod
+    def from_state(cls, address: Address, entry: Mapping[str, Any]) -> Subject:
+        return cls(address, bytes.fromhex(str(entry["encryption_key"])[2:]), int(entry["since"]))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"encryption_key": "0x" + self.encryption_key.hex(), "since": self.since}
+
 
 def subject_of(view: StateView, address: Address) -> Subject | None:
     entry = view.get(SUBJECT_NS, address)
-    if entry is None:
-        return None
-    return Subject(address, bytes.fromhex(str(entry["encryption_key"])[2:]), int(entry["since"]))
+    return None if entry is None else Subject.from_state(address, entry)
 
 
 def is_subject(view: StateView, address: Address) -> bool:
@@ -103,33 +148,31 @@ def is_subject(view: StateView, address: Address) -> bool:
 
 def participant_role(view: StateView, address: Address) -> str | None:
     """The role an address holds now, or None if it holds none."""
-    participant = view.get(PARTICIPANT_NS, address)
-    if participant is None or participant["status"] != "active":
+    participant = participant_of(view, address)
+    if participant is None or not participant.active:
         return None
-    if not is_member(view, participant["institution"]):
+    if not is_member(view, participant.institution):
         return None
-    return str(participant["role"])
+    return participant.role
 
 
 def participant_institution(view: StateView, address: Address) -> Address | None:
     """The member institution an active participant acts for, or None."""
-    participant = view.get(PARTICIPANT_NS, address)
+    participant = participant_of(view, address)
     if participant is None or participant_role(view, address) is None:
         return None
-    return Address(participant["institution"])
+    return participant.institution
 
 
 def participant_at(view: StateView, address: Address, index: int) -> tuple[str, Address] | None:
     """The role and institution an address held at log entry ``index``, if it held one
     at a member institution then."""
-    participant = view.get(PARTICIPANT_NS, address)
+    participant = participant_of(view, address)
     if participant is None:
         return None
-    for span in participant.get("spans", ()):
-        if span["since"] <= index and (span["until"] is None or index < span["until"]):
-            institution = Address(span["institution"])
-            if member_at(view, institution, index):
-                return str(span["role"]), institution
+    for span in participant.spans:
+        if span.covers(index) and member_at(view, span.institution, index):
+            return span.role, span.institution
     return None
 
 
@@ -145,26 +188,16 @@ def register_participant(ctx: TxContext, view: StateView) -> list[Write]:
         raise InvalidPayload(f"role: {role!r} is not a role of this network")
     if _taken(view, address):
         raise Conflict(f"{address} is already registered as a member or subject")
-    existing = view.get(PARTICIPANT_NS, address)
-    if (
-        existing is not None
-        and existing["status"] == "active"
-        and existing["institution"] != ctx.sender
-    ):
+    existing = participant_of(view, address)
+    if existing is not None and existing.active and existing.institution != ctx.sender:
         raise Conflict(f"{address} is registered by another institution")
-    span = {"role": role, "institution": ctx.sender, "since": ctx.index, "until": None}
-    spans = [*_closed(existing, ctx.index), span]
-    record: dict[str, Any] = {
-        "role": role,
-        "institution": ctx.sender,
-        "status": "active",
-        "since": ctx.index,
-        # Every role held, so that what someone did can be judged as of when they did it.
-        "spans": spans,
-        "name": _display_name(ctx.payload) if "name" in ctx.payload else None,
-    }
-    writes = [Write(PARTICIPANT_NS, address, record)]
-    if not any(s["institution"] == ctx.sender for s in (existing or {}).get("spans", ())):
+    earlier = () if existing is None else existing.ended(ctx.index)
+    record = Participant(
+        address, role, ctx.sender, _display_name(ctx.payload) if "name" in ctx.payload else None,
+        True, ctx.index, (*earlier, Span(role, ctx.sender, ctx.index, None)),
+    )  # fmt: skip
+    writes = [Write(PARTICIPANT_NS, address, record.to_state())]
+    if not any(span.institution == ctx.sender for span in earlier):
         count = int(view.get(STAFF_COUNT_NS, ctx.sender) or 0)
         writes += [Write(STAFF_NS, staff_key(ctx.sender, count), address),
                    Write(STAFF_COUNT_NS, ctx.sender, count + 1)]  # fmt: skip
@@ -180,25 +213,17 @@ def _display_name(payload: Mapping[str, Any]) -> str:
     return name
 
 
-def _closed(existing: Any, index: int) -> list[dict[str, Any]]:
-    """The spans of a participant's past roles, the current one ended at ``index``."""
-    spans = [dict(span) for span in (existing or {}).get("spans", ())]
-    if spans and spans[-1]["until"] is None:
-        spans[-1]["until"] = index
-    return spans
-
-
 def revoke_participant(ctx: TxContext, view: StateView) -> list[Write]:
     require_member(view, ctx.sender)
     address = p.address(ctx.payload, "address")
-    existing = view.get(PARTICIPANT_NS, address)
-    if existing is None or existing["status"] != "active":
+    existing = participant_of(view, address)
+    if existing is None or not existing.active:
         raise Conflict(f"{address} is not an active participant")
-    if existing["institution"] != ctx.sender:
+    if existing.institution != ctx.sender:
         raise Unauthorized(f"{address} was registered by another institution")
-    ended = {**existing, "status": "revoked", "until": ctx.index,
-             "spans": _closed(existing, ctx.index)}  # fmt: skip
-    return [Write(PARTICIPANT_NS, address, ended)]
+    ended = dataclasses.replace(existing, active=False, until=ctx.index,
+                                spans=existing.ended(ctx.index))  # fmt: skip
+    return [Write(PARTICIPANT_NS, address, ended.to_state())]
 
 
 def register_subject(ctx: TxContext, view: StateView) -> list[Write]:
@@ -206,8 +231,8 @@ def register_subject(ctx: TxContext, view: StateView) -> list[Write]:
     encryption_key = p.hex_bytes(ctx.payload, "encryption_key", 32)
     if _taken(view, ctx.sender) or view.get(PARTICIPANT_NS, ctx.sender) is not None:
         raise Conflict(f"{ctx.sender} is already registered")
-    record = {"encryption_key": "0x" + encryption_key.hex(), "since": ctx.index}
-    return [Write(SUBJECT_NS, ctx.sender, record)]
+    record = Subject(ctx.sender, encryption_key, ctx.index)
+    return [Write(SUBJECT_NS, ctx.sender, record.to_state())]
 
 
 HANDLERS: dict[str, Handler] = {

@@ -9,6 +9,7 @@ domain contracts split across the members (a majority unless genesis says otherw
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,11 +48,24 @@ class Member:
     custodian_key: str
     active: bool
     since: int
+    #: Every stretch of log entries it was a member, ``[since, until)`` (until None: now).
+    spans: tuple[tuple[int, int | None], ...]
 
     @classmethod
     def from_state(cls, entry: Mapping[str, Any]) -> Member:
+        spans = tuple((int(a), None if b is None else int(b)) for a, b in entry["spans"])
         return cls(entry["id"], entry["name"], Address(entry["address"]), entry["custodian_key"],
-                   entry["status"] == "active", int(entry["since"]))  # fmt: skip
+                   entry["status"] == "active", int(entry["since"]), spans)  # fmt: skip
+
+    def to_state(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "address": self.address,
+                "custodian_key": self.custodian_key,
+                "status": "active" if self.active else "removed", "since": self.since,
+                "spans": [list(span) for span in self.spans]}  # fmt: skip
+
+    def member_at(self, index: int) -> bool:
+        """Whether it was a member when log entry ``index`` was ordered."""
+        return any(a <= index and (b is None or index < b) for a, b in self.spans)
 
 
 def proposal_status(view: StateView, proposal_id: str) -> tuple[str, int] | None:
@@ -82,18 +96,14 @@ def active_members(view: StateView) -> list[Address]:
 
 def member_at(view: StateView, address: Address, index: int) -> bool:
     """Whether ``address`` was a member when log entry ``index`` was ordered."""
-    member = view.get(MEMBER_NS, address)
-    if member is None:
-        return False
-    return any(
-        since <= index and (until is None or index < until) for since, until in member["spans"]
-    )
+    member = member_of(view, address)
+    return member is not None and member.member_at(index)
 
 
 def is_member(view: StateView, address: Address) -> bool:
     """Whether ``address`` is a member now: admitted and not voted out since."""
-    member = view.get(MEMBER_NS, address)
-    return member is not None and member["status"] == "active"
+    member = member_of(view, address)
+    return member is not None and member.active
 
 
 def require_member(view: StateView, sender: Address) -> None:
@@ -101,27 +111,22 @@ def require_member(view: StateView, sender: Address) -> None:
         raise Unauthorized(f"{sender} is not a member of the consortium")
 
 
-def _member_record(entry: Mapping[str, Any], since: int) -> dict[str, Any]:
-    return {
-        "id": p.identifier(entry, "id"),
-        "name": p.text(entry, "name"),
-        "address": p.address(entry, "address"),
-        "custodian_key": "0x" + p.hex_bytes(entry, "custodian_key", 32).hex(),
-        "status": "active",
-        "since": since,
-        "spans": [[since, None]],
-    }
+def _member_record(entry: Mapping[str, Any], since: int) -> Member:
+    return Member(
+        p.identifier(entry, "id"), p.text(entry, "name"), p.address(entry, "address"),
+        "0x" + p.hex_bytes(entry, "custodian_key", 32).hex(), True, since, ((since, None),),
+    )  # fmt: skip
 
 
-def _check_unique(records: list[dict[str, Any]], view: StateView) -> None:
-    ids = {r["id"] for r in records}
-    addresses = {r["address"] for r in records}
+def _check_unique(records: list[Member], view: StateView) -> None:
+    ids = {r.id for r in records}
+    addresses = {r.address for r in records}
     if len(ids) != len(records) or len(addresses) != len(records):
         raise InvalidPayload("members: duplicate id or address")
     for member in active_members(view):
-        existing = view.get(MEMBER_NS, member)
-        if existing is not None and existing["id"] in ids:
-            raise Conflict(f"member id {existing['id']!r} is taken")
+        existing = member_of(view, member)
+        if existing is not None and existing.id in ids:
+            raise Conflict(f"member id {existing.id!r} is taken")
 
 
 def genesis(ctx: TxContext, view: StateView) -> list[Write]:
@@ -129,7 +134,7 @@ def genesis(ctx: TxContext, view: StateView) -> list[Write]:
         raise Conflict("the network already has its genesis")
     members = [_member_record(m, ctx.index) for m in p.object_list(ctx.payload, "members")]
     _check_unique(members, view)
-    if ctx.sender not in {m["address"] for m in members}:
+    if ctx.sender not in {m.address for m in members}:
         raise Unauthorized(f"genesis sender {ctx.sender} is not one of the founding members")
     count = len(members)
     vote_threshold = p.integer(ctx.payload, "vote_threshold", minimum=1, maximum=count)
@@ -161,8 +166,8 @@ def genesis(ctx: TxContext, view: StateView) -> list[Write]:
     }
     p.integer(config, "proposal_ttl_s", minimum=60)
     writes = [Write(NETWORK_NS, CONFIG_KEY, config)]
-    writes += [Write(MEMBER_NS, m["address"], m) for m in members]
-    writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted(m["address"] for m in members)))
+    writes += [Write(MEMBER_NS, m.address, m.to_state()) for m in members]
+    writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted(m.address for m in members)))
     return writes
 
 
@@ -175,10 +180,11 @@ def propose(ctx: TxContext, view: StateView) -> list[Write]:
         entry = p.field(ctx.payload, "member")
         if not isinstance(entry, dict):
             raise InvalidPayload("member: expected an object")
-        subject: dict[str, Any] = _member_record(entry, ctx.index)
-        _check_unique([subject], view)
-        if is_member(view, subject["address"]):
-            raise Conflict(f"{subject['address']} is already a member")
+        admitted = _member_record(entry, ctx.index)
+        _check_unique([admitted], view)
+        if is_member(view, admitted.address):
+            raise Conflict(f"{admitted.address} is already a member")
+        subject = admitted.to_state()
     elif action == "remove":
         address = p.address(ctx.payload, "address")
         require_member(view, address)
@@ -235,20 +241,19 @@ def _maybe_execute(
     address = subject["address"]
     writes = [Write(PROPOSAL_NS, proposal_id, {**proposal, "status": "executed"})]
     if proposal["action"] == "admit":
-        before = view.get(MEMBER_NS, address)
-        spans = [*(before or {}).get("spans", []), [ctx.index, None]]
-        writes.append(
-            Write(MEMBER_NS, address, {**subject, "since": ctx.index, "spans": spans})
-        )
+        before = member_of(view, address)
+        spans = () if before is None else before.spans
+        admitted = dataclasses.replace(Member.from_state(subject), since=ctx.index,
+                                       spans=(*spans, (ctx.index, None)))  # fmt: skip
+        writes.append(Write(MEMBER_NS, address, admitted.to_state()))
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, sorted({*members, address})))
     else:
         require_member(view, address)
-        member = view.get(MEMBER_NS, address)
+        member = member_of(view, address)
         assert member is not None
-        spans = [list(span) for span in member["spans"]]
-        spans[-1][1] = ctx.index
-        removed = {**member, "status": "removed", "spans": spans}
-        writes.append(Write(MEMBER_NS, address, removed))
+        *held, (since, _) = member.spans
+        removed = dataclasses.replace(member, active=False, spans=(*held, (since, ctx.index)))
+        writes.append(Write(MEMBER_NS, address, removed.to_state()))
         writes.append(Write(NETWORK_NS, MEMBERS_KEY, [m for m in members if m != address]))
     return writes
 
