@@ -154,6 +154,8 @@ def test_the_audit_shows_each_read_of_a_patient_s_records(
     empty = medledger(home, "access", "audit", "--patient", "ann", "--json")
     assert empty.returncode == 0, empty.stderr
     assert json.loads(empty.stdout)["reads"] == []
+    # Printed as every --json output is, so scripts that compare text see no change.
+    assert empty.stdout == json.dumps(json.loads(empty.stdout)) + "\n"
 
     monkeypatch.setenv("MEDLEDGER_PASSPHRASE", PASSPHRASE)
     asyncio.run(_read_under_a_grant(Home(home), record_id))

@@ -76,6 +76,15 @@ def test_values_outside_i_json_are_rejected(value: Any) -> None:
         canonical_json(value)
 
 
+@pytest.mark.parametrize("value", [123456789012345678901, -(2**60) - 7])
+def test_a_refusal_never_quotes_the_number_refused(value: int) -> None:
+    """A record's number (a lab value, an identifier) must not reach a log through the
+    refusal, as the page's refusal does not either."""
+    with pytest.raises(NotCanonicalizable) as refused:
+        canonical_json({"valueQuantity": {"value": value}})
+    assert str(refused.value) == "not canonicalizable: an integer beyond 2^53"
+
+
 def test_deep_nesting_is_rejected_not_crashed() -> None:
     value: Any = []
     for _ in range(100_000):

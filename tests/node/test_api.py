@@ -4,9 +4,10 @@ after 2 of 3 approvals, through custodians at every node, and every refusal chan
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -17,19 +18,24 @@ from medledger.access.approval import Approval
 from medledger.access.contract import DENY, REQUEST, REVOKE, SET_POLICY
 from medledger.access.reader import read_record
 from medledger.crypto.canonical import canonical_json
-from medledger.crypto.errors import InsufficientShares
-from medledger.crypto.keys import PrivateKey
+from medledger.crypto.errors import InsufficientShares, InvalidProof
+from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput
 from medledger.ledger.contracts import checkpoint as checkpoint_contract
 from medledger.ledger.contracts import identity
+from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.ledger.errors import InsufficientCosigners
-from medledger.node.client import NodeRefused, RemoteCustodian
+from medledger.node import api
+from medledger.node.client import NodeClient, NodeRefused, RemoteCustodian
 from medledger.node.identities import PATIENT_LABEL, encryption_key
+from medledger.node.proven_state import ProvenState
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.node.uploads import upload_records
+from medledger.records.pipeline import Incoming, SealingContext, seal_for_upload
 from medledger.records.proof import RecordProof
-from medledger.records.sealed import open_as_patient
+from medledger.records.sealed import Custodians, open_as_patient
 from medledger.records.wire import committed_from_json
+from medledger.records.writer import plan_new
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, patient_public, running_network
 from tests.records.world import lab_result
@@ -363,6 +369,128 @@ def test_an_author_amends_only_what_the_node_serves_as_listed(
             with pytest.raises(InvalidInput, match="other than it serves it"):
                 await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
         assert first.version == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("listed", ["another of the patient's records", "a clinician's record"])
+def test_a_patient_amends_only_the_resource_the_node_lists_under_its_fhir_id(
+    net: Network, monkeypatch: pytest.MonkeyPatch, listed: str
+) -> None:
+    """The FHIR id is not in what an author signs: the patient opens the version a next
+    one would follow, so a node that lists another record under the id is caught."""
+
+    async def scenario() -> None:
+        mine, theirs = {**lab_result(), "id": "own-a"}, {**lab_result(), "id": "by-dr-a"}
+        async with net.client("hospital-a", PATIENT) as me, net.client("hospital-a", DR_A) as dr:
+            await upload_records(me, PATIENT.address, [("a.json", mine)])
+            await upload_records(dr, PATIENT.address, [("dr.json", theirs)])
+            own = await uploads_module._listed_versions(me, PATIENT.address)
+            staff = await uploads_module._listed_versions(dr, PATIENT.address)
+            steered = (own["Observation", "own-a"] if listed.startswith("another")
+                       else staff["Observation", "by-dr-a"])  # fmt: skip
+
+            async def lying(*_: object) -> object:
+                return {("Observation", "own-b"): steered}
+
+            before = await me.records(PATIENT.address)
+            monkeypatch.setattr(uploads_module, "_listed_versions", lying)
+            with pytest.raises(InvalidInput, match="the node lists record"):
+                await upload_records(me, PATIENT.address, [("b.json", {**mine, "id": "own-b"})])
+            assert await me.records(PATIENT.address) == before
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("fhir_id", ["Jane Doe, 1970-01-01", "x" * 65, "", "a/b"])
+def test_a_record_is_kept_only_under_a_fhir_id_a_validated_resource_could_have(
+    net: Network, fhir_id: str
+) -> None:
+    """The FHIR id is stored in the clear beside the ciphertext: the node takes what a
+    client that validated the resource could send, and nothing else there."""
+
+    async def scenario() -> None:
+        async with net.client("hospital-a", DR_A) as dr_a:
+            r = await dr_a.recipients(PATIENT.address)
+            custodians = Custodians(r.threshold, tuple(
+                (Address(c.address), bytes.fromhex(c.key[2:])) for c in r.custodians))  # fmt: skip
+            context = SealingContext(r.network, DR_A.to_bytes(), custodians)
+            job = plan_new("lab.json", lab_result(), PATIENT.address,
+                           bytes.fromhex(r.patient_key[2:]))  # fmt: skip
+            (sealed,) = seal_for_upload(context, [job])
+            assert isinstance(sealed, Incoming)
+            before = await dr_a.records(PATIENT.address)
+            with pytest.raises(NodeRefused) as refused:
+                await dr_a.write_records([dataclasses.replace(sealed, fhir_id=fhir_id)])
+            assert refused.value.status == 422
+            assert await dr_a.records(PATIENT.address) == before
+
+    asyncio.run(scenario())
+
+
+def _lying_recipients(honest: api.Recipients, lie: str) -> api.Recipients:
+    """What a node that wants to open what its staff write could name instead."""
+    first = honest.custodians[0]
+    if lie == "one key for every share":
+        return honest.model_copy(update={"custodians": [
+            c.model_copy(update={"key": first.key}) for c in honest.custodians]})  # fmt: skip
+    if lie == "a threshold of one":
+        return honest.model_copy(update={"threshold": 1})
+    if lie == "fewer custodians":
+        return honest.model_copy(update={"custodians": [first], "threshold": 1})
+    assert lie == "a patient key the node holds"
+    return honest.model_copy(update={"patient_key": first.key})
+
+
+@pytest.mark.parametrize("lie", ["one key for every share", "a threshold of one",
+                                 "fewer custodians", "a patient key the node holds"])  # fmt: skip
+def test_an_author_seals_only_to_the_recipients_the_members_cosigned(
+    net: Network, monkeypatch: pytest.MonkeyPatch, lie: str
+) -> None:
+    """A node that names recipients of its choosing gets nothing sealed to them."""
+    honest_recipients = NodeClient.recipients
+
+    async def lying(self: NodeClient, patient: Address) -> api.Recipients:
+        return _lying_recipients(await honest_recipients(self, patient), lie)
+
+    async def scenario() -> None:
+        lab = {**lab_result(), "id": "sealed-to-whom"}
+        async with net.client("hospital-a", DR_A) as dr_a:
+            before = await dr_a.records(PATIENT.address)
+            monkeypatch.setattr(NodeClient, "recipients", lying)
+            with pytest.raises(InvalidInput, match="other recipients than the members cosigned"):
+                await upload_records(dr_a, PATIENT.address, [("lab.json", lab)])
+            monkeypatch.setattr(NodeClient, "recipients", honest_recipients)
+            assert await dr_a.records(PATIENT.address) == before
+
+    asyncio.run(scenario())
+
+
+def test_a_proof_of_another_entry_does_not_answer_for_the_one_asked(
+    net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that answers for one member's entry with a valid proof of another member's
+    (whose custodian key it holds) is caught: a proof names the entry it proves."""
+    ours, theirs = (net.nodes[n].member.address for n in ("hospital-a", "hospital-b"))
+
+    async def scenario() -> None:
+        async with net.client("hospital-a", PATIENT) as client:
+            state = ProvenState(client)
+            honest = state._get
+
+            def lying(path: str, params: Mapping[str, Any]) -> Any:
+                if path == f"/v1/ledger/state/{MEMBER_NS}" and params["key"] == theirs:
+                    params = {**params, "key": ours}
+                return honest(path, params)
+
+            monkeypatch.setattr(state, "_get", lying)
+            try:
+                own = await asyncio.to_thread(state.get, MEMBER_NS, ours)
+                assert own["address"] == ours
+                with pytest.raises(InvalidProof, match="the node proved another"):
+                    await asyncio.to_thread(state.get, MEMBER_NS, theirs)
+            finally:
+                state.close()
 
     asyncio.run(scenario())
 

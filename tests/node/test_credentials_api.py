@@ -21,6 +21,7 @@ from medledger.credentials.request import Predicate
 from medledger.credentials.verifier import Verifier, verify_health_card
 from medledger.credentials.wallet import Wallet
 from medledger.crypto.keys import Address
+from medledger.errors import InvalidInput
 from medledger.node.api import IssueIn
 from medledger.node.client import NodeClient, NodeRefused
 from medledger.node.identities import PATIENT_LABEL, encryption_key
@@ -194,8 +195,16 @@ def test_a_patient_s_own_records_are_kept_but_are_no_issuer_s_evidence(net: Netw
             async def listed_as_for_staff(*_: object) -> object:
                 return as_staff_see_it
 
+            async def unchecked(*_: object) -> None:
+                return None
+
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(uploads_module, "_listed_versions", listed_as_for_staff)
+                # The patient's client sees that the version it would follow is not theirs ...
+                with pytest.raises(InvalidInput, match="other than it serves it"):
+                    await upload_records(client, OTHER.address, [("c.json", clinicians_record)])
+                # ... and the vault refuses what a client that did not look signed anyway.
+                patch.setattr(uploads_module, "_check_amended", unchecked)
                 with pytest.raises(NodeRefused, match="do not amend each other"):
                     await upload_records(client, OTHER.address, [("c.json", clinicians_record)])
             # Into another patient's chart, a patient writes nothing.

@@ -18,6 +18,7 @@ import pytest
 
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.keystore import encrypt_keystore
+from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.uploads import upload_records
 from medledger.records.fhir import category_of
@@ -199,6 +200,9 @@ REFUSALS = [
     (_file("someone.json", ANOTHER), "someone.json: Patient/f001: is another person"),
     (_file("broken.json", b'{"resourceType": "Observation", '), "broken.json: file: "
      "not valid JSON"),
+    # Latin-1, not UTF-8: sealed as U+FFFD it would say other than the file does.
+    (_file("latin1.json", b'{"resourceType": "Basic", "id": "n", "code": {"text": "M\xfcller"}}'),
+     "latin1.json: file: not valid JSON"),
     (_file("odd.json", {"resourceType": "Spaceship"}), "odd.json: Resource.resourceType: "
      "unknown resource type"),
     (_file("bundle.json", {"resourceType": "Bundle", "entry": []}), "bundle.json: "
@@ -302,6 +306,17 @@ def test_the_page_categorises_as_the_python_side_with_the_table_the_node_serves(
         _with_category("DiagnosticReport", "RAD"), _with_category("DiagnosticReport", "LAB"),
         _with_category("Condition", "mental-health"),
         _with_category("Spaceship", "laboratory"), {"resourceType": "Observation", "category": 7},
+        # Malformed nesting is skipped alike; every code of every concept counts, and the
+        # first refinement in the table's order wins, not the first code in the resource.
+        {"resourceType": "Observation", "category": {"coding": [{"code": "laboratory"}]}},
+        {"resourceType": "Observation", "category": [{"coding": {"code": "laboratory"}}]},
+        _with_category("Observation", "Laboratory", "__proto__", "constructor"),
+        {"resourceType": "Observation", "category": [
+            {"coding": [{"code": 7}, {"system": "x"}, {"code": "imaging"}]},
+            {"coding": [{"code": "psychiatry"}]}]},
+        _with_category("DiagnosticReport", "RAD", "LAB"), _with_category("Basic", "laboratory"),
+        {"resourceType": "Condition", "category": [
+            {"coding": [{"code": "problem-list-item"}]}, {"coding": [{"code": "psychiatry"}]}]},
     ]  # fmt: skip
     resources = [*examples, *refined]
     _signed_in(page, net, keystore)
@@ -329,3 +344,97 @@ def test_a_second_version_is_signed_only_over_the_version_the_node_serves(
     error = _add(page, _file("v2.json", _reading("listed", 101)))
     assert "other than it serves it" in error and "nothing was written" in error, error
     assert _own(run(_vault(net)), "listed") == [listed]
+
+
+def test_the_page_amends_only_the_resource_the_node_lists_under_its_fhir_id(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    """The FHIR id is not in what the patient signs: a node that lists another of the
+    patient's records under a resource's id is caught when the page opens that record,
+    before anything is signed."""
+    _signed_in(page, net, keystore)
+    added = _add(page, _file("a.json", _reading("steer-a", 100)),
+                 _file("b.json", _reading("steer-b", 100)))  # fmt: skip
+    assert added == "Added 2 records."
+    before = run(_vault(net))
+    (a,), (b,) = _own(before, "steer-a"), _own(before, "steer-b")
+
+    def lie(route: Any) -> None:
+        rows = route.fetch().json()
+        route.fulfill(json=[{**r, "fhir_id": "steer-b"} if r == a else r
+                            for r in rows if r != b])  # fmt: skip
+
+    page.route(lambda url: "/v1/records?patient=" in url, lie)
+    error = _add(page, _file("b-again.json", _reading("steer-b", 140)))
+    assert "other than it serves it" in error and "nothing was written" in error, error
+    assert run(_vault(net)) == before
+
+
+async def _recipients(net: Network) -> dict[str, Any]:
+    async with net.client("hospital-a", PATIENT) as client:
+        answer: dict[str, Any] = await client.get("/v1/records/recipients",
+                                                  {"patient": PATIENT.address})  # fmt: skip
+        return answer
+
+
+async def _member_proof(net: Network, address: str, size: int) -> dict[str, Any]:
+    async with net.client("hospital-a", PATIENT) as client:
+        proof: dict[str, Any] = await client.get(f"/v1/ledger/state/{MEMBER_NS}",
+                                                 {"key": address, "size": size})  # fmt: skip
+        return proof
+
+
+# The node's own custodian key for every share, each backed by a valid proof of the
+# node's own member entry where the page asks for another member's.
+PROVEN_BY_ANOTHER = "one key for every share, proven by another entry"
+LIES = ["a patient key the node holds", "one key for every share", "a threshold of one",
+        "fewer custodians", PROVEN_BY_ANOTHER]  # fmt: skip
+
+
+def _lying_recipients(honest: dict[str, Any], lie: str) -> dict[str, Any]:
+    """What a node that wants to open what the patient adds could name instead."""
+    first = honest["custodians"][0]
+    if lie in ("one key for every share", PROVEN_BY_ANOTHER):
+        return {**honest, "custodians": [{**c, "key": first["key"]} for c in honest["custodians"]]}
+    if lie == "a threshold of one":
+        return {**honest, "threshold": 1}
+    if lie == "fewer custodians":
+        return {**honest, "custodians": [first], "threshold": 1}
+    assert lie == "a patient key the node holds"
+    return {**honest, "patient_key": first["key"]}
+
+
+@pytest.mark.parametrize("lie", LIES)
+def test_the_page_seals_only_to_the_recipients_the_members_cosigned(
+    net: Network, keystore: Path, page: Any, lie: str
+) -> None:
+    """A node that names recipients of its choosing, even backed by valid proofs of other
+    entries than those the page asked for, gets nothing sealed and nothing written."""
+    before = run(_vault(net))
+    posted = _signed_in(page, net, keystore)
+    first = run(_recipients(net))["custodians"][0]["address"]
+    substituted: list[str] = []
+
+    def lying_recipients(route: Any) -> None:
+        route.fulfill(json=_lying_recipients(route.fetch().json(), lie))
+
+    def another_members_proof(route: Any) -> None:
+        honest = route.fetch().json()
+        if honest["key"] == first:
+            route.fulfill(json=honest)
+            return
+        substituted.append(honest["key"])
+        route.fulfill(json=run(_member_proof(net, first, honest["size"])))
+
+    page.route(lambda url: "/v1/records/recipients?" in url, lying_recipients)
+    if lie == PROVEN_BY_ANOTHER:
+        page.route(lambda url: f"/v1/ledger/state/{MEMBER_NS}?" in url, another_members_proof)
+    error = _add(page, _file("reading.json", _reading("sealed-to-whom", 120)))
+    assert not error.startswith("Added"), error
+    assert posted == [] and run(_vault(net)) == before
+    if lie == PROVEN_BY_ANOTHER:
+        assert substituted, "the page asked for no member's entry"
+        assert "does not hold" in error, error
+    else:
+        assert "nothing was written" in error, error
+

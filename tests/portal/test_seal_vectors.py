@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from itertools import combinations
 from types import SimpleNamespace
@@ -29,7 +30,7 @@ from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import NotCanonicalizable
 from medledger.node.identities import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
 from medledger.portal.serve import mount_portal
-from medledger.records.header import NO_PREVIOUS
+from medledger.records.header import NO_PREVIOUS, RecordHeader
 from medledger.records.sealed import (
     PATIENT_INDEX,
     Custodians,
@@ -50,7 +51,15 @@ pytestmark = needs_browser
 
 NETWORK = 4242
 PATIENT = key("seal-vectors:patient")
-CUSTODIANS = sorted((key(f"seal-vectors:custodian-{i}") for i in range(3)), key=lambda k: k.address)
+
+
+def _holders(count: int) -> list[Any]:
+    """``count`` custodians' keys, in the ledger's order (by address)."""
+    return sorted((key(f"seal-vectors:custodian-{i}") for i in range(count)),
+                  key=lambda k: k.address)  # fmt: skip
+
+
+CUSTODIANS = _holders(3)
 THRESHOLD = 2
 GLUCOSE = (FHIR_EXAMPLES / "observation-example2.json").read_text()
 # Decimals, non-ASCII text, a key outside the Basic Multilingual Plane: the second record
@@ -72,9 +81,11 @@ def _custodian_private(custodian: Any) -> X25519PrivateKey:
     return encryption_key(custodian, CUSTODIAN_LABEL)
 
 
-def _custodians() -> Custodians:
-    holders = tuple((c.address, ecies.public_bytes(_custodian_private(c))) for c in CUSTODIANS)
-    return Custodians(THRESHOLD, holders)
+def _custodians(threshold: int = THRESHOLD, count: int = len(CUSTODIANS)) -> Custodians:
+    holders = tuple(
+        (c.address, ecies.public_bytes(_custodian_private(c))) for c in _holders(count)
+    )
+    return Custodians(threshold, holders)
 
 
 class Stream:
@@ -101,7 +112,10 @@ def _drafts(first_digest: bytes) -> list[Draft]:
     return [new, amended]
 
 
-def _python_seal(monkeypatch: pytest.MonkeyPatch, stream: Stream, texts: list[str]) -> list[Any]:
+def _python_seal(
+    monkeypatch: pytest.MonkeyPatch, stream: Stream, texts: list[str],
+    custodians: Custodians | None = None,
+) -> list[Any]:  # fmt: skip
     """seal_record with every random byte it draws, directly or below, from ``stream``."""
 
     def ephemeral() -> X25519PrivateKey:
@@ -111,7 +125,7 @@ def _python_seal(monkeypatch: pytest.MonkeyPatch, stream: Stream, texts: list[st
     monkeypatch.setattr(ecies, "os", SimpleNamespace(urandom=stream))
     monkeypatch.setattr(aead, "os", SimpleNamespace(urandom=stream))
     monkeypatch.setattr(shamir, "split", partial(shamir.split, randbytes=stream))
-    wrapper = KeyWrapper(_custodians())
+    wrapper = KeyWrapper(custodians or _custodians())
     sealed: list[Any] = []
     digest = bytes(32)
     for i, text in enumerate(texts):
@@ -195,7 +209,8 @@ def page(portal: str) -> Iterator[Any]:
     assert problems == [], problems
 
 
-def _js_args(texts: list[str]) -> dict[str, Any]:
+def _js_args(texts: list[str], custodians: Custodians | None = None) -> dict[str, Any]:
+    custodians = custodians or _custodians()
     drafts = [
         {"recordId": d.record_id.hex(), "version": d.version, "previous": d.previous.hex(),
          "patient": d.patient, "patientKey": d.patient_key.hex(),
@@ -203,8 +218,9 @@ def _js_args(texts: list[str]) -> dict[str, Any]:
         for d in _drafts(bytes(32))
     ]  # fmt: skip
     return {
-        "network": NETWORK, "threshold": THRESHOLD, "author": PATIENT.to_bytes().hex(),
-        "custodians": [[a, k.hex()] for a, k in _custodians().holders],
+        "network": NETWORK, "threshold": custodians.threshold,
+        "author": PATIENT.to_bytes().hex(),
+        "custodians": [[a, k.hex()] for a, k in custodians.holders],
         "drafts": drafts[: len(texts)], "texts": texts,
     }  # fmt: skip
 
@@ -219,6 +235,28 @@ def test_python_and_the_page_seal_byte_identical_records_from_the_same_random_by
     js = page.evaluate(_JS_SEAL, [_js_args(texts), python.data.hex()])
     assert js["used"] == python.used
     assert js["sealed"] == expected
+
+
+# The edges of the split: one share opens (t = 1), every share is needed (t = n), and a
+# consortium larger than the usual three.
+SPLITS = [(1, 1), (1, 3), (3, 3), (11, 20), (20, 20)]
+
+
+@pytest.mark.parametrize(("threshold", "count"), SPLITS, ids=[f"{t}-of-{n}" for t, n in SPLITS])
+def test_python_and_the_page_split_keys_alike_at_every_threshold(
+    page: Any, monkeypatch: pytest.MonkeyPatch, threshold: int, count: int
+) -> None:
+    custodians = _custodians(threshold, count)
+    python = Stream(b"seal-vectors:" + bytes((threshold, count)), size=8192)
+    sealed = _python_seal(monkeypatch, python, [NOTE], custodians)
+    expected = [json.dumps(sealed_to_json(s), separators=(",", ":")) for s in sealed]
+    js = page.evaluate(_JS_SEAL, [_js_args([NOTE], custodians), python.data.hex()])
+    assert js["used"] == python.used
+    assert js["sealed"] == expected
+    (record,) = sealed
+    holders = _holders(count)
+    shares = [unwrap_share(record, c.address, _custodian_private(c)) for c in holders]
+    assert open_with_shares(record, shares[-threshold:]) == canonical_json(json.loads(NOTE))
 
 
 def test_a_record_sealed_in_the_page_opens_with_the_patients_key_and_any_t_shares(
@@ -239,6 +277,31 @@ def test_a_record_sealed_in_the_page_opens_with_the_patients_key_and_any_t_share
         assert open_with_shares(sealed, pair) == canonical
 
 
+_DIGESTS = """async (headers) => {
+    const crypto = await import('/portal/js/crypto.js');
+    const { headerDigest } = await import('/portal/js/record-header.js');
+    return headers.map((h) => crypto.hex(headerDigest(h)));
+}"""
+
+
+def test_the_pages_header_digest_is_the_python_sides_at_the_edges(page: Any) -> None:
+    """Non-ASCII and astral text in the strings, the largest version, a network id near
+    2^53: what the page signs is what the Python side recovers the author from."""
+    base = RecordHeader(
+        network_id=NETWORK, record_id=bytes(range(16)), version=1, previous=NO_PREVIOUS,
+        patient=PATIENT.address, resource_type="Observation", category="labs",
+        content=bytes(range(32)), ciphertext=bytes(range(1, 33)), keys=bytes(range(2, 34)),
+    )  # fmt: skip
+    headers = [
+        base,
+        replace(base, category="Pflege \u2013 Notiz \u2615 \U0001f600", resource_type="\u00c4"),
+        replace(base, version=2**32 - 1, previous=bytes([0xFF]) * 32, network_id=2**53 - 1),
+        replace(base, resource_type="", category=""),
+    ]
+    digests = page.evaluate(_DIGESTS, [h.to_json() for h in headers])
+    assert digests == [h.digest.hex() for h in headers]
+
+
 _CANONICAL = """async (texts) => {
     const { canonicalRecord, parseJson } = await import('/portal/js/fhir-input.js');
     return texts.map((text) => {
@@ -255,8 +318,20 @@ CANONICAL_CASES = [
     '{"\\ud83d\\ude00": "a key beyond the BMP", "\\ue000": "a private-use key", "z": 0}',
     '{"text": "\\u00fc\\u2028\\u007f\\n\\t\\"\\\\\\u0001\\/", "nested": {"e": {}, "l": []}}',
     '{"same": 1, "same": 2, "n": null, "t": true, "f": false}',
+    # Numbers at the edges of the double and of the safe integers, in every spelling.
+    '[9007199254740991, -9007199254740991, 9007199254740993.0, 1E16, 1e+21, 1e-6, 5e-324,'
+    ' 1.7976931348623157e308, 0.000001234, -1e-400, 2E-7, 1e20, 4.35, 0.30000000000000004]',
+    # RFC 8785's own ordering example: UTF-16 code units, not code points.
+    '{"\\u20ac": 1, "\\r": 2, "\\ufb33": 3, "1": 4, "\\ud83d\\ude02": 5, "\\u0080": 6,'
+    ' "\\u00f6": 7}',
+    '{"\\u0000\\u001f": "\\u00ad\\u2029\\ufeff\\ud83d\\ude02", "deep": '
+    + "[" * 60 + "{}" + "]" * 60 + "}",
 ]
-REFUSED_CASES = ['{"lone": "\\ud800"}', '{"big": 9007199254740993}', '{"huge": 1e400}']
+REFUSED_CASES = [
+    '{"lone": "\\ud800"}', '{"big": 9007199254740993}', '{"huge": 1e400}',
+    '{"big": 9007199254740992}', '{"big": -9007199254740992}', '[123456789012345680000]',
+    '{"x": {"y": [-1e309]}}', '{"\\udc00": 1}',
+]
 
 
 def test_the_pages_canonical_json_is_the_python_sides(page: Any) -> None:

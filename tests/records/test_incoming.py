@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from medledger.crypto.canonical import canonical_json
 from medledger.crypto.keys import PrivateKey
 from medledger.ledger.contracts import identity
 from medledger.records.errors import RecordTampered, RejectedRecord
 from medledger.records.pipeline import Incoming, Job, SealingContext, seal_for_upload
 from medledger.records.recipients import custodians_of, patient_key, sealing_context
-from medledger.records.sealed import Custodians
+from medledger.records.sealed import Custodians, Draft, KeyWrapper, seal_record
 from medledger.records.writer import plan_new
 from tests.ledger.consortium import key
 from tests.records.world import World, lab_result, world
@@ -119,6 +120,37 @@ def test_a_key_split_for_other_custodians_is_refused(tmp_path: Path) -> None:
         fewer = Custodians(1, everyone.holders[:2])
         context = dataclasses.replace(sealing_context(w.node, w.author), custodians=fewer)
         await _refused(w, [seal(w, first(w, patient), context)], "keys")
+
+    run(tmp_path, scenario)
+
+
+def _labelled(w: World, patient: PrivateKey, resource_type: str, category: str) -> Incoming:
+    """The lab result sealed under a header that names this type and category."""
+    job = first(w, patient)
+    draft = Draft(job.record_id, job.version, job.previous, job.patient, job.patient_key,
+                  resource_type, category)  # fmt: skip
+    wrapper = KeyWrapper(custodians_of(w.node))
+    return Incoming(seal_record(draft, canonical_json(BODY), network_id=w.node.network_id,
+                                author=w.author, wrapper=wrapper))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["Spaceship", "Quantity", "Observation\u202e", "[red]Patient"])
+def test_a_record_of_a_type_no_client_validates_is_refused(tmp_path: Path, kind: str) -> None:
+    """A browser checks less than records/fhir.py does, and a client can sign any header:
+    the node takes only FHIR resource types, whatever category it is labelled."""
+
+    async def scenario(w: World, patient: PrivateKey) -> None:
+        await _refused(w, [_labelled(w, patient, kind, "clinical")], "resourceType")
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("category", ["financial", "mental health", "Labs"])
+def test_a_record_labelled_with_a_category_its_type_never_has_is_refused(
+    tmp_path: Path, category: str
+) -> None:
+    async def scenario(w: World, patient: PrivateKey) -> None:
+        await _refused(w, [_labelled(w, patient, "Observation", category)], "author")
 
     run(tmp_path, scenario)
 

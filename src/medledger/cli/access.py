@@ -304,7 +304,7 @@ def audit(
 
     found = asyncio.run(run())
     if as_json:
-        print(found.model_dump_json())
+        print(json.dumps(found.model_dump()))
         return
     for notice in found.break_glass:
         out.print(f"[red]BREAK-GLASS[/red] {notice.requester} may read "

@@ -152,6 +152,12 @@ def _integral_floats_as_ints(value: Any) -> Any:
 def _canonical_json_slow(value: Any) -> bytes:
     try:
         return rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError:
+        # rfc8785 names the number, which may be a value from a health record: refusals
+        # reach logs and screens, so they say what is wrong and never the value.
+        raise NotCanonicalizable("not canonicalizable: an integer beyond 2^53") from None
+    except rfc8785.FloatDomainError:
+        raise NotCanonicalizable("not canonicalizable: a number out of range") from None
     except rfc8785.CanonicalizationError as exc:
         raise NotCanonicalizable(f"not canonicalizable: {exc}") from None
     except UnicodeEncodeError:

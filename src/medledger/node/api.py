@@ -18,6 +18,8 @@ ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
 SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 RECORD_ID = r"^[0-9a-f]{32}$"
+#: A FHIR id (R4 ``id``), all a client that validated the resource can send.
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 MAX_RECORDS_PER_WRITE = 4096
 MAX_APPROVALS = 16
 MAX_EVIDENCE = 64
@@ -135,7 +137,7 @@ class Recipients(BaseModel):
 
 class IncomingRecord(BaseModel):
     sealed: dict[str, Any] = Field(description="a sealed record (records/wire.py form)")
-    fhir_id: str | None = Field(default=None, max_length=64)
+    fhir_id: str | None = Field(default=None, pattern=FHIR_ID)
 
 
 class WriteIn(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from medledger.crypto.errors import InvalidProof
 from medledger.crypto.keys import PrivateKey
 from medledger.errors import TransportError, UsageError
 from medledger.ledger.checkpoints import Checkpoint
@@ -45,7 +46,12 @@ class ProvenState:
         found = self._get(f"/v1/ledger/state/{ns}", params)
         if found is None:
             return None
-        return self.trusted.proven(StateProof.from_json(found), checkpoint)
+        proof = StateProof.from_json(found)
+        # A proof names the entry it proves: a valid proof of another entry (another
+        # member's, holding a key the node chose) must not answer for this one.
+        if (proof.ns, proof.key) != (ns, key):
+            raise InvalidProof(f"asked for an entry of {ns}, the node proved another")
+        return self.trusted.proven(proof, checkpoint)
 
     @property
     def trusted(self) -> TrustedConsortium:

@@ -3,19 +3,28 @@ evidence a patient's client gathers for an issuer."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 from medledger.crypto.keys import Address
-from medledger.errors import InvalidInput
+from medledger.errors import InvalidInput, MedledgerError
 from medledger.node import api
 from medledger.node.client import NodeClient, NodeRefused
 from medledger.node.identities import PATIENT_LABEL, encryption_key
+from medledger.node.proven_state import ProvenState
 from medledger.records.errors import InvalidRecord
 from medledger.records.importer import plan_pass
 from medledger.records.pipeline import Incoming, Job, SealingContext, seal_for_upload
-from medledger.records.sealed import Custodians, open_salted_as_patient
+from medledger.records.recipients import custodians_in, patient_key_in
+from medledger.records.sealed import (
+    Custodians,
+    SealedRecord,
+    open_as_patient,
+    open_salted_as_patient,
+)
 
 
 class _Listed(NamedTuple):
@@ -51,16 +60,57 @@ async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[s
 
 async def _check_amended(client: NodeClient, job: Job) -> None:
     """Before the author signs a next version, check that the version it follows is the
-    one the node listed: signed, of this patient and type, with this digest. A node
+    one the node listed: signed, of this patient and type, with this digest, by the same
+    kind of author (the patient, or staff). The FHIR id is not in what an author signs:
+    the patient, who can open the version, also checks it is this resource. A node
     cannot steer an author into amending a record of its choosing."""
     sealed = (await client.record(job.record_id.hex(), job.version - 1)).sealed
-    sealed.check()
+    author = sealed.check()
     header = sealed.header
+    own_account = client.address == job.patient
+    listed = f"{job.record_id.hex()} v{job.version - 1}"
     if (header.record_id, header.version, header.digest, header.patient) != (
         job.record_id, job.version - 1, job.previous, job.patient
-    ) or (job.resource_type is not None and header.resource_type != job.resource_type):
-        listed = f"{job.record_id.hex()} v{job.version - 1}"
+    ) or (job.resource_type is not None and header.resource_type != job.resource_type) or (
+        (author == job.patient) != own_account
+    ):
         raise InvalidInput(f"the node lists record {listed} other than it serves it")
+    if own_account and _identity(_opened(sealed, client)) != _identity(job.resource):
+        raise InvalidInput(f"the node lists record {listed} under another resource's id")
+
+
+def _opened(sealed: SealedRecord, client: NodeClient) -> object:
+    """The resource a record version holds, opened with the patient's key; None if it
+    does not open to JSON (then it is no resource this upload could follow)."""
+    try:
+        return json.loads(open_as_patient(sealed, encryption_key(client.key, PATIENT_LABEL)))
+    except (MedledgerError, ValueError):
+        return None
+
+
+def _identity(resource: object) -> tuple[object, object] | None:
+    """A resource's type and FHIR id, by which a next version finds the record."""
+    if not isinstance(resource, dict):
+        return None
+    return resource.get("resourceType"), resource.get("id")
+
+
+def _check_recipients(
+    client: NodeClient, patient: Address, network: int, custodians: Custodians, key: bytes
+) -> None:
+    """Refuse to seal to recipients other than the ledger's: a node that named keys of its
+    own choosing (its own custodian key for every share, or a patient key it holds) could
+    open what its staff write. Believed only as proven at a checkpoint the members
+    cosigned, covering the log as it stands (blocking, as ProvenState is)."""
+    state = ProvenState(client)
+    try:
+        proven = (state.trusted.network_id, custodians_in(state), patient_key_in(state, patient))
+    finally:
+        state.close()
+    if (network, custodians, key) != proven:
+        raise InvalidInput(
+            "the node names other recipients than the members cosigned; nothing was sealed"
+        )
 
 
 async def upload_records(
@@ -76,8 +126,9 @@ async def upload_records(
     custodians = Custodians(
         r.threshold, tuple((Address(c.address), bytes.fromhex(c.key[2:])) for c in r.custodians)
     )
-    context = SealingContext(r.network, client.key.to_bytes(), custodians)
     key = bytes.fromhex(r.patient_key[2:])
+    await asyncio.to_thread(_check_recipients, client, patient, r.network, custodians, key)
+    context = SealingContext(r.network, client.key.to_bytes(), custodians)
     latest = await _listed_versions(client, patient)
     batch = r.max_records_per_write
     written: list[api.WrittenRecord] = []

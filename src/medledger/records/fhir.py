@@ -32,8 +32,8 @@ __all__ = [
     "ADMINISTRATIVE", "ALLERGIES", "CARE_PLANS", "CATEGORIES", "CLINICAL", "CONDITIONS",
     "DOCUMENTS", "ENCOUNTERS", "FINANCIAL", "IMAGING", "IMMUNIZATIONS", "LABS",
     "MEDICATIONS", "MENTAL_HEALTH", "PROCEDURES", "VITAL_SIGNS", "CategoryRule", "Resource",
-    "categories_for", "category_of", "category_table", "resource_label", "resource_types",
-    "validate_resource",
+    "categories_for", "category_of", "category_table", "is_resource_type", "resource_label",
+    "resource_types", "validate_resource",
 ]  # fmt: skip
 
 # Data categories: the closed set that per-category access policies are written against.
@@ -263,7 +263,13 @@ def category_table() -> Mapping[str, CategoryRule]:
 def resource_types() -> frozenset[str]:
     """Every resource type :func:`validate_resource` knows. Slow once: it builds every model."""
     names = (name.removesuffix("Type") for name in dir(fhirtypes) if name.endswith("Type"))
-    return frozenset(name for name in names if _model(name) is not None)
+    return frozenset(name for name in names if is_resource_type(name))
+
+
+def is_resource_type(name: str) -> bool:
+    """Whether :func:`validate_resource` knows resources of this type: one of
+    :func:`resource_types`, found without building the others' models."""
+    return _model(name) is not None
 
 
 def categories_for(resource_type: str) -> frozenset[str]:

@@ -3,13 +3,13 @@
 A clinician's client validates, encrypts, splits the key and signs on its own
 machine; the institution's node never sees plaintext or a data key. What the
 node can check without them, it checks here before a record joins a batch: the
-network, the author's signature over ciphertext and wrapped keys, that the
-author is a participant of this institution who may write this record for this
-patient (the authoring rule comes from above: access/care.py), that the patient
-is registered, that the key is split for the consortium's current custodians,
-and that a new version follows the one the vault holds. The shares themselves are sealed to
-the custodians and cannot be checked here; a custodian that cannot open its
-share refuses to release it.
+network, that the signed resource type is a FHIR one, the author's signature over
+ciphertext and wrapped keys, that the author is a participant of this institution
+who may write this record for this patient (the authoring rule comes from above:
+access/care.py), that the patient is registered, that the key is split for the
+consortium's current custodians, and that a new version follows the one the vault
+holds. The shares themselves are sealed to the custodians and cannot be checked
+here; a custodian that cannot open its share refuses to release it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from medledger.ledger.contracts.base import StateView
 from medledger.ledger.contracts.identity import participant_institution
 from medledger.ledger.node import LedgerNode
 from medledger.records.errors import RejectedRecord, UnknownRecord
+from medledger.records.fhir import is_resource_type
 from medledger.records.header import FIRST_VERSION
 from medledger.records.pipeline import Incoming, Sealed
 from medledger.records.recipients import UnknownPatient, custodians_of, patient_key
@@ -74,6 +75,11 @@ def check_incoming(
         label = header.label
         if header.network_id != node.network_id:
             raise RejectedRecord(label, "network", f"sealed for network {header.network_id}")
+        # The node cannot see the resource, but its signed type must be one that every
+        # client's validation knows: a browser checks less than records/fhir.py does, and
+        # the type is shown to every reader of the chart as its author wrote it.
+        if not is_resource_type(header.resource_type):
+            raise RejectedRecord(label, "resourceType", "not a FHIR resource type")
         author = sealed.check()
         # A vault keeps what its own staff wrote, and a patient's own account.
         if author != header.patient and participant_institution(node.store, author) != institution:

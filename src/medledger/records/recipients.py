@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, UsageError
+from medledger.ledger.contracts.base import StateView
 from medledger.ledger.contracts.identity import participant_role, subject_of
-from medledger.ledger.contracts.membership import MEMBER_NS, active_members, network_config
+from medledger.ledger.contracts.membership import active_members, member_of, network_config
 from medledger.ledger.node import LedgerNode
 from medledger.records.pipeline import SealingContext
 from medledger.records.sealed import Custodians
@@ -18,17 +19,29 @@ class UnknownPatient(InvalidInput):
 
 def custodians_of(node: LedgerNode) -> Custodians:
     """The consortium's custodians now: every active member's key, and the threshold."""
+    return custodians_in(node.store)
+
+
+def custodians_in(view: StateView) -> Custodians:
+    """The custodians as ``view`` holds them: a node's own state, or state a client
+    believes only as proven (node/proven_state.py), which a node may leave unanswered."""
     holders = []
-    for address in active_members(node.store):
-        member = node.store.get(MEMBER_NS, address)
-        assert member is not None, f"member {address} listed but not stored"
-        holders.append((address, bytes.fromhex(member["custodian_key"][2:])))
-    return Custodians(int(network_config(node.store)["custodian_threshold"]), tuple(holders))
+    for address in active_members(view):
+        member = member_of(view, address)
+        if member is None:
+            raise InvalidInput(f"member {address} is listed but its entry is not shown")
+        holders.append((address, bytes.fromhex(member.custodian_key[2:])))
+    return Custodians(int(network_config(view)["custodian_threshold"]), tuple(holders))
 
 
 def patient_key(node: LedgerNode, patient: Address) -> bytes:
     """The X25519 key a registered patient published on the ledger."""
-    subject = subject_of(node.store, patient)
+    return patient_key_in(node.store, patient)
+
+
+def patient_key_in(view: StateView, patient: Address) -> bytes:
+    """The X25519 key a registered patient published, as ``view`` holds it."""
+    subject = subject_of(view, patient)
     if subject is None:
         raise UnknownPatient(f"{patient} is not a registered patient")
     return subject.encryption_key

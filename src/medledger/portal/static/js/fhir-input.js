@@ -34,13 +34,15 @@ export function fhirRules(served) {
   };
 }
 
-// [{ source, obj, fullUrl }] for every resource in a file's text: a Bundle's entries
+// [{ source, obj, fullUrl }] for every resource in a file's bytes: a Bundle's entries
 // (recursively), or the file's one resource. Throws Refused for the whole file, as the
-// Python side does, if it is not JSON or a Bundle in it is malformed.
-export function resourcesOf(text, source, rules) {
+// Python side does, if it is not UTF-8 JSON or a Bundle in it is malformed.
+export function resourcesOf(bytes, source, rules) {
   let obj;
   try {
-    obj = parseJson(text);
+    // Strict: a lenient decoder would turn bytes that are not UTF-8 into U+FFFD and seal
+    // a text the file does not hold, where the Python side refuses the file.
+    obj = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch {
     // The parser's own message may quote the file; a refusal never does.
     throw new Refused(source, 'file', '', 'not valid JSON');

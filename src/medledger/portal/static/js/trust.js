@@ -82,7 +82,10 @@ export class Trust {
   async fetchProven(ns, key, checkpoint) {
     const query = `key=${encodeURIComponent(key)}&size=${checkpoint.size}`;
     const proof = await this.call('GET', `/v1/ledger/state/${ns}?${query}`);
-    if (proof.size !== checkpoint.size || !(await verifyStateProof(proof, checkpoint.state_root))) {
+    // The proof names the entry it proves: a valid proof of another entry (another
+    // member's, with a key the node holds) must not answer for this one.
+    if (proof.ns !== ns || proof.key !== key || proof.size !== checkpoint.size
+        || !(await verifyStateProof(proof, checkpoint.state_root))) {
       throw new Error(`the proof of ${ns} does not hold`);
     }
     return proof.encoded === null ? null : JSON.parse(proof.encoded);

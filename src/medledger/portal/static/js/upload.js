@@ -5,7 +5,7 @@
 // already wrote here becomes that record's next version; a clinician's record of the
 // same resource is never amended, as the vault keeps the two accounts apart.
 import { hex, openAsPatient, unhex } from './crypto.js';
-import { Refused, checkResource, fhirRules, resourcesOf } from './fhir-input.js';
+import { Refused, checkResource, fhirRules, isObject, resourcesOf } from './fhir-input.js';
 import { NodeRefused } from './http.js';
 import { checkedRecipients } from './recipients.js';
 import { authorOf, headerDigest } from './record-header.js';
@@ -46,8 +46,8 @@ export async function addRecords(files, { call, key, trust, institution }, progr
   const refused = [];
   const items = [];
   for (const file of files) {
-    const text = await file.text();
-    items.push(...collect(refused, () => resourcesOf(text, file.name, rules)));
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    items.push(...collect(refused, () => resourcesOf(bytes, file.name, rules)));
   }
   const listed = await call('GET', `/v1/records?patient=${patient}`);
   const about = new Identity(await chartPatients(listed, call, key)).sort(items);
@@ -113,7 +113,7 @@ async function sealAll(resources, recipients, { call, key, listed }, progress) {
     progress('Encrypting and signing in this browser…', i, resources.length);
     const id = r.fhirId === null ? null : identityOf(r.resourceType, r.fhirId);
     const before = id === null ? undefined : latest.get(id);
-    if (before !== undefined && before.listed) await checkListed(call, before, key.address);
+    if (before !== undefined && before.listed) await checkListed(call, before, key);
     const draft = {
       recordId: before ? unhex(before.record_id) : secureRandomBytes(RECORD_ID_SIZE),
       version: before ? before.version + 1 : 1,
@@ -140,15 +140,27 @@ async function sealAll(resources, recipients, { call, key, listed }, progress) {
 
 // Before the patient signs a next version, the version it follows must be the one the
 // node listed: signed by the patient, of this patient and type, with the listed digest
-// (node/uploads.py _check_amended). A node cannot steer the page into amending a record of
-// its choosing.
-async function checkListed(call, listed, patient) {
+// (node/uploads.py _check_amended), and, opened with the patient's key, the resource of
+// this type and FHIR id: the FHIR id is not in what the author signs, so a node could
+// otherwise list another record of the patient's under it. A node cannot steer the page
+// into amending a record of its choosing.
+async function checkListed(call, listed, key) {
   const { sealed } = await call('GET', `/v1/records/${listed.record_id}?version=${listed.version}`);
   const header = sealed.header;
+  const refused = new Error(`the node lists record ${listed.record_id} v${listed.version} other than it serves it; nothing was written`);
   const author = await authorOf(sealed);
   if (header.recordId !== '0x' + listed.record_id || header.version !== listed.version
-      || '0x' + hex(headerDigest(header)) !== listed.digest || header.patient !== patient
-      || header.resourceType !== listed.resource_type || author !== patient) {
-    throw new Error(`the node lists record ${listed.record_id} v${listed.version} other than it serves it; nothing was written`);
+      || '0x' + hex(headerDigest(header)) !== listed.digest || header.patient !== key.address
+      || header.resourceType !== listed.resource_type || author !== key.address) {
+    throw refused;
+  }
+  let resource;
+  try {
+    resource = JSON.parse((await openAsPatient(key, sealed)).canonical);
+  } catch {
+    throw refused;
+  }
+  if (!isObject(resource) || resource.resourceType !== listed.resource_type || resource.id !== listed.fhir_id) {
+    throw refused;
   }
 }
