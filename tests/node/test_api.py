@@ -28,7 +28,7 @@ from medledger.ledger.errors import InsufficientCosigners
 from medledger.node import api
 from medledger.node.client import NodeClient, NodeRefused, RemoteCustodian
 from medledger.node.identities import PATIENT_LABEL, encryption_key
-from medledger.node.proven_state import ProvenState
+from medledger.node.proven_state import NotShown, ProvenState
 from medledger.node.signatures import new_nonce, sign_request
 from medledger.node.uploads import upload_records
 from medledger.records.pipeline import Incoming, SealingContext, seal_for_upload
@@ -489,6 +489,33 @@ def test_a_proof_of_another_entry_does_not_answer_for_the_one_asked(
                 assert own["address"] == ours
                 with pytest.raises(InvalidProof, match="the node proved another"):
                     await asyncio.to_thread(state.get, MEMBER_NS, theirs)
+            finally:
+                state.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_entry_the_node_withholds_is_never_read_as_absent(
+    net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that answers "nothing to show" for an entry the reader may see (a revoked
+    credential, say) is not believed: only a proof of absence reads as absent."""
+    stranger = key("nobody-registered").address
+
+    async def scenario() -> None:
+        async with net.client("hospital-a", PATIENT) as client:
+            state = ProvenState(client)
+            honest = state._get
+
+            def withholding(path: str, params: Mapping[str, Any]) -> Any:
+                return None if path == f"/v1/ledger/state/{MEMBER_NS}" else honest(path, params)
+
+            try:
+                # Proven absent: nobody of that address is a member.
+                assert await asyncio.to_thread(state.get, MEMBER_NS, stranger) is None
+                monkeypatch.setattr(state, "_get", withholding)
+                with pytest.raises(NotShown, match="shows no proof"):
+                    await asyncio.to_thread(state.get, MEMBER_NS, stranger)
             finally:
                 state.close()
 

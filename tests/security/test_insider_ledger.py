@@ -295,6 +295,9 @@ def test_only_clinical_roles_with_a_care_relationship_write_records(ledger: Ledg
         _author_check(ledger, GUARDIAN)
     with pytest.raises(WrongCategory, match="never in category labs"):
         _author_check(ledger, DR_A, "labs")
+    # A signed type no FHIR library knows is nobody's record, whatever its label.
+    with pytest.raises(WrongCategory, match="not a FHIR resource type"):
+        _author_check(ledger, DR_A, "clinical", "Spaceship")
     hospital_b = ledger.consortium.keys[1].address
     ledger.ok(PATIENT, care.ENROL, {"institution": hospital_b})
     enrolled_at = ledger.store.size - 1

@@ -40,7 +40,7 @@ from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import participant_at
 from medledger.ledger.contracts.membership import require_member
-from medledger.records.fhir import categories_for
+from medledger.records.fhir import categories_for, is_resource_type
 
 ENROL = "access.enrol"
 UNENROL = "access.unenrol"
@@ -93,6 +93,10 @@ def check_author(
 ) -> None:  # fmt: skip
     """Raise unless ``author`` could write this record for ``patient`` when the batch
     holding it was committed at log entry ``index`` (orderer time ``timestamp_ns``)."""
+    # Not a rule of the ledger (no handler runs it): the node's writer and each custodian
+    # judge with their own FHIR library, so a type it does not know is refused here only.
+    if not is_resource_type(resource_type):
+        raise WrongCategory(f"{resource_type!r} is not a FHIR resource type")
     if category not in categories_for(resource_type):
         raise WrongCategory(f"a {resource_type} is never in category {category}")
     if author == patient:

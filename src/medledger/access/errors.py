@@ -168,7 +168,8 @@ class NotReviewer(TransactionRejected):
 
 
 class WrongCategory(TransactionRejected, VerificationError):
-    """A record is labelled with a data category its resource type can never be in."""
+    """A record is labelled with a data category its resource type can never be in, or
+    with a resource type that is not FHIR's."""
 
     code = "wrong_category"
 

@@ -7,12 +7,15 @@ for both sides of the wire.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from medledger.records.header import FIRST_VERSION, MAX_VERSION
-from medledger.records.store import StoredRecord
+
+if TYPE_CHECKING:
+    # Only for a signature: the vault's SQL layer stays out of every client's start.
+    from medledger.records.store import StoredRecord
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 HEX32 = r"^0x[0-9a-fA-F]{64}$"

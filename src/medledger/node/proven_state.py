@@ -11,7 +11,7 @@ import httpx
 
 from medledger.crypto.errors import InvalidProof
 from medledger.crypto.keys import PrivateKey
-from medledger.errors import TransportError, UsageError
+from medledger.errors import InvalidInput, TransportError, UsageError
 from medledger.ledger.checkpoints import Checkpoint
 from medledger.ledger.contracts.membership import MEMBERS_KEY
 from medledger.ledger.errors import CheckpointError
@@ -20,6 +20,10 @@ from medledger.ledger.machine import CONFIG_KEY, NETWORK_NS
 from medledger.ledger.state_proofs import StateProof
 from medledger.ledger.tx import SignedTransaction
 from medledger.node.client import NodeClient, answer
+
+
+class NotShown(InvalidInput):
+    """The node answered a state read with no proof, of presence or of absence."""
 
 
 class ProvenState:
@@ -39,13 +43,16 @@ class ProvenState:
         self._fetched_at = 0.0
 
     def get(self, ns: str, key: str) -> Any | None:
-        """The entry's JSON value as of the latest checkpoint (None if absent, or not for
-        this client to see)."""
+        """The entry's JSON value as of the latest checkpoint, None if it is proven absent.
+
+        A node proves absence as it proves presence; an entry it shows no proof of at all
+        (not this client's to see, or withheld) is :class:`NotShown`, never taken for
+        absent: a withheld revocation must not read as none."""
         checkpoint = self.checkpoint()
         params = {"key": key, "size": checkpoint.head.size}
         found = self._get(f"/v1/ledger/state/{ns}", params)
         if found is None:
-            return None
+            raise NotShown(f"the node shows no proof of {ns} {key}")
         proof = StateProof.from_json(found)
         # A proof names the entry it proves: a valid proof of another entry (another
         # member's, holding a key the node chose) must not answer for this one.
