@@ -4,6 +4,7 @@ a page that reports every script error and every Content-Security-Policy violati
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from medledger.crypto.keys import PrivateKey
+from medledger.crypto.keystore import encrypt_keystore
 from medledger.portal.serve import VENDOR
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -76,3 +79,25 @@ def sign_in(page: Any, url: str, keystore: Path, passphrase: str) -> None:
     page.set_input_files("#keystore", str(keystore))
     page.fill("#passphrase", passphrase)
     page.click("#signin-button")
+
+
+#: Screenshots of what the tests saw, for a person to look at after a run.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
+
+
+@contextmanager
+def clean_page() -> Iterator[Any]:
+    """A page that must end with no script error and no Content-Security-Policy violation."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with browser_page() as (page, problems):
+        yield page
+    assert problems == [], problems
+
+
+def write_keystore(
+    directory: Path, who: PrivateKey, passphrase: str, name: str = "patient"
+) -> Path:
+    """``who``'s keystore as the portal's sign-in reads it (cheap to open: scrypt N=1024)."""
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(encrypt_keystore(who, passphrase, scrypt_n=1024)))
+    return path

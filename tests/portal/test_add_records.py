@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from medledger.crypto.canonical import canonical_json
-from medledger.crypto.keystore import encrypt_keystore
 from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.uploads import upload_records
@@ -27,11 +26,17 @@ from medledger.records.wire import committed_from_json
 from tests.data import FHIR_EXAMPLES
 from tests.ledger.consortium import key
 from tests.node.network import Network, running_network
-from tests.portal.browser import browser_page, needs_browser, run, sign_in
+from tests.portal.browser import (
+    ARTIFACTS,
+    clean_page,
+    needs_browser,
+    run,
+    sign_in,
+    write_keystore,
+)
 
 pytestmark = needs_browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
 PASSPHRASE = "add records passphrase"
 PATIENT, DR_A = key("portal-add:patient"), key("portal-add:dr-a")
 
@@ -107,18 +112,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "patient.json"
-    path.write_text(json.dumps(encrypt_keystore(PATIENT, PASSPHRASE, scrypt_n=1024)))
-    return path
+    return write_keystore(tmp_path_factory.mktemp("keys"), PATIENT, PASSPHRASE)
 
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    """A page that must end with no script error and no Content-Security-Policy violation."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with browser_page() as (page, problems):
-        yield page
-    assert problems == [], problems
+    with clean_page() as fresh:
+        yield fresh
 
 
 def _signed_in(page: Any, net: Network, keystore: Path, node: str = "hospital-a") -> list[str]:

@@ -19,17 +19,22 @@ from medledger.access.approval import Approval
 from medledger.access.contract import GRANT_NS, POLICY_NS, REQUEST, REQUEST_NS
 from medledger.access.policy import PURPOSES
 from medledger.crypto.keys import PrivateKey
-from medledger.crypto.keystore import encrypt_keystore
 from medledger.node.uploads import upload_records
 from medledger.records.fhir import CATEGORIES
 from tests.data import FHIR_EXAMPLES
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, running_network
-from tests.portal.browser import browser_page, needs_browser, run, sign_in
+from tests.portal.browser import (
+    ARTIFACTS,
+    clean_page,
+    needs_browser,
+    run,
+    sign_in,
+    write_keystore,
+)
 
 pytestmark = needs_browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
 PASSPHRASE = "patient features passphrase"
 PATIENT = key("portal-features:patient")
 DR_A, DR_B = key("portal-features:dr-a"), key("portal-features:dr-b")
@@ -103,9 +108,7 @@ def records(net: Network) -> dict[str, str]:
 
 
 def _keystore(tmp_path_factory: pytest.TempPathFactory, who: PrivateKey, name: str) -> Path:
-    path = tmp_path_factory.mktemp("keys") / f"{name}.json"
-    path.write_text(json.dumps(encrypt_keystore(who, PASSPHRASE, scrypt_n=1024)))
-    return path
+    return write_keystore(tmp_path_factory.mktemp("keys"), who, PASSPHRASE, name)
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +118,8 @@ def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    """A page that must end with no script error and no Content-Security-Policy violation."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with browser_page() as (page, problems):
-        yield page
-    assert problems == [], problems
+    with clean_page() as fresh:
+        yield fresh
 
 
 def _patient_page(page: Any, net: Network, keystore: Path) -> None:

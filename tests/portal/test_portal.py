@@ -20,7 +20,6 @@ from medledger.access.reader import read_record
 from medledger.credentials.health_card import jws_from_qr_text
 from medledger.credentials.registry import Registry
 from medledger.credentials.verifier import verify_health_card
-from medledger.crypto.keystore import encrypt_keystore
 from medledger.node.client import NodeClient, RemoteCustodian
 from medledger.node.proven_state import ProvenState
 from medledger.node.uploads import upload_records
@@ -28,10 +27,16 @@ from medledger.records.synthetic import generate_patients
 from medledger.records.wire import committed_from_json
 from tests.ledger.consortium import key
 from tests.node.network import Network, running_network
-from tests.portal.browser import browser_page, needs_browser, run, sign_in
+from tests.portal.browser import (
+    ARTIFACTS,
+    clean_page,
+    needs_browser,
+    run,
+    sign_in,
+    write_keystore,
+)
 from tests.records.world import lab_result
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
 PASSPHRASE = "portal test passphrase"
 DR_A, DR_B, PATIENT = key("portal:dr-a"), key("portal:dr-b"), key("portal:patient")
 RESOURCE = lab_result()
@@ -97,18 +102,13 @@ def record(net: Network) -> str:
 
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "patient.json"
-    path.write_text(json.dumps(encrypt_keystore(PATIENT, PASSPHRASE, scrypt_n=1024)))
-    return path
+    return write_keystore(tmp_path_factory.mktemp("keys"), PATIENT, PASSPHRASE)
 
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    """A page that must end with no script error and no Content-Security-Policy violation."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with browser_page() as (page, problems):
-        yield page
-    assert problems == [], problems
+    with clean_page() as fresh:
+        yield fresh
 
 
 def _scan(page: Any) -> str:
