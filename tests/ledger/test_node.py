@@ -86,6 +86,11 @@ def test_transaction_checks_reject_with_specific_errors(tmp_path: Path, state_ur
         first = subject_tx(c, "patient-1")
         accepted = await node.submit(first)
         assert accepted.index == 1
+        patient = key("patient-1").address
+        stored = node.store.get(identity.SUBJECT_NS, patient)
+        registered = identity.subject_of(node.store, patient)
+        assert registered == identity.Subject(patient, custodian_public("patient-1"), 1)
+        assert registered.to_state() == stored
         with pytest.raises(ReplayedTransaction, match="already used"):
             await node.submit(first)
         with pytest.raises(NonceGap, match="got nonce 5"):

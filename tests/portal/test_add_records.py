@@ -28,7 +28,6 @@ from tests.ledger.consortium import key
 from tests.node.network import Network, running_network
 from tests.portal.browser import (
     ARTIFACTS,
-    clean_page,
     needs_browser,
     run,
     sign_in,
@@ -113,12 +112,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_keystore(tmp_path_factory.mktemp("keys"), PATIENT, PASSPHRASE)
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    with clean_page() as fresh:
-        yield fresh
 
 
 def _signed_in(page: Any, net: Network, keystore: Path, node: str = "hospital-a") -> list[str]:

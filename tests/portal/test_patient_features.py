@@ -26,7 +26,6 @@ from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, running_network
 from tests.portal.browser import (
     ARTIFACTS,
-    clean_page,
     needs_browser,
     run,
     sign_in,
@@ -114,12 +113,6 @@ def _keystore(tmp_path_factory: pytest.TempPathFactory, who: PrivateKey, name: s
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _keystore(tmp_path_factory, PATIENT, "patient")
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    with clean_page() as fresh:
-        yield fresh
 
 
 def _patient_page(page: Any, net: Network, keystore: Path) -> None:

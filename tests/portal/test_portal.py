@@ -29,7 +29,6 @@ from tests.ledger.consortium import key
 from tests.node.network import Network, running_network
 from tests.portal.browser import (
     ARTIFACTS,
-    clean_page,
     needs_browser,
     run,
     sign_in,
@@ -103,12 +102,6 @@ def record(net: Network) -> str:
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_keystore(tmp_path_factory.mktemp("keys"), PATIENT, PASSPHRASE)
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    with clean_page() as fresh:
-        yield fresh
 
 
 def _scan(page: Any) -> str:
