@@ -26,7 +26,7 @@ from medledger.access.rules import Signer
 from medledger.crypto.keys import Address
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import StateView, Write
-from medledger.ledger.contracts.identity import is_subject, participant_of, participant_role
+from medledger.ledger.contracts.identity import is_subject, standing_participant
 from medledger.ledger.contracts.membership import is_member
 from medledger.ledger.errors import InvalidPayload
 
@@ -115,11 +115,9 @@ def require_patient_or_guardian(view: StateView, patient: Address, sender: Addre
 def signer_of(view: StateView, address: Address) -> Signer:
     """A requester or approver as the log knows them now: a participant with its role at
     its institution, a member, or a bare address (a patient, a guardian)."""
-    role = participant_role(view, address)
-    if role is not None:
-        participant = participant_of(view, address)
-        assert participant is not None
-        return Signer(address, role, participant.institution)
+    participant = standing_participant(view, address)
+    if participant is not None:
+        return Signer(address, participant.role, participant.institution)
     if is_member(view, address):
         return Signer(address, "member", address)
     return Signer(address)

@@ -113,9 +113,9 @@ def staff_of(view: StateView, institution: Address) -> list[Participant]:
     staff = []
     for n in range(count):
         address = Address(str(view.get(STAFF_NS, staff_key(institution, n))))
-        entry = view.get(PARTICIPANT_NS, address)
-        assert entry is not None, f"{institution}'s staff entry {n} is counted but missing"
-        staff.append(Participant.from_state(address, entry))
+        participant = participant_of(view, address)
+        assert participant is not None, f"{institution}'s staff entry {n} is counted but missing"
+        staff.append(participant)
     return staff
 
 
@@ -146,22 +146,24 @@ def is_subject(view: StateView, address: Address) -> bool:
     return view.get(SUBJECT_NS, address) is not None
 
 
-def participant_role(view: StateView, address: Address) -> str | None:
-    """The role an address holds now, or None if it holds none."""
+def standing_participant(view: StateView, address: Address) -> Participant | None:
+    """The participant an address is now, if it holds its role at a current member."""
     participant = participant_of(view, address)
     if participant is None or not participant.active:
         return None
-    if not is_member(view, participant.institution):
-        return None
-    return participant.role
+    return participant if is_member(view, participant.institution) else None
+
+
+def participant_role(view: StateView, address: Address) -> str | None:
+    """The role an address holds now, or None if it holds none."""
+    participant = standing_participant(view, address)
+    return None if participant is None else participant.role
 
 
 def participant_institution(view: StateView, address: Address) -> Address | None:
     """The member institution an active participant acts for, or None."""
-    participant = participant_of(view, address)
-    if participant is None or participant_role(view, address) is None:
-        return None
-    return participant.institution
+    participant = standing_participant(view, address)
+    return None if participant is None else participant.institution
 
 
 def participant_at(view: StateView, address: Address, index: int) -> tuple[str, Address] | None:

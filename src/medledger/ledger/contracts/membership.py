@@ -84,9 +84,9 @@ def member_list(view: StateView) -> list[Member]:
     """The current members, by address."""
     members = []
     for address in active_members(view):
-        entry = view.get(MEMBER_NS, address)
-        assert entry is not None, f"member {address} is listed but has no entry"
-        members.append(Member.from_state(entry))
+        member = member_of(view, address)
+        assert member is not None, f"member {address} is listed but has no entry"
+        members.append(member)
     return members
 
 
