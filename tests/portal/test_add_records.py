@@ -20,7 +20,7 @@ from medledger.crypto.canonical import canonical_json
 from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.uploads import upload_records
-from medledger.records.fhir import category_of
+from medledger.records.categories import category_of
 from medledger.records.sealed import SealedRecord, open_as_patient
 from medledger.records.wire import committed_from_json
 from tests.data import FHIR_EXAMPLES

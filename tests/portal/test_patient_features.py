@@ -20,7 +20,7 @@ from medledger.access.contract import GRANT_NS, POLICY_NS, REQUEST, REQUEST_NS
 from medledger.access.policy import PURPOSES
 from medledger.crypto.keys import PrivateKey
 from medledger.node.uploads import upload_records
-from medledger.records.fhir import CATEGORIES
+from medledger.records.categories import CATEGORIES
 from tests.data import FHIR_EXAMPLES
 from tests.ledger.consortium import key
 from tests.node.network import NETWORK_ID, Network, running_network

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from medledger.records.fhir import CATEGORIES, categories_for, category_of
+from medledger.records.categories import CATEGORIES, categories_for, category_of
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from medledger.records import fhir
+from medledger.records import categories
+from medledger.records.categories import CATEGORIES, category_of
 from medledger.records.errors import InvalidRecord
-from medledger.records.fhir import CATEGORIES, Resource, category_of, validate_resource
+from medledger.records.fhir import Resource, validate_resource
 from medledger.records.fhir_codes import REQUIRED_CODES, CodeBinding
 from medledger.records.fhir_sources import expand, load_sources
 from tests.data import FHIR_EXAMPLES as EXAMPLES
@@ -521,39 +522,39 @@ def category(*codes: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("resource_type", "body", "expected"),
     [
-        ("Observation", {"category": category("laboratory")}, fhir.LABS),
-        ("Observation", {"category": category("vital-signs")}, fhir.VITAL_SIGNS),
-        ("Observation", {"category": category("imaging")}, fhir.IMAGING),
-        ("Observation", {}, fhir.CLINICAL),
-        ("Observation", {"category": category("survey")}, fhir.CLINICAL),
-        ("Observation", {"category": category("mental-health")}, fhir.MENTAL_HEALTH),
-        ("Observation", {"category": category("laboratory", "psychiatry")}, fhir.MENTAL_HEALTH),
-        ("Observation", {"category": "laboratory"}, fhir.CLINICAL),
-        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "LAB")]}, fhir.LABS),
-        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "RAD")]}, fhir.IMAGING),
-        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "HM")]}, fhir.CLINICAL),
-        ("Condition", {}, fhir.CONDITIONS),
-        ("Condition", {"category": category("behavioral-health")}, fhir.MENTAL_HEALTH),
-        ("Specimen", {}, fhir.LABS),
-        ("ImagingStudy", {}, fhir.IMAGING),
-        ("MedicationRequest", {}, fhir.MEDICATIONS),
-        ("MedicationKnowledge", {}, fhir.MEDICATIONS),
-        ("Immunization", {}, fhir.IMMUNIZATIONS),
-        ("ImmunizationRecommendation", {}, fhir.IMMUNIZATIONS),
-        ("AllergyIntolerance", {}, fhir.ALLERGIES),
-        ("Procedure", {}, fhir.PROCEDURES),
-        ("Encounter", {}, fhir.ENCOUNTERS),
-        ("EpisodeOfCare", {}, fhir.ENCOUNTERS),
-        ("CareTeam", {}, fhir.CARE_PLANS),
-        ("QuestionnaireResponse", {}, fhir.DOCUMENTS),
-        ("List", {}, fhir.DOCUMENTS),
-        ("ExplanationOfBenefit", {}, fhir.FINANCIAL),
-        ("Invoice", {}, fhir.FINANCIAL),
-        ("Patient", {}, fhir.ADMINISTRATIVE),
-        ("Person", {}, fhir.ADMINISTRATIVE),
-        ("ResearchStudy", {}, fhir.ADMINISTRATIVE),
-        ("AdverseEvent", {}, fhir.CLINICAL),
-        ("Bundle", {}, fhir.CLINICAL),
+        ("Observation", {"category": category("laboratory")}, categories.LABS),
+        ("Observation", {"category": category("vital-signs")}, categories.VITAL_SIGNS),
+        ("Observation", {"category": category("imaging")}, categories.IMAGING),
+        ("Observation", {}, categories.CLINICAL),
+        ("Observation", {"category": category("survey")}, categories.CLINICAL),
+        ("Observation", {"category": category("mental-health")}, categories.MENTAL_HEALTH),
+        ("Observation", {"category": category("laboratory", "psychiatry")}, categories.MENTAL_HEALTH),
+        ("Observation", {"category": "laboratory"}, categories.CLINICAL),
+        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "LAB")]}, categories.LABS),
+        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "RAD")]}, categories.IMAGING),
+        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "HM")]}, categories.CLINICAL),
+        ("Condition", {}, categories.CONDITIONS),
+        ("Condition", {"category": category("behavioral-health")}, categories.MENTAL_HEALTH),
+        ("Specimen", {}, categories.LABS),
+        ("ImagingStudy", {}, categories.IMAGING),
+        ("MedicationRequest", {}, categories.MEDICATIONS),
+        ("MedicationKnowledge", {}, categories.MEDICATIONS),
+        ("Immunization", {}, categories.IMMUNIZATIONS),
+        ("ImmunizationRecommendation", {}, categories.IMMUNIZATIONS),
+        ("AllergyIntolerance", {}, categories.ALLERGIES),
+        ("Procedure", {}, categories.PROCEDURES),
+        ("Encounter", {}, categories.ENCOUNTERS),
+        ("EpisodeOfCare", {}, categories.ENCOUNTERS),
+        ("CareTeam", {}, categories.CARE_PLANS),
+        ("QuestionnaireResponse", {}, categories.DOCUMENTS),
+        ("List", {}, categories.DOCUMENTS),
+        ("ExplanationOfBenefit", {}, categories.FINANCIAL),
+        ("Invoice", {}, categories.FINANCIAL),
+        ("Patient", {}, categories.ADMINISTRATIVE),
+        ("Person", {}, categories.ADMINISTRATIVE),
+        ("ResearchStudy", {}, categories.ADMINISTRATIVE),
+        ("AdverseEvent", {}, categories.CLINICAL),
+        ("Bundle", {}, categories.CLINICAL),
     ],
 )
 def test_category_of(resource_type: str, body: dict[str, Any], expected: str) -> None:
@@ -564,5 +565,5 @@ def test_category_of(resource_type: str, body: dict[str, Any], expected: str) ->
 def test_validated_resource_carries_its_category() -> None:
     obj = observation(category=category("vital-signs"))
     assert validate_resource(obj, "o.json") == Resource(
-        "o.json", "Observation", "x1", fhir.VITAL_SIGNS, obj
+        "o.json", "Observation", "x1", categories.VITAL_SIGNS, obj
     )

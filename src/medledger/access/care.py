@@ -40,7 +40,8 @@ from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import participant_at
 from medledger.ledger.contracts.membership import require_member
-from medledger.records.fhir import categories_for, is_resource_type
+from medledger.records.categories import categories_for
+from medledger.records.fhir import is_resource_type
 
 ENROL = "access.enrol"
 UNENROL = "access.unenrol"

@@ -19,7 +19,8 @@ from medledger.access.policy import PURPOSE_SYSTEM, Policy
 from medledger.access.rules import Patient, parse_rule, rule_to_json
 from medledger.crypto.keys import Address
 from medledger.errors import InvalidInput
-from medledger.records.fhir import CATEGORIES, validate_resource
+from medledger.records.categories import CATEGORIES
+from medledger.records.fhir import validate_resource
 
 CATEGORY_SYSTEM = "urn:medledger:data-category"
 PATIENT_SYSTEM = "urn:medledger:patient-address"

@@ -67,8 +67,8 @@ from medledger.ledger.contracts.base import (
     Write,
 )
 from medledger.ledger.errors import InvalidPayload
+from medledger.records.categories import CATEGORIES
 from medledger.records.contract import records_contracts
-from medledger.records.fhir import CATEGORIES
 
 __all__ = [
     "APPROVE",

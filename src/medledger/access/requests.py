@@ -37,7 +37,7 @@ from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import StateView, TxContext, Write
 from medledger.ledger.errors import InvalidPayload, Unauthorized
 from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
-from medledger.records.fhir import CATEGORIES
+from medledger.records.categories import CATEGORIES
 
 MAX_CATEGORIES = 16
 MAX_RECORDS = 256

@@ -58,7 +58,7 @@ def _from_options(approvers: str, purposes: list[str] | None, max_duration_s: in
 
 
 def _category(category: str) -> str:
-    from medledger.records.fhir import CATEGORIES
+    from medledger.records.categories import CATEGORIES
 
     if category not in CATEGORIES:
         raise UsageError(f"{category!r} is not a data category: {', '.join(sorted(CATEGORIES))}")

@@ -12,7 +12,8 @@ from fastapi import APIRouter
 
 from medledger.node.api import Categories, Refinement, TypeCategory
 from medledger.node.deps import AuthenticatedCaller
-from medledger.records.fhir import CLINICAL, CategoryRule, category_table, resource_types
+from medledger.records.categories import CLINICAL, CategoryRule, category_table
+from medledger.records.fhir import resource_types
 from medledger.records.fhir_codes import REQUIRED_CODES
 
 router = APIRouter(prefix="/v1/fhir", tags=["records"])
