@@ -528,7 +528,11 @@ def category(*codes: str) -> list[dict[str, Any]]:
         ("Observation", {}, categories.CLINICAL),
         ("Observation", {"category": category("survey")}, categories.CLINICAL),
         ("Observation", {"category": category("mental-health")}, categories.MENTAL_HEALTH),
-        ("Observation", {"category": category("laboratory", "psychiatry")}, categories.MENTAL_HEALTH),
+        (
+            "Observation",
+            {"category": category("laboratory", "psychiatry")},
+            categories.MENTAL_HEALTH,
+        ),
         ("Observation", {"category": "laboratory"}, categories.CLINICAL),
         ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "LAB")]}, categories.LABS),
         ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "RAD")]}, categories.IMAGING),

@@ -226,6 +226,7 @@ def records_show(
     """Decrypt one of the patient's own records and print its FHIR JSON.
 
     Opened with the patient's key, after its author's signature is checked."""
+    from medledger.crypto.json_numbers import json_text, parse_json
     from medledger.node.identities import PATIENT_LABEL, encryption_key
     from medledger.records.sealed import open_as_patient
 
@@ -240,15 +241,15 @@ def records_show(
         header = sealed.header
         return {"record_id": record_id, "version": header.version,
                 "resource_type": header.resource_type, "category": header.category,
-                "author": author, "resource": json.loads(canonical)}  # fmt: skip
+                "author": author, "resource": parse_json(canonical)}  # fmt: skip
 
     shown = asyncio.run(run())
     if as_json:
-        print(json.dumps(shown))
+        print(json_text(shown))
         return
     err.print(f"{shown['resource_type']} record {shown['record_id']} v{shown['version']} "
               f"({shown['category']}), signed by {shown['author']}")  # fmt: skip
-    print(json.dumps(shown["resource"], indent=2))
+    print(json_text(shown["resource"], indent=True))
 
 
 @records_app.command("read")

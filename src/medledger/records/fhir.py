@@ -13,16 +13,20 @@ again, see fhir_memo.py), one walk over what it built.
 
 from __future__ import annotations
 
+import decimal
 import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from fhir.resources.R4B import fhirtypes, get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 
+from medledger.crypto.json_numbers import JsonDecimal
 from medledger.records import fhir_memo
 from medledger.records.categories import category_of
 from medledger.records.errors import InvalidRecord
@@ -136,12 +140,73 @@ def _unknown_nested_type(obj: object) -> str:
     return ""
 
 
+class _Fields(NamedTuple):
+    required: tuple[str, ...]
+    aliases: dict[str, str]  # field name -> JSON name
+    is_resource: bool
+    kinds: dict[str, _JsonKind]  # primitive field name -> the JSON type its value must have
+
+
 @cache  # one entry per model class: bounded
-def _fields(model: type[FHIRAbstractModel]) -> tuple[tuple[str, ...], dict[str, str], bool]:
-    """A model's required fields, its field-to-JSON-name map, and whether it is a resource."""
+def _fields(model: type[FHIRAbstractModel]) -> _Fields:
     aliases = {name: field.alias or name for name, field in model.model_fields.items()}
     required = tuple(name for name, field in model.model_fields.items() if field.is_required())
-    return required, aliases, model.has_resource_base()
+    kinds = {
+        name: kind
+        for name, field in model.model_fields.items()
+        if (kind := _json_kind(field.annotation)) is not None
+    }
+    return _Fields(required, aliases, model.has_resource_base(), kinds)
+
+
+class _JsonKind(NamedTuple):
+    name: str
+    types: frozenset[type]
+
+
+_BOOLEAN = _JsonKind("boolean", frozenset({bool}))
+_INTEGER = _JsonKind("integer", frozenset({int}))
+# Python callers may build bodies with floats; parsed JSON holds JsonDecimal.
+_NUMBER = _JsonKind("number", frozenset({int, float, JsonDecimal}))
+_STRING = _JsonKind("string", frozenset({str}))
+
+
+def _json_kind(annotation: Any) -> _JsonKind | None:
+    """The JSON type of a primitive element (None for complex ones). The models coerce
+    ("true" into True, "7.2" into a Decimal), FHIR JSON does not: R4 writes booleans and
+    numbers as JSON booleans and numbers, every other primitive as a string."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Union or origin is types.UnionType:
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(options) != 1:
+                return None  # fhir_comments: str or list, never a FHIR element
+            annotation = options[0]
+        elif origin is list:
+            annotation = typing.get_args(annotation)[0]
+        else:
+            break
+    if annotation is bool:
+        return _BOOLEAN
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return None
+    base = typing.get_args(annotation)[0]
+    if base is int:
+        return _INTEGER
+    return _NUMBER if base is decimal.Decimal else _STRING
+
+
+def _check_kind(
+    kind: _JsonKind, given: object, source: str, label: str, parts: tuple[str | int, ...]
+) -> None:
+    if isinstance(given, list):
+        for i, item in enumerate(given):
+            if type(item) not in kind.types and item is not None:  # nulls: see the caller
+                raise InvalidRecord(
+                    source, label, _path((*parts, i)), f"must be a JSON {kind.name}"
+                )
+    elif type(given) not in kind.types:
+        raise InvalidRecord(source, label, _path(parts), f"must be a JSON {kind.name}")
 
 
 def _check_structure(
@@ -161,7 +226,7 @@ def _check_structure(
         node, json_node, parts = stack.pop()
         if not isinstance(json_node, dict):
             raise InvalidRecord(source, label, _path(parts), "is not a JSON object")
-        required, aliases, is_resource = _fields(type(node))
+        required, aliases, is_resource, kinds = _fields(type(node))
         fields_set = node.model_fields_set
         if not fields_set and not is_resource:
             raise InvalidRecord(source, label, _path(parts), "must not be empty")
@@ -181,6 +246,8 @@ def _check_structure(
                 raise InvalidRecord(source, label, _path((*parts, name)), "unknown element")
             if value is None:
                 raise InvalidRecord(source, label, _path((*parts, alias)), "must not be null")
+            if (kind := kinds.get(name)) is not None:
+                _check_kind(kind, json_node[alias], source, label, (*parts, alias))
             if isinstance(value, list):
                 items = json_node[alias]
                 stack.extend(

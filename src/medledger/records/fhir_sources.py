@@ -1,4 +1,7 @@
-"""FHIR JSON from files and folders, Bundles expanded into their entries' resources."""
+"""FHIR JSON from files and folders, Bundles expanded into their entries' resources.
+
+Numbers are kept as written (``parse_json``): in FHIR a decimal's digits are its precision.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from medledger.crypto.json_numbers import parse_json
 from medledger.records.errors import InvalidRecord
 from medledger.records.fhir import resource_label
 from medledger.records.fhir_codes import REQUIRED_CODES, check_code
@@ -57,7 +61,7 @@ def _load_file(path: Path, source: str) -> Iterator[tuple[str, object] | Invalid
 
 def _read_json(path: Path, source: str) -> object:
     try:
-        return json.loads(path.read_bytes(), parse_constant=_reject_constant)
+        return parse_json(path.read_bytes())
     except OSError as exc:
         problem = f"not readable ({exc.strerror or type(exc).__name__})"
     except json.JSONDecodeError as exc:
@@ -65,7 +69,3 @@ def _read_json(path: Path, source: str) -> object:
     except (ValueError, RecursionError):  # bad encoding, NaN/Infinity, absurd nesting
         problem = "not valid JSON"
     raise InvalidRecord(source, "file", "", problem)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(name)  # NaN and Infinity are Python extensions, not JSON
