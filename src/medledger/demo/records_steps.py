@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, text
 
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import InsufficientShares
+from medledger.crypto.json_numbers import parse_json
 from medledger.demo.scene import (
     INSTITUTIONS,
     NETWORK_ID,
@@ -68,7 +68,7 @@ class RecordsSteps(Scene):
     async def _read_record(self) -> str:
         lab = next(w for w in self.written if w.resource_type == "Observation")
         sealed = self._vault().get(lab.record_id).sealed
-        resource = json.loads(open_as_patient(sealed, labelled_x25519_private("patient-p")))
+        resource = parse_json(open_as_patient(sealed, labelled_x25519_private("patient-p")))
         check(resource["resourceType"] == "Observation", "the patient reads the observation")
         members = [self.hospital_a, self.hospital_b, self.checkup]
         idents = [ident for ident, _ in INSTITUTIONS]
