@@ -126,9 +126,8 @@ class Ledger(InProcessLedger):
         asker = reader or CAST[grant["requester"] if grant else DR_B.address]
         at = kw.get("at") or self.now
         not_after_ms = (not_after_ns or at + 5 * 60 * 10**9) // 10**6
-        release = Release(NETWORK_ID, request_id, shown.commitment, bytes(32), not_after_ms)
+        release = Release.of(NETWORK_ID, request_id, [shown.commitment], bytes(32), not_after_ms)
         payload = receipt_payload(
-            request_id, header=shown.header, signature=shown.signature, salt=shown.salt,
-            release=release, asked=release.sign(asker),
-        )  # fmt: skip
+            request_id, records=[shown], release=release, asked=release.sign(asker)
+        )
         return self.send(sender or self.consortium.keys[custodian], access.RECEIPT, payload, **kw)

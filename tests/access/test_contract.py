@@ -50,7 +50,7 @@ def test_the_seed_case_two_of_three_approve_and_every_read_is_receipted(ledger: 
     assert ledger.receipt(request_id, custodian=1) is None
     audit = [ledger.store.get(access.AUDIT_NS, access.audit_key(PATIENT.address, n))
              for n in range(2)]  # fmt: skip
-    assert [(a["reader"], a["record"], a["purpose"]) for a in audit] == [
+    assert [(a["reader"], a["records"][0]["record"], a["purpose"]) for a in audit] == [
         (DR_B.address, LAB_RECORD, "TREAT")
     ] * 2
     custodians = {ledger.consortium.keys[0].address, ledger.consortium.keys[1].address}
@@ -175,7 +175,8 @@ def test_receipts_are_checked_against_the_grant(ledger: Ledger) -> None:
     assert ledger.receipt(request_id, not_after_ns=ledger.now + HOUR_NS) == "bad_approval"
     read, other_custodian = audit_log_of(ledger)
     assert other_custodian["read"] == read["read"]
-    assert (read["record_id"], read["author"], read["category"]) == (
+    assert (read["records"][0]["record_id"], read["records"][0]["author"],
+            read["records"][0]["category"]) == (
         LAB.header.record_id.hex(),
         DR_A.address,
         "labs",
@@ -287,7 +288,7 @@ def test_a_record_the_patient_wrote_is_read_under_a_grant(ledger: Ledger) -> Non
     own = written("labs", 5, author=PATIENT)
     assert ledger.receipt(request_id, record=own) is None
     (read,) = audit_log_of(ledger)
-    assert read["author"] == PATIENT.address
+    assert read["records"][0]["author"] == PATIENT.address
     # Signed by another patient, the record is nobody's who could write it.
     assert ledger.receipt(request_id, record=written("labs", 6, author=GUARDIAN)) == (
         "invalid_payload"

@@ -109,7 +109,7 @@ def test_the_seed_case_end_to_end(tmp_path: Path) -> None:
         assert s.receipts() == 3
         audit = s.w.node.store.get(access.AUDIT_NS, access.audit_key(s.patient.address, 0))
         assert (audit["reader"], audit["purpose"]) == (DR_B.address, "TREAT")
-        assert audit["record"] == "0x" + s.lab.commitment.hex()
+        assert [r["record"] for r in audit["records"]] == ["0x" + s.lab.commitment.hex()]
 
     run(tmp_path, scenario)
 

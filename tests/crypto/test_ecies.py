@@ -222,3 +222,34 @@ def test_derived_keys_are_stable_and_differ_by_label_and_seed() -> None:
 def test_a_seed_of_the_wrong_size_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="seed"):
         ecies.derive_private_key(b"short", b"patient")
+
+
+def test_an_opener_opens_what_seal_and_a_sealer_made_and_refuses_the_rest() -> None:
+    recipient = ecies.generate_private_key()
+    public = ecies.public_bytes(recipient)
+    sealer = ecies.Sealer(public)
+    together = [sealer.seal(bytes([n]) * 3, b"ad%d" % n) for n in range(5)]
+    alone = ecies.seal(public, b"alone", b"x")
+    opener = ecies.Opener(recipient)
+    assert [opener.open(v, b"ad%d" % n) for n, v in enumerate(together)] == [
+        bytes([n]) * 3 for n in range(5)
+    ]
+    assert opener.open(alone, b"x") == b"alone"
+    with pytest.raises(DecryptionError):
+        opener.open(together[0], b"ad1")  # another value's context
+    with pytest.raises(DecryptionError):
+        ecies.Opener(ecies.generate_private_key()).open(alone, b"x")
+    with pytest.raises(DecryptionError):
+        opener.open(alone[:10])
+    low_order = bytes(32) + alone[32:]
+    with pytest.raises(DecryptionError):
+        opener.open(low_order, b"x")
+
+
+def test_an_opener_keeps_a_bounded_number_of_sender_keys() -> None:
+    recipient = ecies.generate_private_key()
+    opener = ecies.Opener(recipient)
+    for n in range(200):
+        value = ecies.seal(ecies.public_bytes(recipient), b"v", b"")
+        assert opener.open(value) == b"v"
+        assert len(opener._keys) <= ecies.Opener._MAX_KEYS, n

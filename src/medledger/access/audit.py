@@ -1,12 +1,12 @@
 """A patient's audit: every read of their data, who, what, when, why, under which grant.
 
-Entries come from the receipts custodians append before releasing a share
-(access/receipts.py), so there is one for every share released. The t receipts of
-one read name the same read (the digest of the reader's signed release request)
-and make one :class:`Read`: the record as its author signed it, when, by whom,
-and which custodians released. Each receipt carries the inclusion proof of its
-transaction in the latest cosigned checkpoint, checked here; a receipt newer than
-that checkpoint is listed as not yet proven. Break-glass grants are listed as
+Entries come from the receipts custodians append before releasing shares
+(access/receipts.py): one per custodian per release, naming every record it released.
+The t receipts of one read name the same read (the digest of the reader's signed
+release request) and make one :class:`Read` per record: the record as its author
+signed it, when, by whom, and which custodians released. Each receipt carries the
+inclusion proof of its transaction in the latest cosigned checkpoint, checked here; a
+receipt newer than that checkpoint is listed as not yet proven. Break-glass grants are listed as
 notices as soon as they are granted, whether or not anything was read under them.
 """
 
@@ -113,27 +113,31 @@ def audit_log(node: LedgerNode, patient: Address) -> list[Read]:
         node.verify_checkpoint(checkpoint)
     entries = patient_list(node.store, AUDIT_NS, AUDIT_COUNT_NS, patient)
     threshold = int(network_config(node.store)["custodian_threshold"])
-    by_read: dict[str, list[dict[str, Any]]] = {}
+    # (read, record) -> the record as the first receipt names it, and every receipt
+    proven: dict[str, Receipt] = {}
+    rows: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], list[Receipt]]] = {}
     for n, entry in enumerate(entries):
         assert entry is not None, f"audit entry {n} of {patient} is counted but missing"
-        by_read.setdefault(entry["read"], []).append(entry)
+        receipt = proven.setdefault(entry["receipt"], _proven(node, checkpoint, entry))
+        for record in entry["records"]:
+            row = rows.setdefault((entry["read"], record["record"]), (entry, record, []))
+            row[2].append(receipt)
     return [
         Read(
-            read=read,
+            read=first["read"],
             grant=first["grant"],
             reader=first["reader"],
-            record_id=first["record_id"],
-            version=int(first["version"]),
-            resource_type=first["resource_type"],
-            author=first["author"],
-            category=first["category"],
+            record_id=record["record_id"],
+            version=int(record["version"]),
+            resource_type=record["resource_type"],
+            author=record["author"],
+            category=record["category"],
             purpose=first["purpose"],
             emergency=bool(first["emergency"]),
-            receipts=tuple(_proven(node, checkpoint, entry) for entry in receipts),
+            receipts=tuple(receipts),
             threshold=threshold,
         )
-        for read, receipts in by_read.items()
-        for first in receipts[:1]
+        for first, record, receipts in rows.values()
     ]
 
 

@@ -1,12 +1,13 @@
-"""A custodian: releases its share of a record's key, only under a grant, only after a receipt.
+"""A custodian: releases its shares of records' keys, only under a grant, only after a receipt.
 
-Every member institution runs one. Asked for a share, it checks in its own ledger
-state that the grant holds and its holder still stands, that the request is signed
-by the grant's holder, that the record is the patient's, of a category the grant
-covers (as its author signed it), committed in its log, and written by an author
-who could write it (access/care.py); then it appends an ``access.receipt`` and
-waits until the log has it; only then does it open its share and seal it to the
-reader's one-time key. Any refusal raises its specific error, and no share leaves.
+Every member institution runs one. Asked for the shares of a release's records, it
+checks in its own ledger state that the grant holds and its holder still stands, that
+the request is signed by the grant's holder and names exactly these records, and that
+each record is the patient's, of a category the grant covers (as its author signed
+it), committed in its log, and written by an author who could write it
+(access/care.py); then it appends one ``access.receipt`` for them all and waits until
+the log has it; only then does it open its shares and seal each to the reader's
+one-time key. Any refusal raises its specific error, and no share leaves.
 """
 
 from __future__ import annotations
@@ -21,29 +22,33 @@ from medledger.access.care import check_author
 from medledger.access.custody import reseal_share
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.receipts import RECEIPT, receipt_payload
-from medledger.access.release import Release
-from medledger.access.state import holding_grant
+from medledger.access.release import MAX_RELEASE_RECORDS, Release
+from medledger.access.state import Grant, holding_grant
+from medledger.crypto import ecies
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.ledger.node import LedgerNode
+from medledger.ledger.store import LoggedTx
 from medledger.ledger.timestamps import NS_PER_MS
 from medledger.records.proof import CommittedRecord
 
 
 @dataclass(frozen=True)
 class ReleaseAsk:
-    """A reader's request to one custodian."""
+    """A reader's request to one custodian: the signed release and its records, in order."""
 
     release: Release
     signature: bytes
-    record: CommittedRecord
+    records: tuple[CommittedRecord, ...]
 
 
 @dataclass(frozen=True)
-class ReleasedShare:
+class ReleasedShares:
+    """One custodian's answer: its receipt, and its share of each record's key, in order."""
+
     custodian: Address
     receipt: bytes
-    sealed: bytes
+    sealed: tuple[bytes, ...]
 
 
 class Custodian:
@@ -64,8 +69,8 @@ class Custodian:
     def address(self) -> Address:
         return self.member.address
 
-    async def release(self, ask: ReleaseAsk) -> ReleasedShare:
-        release, record = ask.release, ask.record
+    async def release(self, ask: ReleaseAsk) -> ReleasedShares:
+        release, records = ask.release, ask.records
         grant_key = "0x" + release.grant.hex()
         grant = holding_grant(self.node.store, grant_key, self._clock_ns())
         try:
@@ -76,28 +81,44 @@ class Custodian:
             raise BadApproval(f"release request signed by {reader}, not the grant's holder")
         if release.not_after_ms * NS_PER_MS < self._clock_ns():
             raise ApprovalExpired("release request expired")
+        if not 1 <= len(records) <= MAX_RELEASE_RECORDS:
+            raise OutOfScope(f"a release covers 1 to {MAX_RELEASE_RECORDS} records")
+        if not release.covers([record.commitment for record in records]):
+            raise OutOfScope("the release request names other records")
+        commits: dict[int, LoggedTx] = {}  # a query's records share a few batches
+        for record in records:
+            self._check(grant, record, commits)
+        payload = receipt_payload(release.grant, records=[r.sealed for r in records],
+                                  release=release, asked=ask.signature)  # fmt: skip
+        # The receipt is ordered and executed (the grant re-checked by every node)
+        # before a share is opened: no read without a receipt.
+        outcome = await self.node.submit_payload(self.member, RECEIPT, payload)
+        to_reader = ecies.Sealer(release.reader_key)
+        sealed = tuple(
+            reseal_share(
+                record.sealed,
+                record.commitment,
+                self.address,
+                self.key,
+                release=release,
+                to_reader=to_reader,
+            )
+            for record in records
+        )
+        return ReleasedShares(self.address, outcome.tx_id, sealed)
+
+    def _check(self, grant: Grant, record: CommittedRecord, commits: dict[int, LoggedTx]) -> None:
         header = record.sealed.header
-        commitment = record.commitment
-        if release.record != commitment:
-            raise OutOfScope("the release request names another record")
         if header.patient != grant.patient:
             raise OutOfScope(f"record {header.label} is not in the grant's scope")
-        commitment_hex = "0x" + commitment.hex()
-        if not grant.covers(header.category, commitment_hex):
+        if not grant.covers(header.category, "0x" + record.commitment.hex()):
             raise OutOfScope(f"record {header.label} is not in the grant's scope")
-        logged = self.node.store.tx_by_index(record.log_index)
+        logged = commits.get(record.log_index)
+        if logged is None:
+            logged = commits[record.log_index] = self.node.store.tx_by_index(record.log_index)
         author = record.check(logged.raw)
         check_author(
             self.node.store, author=author, patient=header.patient, category=header.category,
             resource_type=header.resource_type, index=logged.index,
             timestamp_ns=logged.timestamp_ns,
         )  # fmt: skip
-        payload = receipt_payload(
-            release.grant, header=header, signature=record.sealed.signature,
-            salt=record.sealed.salt, release=release, asked=ask.signature,
-        )  # fmt: skip
-        # The receipt is ordered and executed (the grant re-checked by every node)
-        # before the share is opened: no read without a receipt.
-        outcome = await self.node.submit_payload(self.member, RECEIPT, payload)
-        sealed = reseal_share(record.sealed, self.address, self.key, release)
-        return ReleasedShare(self.address, outcome.tx_id, sealed)

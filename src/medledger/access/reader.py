@@ -1,9 +1,10 @@
-"""Reading a record under a grant: ask every custodian, combine t shares, decrypt.
+"""Reading records under a grant: ask every custodian, combine t shares, decrypt.
 
-The reader makes a one-time X25519 key, signs a release request for it, and asks
-all custodians at once; each writes its receipt before it answers. Any t shares
-rebuild the data key; with fewer, the reader learns which custodians refused and
-why, and nothing else.
+The reader makes a one-time X25519 key, signs one release request for a query's
+records (up to :data:`MAX_RELEASE_RECORDS` at a time), and asks all custodians at
+once; each writes one receipt for them before it answers. Any t shares of a record
+rebuild its data key; with fewer, the reader learns which custodians refused and why,
+and nothing else.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from medledger.access.custodian import ReleaseAsk, ReleasedShare
+from medledger.access.custodian import ReleaseAsk, ReleasedShares
 from medledger.access.custody import Collected
-from medledger.access.release import Release
+from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import MedledgerError
@@ -30,7 +31,7 @@ class CustodianEndpoint(Protocol):
     @property
     def address(self) -> Address: ...
 
-    async def release(self, ask: ReleaseAsk) -> ReleasedShare: ...
+    async def release(self, ask: ReleaseAsk) -> ReleasedShares: ...
 
 
 async def read_record(
@@ -42,26 +43,69 @@ async def read_record(
     threshold: int,
 ) -> bytes:
     """The record's canonical JSON, from ``threshold`` custodian shares."""
+    (opened,) = await read_records(
+        reader, grant, [record], custodians=custodians, threshold=threshold
+    )
+    return opened
+
+
+async def read_records(
+    reader: PrivateKey,
+    grant: bytes,
+    records: Sequence[CommittedRecord],
+    *,
+    custodians: Sequence[CustodianEndpoint],
+    threshold: int,
+) -> list[bytes]:
+    """Each record's canonical JSON, in order: one release (so one receipt per custodian)
+    for every :data:`MAX_RELEASE_RECORDS` records, the releases asked in parallel."""
+    chunks = [records[i : i + MAX_RELEASE_RECORDS]
+              for i in range(0, len(records), MAX_RELEASE_RECORDS)]  # fmt: skip
+    opened = await asyncio.gather(
+        *(_read_chunk(reader, grant, chunk, custodians, threshold) for chunk in chunks)
+    )
+    return [plaintext for chunk in opened for plaintext in chunk]
+
+
+async def _read_chunk(
+    reader: PrivateKey,
+    grant: bytes,
+    records: Sequence[CommittedRecord],
+    custodians: Sequence[CustodianEndpoint],
+    threshold: int,
+) -> list[bytes]:
     one_time = ecies.generate_private_key()
-    release = Release(
-        record.sealed.header.network_id,
+    release = Release.of(
+        records[0].sealed.header.network_id,
         grant,
-        record.commitment,
+        [record.commitment for record in records],
         ecies.public_bytes(one_time),
         time.time_ns() // NS_PER_MS + RELEASE_TTL_MS,
     )
-    # Custodians need the header and wrapped keys, not the ciphertext.
-    light = dataclasses.replace(record, sealed=dataclasses.replace(record.sealed, ciphertext=b""))
+    # Custodians need the headers and wrapped keys, not the ciphertexts.
+    light = tuple(
+        dataclasses.replace(r, sealed=dataclasses.replace(r.sealed, ciphertext=b""))
+        for r in records
+    )
     ask = ReleaseAsk(release, release.sign(reader), light)
     answers = await asyncio.gather(
         *(custodian.release(ask) for custodian in custodians), return_exceptions=True
     )
-    collected = Collected(len(custodians))
+    opener = ecies.Opener(one_time)
+    collected = [Collected(len(custodians)) for _ in records]
     for custodian, answer in zip(custodians, answers, strict=True):
-        if isinstance(answer, ReleasedShare):
-            collected.add_share(one_time, release, custodian.address, answer.sealed)
+        if isinstance(answer, ReleasedShares) and len(answer.sealed) == len(records):
+            for record, got, sealed in zip(records, collected, answer.sealed, strict=True):
+                try:
+                    got.add_share(opener, release, custodian.address, record.commitment, sealed)
+                except MedledgerError as exc:  # a share sealed for something else
+                    got.refused(custodian.address, exc)
+        elif isinstance(answer, ReleasedShares):
+            for got in collected:
+                got.refused(custodian.address, "answered for another number of records")
         elif isinstance(answer, MedledgerError):
-            collected.refused(custodian.address, answer)
+            for got in collected:
+                got.refused(custodian.address, answer)
         else:
             raise answer
-    return collected.open_record(record.sealed, threshold)
+    return [got.open_record(r.sealed, threshold) for r, got in zip(records, collected, strict=True)]

@@ -1,43 +1,53 @@
-"""Receipts: each custodian's entry on the ledger for the share it releases to a read.
+"""Receipts: each custodian's entry on the ledger for the shares it releases to a read.
 
-A custodian appends one before it opens its share (access/custodian.py), and it
+A custodian appends one before it opens its shares (access/custodian.py): one receipt
+for every record of one release, so a query costs each custodian one transaction per
+:data:`~medledger.access.release.MAX_RELEASE_RECORDS` records, not one per record. It
 carries what lets every node check it alone, so that no custodian can log a read
 nobody asked for, or misname what was read:
 
-* the record's header, salt and author signature, from which the node recovers the
+* each record's header, salt and author signature, from which the node recovers the
   author and recomputes the commitment: the record id, version, type, category and
   author the audit shows are the ones the author signed, and the grant must cover
-  them (that the commitment is in a committed batch, each custodian checks in its
+  them (that each commitment is in a committed batch, each custodian checks in its
   own log before it writes);
-* the reader's signed release request (access/release.py) for this grant and this
-  commitment, unexpired: the holder of the grant asked for this very record. Its
-  digest names the read, so the t receipts of one read make one row of the
-  patient's audit (access/audit.py).
+* the reader's signed release request (access/release.py) for this grant and exactly
+  these commitments (their RFC 6962 root and count), unexpired: the holder of the
+  grant asked for these very records. Its digest names the read, so the t receipts
+  of one read make one row per record of the patient's audit (access/audit.py).
+
+A record travels compactly (the ledger caps a transaction at 64 KiB): its fixed-size
+fields as one base64 string (:func:`pack_record`), its type and category as text; the
+network and the patient are the receipt's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
-from medledger.access.release import Release
+from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.access.state import (
     AUDIT_COUNT_NS,
     AUDIT_NS,
     RECEIPT_NS,
+    Grant,
     append,
     holding_grant,
 )
 from medledger.crypto.errors import InvalidSignature
-from medledger.errors import InvalidInput
+from medledger.crypto.keys import Address
+from medledger.errors import UsageError
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import participant_of
 from medledger.ledger.contracts.membership import member_of, require_member
 from medledger.ledger.errors import Conflict, InvalidPayload
 from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
-from medledger.records.header import RecordHeader
+from medledger.records.header import DIGEST_SIZE, RECORD_ID_SIZE, RecordHeader
 from medledger.records.sealed import SALT_SIZE, record_commitment
 
 RECEIPT = "access.receipt"
@@ -48,18 +58,66 @@ MAX_RELEASE_LIFETIME_NS = 10 * 60 * NS_PER_S
 SIGNATURE_SIZE = 65
 
 
+_FIXED = RECORD_ID_SIZE + 4 + 4 * DIGEST_SIZE + SIGNATURE_SIZE + SALT_SIZE
+
+
+class Signed(Protocol):
+    """A record as its author signed it, with the salt of its commitment."""
+
+    @property
+    def header(self) -> RecordHeader: ...
+
+    @property
+    def signature(self) -> bytes: ...
+
+    @property
+    def salt(self) -> bytes: ...
+
+
+def pack_record(record: Signed) -> list[str]:
+    """A record in a receipt: ``[fixed fields (base64), resourceType, category]``."""
+    h = record.header
+    fixed = (h.record_id + h.version.to_bytes(4, "big") + h.previous + h.content + h.ciphertext
+             + h.keys + record.signature + record.salt)  # fmt: skip
+    return [base64.b64encode(fixed).decode(), h.resource_type, h.category]
+
+
+def unpack_record(
+    entry: object, network_id: int, patient: Address
+) -> tuple[RecordHeader, bytes, bytes]:
+    """The header, author signature and salt of a packed record; InvalidPayload if malformed."""
+    if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(e, str) for e in entry)):
+        raise InvalidPayload("records: each is [fields, resourceType, category]")
+    try:
+        fixed = base64.b64decode(entry[0], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload("records: fields are not base64") from None
+    if len(fixed) != _FIXED:
+        raise InvalidPayload(f"records: fields must be {_FIXED} bytes")
+    cut = iter((RECORD_ID_SIZE, 4, *(DIGEST_SIZE,) * 4, SIGNATURE_SIZE, SALT_SIZE))
+    parts, at = [], 0
+    for size in cut:
+        parts.append(fixed[at : at + size])
+        at += size
+    record_id, version, previous, content, ciphertext, keys, signature, salt = parts
+    try:
+        header = RecordHeader(network_id, record_id, int.from_bytes(version, "big"), previous,
+                              patient, entry[1], entry[2], content, ciphertext, keys)  # fmt: skip
+    except UsageError as exc:
+        raise InvalidPayload(f"records: {exc}") from None
+    return header, signature, salt
+
+
 def receipt_payload(
-    grant: bytes, *, header: RecordHeader, signature: bytes, salt: bytes, release: Release,
-    asked: bytes,
-) -> dict[str, Any]:  # fmt: skip
-    """What a custodian submits for the share it is about to release: the record as its
-    author signed it (``signature`` over ``header``, ``salt`` of the commitment), and the
-    reader's ``release`` with their signature ``asked``."""
+    grant: bytes, *, records: Sequence[Signed], release: Release, asked: bytes
+) -> dict[str, Any]:
+    """What a custodian submits for the shares it is about to release: the records as
+    their authors signed them, and the reader's ``release`` with their signature
+    ``asked``."""
     return {
         "grant": "0x" + grant.hex(),
-        "header": header.to_json(),
-        "signature": "0x" + signature.hex(),
-        "salt": "0x" + salt.hex(),
+        "patient": records[0].header.patient,
+        "records": [pack_record(record) for record in records],
         "release": {
             "reader_key": "0x" + release.reader_key.hex(),
             "not_after_ms": release.not_after_ms,
@@ -71,29 +129,17 @@ def receipt_payload(
 def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     require_member(view, ctx.sender)
     grant_key = "0x" + p.hex_bytes(ctx.payload, "grant", 32).hex()
-    header = _header(ctx.payload)
-    if header.network_id != ctx.network_id:
-        raise InvalidPayload("header: a record of another network")
-    salt = p.hex_bytes(ctx.payload, "salt", SALT_SIZE)
-    signature = p.hex_bytes(ctx.payload, "signature", SIGNATURE_SIZE)
-    try:
-        author = header.author(signature)
-    except InvalidSignature as exc:
-        raise InvalidPayload(f"header: {exc}") from None
-    # A header altered after signing still recovers an address, just nobody's: only the
-    # patient themself, or someone who has held a role on this ledger, writes a record.
-    if author != header.patient and participant_of(view, author) is None and (
-        member_of(view, author) is None
-    ):
-        raise InvalidPayload("header: not signed by anyone who could write a record")
-    commitment = record_commitment(salt, header.digest, signature)
-    record = "0x" + commitment.hex()
     grant = holding_grant(view, grant_key, ctx.timestamp_ns)
-    if header.patient != grant.patient or not grant.covers(header.category, record):
-        raise OutOfScope(f"record {header.label} is not covered by grant {grant_key}")
-    read = _release(ctx, grant_key, commitment, grant.requester)
+    if p.address(ctx.payload, "patient") != grant.patient:
+        raise OutOfScope(f"grant {grant_key} is not on this patient's records")
+    packed = p.field(ctx.payload, "records")
+    if not (isinstance(packed, list) and 1 <= len(packed) <= MAX_RELEASE_RECORDS):
+        raise InvalidPayload(f"records: a list of 1 to {MAX_RELEASE_RECORDS}")
+    read_records = [_read_record(ctx, view, grant_key, grant, entry) for entry in packed]
+    commitments = [bytes.fromhex(r["record"][2:]) for r in read_records]
+    read = _release(ctx, grant_key, commitments, grant.requester)
     read_hex = "0x" + read.digest.hex()
-    # One receipt per custodian per read: a custodian cannot pad a read's row, nor a
+    # One receipt per custodian per read: a custodian cannot pad a read's rows, nor a
     # reader fold a later read into an earlier one by reusing its release.
     once = f"{read_hex}/{ctx.sender}"
     if view.get(READ_NS, once) is not None:
@@ -103,12 +149,7 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         "read": read_hex,
         "grant": grant_key,
         "reader": grant.requester,
-        "record": record,
-        "record_id": header.record_id.hex(),
-        "version": header.version,
-        "resource_type": header.resource_type,
-        "author": author,
-        "category": header.category,
+        "records": read_records,
         "purpose": grant.purpose,
         "custodian": ctx.sender,
         "index": ctx.index,
@@ -123,25 +164,46 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     ]
 
 
-def _header(payload: Mapping[str, Any]) -> RecordHeader:
-    document = p.field(payload, "header")
-    if not isinstance(document, Mapping):
-        raise InvalidPayload("header: expected an object")
+def _read_record(
+    ctx: TxContext, view: StateView, grant_key: str, grant: Grant, packed: object
+) -> dict[str, Any]:
+    """One record of the receipt, as the audit shows it, once its author's signature and
+    the grant's scope are checked."""
+    header, signature, salt = unpack_record(packed, ctx.network_id, grant.patient)
     try:
-        return RecordHeader.from_json(document)
-    except InvalidInput as exc:
-        raise InvalidPayload(str(exc)) from None
+        author = header.author(signature)
+    except InvalidSignature as exc:
+        raise InvalidPayload(f"records: {header.label}: {exc}") from None
+    # A header altered after signing still recovers an address, just nobody's: only the
+    # patient themself, or someone who has held a role on this ledger, writes a record.
+    if author != header.patient and participant_of(view, author) is None and (
+        member_of(view, author) is None
+    ):
+        raise InvalidPayload(f"records: {header.label}: not signed by anyone who could write it")
+    record = "0x" + record_commitment(salt, header.digest, signature).hex()
+    if not grant.covers(header.category, record):
+        raise OutOfScope(f"record {header.label} is not covered by grant {grant_key}")
+    return {
+        "record": record,
+        "record_id": header.record_id.hex(),
+        "version": header.version,
+        "resource_type": header.resource_type,
+        "author": author,
+        "category": header.category,
+    }
 
 
-def _release(ctx: TxContext, grant_key: str, commitment: bytes, holder: str) -> Release:
-    """The grant holder's signed, unexpired request for this record."""
+def _release(
+    ctx: TxContext, grant_key: str, commitments: Sequence[bytes], holder: str
+) -> Release:
+    """The grant holder's signed, unexpired request for exactly these records."""
     asked = p.field(ctx.payload, "release")
     if not isinstance(asked, Mapping):
         raise InvalidPayload("release: expected an object")
-    release = Release(
+    release = Release.of(
         ctx.network_id,
         bytes.fromhex(grant_key[2:]),
-        commitment,
+        commitments,
         p.hex_bytes(asked, "reader_key", 32),
         p.integer(asked, "not_after_ms", minimum=0, maximum=2**64 - 1),
     )

@@ -1,29 +1,45 @@
-"""What a reader hands a custodian to have its key share released.
+"""What a reader hands a custodian to have its key shares released.
 
 The reader signs
 
-    Release(bytes32 grant, bytes32 record, bytes32 readerKey, uint64 notAfter)
+    Release(bytes32 grant, bytes32 records, uint32 count, bytes32 readerKey,
+            uint64 notAfter)
 
 under the domain ``{name: "medledger access", version: "1", chainId: network}``:
-this grant, this record (its commitment), re-encrypted to this one-time X25519
-key, until ``notAfter`` (ms). A custodian releases only to the grant's holder, and
-a captured request cannot redirect the share to another key.
+this grant, these records (the RFC 6962 root over their commitments, in the order
+asked, and how many), re-encrypted to this one-time X25519 key, until ``notAfter``
+(ms). A custodian releases only to the grant's holder, and a captured request cannot
+redirect a share to another key or stretch to another record.
 
-Along with it goes the record as committed (records/proof.py: its header,
-signature, salt, wrapped keys and the path of its commitment into a batch in the
-log): the custodian checks all of it against its own ledger before it writes a
-receipt.
+One release covers every record of one query, up to :data:`MAX_RELEASE_RECORDS`, so
+that each custodian logs one receipt per query rather than one per record: a chart of
+500 resources is a few transactions, not 1,500. Each record's read stays provable to
+the patient: its commitment is a leaf under the root the reader signed.
+
+Along with it go the records as committed (records/proof.py: header, signature,
+salt, wrapped keys and the path of each commitment into a batch in the log): the
+custodian checks all of it against its own ledger before it writes a receipt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from medledger.access.approval import DOMAIN_NAME, DOMAIN_VERSION
+from medledger.crypto import merkle
 from medledger.crypto.typed_message import Fields, TypedMessage
 
-SHARE_LABEL = b"medledger/released-share/v1"
+SHARE_LABEL = b"medledger/released-share/v2"
+#: Records one release (and so one receipt) may cover: as many as fit, with their signed
+#: headers, in one ledger transaction (see access/receipts.py).
+MAX_RELEASE_RECORDS = 150
+
+
+def records_root(commitments: Sequence[bytes]) -> bytes:
+    """The RFC 6962 root over record commitments, in the order given."""
+    return merkle.root_and_proofs([merkle.leaf_hash(c) for c in commitments])[0]
 
 
 @dataclass(frozen=True)
@@ -33,25 +49,41 @@ class Release(TypedMessage):
     PRIMARY_TYPE: ClassVar[str] = "Release"
     FIELDS: ClassVar[Fields] = [
         {"name": "grant", "type": "bytes32"},
-        {"name": "record", "type": "bytes32"},
+        {"name": "records", "type": "bytes32"},
+        {"name": "count", "type": "uint32"},
         {"name": "readerKey", "type": "bytes32"},
         {"name": "notAfter", "type": "uint64"},
     ]
 
     network_id: int
     grant: bytes
-    record: bytes
+    records: bytes
+    count: int
     reader_key: bytes
     not_after_ms: int
+
+    @classmethod
+    def of(
+        cls, network_id: int, grant: bytes, commitments: Sequence[bytes], reader_key: bytes,
+        not_after_ms: int,
+    ) -> Release:  # fmt: skip
+        return cls(network_id, grant, records_root(commitments), len(commitments), reader_key,
+                   not_after_ms)  # fmt: skip
 
     def message(self) -> dict[str, Any]:
         return {
             "grant": self.grant,
-            "record": self.record,
+            "records": self.records,
+            "count": self.count,
             "readerKey": self.reader_key,
             "notAfter": self.not_after_ms,
         }
 
-    def share_binding(self, custodian: str) -> bytes:
-        """Associated data of a released share: this release, this custodian."""
-        return SHARE_LABEL + self.grant + self.record + bytes.fromhex(custodian[2:])
+    def covers(self, commitments: Sequence[bytes]) -> bool:
+        """Whether these are exactly the records, in order, that the reader asked for."""
+        return len(commitments) == self.count and records_root(commitments) == self.records
+
+    def share_binding(self, custodian: str, commitment: bytes) -> bytes:
+        """Associated data of a released share: this release, this record, this custodian."""
+        return (SHARE_LABEL + self.grant + self.records + commitment
+                + bytes.fromhex(custodian[2:]))  # fmt: skip

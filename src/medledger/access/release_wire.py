@@ -1,9 +1,9 @@
 """The JSON forms of a release request and of a released share, for client and route alike.
 
 A reader's client sends :func:`ask_to_json` to a custodian's node, whose route reads it
-back with :func:`ask_from_json`; the share comes back as :func:`share_to_json` and is
-read with :func:`share_from_json`. Byte strings travel as 0x hex, the sealed share as
-base64, the record in its committed form (records/wire.py).
+back with :func:`ask_from_json`; the shares come back as :func:`share_to_json` and are
+read with :func:`share_from_json`. Byte strings travel as 0x hex, the sealed shares as
+base64, the records in their committed form (records/wire.py).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from medledger.access.custodian import ReleaseAsk, ReleasedShare
-from medledger.access.release import Release
+from medledger.access.custodian import ReleaseAsk, ReleasedShares
+from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import to_checksum_address
 from medledger.errors import InvalidInput
+from medledger.records.header import json_uint
 from medledger.records.wire import committed_from_json, committed_to_json
 
 SIGNATURE_SIZE = 65
@@ -27,12 +28,13 @@ def ask_to_json(ask: ReleaseAsk) -> dict[str, Any]:
     return {
         "release": {
             "grant": "0x" + r.grant.hex(),
-            "record": "0x" + r.record.hex(),
+            "records": "0x" + r.records.hex(),
+            "count": r.count,
             "reader_key": "0x" + r.reader_key.hex(),
             "not_after_ms": r.not_after_ms,
             "signature": "0x" + ask.signature.hex(),
         },
-        "committed": committed_to_json(ask.record),
+        "committed": [committed_to_json(record) for record in ask.records],
     }
 
 
@@ -40,26 +42,34 @@ def ask_from_json(obj: Mapping[str, Any], network_id: int) -> ReleaseAsk:
     """A release request for ``network_id``; InvalidInput names what is malformed."""
     try:
         r = obj["release"]
-        release = Release(network_id, parse_hex(r["grant"], 32), parse_hex(r["record"], 32),
-                          parse_hex(r["reader_key"], 32), int(r["not_after_ms"]))  # fmt: skip
+        release = Release(network_id, parse_hex(r["grant"], 32), parse_hex(r["records"], 32),
+                          json_uint(r["count"]), parse_hex(r["reader_key"], 32),
+                          json_uint(r["not_after_ms"]))  # fmt: skip
         signature = parse_hex(r["signature"], SIGNATURE_SIZE)
+        committed = obj["committed"]
+        if not isinstance(committed, list) or not 1 <= len(committed) <= MAX_RELEASE_RECORDS:
+            raise ValueError(f"committed: a list of 1 to {MAX_RELEASE_RECORDS} records")
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"release request: malformed: {exc}") from None
-    return ReleaseAsk(release, signature, committed_from_json(obj["committed"]))
+    records = tuple(committed_from_json(record) for record in committed)
+    return ReleaseAsk(release, signature, records)
 
 
-def share_to_json(share: ReleasedShare) -> dict[str, str]:
+def share_to_json(shares: ReleasedShares) -> dict[str, Any]:
     return {
-        "custodian": share.custodian,
-        "receipt": "0x" + share.receipt.hex(),
-        "sealed": base64.b64encode(share.sealed).decode(),
+        "custodian": shares.custodian,
+        "receipt": "0x" + shares.receipt.hex(),
+        "sealed": [base64.b64encode(sealed).decode() for sealed in shares.sealed],
     }
 
 
-def share_from_json(obj: Mapping[str, Any]) -> ReleasedShare:
+def share_from_json(obj: Mapping[str, Any]) -> ReleasedShares:
     try:
-        return ReleasedShare(to_checksum_address(str(obj["custodian"])),
-                             parse_hex(str(obj["receipt"]), 32),
-                             base64.b64decode(str(obj["sealed"]), validate=True))  # fmt: skip
+        sealed = obj["sealed"]
+        if not isinstance(sealed, list):
+            raise ValueError("sealed: expected a list")
+        shares = tuple(base64.b64decode(str(share), validate=True) for share in sealed)
+        return ReleasedShares(to_checksum_address(str(obj["custodian"])),
+                              parse_hex(str(obj["receipt"]), 32), shares)  # fmt: skip
     except (KeyError, ValueError) as exc:
-        raise InvalidInput(f"released share: malformed: {exc}") from None
+        raise InvalidInput(f"released shares: malformed: {exc}") from None

@@ -25,7 +25,7 @@ from medledger.access import care
 from medledger.access import contract as access
 from medledger.access.approval import Approval
 from medledger.access.custodian import Custodian
-from medledger.access.reader import read_record
+from medledger.access.reader import read_record, read_records
 from medledger.bench._network import bench_genesis, institution_in
 from medledger.bench.ledger import signature_floor
 from medledger.crypto import ecies
@@ -62,6 +62,17 @@ def _big_document(patient: str) -> dict[str, Any]:
         "status": "current",
         "subject": {"reference": f"Patient/{patient}"},
         "content": [{"attachment": attachment}],
+    }
+
+
+def _note(n: int) -> dict[str, Any]:
+    text = base64.b64encode(f"clinical note {n}".encode()).decode()
+    return {
+        "resourceType": "DocumentReference",
+        "id": f"note-{n}",
+        "status": "current",
+        "subject": {"reference": "Patient/p"},
+        "content": [{"attachment": {"contentType": "text/plain", "data": text}}],
     }
 
 
@@ -107,6 +118,22 @@ class Bench:
         pool.close()
         stored = store.get(report.written[0].record_id)
         return committed_record(stored, "0x" + store.vault_id.hex(), node)
+
+    async def chart(self, institution: Institution, count: int) -> list[Any]:
+        """``count`` small records of the patient, for one query to read at once."""
+        store, writer = institution.vault, institution.writer
+        assert writer is not None
+        public = ecies.public_bytes(_x25519("patient"))
+        pool = SealingPool(sealing_context(self.node, self.doctor_a), workers=1)
+        jobs = [plan_new(f"note-{n}.json", _note(n), self.patient.address, public)
+                for n in range(count)]  # fmt: skip
+        report = await writer.write(jobs, pool)
+        pool.close()
+        vault = "0x" + store.vault_id.hex()
+        return [committed_record(store.get(w.record_id), vault, self.node) for w in report.written]
+
+    def receipts(self) -> int:
+        return sum(1 for tx in self.node.store.iter_txs() if tx.tx_type == access.RECEIPT)
 
     def _request(self) -> dict[str, Any]:
         return {
@@ -168,7 +195,7 @@ class Bench:
 
 
 def run(
-    *, reads: int = 100, grants: int = 2000, progress: Progress | None = None
+    *, reads: int = 100, grants: int = 2000, query: int = 500, progress: Progress | None = None
 ) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
     say("measuring the signature floor")
@@ -196,6 +223,18 @@ def run(
                     latencies.append((time.perf_counter() - start) * 1000)
                     if len(text) < RECORD_BYTES:
                         raise RuntimeError("the record did not decrypt whole")
+                say(f"one query over {query} records")
+                chart = await bench.chart(institution, query)
+                grant = await bench.grant()
+                before = bench.receipts()
+                start = time.perf_counter()
+                opened = await read_records(
+                    bench.doctor_b, grant, chart, custodians=bench.custodians, threshold=2
+                )
+                query_ms = (time.perf_counter() - start) * 1000
+                if len(opened) != query:
+                    raise RuntimeError("the query did not open every record")
+                query_receipts = bench.receipts() - before
                 say(f"signing {grants} requests and their approvals")
                 requests, approvals = bench.signed_ahead(grants)
                 say(f"{grants} grants in flight at once")
@@ -211,6 +250,10 @@ def run(
                 "record_bytes": RECORD_BYTES,
                 "p50_ms": round(statistics.median(ordered), 2),
                 "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+                "query_records": query,
+                "query_ms": round(query_ms, 1),
+                # Each custodian logs one receipt per release of up to MAX_RELEASE_RECORDS.
+                "query_receipt_txs": query_receipts,
                 "grants": grants,
                 "grants_per_s": round(grants / elapsed, 1),
                 "sig_verify_per_s": round(floor, 1),

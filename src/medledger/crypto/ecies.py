@@ -25,6 +25,7 @@ from medledger.errors import InvalidInput, UsageError
 __all__ = [
     "LABEL",
     "PUBLIC_KEY_SIZE",
+    "Opener",
     "Sealer",
     "derive_key",
     "derive_private_key",
@@ -146,12 +147,35 @@ def seal(
 
 def open_sealed(recipient: X25519PrivateKey, sealed: bytes, associated_data: bytes = b"") -> bytes:
     """Decrypt a value made by :func:`seal`; raise ``DecryptionError`` on any failure."""
-    if len(sealed) < _OVERHEAD:
-        raise DecryptionError("decryption failed")
-    ephemeral_public = sealed[:PUBLIC_KEY_SIZE]
-    try:
-        shared = recipient.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
-    except ValueError:
-        raise DecryptionError("decryption failed") from None
-    key = derive_key(shared, ephemeral_public, public_bytes(recipient))
-    return aead.decrypt(key, sealed[PUBLIC_KEY_SIZE:], associated_data)
+    return Opener(recipient).open(sealed, associated_data)
+
+
+class Opener:
+    """Opens values sealed to one key, deriving each sender key once: values one
+    :class:`Sealer` made (a custodian's shares of one release) share its exchange."""
+
+    _MAX_KEYS = 64  # ephemeral keys come from untrusted input: the cache is bounded
+
+    def __init__(self, recipient: X25519PrivateKey) -> None:
+        self._recipient = recipient
+        self._public = public_bytes(recipient)
+        self._keys: dict[bytes, bytes] = {}
+
+    def open(self, sealed: bytes, associated_data: bytes = b"") -> bytes:
+        """Like :func:`open_sealed`; raise ``DecryptionError`` on any failure."""
+        if len(sealed) < _OVERHEAD:
+            raise DecryptionError("decryption failed")
+        ephemeral_public = sealed[:PUBLIC_KEY_SIZE]
+        key = self._keys.get(ephemeral_public)
+        if key is None:
+            try:
+                shared = self._recipient.exchange(
+                    X25519PublicKey.from_public_bytes(ephemeral_public)
+                )
+            except ValueError:
+                raise DecryptionError("decryption failed") from None
+            key = derive_key(shared, ephemeral_public, self._public)
+            if len(self._keys) >= self._MAX_KEYS:
+                self._keys.clear()
+            self._keys[ephemeral_public] = key
+        return aead.decrypt(key, sealed[PUBLIC_KEY_SIZE:], associated_data)

@@ -12,6 +12,9 @@ class LedgerLimits:
     max_tx_bytes: int = 64 * 1024
     max_type_length: int = 64
     max_block_txs: int = 1000
+    #: A block's body in bytes, kept under NATS's default max_payload (1 MiB): a block
+    #: of 1,000 receipts would not be, and the server would refuse every one of them.
+    max_block_bytes: int = 512 * 1024
     #: How long a submission waits for others to share its block. Small: it is
     #: latency added to every submission under light load.
     block_linger_s: float = 0.002

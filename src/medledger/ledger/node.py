@@ -45,7 +45,7 @@ from medledger.ledger.machine import (
     check_network,
     check_nonce,
 )
-from medledger.ledger.ordering.base import Block, Orderer
+from medledger.ledger.ordering.base import LENGTH_PREFIX, Block, Orderer
 from medledger.ledger.store import LedgerStore
 from medledger.ledger.tx import SignedTransaction, Transaction
 from medledger.ledger.verify import Checked, SignatureVerifier, decode_all
@@ -232,12 +232,22 @@ class LedgerNode(HeadsMixin):
         return int(max(committed, self._next_nonce.get(address, 0)))
 
     async def _batch(self) -> None:
+        limits = self.limits
+        # The submission that did not fit in the last block opens the next one.
+        carried: _Pending | None = None
         while True:
-            batch = [await self._queue.get()]
+            batch = [carried or await self._queue.get()]
+            carried = None
+            size = len(batch[0].raw) + LENGTH_PREFIX
             if self._queue.empty():
-                await asyncio.sleep(self.limits.block_linger_s)
-            while len(batch) < self.limits.max_block_txs and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                await asyncio.sleep(limits.block_linger_s)
+            while len(batch) < limits.max_block_txs and not self._queue.empty():
+                entry = self._queue.get_nowait()
+                size += len(entry.raw) + LENGTH_PREFIX
+                if size > limits.max_block_bytes:
+                    carried = entry
+                    break
+                batch.append(entry)
             try:
                 await self.orderer.append([entry.raw for entry in batch])
             except MedledgerError as exc:

@@ -7,10 +7,11 @@ for both sides of the wire.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from medledger.access.release import MAX_RELEASE_RECORDS
 from medledger.records.header import FIRST_VERSION, MAX_VERSION
 
 if TYPE_CHECKING:
@@ -232,7 +233,8 @@ class GrantState(BaseModel):
 
 class ReleaseIn(BaseModel):
     grant: str = Field(pattern=HEX32)
-    record: str = Field(pattern=HEX32, description="the record's commitment")
+    records: str = Field(pattern=HEX32, description="RFC 6962 root over the records' commitments")
+    count: int = Field(ge=1, le=MAX_RELEASE_RECORDS, description="how many records")
     reader_key: str = Field(pattern=HEX32, description="the reader's one-time X25519 key")
     not_after_ms: int = Field(ge=0, lt=2**64)
     signature: str = Field(pattern=SIGNATURE)
@@ -240,15 +242,20 @@ class ReleaseIn(BaseModel):
 
 class ReleaseAskIn(BaseModel):
     release: ReleaseIn
-    committed: dict[str, Any] = Field(
-        description="the record as committed (records/wire.py form); the ciphertext may be empty"
+    committed: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_RELEASE_RECORDS,
+        description="the records as committed (records/wire.py form), in the release's order; "
+        "ciphertexts may be empty",
     )
 
 
 class ReleasedShareOut(BaseModel):
     custodian: str
     receipt: str = Field(description="the access.receipt transaction id")
-    sealed: str = Field(description="the share sealed to the reader's one-time key, base64")
+    sealed: list[str] = Field(
+        description="each record's share sealed to the reader's one-time key, base64, in order"
+    )
 
 
 # -- audit -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from medledger.access.contract import DENY, REQUEST, REVOKE
-from medledger.access.custodian import ReleaseAsk, ReleasedShare
+from medledger.access.custodian import ReleaseAsk, ReleasedShares
 from medledger.access.release_wire import ask_to_json, share_from_json
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError
@@ -214,8 +214,8 @@ class NodeClient:
         """Every read of the patient's data, each with its receipts, and break-glass grants."""
         return api.Audit.model_validate(await self.get(f"/v1/audit/{patient}"))
 
-    async def release(self, ask: ReleaseAsk) -> ReleasedShare:
-        """This node's custodian's key share, released under a grant."""
+    async def release(self, ask: ReleaseAsk) -> ReleasedShares:
+        """This node's custodian's key shares of a release's records, under a grant."""
         return share_from_json(await self.post("/v1/custodian/release", ask_to_json(ask)))
 
     # -- credentials -----------------------------------------------------------
@@ -266,7 +266,7 @@ class RemoteCustodian:
     def address(self) -> Address:
         return self._address
 
-    async def release(self, ask: ReleaseAsk) -> ReleasedShare:
+    async def release(self, ask: ReleaseAsk) -> ReleasedShares:
         share = await self.client.release(ask)
         if share.custodian != self._address:
             raise InvalidInput(f"custodian {self._address} answered as {share.custodian}")

@@ -16,6 +16,8 @@ from typing import Protocol
 from medledger.errors import InvalidInput
 
 _LENGTH = struct.Struct(">I")
+#: What a block body adds to each transaction it holds.
+LENGTH_PREFIX = _LENGTH.size
 
 
 class MalformedBlock(InvalidInput):
