@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from medledger.crypto.canonical import canonical_json
+from medledger.crypto.json_numbers import parse_json
 from medledger.ledger.contracts.membership import MEMBER_NS
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.uploads import upload_records
-from medledger.records.categories import category_of
+from medledger.records.categories import Refinement, category_of, category_table
 from medledger.records.sealed import SealedRecord, open_as_patient
 from medledger.records.wire import committed_from_json
 from tests.data import FHIR_EXAMPLES
@@ -289,6 +290,26 @@ def _with_category(resource_type: str, *codes: str) -> dict[str, Any]:
             "category": [{"coding": [{"code": c} for c in codes]}, "not a concept"]}  # fmt: skip
 
 
+def _coded(resource_type: str, element: str, *codings: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": resource_type, element: [{"coding": list(codings)}]}
+
+
+def _applying(resource_type: str, rule: Refinement) -> list[dict[str, Any]]:
+    """Resources that hold what ``rule`` looks for: each of its codes under each of its
+    systems, under none and under another; or a reference."""
+    if rule.codes is None:
+        return [{"resourceType": resource_type, rule.element: {"reference": "Specimen/s"}}]
+    systems = [*sorted(rule.systems or ()), "http://example.org/other", None]
+    return [_coded(resource_type, rule.element, *[
+        {"code": code} if system is None else {"system": system, "code": code}
+        for code in sorted(rule.codes)
+    ]) for system in systems]  # fmt: skip
+
+
+V2 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+LOINC = "http://loinc.org"
+
+
 def test_the_page_categorises_as_the_python_side_with_the_table_the_node_serves(
     net: Network, keystore: Path, page: Any
 ) -> None:
@@ -299,8 +320,9 @@ def test_the_page_categorises_as_the_python_side_with_the_table_the_node_serves(
         _with_category("DiagnosticReport", "RAD"), _with_category("DiagnosticReport", "LAB"),
         _with_category("Condition", "mental-health"),
         _with_category("Spaceship", "laboratory"), {"resourceType": "Observation", "category": 7},
-        # Malformed nesting is skipped alike; every code of every concept counts, and the
-        # first refinement in the table's order wins, not the first code in the resource.
+        # Malformed nesting is skipped alike (a lone concept where R4 has a list counts);
+        # every code of every concept counts, and the first refinement in the table's
+        # order wins, not the first code in the resource.
         {"resourceType": "Observation", "category": {"coding": [{"code": "laboratory"}]}},
         {"resourceType": "Observation", "category": [{"coding": {"code": "laboratory"}}]},
         _with_category("Observation", "Laboratory", "__proto__", "constructor"),
@@ -310,12 +332,65 @@ def test_the_page_categorises_as_the_python_side_with_the_table_the_node_serves(
         _with_category("DiagnosticReport", "RAD", "LAB"), _with_category("Basic", "laboratory"),
         {"resourceType": "Condition", "category": [
             {"coding": [{"code": "problem-list-item"}]}, {"coding": [{"code": "psychiatry"}]}]},
+        # Systems: a table 0074 code under the table, a system that is no string, one that
+        # differs in case, or another code system's; a lone concept; an ECG section first.
+        {"resourceType": "DiagnosticReport",
+         "category": {"coding": [{"system": V2, "code": "HM"}]}},
+        _coded("DiagnosticReport", "category", {"system": 7, "code": "HM"}),
+        _coded("DiagnosticReport", "category", {"system": V2.upper(), "code": "CT"}),
+        _coded("DiagnosticReport", "category", {"system": LOINC, "code": "RX"}),
+        _coded("DiagnosticReport", "category", {"system": V2, "code": ["HM"]}),
+        _coded("DiagnosticReport", "category", {"system": V2, "code": "EC"},
+               {"system": V2, "code": "RUS"}),
+        # Codes and specimens: a lab test, a vital sign, a lab code under no system, one
+        # the author's category overrides; specimens of every shape.
+        {"resourceType": "Observation", "code": {"coding": [{"system": LOINC, "code": "718-7"}]}},
+        {"resourceType": "Observation", "code": {"coding": [{"system": LOINC, "code": "8867-4"}]}},
+        {"resourceType": "Observation", "code": {"coding": [{"code": "718-7"}], "text": "Hb"}},
+        {"resourceType": "Observation", "category": [{"coding": [{"code": "vital-signs"}]}],
+         "code": {"coding": [{"system": LOINC, "code": "2339-0"}]}},
+        {"resourceType": "Observation", "code": {"coding": [{"system": LOINC,
+                                                            "code": "__proto__"}]}},
+        *[{"resourceType": t, "specimen": s} for t in ("Observation", "DiagnosticReport")
+          for s in ({"reference": "Specimen/s"}, {}, [{"display": "blood"}], ["Specimen/s"],
+                    "Specimen/s", None, [], 7)],
+        {"resourceType": "Condition", "specimen": {"reference": "Specimen/s"}},
+        # Every code of every refinement the node serves, under each of its systems.
+        *[r for t, (_, rules) in category_table().items() for rule in rules
+          for r in _applying(t, rule)],
     ]  # fmt: skip
     resources = [*examples, *refined]
     _signed_in(page, net, keystore)
     expected = [category_of(r["resourceType"], r) for r in resources]
     assert page.evaluate(_CATEGORIES, resources) == expected
     assert {"labs", "imaging", "mental-health", "clinical", "conditions"} <= set(expected)
+    labs = {(e["resourceType"], e["id"]) for e, c in zip(examples, expected, strict=False)
+            if c == "labs"}  # fmt: skip
+    # The glucose, CBC and MRSA culture examples.
+    assert labs == {("Observation", "f001"), ("DiagnosticReport", "f001"),
+                    ("DiagnosticReport", "micro")}  # fmt: skip
+
+
+# A reading with decimals as a scale writes them and a lab result's range.
+DECIMALS = (
+    b'{"resourceType": "Observation", "id": "decimals", "status": "final",'
+    b' "code": {"text": "Weight at home"}, "subject": {"reference": "Patient/example"},'
+    b' "valueQuantity": {"value": 100.0, "unit": "kg"},'
+    b' "referenceRange": [{"low": {"value": 7.20, "unit": "kg"},'
+    b' "high": {"value": 1e2, "unit": "kg"}}]}'
+)
+
+
+def test_decimals_a_patient_adds_open_in_python_exactly_as_written(
+    net: Network, keystore: Path, page: Any
+) -> None:
+    _signed_in(page, net, keystore)
+    assert _add(page, _file("decimals.json", DECIMALS)) == "Added 1 record."
+    (row,) = _own(run(_vault(net)), "decimals")
+    opened = _opened(net, row)
+    assert opened == canonical_json(parse_json(DECIMALS))
+    for written in (b'"value":100.0', b'"value":7.20', b'"value":1e2'):
+        assert written in opened, written
 
 
 def test_a_second_version_is_signed_only_over_the_version_the_node_serves(
@@ -430,4 +505,3 @@ def test_the_page_seals_only_to_the_recipients_the_members_cosigned(
         assert "does not hold" in error, error
     else:
         assert "nothing was written" in error, error
-

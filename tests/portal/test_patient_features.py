@@ -18,6 +18,7 @@ import pytest
 from medledger.access.approval import Approval
 from medledger.access.contract import GRANT_NS, POLICY_NS, REQUEST, REQUEST_NS
 from medledger.access.policy import PURPOSES
+from medledger.crypto.json_numbers import parse_json
 from medledger.crypto.keys import PrivateKey
 from medledger.node.uploads import upload_records
 from medledger.records.categories import CATEGORIES
@@ -331,7 +332,8 @@ _REPORT = {"resourceType": "DiagnosticReport", "presentedForm": [
     {"title": "Elsewhere", "url": "https://x.invalid/r"},
 ]}  # fmt: skip
 MESSY = [
-    # Decimals arrive canonical (RFC 8785 writes 100.0 as 100); units may be codes only.
+    # A number handed to the page as a number is shown as JavaScript writes it (a record
+    # opened with parseRecord keeps a decimal's digits); units may be codes only.
     ({"resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]},
       "valueQuantity": {"value": 100.0, "code": "/min"}}, "8867-4", {"Value": "100 /min"}),
     ({"resourceType": "Observation", "code": {"text": "Blood pressure"}, "status": "final",
@@ -379,6 +381,39 @@ def test_the_card_view_copes_with_messy_records(
     assert "Stored elsewhere: https://x.invalid/r" in report["attachments"][1]
     markup = {"resourceType": "<img src=x onerror=alert(1)>", "code": {"text": "<b>bold</b>"}}
     assert page.evaluate(render, markup)["code"] == "<b>bold</b>"
+
+
+# A weight as a clinic's scale writes it: the digits are its precision.
+WEIGHT = parse_json(
+    '{"resourceType": "Observation", "id": "weight", "status": "final",'
+    ' "code": {"text": "Body weight"}, "subject": {"reference": "Patient/example"},'
+    ' "valueQuantity": {"value": 100.0, "unit": "kg"},'
+    ' "referenceRange": [{"low": {"value": 7.20, "unit": "kg"}}]}'
+)
+
+
+async def _write_weight(net: Network) -> str:
+    async with net.client("hospital-a", DR_A) as dr_a:
+        written, rejected = await upload_records(dr_a, PATIENT.address, [_load(WEIGHT)])
+    assert not rejected, rejected
+    return str(written[0].record_id)
+
+
+def test_a_record_opened_from_the_list_shows_its_decimals_as_written(
+    net: Network, records: dict[str, str], keystore: Path, page: Any
+) -> None:
+    record = run(_write_weight(net))
+    _patient_page(page, net, keystore)
+    page.click(f"#records tr[data-record='{record}'] button.open")
+    card = "#record-card article.fhir-card"
+    page.wait_for_selector(f"{card}[data-resource-type='Observation']")
+    terms = page.locator(f"{card} dl.facts dt").all_text_contents()
+    facts = dict(zip(terms, page.locator(f"{card} dl.facts dd").all_text_contents(), strict=True))
+    page.click("#record-raw summary")
+    page.wait_for_selector("#record-json:visible")
+    shown = page.text_content("#record-json")
+    assert (facts["Value"], facts["Normal range"]) == ("100.0 kg", "at least 7.20 kg")
+    assert '"value": 100.0' in shown and '"value": 7.20' in shown
 
 
 def test_the_page_knows_the_ledgers_categories_and_purposes(

@@ -1,7 +1,8 @@
 """The portal seals records in the browser exactly as the Python side does: with the same
 random bytes, Python's seal_record and the page's seal.js give byte-identical wire forms;
-what the page seals opens with the patient's key and with any t custodian shares; and
-the page's canonical JSON is RFC 8785 as the Python side writes it.
+what the page seals opens with the patient's key and with any t custodian shares; the
+page's canonical JSON is RFC 8785 as the Python side writes it, decimals as written; and
+a record the Python side sealed shows its decimals in the page as written.
 
 Runs in Chromium against the portal's files alone (no node)."""
 
@@ -28,6 +29,7 @@ from fastapi import FastAPI
 from medledger.crypto import aead, ecies, shamir
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import NotCanonicalizable
+from medledger.crypto.json_numbers import parse_json
 from medledger.node.identities import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
 from medledger.portal.serve import mount_portal
 from medledger.records.header import NO_PREVIOUS, RecordHeader
@@ -82,9 +84,7 @@ def _custodian_private(custodian: Any) -> X25519PrivateKey:
 
 
 def _custodians(threshold: int = THRESHOLD, count: int = len(CUSTODIANS)) -> Custodians:
-    holders = tuple(
-        (c.address, ecies.public_bytes(_custodian_private(c))) for c in _holders(count)
-    )
+    holders = tuple((c.address, ecies.public_bytes(_custodian_private(c))) for c in _holders(count))
     return Custodians(threshold, holders)
 
 
@@ -130,7 +130,7 @@ def _python_seal(
     digest = bytes(32)
     for i, text in enumerate(texts):
         draft = _drafts(digest)[i]
-        record = seal_record(draft, canonical_json(json.loads(text)), network_id=NETWORK,
+        record = seal_record(draft, canonical_json(parse_json(text)), network_id=NETWORK,
                              author=PATIENT, wrapper=wrapper, randbytes=stream)  # fmt: skip
         digest = record.header.digest
         sealed.append(record)
@@ -256,7 +256,7 @@ def test_python_and_the_page_split_keys_alike_at_every_threshold(
     (record,) = sealed
     holders = _holders(count)
     shares = [unwrap_share(record, c.address, _custodian_private(c)) for c in holders]
-    assert open_with_shares(record, shares[-threshold:]) == canonical_json(json.loads(NOTE))
+    assert open_with_shares(record, shares[-threshold:]) == canonical_json(parse_json(NOTE))
 
 
 def test_a_record_sealed_in_the_page_opens_with_the_patients_key_and_any_t_shares(
@@ -264,7 +264,7 @@ def test_a_record_sealed_in_the_page_opens_with_the_patients_key_and_any_t_share
 ) -> None:
     (wire,) = page.evaluate(_JS_SEAL, [_js_args([NOTE]), None])["sealed"]
     sealed = sealed_from_json(json.loads(wire))
-    canonical = canonical_json(json.loads(NOTE))
+    canonical = canonical_json(parse_json(NOTE))
     assert sealed.check() == PATIENT.address
     patient_private = encryption_key(PATIENT, PATIENT_LABEL)
     assert open_as_patient(sealed, patient_private) == canonical
@@ -318,27 +318,93 @@ CANONICAL_CASES = [
     '{"\\ud83d\\ude00": "a key beyond the BMP", "\\ue000": "a private-use key", "z": 0}',
     '{"text": "\\u00fc\\u2028\\u007f\\n\\t\\"\\\\\\u0001\\/", "nested": {"e": {}, "l": []}}',
     '{"same": 1, "same": 2, "n": null, "t": true, "f": false}',
-    # Numbers at the edges of the double and of the safe integers, in every spelling.
-    '[9007199254740991, -9007199254740991, 9007199254740993.0, 1E16, 1e+21, 1e-6, 5e-324,'
-    ' 1.7976931348623157e308, 0.000001234, -1e-400, 2E-7, 1e20, 4.35, 0.30000000000000004]',
+    # Numbers at the edges of the double and of the safe integers, in every spelling: a
+    # decimal is written as it was read, whatever a double would make of it.
+    "[9007199254740991, -9007199254740991, 9007199254740993.0, 1E16, 1e+21, 1e-6, 5e-324,"
+    " 1.7976931348623157e308, 0.000001234, -1e-400, 2E-7, 1e20, 4.35, 0.30000000000000004,"
+    " 1e400, -1e309, 1.50E+3, 0.0000001, -0.0]",
+    # FHIR decimals keep their precision: 100.0 is not 100, 7.20 not 7.2.
+    '{"valueQuantity": {"value": 100.0, "unit": "kg"}, "low": 7.20, "high": 1e2, "n": 100}',
+    '{"same": 1.0, "same": 2.50, "list": [0.10, [1.000e-3]]}',
+    "3.140",
     # RFC 8785's own ordering example: UTF-16 code units, not code points.
     '{"\\u20ac": 1, "\\r": 2, "\\ufb33": 3, "1": 4, "\\ud83d\\ude02": 5, "\\u0080": 6,'
     ' "\\u00f6": 7}',
     '{"\\u0000\\u001f": "\\u00ad\\u2029\\ufeff\\ud83d\\ude02", "deep": '
-    + "[" * 60 + "{}" + "]" * 60 + "}",
+    + "[" * 60
+    + "{}"
+    + "]" * 60
+    + "}",
 ]
 REFUSED_CASES = [
-    '{"lone": "\\ud800"}', '{"big": 9007199254740993}', '{"huge": 1e400}',
-    '{"big": 9007199254740992}', '{"big": -9007199254740992}', '[123456789012345680000]',
-    '{"x": {"y": [-1e309]}}', '{"\\udc00": 1}',
+    '{"lone": "\\ud800"}',
+    '{"big": 9007199254740993}',
+    '{"big": 9007199254740992}',
+    '{"big": -9007199254740992}',
+    "[123456789012345680000]",
+    '{"\\udc00": 1}',
 ]
 
 
 def test_the_pages_canonical_json_is_the_python_sides(page: Any) -> None:
     outcomes = page.evaluate(_CANONICAL, CANONICAL_CASES + REFUSED_CASES)
     for text, got in zip(CANONICAL_CASES, outcomes, strict=False):
-        assert bytes(got) == canonical_json(json.loads(text)), (text, got)
+        assert bytes(got) == canonical_json(parse_json(text)), (text, got)
     for text, got in zip(REFUSED_CASES, outcomes[len(CANONICAL_CASES) :], strict=True):
         assert isinstance(got, str), text
         with pytest.raises(NotCanonicalizable):
-            canonical_json(json.loads(text))
+            canonical_json(parse_json(text))
+    big = REFUSED_CASES.index('{"big": 9007199254740993}')
+    assert outcomes[len(CANONICAL_CASES) + big] == "an integer beyond 2^53"
+
+
+# A home reading with decimals as a scale and a lab write them: each must reach every
+# reader with its digits, not as the double it equals.
+DECIMALS = (
+    '{"resourceType": "Observation", "id": "decimals", "status": "final",'
+    ' "code": {"text": "Weight"}, "valueQuantity": {"value": 100.0, "unit": "kg"},'
+    ' "referenceRange": [{"low": {"value": 7.20, "unit": "kg"},'
+    ' "high": {"value": 1e2, "unit": "kg"}}]}'
+)
+
+
+def test_decimals_the_page_seals_open_in_python_exactly_as_written(page: Any) -> None:
+    (wire,) = page.evaluate(_JS_SEAL, [_js_args([DECIMALS]), None])["sealed"]
+    opened = open_as_patient(
+        sealed_from_json(json.loads(wire)), encryption_key(PATIENT, PATIENT_LABEL)
+    )
+    assert opened == (
+        b'{"code":{"text":"Weight"},"id":"decimals","referenceRange":[{"high":{"unit":"kg",'
+        b'"value":1e2},"low":{"unit":"kg","value":7.20}}],"resourceType":"Observation",'
+        b'"status":"final","valueQuantity":{"unit":"kg","value":100.0}}'
+    )
+    assert opened == canonical_json(parse_json(DECIMALS))
+
+
+# Opens a record as the records view does (crypto.js, then records-view.js): its card's
+# facts and its JSON as "show JSON" shows it.
+_SHOW = """async ([secret, sealed]) => {
+    const crypto = await import('/portal/js/crypto.js');
+    const view = await import('/portal/js/records-view.js');
+    const { canonical } = await crypto.openAsPatient(new crypto.Key(crypto.unhex(secret)), sealed);
+    const resource = view.parseRecord(canonical);
+    const card = view.renderResource(resource);
+    const facts = {};
+    for (const dt of card.querySelectorAll('dl.facts dt')) {
+        facts[dt.textContent] = dt.nextElementSibling.textContent;
+    }
+    return { facts, json: view.jsonForDisplay(resource) };
+}"""
+
+
+def test_a_record_sealed_in_python_shows_its_decimals_as_written_in_the_page(
+    page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (record,) = _python_seal(monkeypatch, Stream(b"seal-vectors:show"), [DECIMALS])
+    shown = page.evaluate(_SHOW, [PATIENT.to_bytes().hex(), sealed_to_json(record)])
+    assert shown["facts"]["Value"] == "100.0 kg"
+    assert shown["facts"]["Normal range"] == "7.20 kg to 1e2 kg"
+    assert '"value": 100.0' in shown["json"] and '"value": 7.20' in shown["json"]
+    assert '"value": 1e2' in shown["json"]
+    # What is shown is the record: the same JSON, laid out for reading.
+    assert canonical_json(parse_json(shown["json"])) == canonical_json(parse_json(DECIMALS))

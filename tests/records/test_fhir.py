@@ -514,9 +514,23 @@ def test_folder_sources_are_relative_and_sorted(tmp_path: Path) -> None:
 
 # --- categories ----------------------------------------------------------------------
 
+V2_0074 = HL7 + "v2-0074"
+LOINC = "http://loinc.org"
+
 
 def category(*codes: str) -> list[dict[str, Any]]:
     return [concept(HL7 + "observation-category", code) for code in codes]
+
+
+def sections(*codes: str, system: str = V2_0074) -> list[dict[str, Any]]:
+    return [concept(system, code) for code in codes]
+
+
+def loinc(code: str, system: str = LOINC) -> dict[str, Any]:
+    return concept(system, code)
+
+
+SPECIMEN = {"reference": "Specimen/s1"}
 
 
 @pytest.mark.parametrize(
@@ -534,11 +548,68 @@ def category(*codes: str) -> list[dict[str, Any]]:
             categories.MENTAL_HEALTH,
         ),
         ("Observation", {"category": "laboratory"}, categories.CLINICAL),
-        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "LAB")]}, categories.LABS),
-        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "RAD")]}, categories.IMAGING),
-        ("DiagnosticReport", {"category": [concept(HL7 + "v2-0074", "HM")]}, categories.CLINICAL),
+        # The words of observation-category count under any system, or none.
+        ("Observation", {"category": [{"coding": [{"code": "laboratory"}]}]}, categories.LABS),
+        # A lab test named by its LOINC code, with no category: HbA1c, glucose, a CBC panel.
+        ("Observation", {"code": loinc("4548-4")}, categories.LABS),
+        ("Observation", {"code": loinc("2339-0")}, categories.LABS),
+        ("Observation", {"code": loinc("58410-2")}, categories.LABS),
+        ("Observation", {"specimen": SPECIMEN}, categories.LABS),
+        # The author's own category comes before what the code or a specimen suggests, and
+        # mental health before everything.
+        ("Observation", {"category": category("vital-signs"), "code": loinc("2339-0")},
+         categories.VITAL_SIGNS),
+        ("Observation", {"category": category("psychiatry"), "code": loinc("4548-4"),
+                         "specimen": SPECIMEN}, categories.MENTAL_HEALTH),
+        # Not a lab test: heart rate and body weight in LOINC; a lab code of another system;
+        # a specimen that names nothing.
+        ("Observation", {"code": loinc("8867-4")}, categories.CLINICAL),
+        ("Observation", {"code": loinc("29463-7"), "category": category("vital-signs")},
+         categories.VITAL_SIGNS),
+        ("Observation", {"code": loinc("4548-4", "http://example.org/codes")},
+         categories.CLINICAL),
+        ("Observation", {"code": {"coding": [{"code": "4548-4"}]}}, categories.CLINICAL),
+        ("Observation", {"code": {"text": "4548-4"}}, categories.CLINICAL),
+        ("Observation", {"specimen": "Specimen/s1"}, categories.CLINICAL),
+        ("Observation", {"specimen": None}, categories.CLINICAL),
+        ("DiagnosticReport", {"category": sections("LAB")}, categories.LABS),
+        ("DiagnosticReport", {"category": sections("RAD")}, categories.IMAGING),
+        # Laboratory sections of table 0074 (HM: the HL7 CBC example's), under its R4 and
+        # its STU3 URL and its OID.
+        *[("DiagnosticReport", {"category": sections(code)}, categories.LABS)
+          for code in ("HM", "CH", "MB", "BG", "BLB", "CP", "GE", "IMM", "MCB", "MYC", "OSL",
+                       "SP", "SR", "TX", "VR", "CG", "PAR", "PAT", "URN")],
+        ("DiagnosticReport", {"category": sections("HM", system="http://hl7.org/fhir/v2/0074")},
+         categories.LABS),
+        ("DiagnosticReport",
+         {"category": sections("MB", system="urn:oid:2.16.840.1.113883.18.29")}, categories.LABS),
+        *[("DiagnosticReport", {"category": sections(code)}, categories.IMAGING)
+          for code in ("CT", "CUS", "NMR", "NMS", "OUS", "RX", "VUS", "XRC", "RUS", "IMG")],
+        # The rest of the table is no lab and no imaging: ECG, audiology, pharmacy, other.
+        *[("DiagnosticReport", {"category": sections(code)}, categories.CLINICAL)
+          for code in ("EC", "AU", "PHR", "OTH", "RT", "CTH")],
+        # A table 0074 code means nothing under another system, or none: RX is a
+        # prescription elsewhere, CT a clinic.
+        ("DiagnosticReport", {"category": sections("HM", system="http://example.org/sections")},
+         categories.CLINICAL),
+        ("DiagnosticReport", {"category": sections("RX", system=LOINC)}, categories.CLINICAL),
+        ("DiagnosticReport", {"category": [{"coding": [{"code": "CT"}]}]}, categories.CLINICAL),
+        ("DiagnosticReport", {"category": sections("hm")}, categories.CLINICAL),
+        # A lone CodeableConcept where R4 has a list (STU3 wrote it so) counts alike.
+        ("DiagnosticReport", {"category": concept(V2_0074, "HM")}, categories.LABS),
+        ("DiagnosticReport", {"category": [concept(V2_0074, "EC"), concept(V2_0074, "HM")]},
+         categories.LABS),
+        ("DiagnosticReport", {"category": sections("RAD", "LAB")}, categories.LABS),
+        ("DiagnosticReport", {"category": [concept(LOINC, "LP7839-6")]}, categories.LABS),
+        ("DiagnosticReport", {"category": [concept(LOINC, "LP29684-5")]}, categories.IMAGING),
+        ("DiagnosticReport", {"category": [concept(LOINC, "LP29708-2")]}, categories.CLINICAL),
+        ("DiagnosticReport", {"code": loinc("58410-2")}, categories.LABS),
+        ("DiagnosticReport", {"specimen": [SPECIMEN]}, categories.LABS),
+        ("DiagnosticReport", {"category": sections("RAD"), "specimen": [SPECIMEN]},
+         categories.IMAGING),
         ("Condition", {}, categories.CONDITIONS),
         ("Condition", {"category": category("behavioral-health")}, categories.MENTAL_HEALTH),
+        ("Condition", {"code": loinc("4548-4"), "specimen": SPECIMEN}, categories.CONDITIONS),
         ("Specimen", {}, categories.LABS),
         ("ImagingStudy", {}, categories.IMAGING),
         ("MedicationRequest", {}, categories.MEDICATIONS),
@@ -560,10 +631,56 @@ def category(*codes: str) -> list[dict[str, Any]]:
         ("AdverseEvent", {}, categories.CLINICAL),
         ("Bundle", {}, categories.CLINICAL),
     ],
-)
+)  # fmt: skip
 def test_category_of(resource_type: str, body: dict[str, Any], expected: str) -> None:
     assert category_of(resource_type, body) == expected
     assert expected in CATEGORIES
+
+
+# The HL7 examples that are lab results: the glucose Observation (LOINC 15074-8, no
+# category), the CBC report (table 0074 HM) and the MRSA culture report (MB). Both
+# reports are STU3 (a lone category; the v2 system's old URL), refused by validation,
+# but a browser labels before anything validates them.
+LAB_EXAMPLES = {
+    "observation-example2.json", "diagnosticReport-example1.json",
+    "diagnosticReport-example2.json",
+}  # fmt: skip
+
+
+def test_the_hl7_lab_results_are_labs_and_nothing_else_is() -> None:
+    labelled = {}
+    for name in EXAMPLE_FILES:
+        for source, obj in expand(json.loads((EXAMPLES / name).read_text()), name):
+            assert isinstance(obj, dict)
+            labelled[source] = category_of(obj["resourceType"], obj)
+    assert {source for source, c in labelled.items() if c == categories.LABS} == LAB_EXAMPLES
+    assert labelled["observation-example1.json"] == categories.VITAL_SIGNS  # body weight
+
+
+def _applying(rule: categories.Refinement) -> list[dict[str, Any]]:
+    """Bodies that hold only what ``rule`` looks for: its codes under each of its systems
+    (under none where it takes any), or a reference where it asks for one."""
+    if rule.codes is None:
+        return [{rule.element: {"reference": "x"}}]
+    systems: list[dict[str, str]] = [{}] if rule.systems is None else [
+        {"system": system} for system in sorted(rule.systems)
+    ]  # fmt: skip
+    return [{rule.element: [{"coding": [{**system, "code": code}]} for code in sorted(rule.codes)]}
+            for system in systems]  # fmt: skip
+
+
+@pytest.mark.parametrize("resource_type", ["Observation", "DiagnosticReport", "Condition"])
+def test_each_refinement_alone_decides_and_an_author_may_sign_its_category(
+    resource_type: str,
+) -> None:
+    """No refinement is shadowed by an earlier one, and care.py's categories_for lets an
+    author sign every category the table can give."""
+    _, refinements = categories.category_table()[resource_type]
+    assert refinements
+    for rule in refinements:
+        for body in _applying(rule):
+            assert category_of(resource_type, body) == rule.category, rule
+        assert rule.category in categories.categories_for(resource_type)
 
 
 def test_validated_resource_carries_its_category() -> None:

@@ -343,7 +343,17 @@ class IssueOut(BaseModel):
 
 
 class Refinement(BaseModel):
-    codes: list[str] = Field(description="category codes (any system), any of which applies")
+    element: str = Field(
+        description="the top-level element read: a CodeableConcept, a list of them (a lone one "
+        "counts as a list of one), or a Reference"
+    )
+    codes: list[str] | None = Field(
+        description="a coding of the element with any of these codes applies; null: the "
+        "element holding a JSON object (a Reference) applies"
+    )
+    systems: list[str] | None = Field(
+        description="the code systems a code counts under; null: any system, or none"
+    )
     category: str
 
 

@@ -19,11 +19,23 @@ from medledger.records.fhir_codes import REQUIRED_CODES
 router = APIRouter(prefix="/v1/fhir", tags=["records"])
 
 
+def _sorted(values: frozenset[str] | None) -> list[str] | None:
+    return None if values is None else sorted(values)
+
+
 def _type_category(rule: CategoryRule) -> TypeCategory:
-    category, rules = rule
+    category, refinements = rule
     return TypeCategory(
         category=category,
-        refinements=[Refinement(codes=sorted(codes), category=refined) for codes, refined in rules],
+        refinements=[
+            Refinement(
+                element=r.element,
+                codes=_sorted(r.codes),
+                systems=_sorted(r.systems),
+                category=r.category,
+            )
+            for r in refinements
+        ],
     )
 
 
@@ -38,6 +50,6 @@ def _categories() -> Categories:
 
 @router.get("/categories", response_model=Categories)
 def categories(_: AuthenticatedCaller) -> Categories:
-    """The category table of records/fhir.py (a plain ``def``: the first call builds every
-    FHIR model, which must not hold up the event loop)."""
+    """The category table of records/categories.py (a plain ``def``: the first call builds
+    every FHIR model, which must not hold up the event loop)."""
     return _categories()

@@ -2,9 +2,9 @@
 // and the part of records/fhir.py a browser can apply): a Bundle is split into its
 // entries' resources, as a hospital's "download my records" file is one; each resource
 // is checked for a known resourceType and a FHIR id, labelled with the data category the
-// node's own table gives it, and written as RFC 8785 canonical JSON. The structural
-// validation of fhir.resources runs only in Python: the page checks less than
-// `records push` does.
+// node's own table gives it, and written as RFC 8785 canonical JSON with its decimals as
+// written, as crypto/canonical.py writes it. The structural validation of fhir.resources
+// runs only in Python: the page checks less than `records push` does.
 //
 // A refusal names the file, the resource and the field, never a value from it.
 
@@ -17,7 +17,8 @@ export class Refused extends Error {
   }
 }
 
-export const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+// A JSON object: not an array, and not a number kept as written (JSON.rawJSON's objects).
+export const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && !JSON.isRawJSON?.(v);
 
 // How refusals name a resource: Type/id, or the type alone if the id is not one.
 export function resourceLabel(type, obj) {
@@ -26,10 +27,15 @@ export function resourceLabel(type, obj) {
 
 // The node's answer to GET /v1/fhir/categories, made ready to look things up in.
 export function fhirRules(served) {
+  const set = (values) => (values === null ? null : new Set(values));
+  const refined = ({ category, refinements }) => ({
+    category,
+    refinements: refinements.map((r) => ({ element: r.element, codes: set(r.codes), systems: set(r.systems), category: r.category })),
+  });
   return {
     types: new Set(served.resource_types),
     bundleTypes: new Set(served.bundle_types),
-    categories: new Map(Object.entries(served.types)),
+    categories: new Map(Object.entries(served.types).map(([type, rule]) => [type, refined(rule)])),
     fallback: served.default,
   };
 }
@@ -50,17 +56,25 @@ export function resourcesOf(bytes, source, rules) {
   return expand(obj, source, null, rules);
 }
 
-// An integer the Python side would read exactly but a double cannot hold: kept as a mark
-// that canonicalRecord refuses, rather than the rounded number JSON.parse would sign.
-const INEXACT = Symbol('inexact');
+// A number's source text with a fraction or an exponent: a decimal, kept as written.
+const DECIMAL = /[.eE]/;
+// Every number in a browser that does not pass JSON.parse's reviver the source text
+// (before Chrome 114, Firefox 135, Safari 18.4): 100 may have been written 100.0.
+const UNREADABLE = Symbol('unreadable');
 
-// JSON.parse, seeing each number's source text: 1e21 is a double in Python too and
-// stays, 9007199254740993 is an integer there and is marked. A browser that does not
-// pass the source text gets every such number marked: refused rather than rounded.
+// JSON.parse reading numbers as crypto/canonical.py parse_json does: a decimal, and an
+// integer a double cannot hold, stays as written (a JSON.rawJSON, which JSON.stringify
+// writes back verbatim), since FHIR decimals carry their precision in their digits
+// (100.0 is not 100); any other integer is a number. Where the source text is not known
+// the number is marked, for canonicalRecord to refuse rather than seal another number
+// than the file holds.
 export function parseJson(text) {
-  const integral = (context) => context?.source === undefined || /^-?[0-9]+$/.test(context.source);
-  return JSON.parse(text, (key, value, context) =>
-    (typeof value === 'number' && !Number.isSafeInteger(value) && integral(context) ? INEXACT : value));
+  return JSON.parse(text, (key, value, context) => {
+    if (typeof value !== 'number') return value;
+    const source = context?.source;
+    if (source === undefined) return UNREADABLE;
+    return Number.isSafeInteger(value) && !DECIMAL.test(source) ? value : JSON.rawJSON(source);
+  });
 }
 
 function expand(obj, source, fullUrl, rules) {
@@ -101,32 +115,39 @@ export function checkResource(obj, source, rules) {
   return { resourceType: type, fhirId: obj.id ?? null, category: categoryOf(type, obj, rules), canonical };
 }
 
-// records/fhir.py category_of, over the table the node served.
+// records/categories.py category_of, over the table the node served: the type's category
+// unless one of its refinements applies, the first in the table's order.
 export function categoryOf(type, body, rules) {
   const rule = rules.categories.get(type);
   if (rule === undefined) return rules.fallback;
-  const codes = new Set();
-  for (const concept of Array.isArray(body.category) ? body.category : []) {
-    const codings = isObject(concept) ? concept.coding : undefined;
-    for (const coding of Array.isArray(codings) ? codings : []) {
-      if (isObject(coding) && typeof coding.code === 'string') codes.add(coding.code);
-    }
-  }
-  const refined = rule.refinements.find((r) => r.codes.some((c) => codes.has(c)));
+  const refined = rule.refinements.find((r) => applies(r, body));
   return refined ? refined.category : rule.category;
 }
 
-// RFC 8785 of a record read by parseJson. ECMAScript's own number and string forms are
-// the ones the RFC prescribes, so what remains is what the Python side refuses: lone
-// surrogates, numbers out of a double's range, and integers beyond 2^53.
+// Refinement.applies: with codes, a coding of the element (a concept, a list of them, or
+// a Reference) has one of them, under one of the systems if the table names any; without,
+// the element holds an object.
+function applies(refinement, body) {
+  const value = Object.hasOwn(body, refinement.element) ? body[refinement.element] : undefined;
+  const items = Array.isArray(value) ? value : isObject(value) ? [value] : [];
+  if (refinement.codes === null) return items.some(isObject);
+  const counts = (coding) => isObject(coding) && typeof coding.code === 'string' && refinement.codes.has(coding.code)
+    && (refinement.systems === null || (typeof coding.system === 'string' && refinement.systems.has(coding.system)));
+  return items.some((concept) => isObject(concept) && Array.isArray(concept.coding) && concept.coding.some(counts));
+}
+
+// RFC 8785 of a record read by parseJson, decimals as written (crypto/canonical.py
+// canonical_json). ECMAScript's own number and string forms are the ones the RFC
+// prescribes, so what remains is what the Python side refuses: lone surrogates and
+// integers beyond 2^53 (and numbers this browser cannot read as written).
 export function canonicalRecord(value) {
   if (Array.isArray(value)) return '[' + value.map(canonicalRecord).join(',') + ']';
   if (isObject(value)) {
     return '{' + Object.keys(value).sort().map((k) => canonicalString(k) + ':' + canonicalRecord(value[k])).join(',') + '}';
   }
   if (typeof value === 'string') return canonicalString(value);
-  if (value === INEXACT) throw new Error('an integer beyond 2^53');
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new Error('a number out of range');
+  if (value === UNREADABLE) throw new Error('a number this browser cannot read as written');
+  if (JSON.isRawJSON?.(value) && !DECIMAL.test(value.rawJSON)) throw new Error('an integer beyond 2^53');
   return JSON.stringify(value);
 }
 

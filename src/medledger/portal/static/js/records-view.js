@@ -3,15 +3,17 @@
 // objects belong, types this page has never heard of), so every read here tolerates any
 // JSON and shows what it can; the exact JSON stays one click away. Nothing from a record
 // reaches the page as markup.
+import { isObject, parseJson } from './fhir-input.js';
 import { el } from './ui.js';
 
-const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const list = (v) => (Array.isArray(v) ? v : v === undefined || v === null ? [] : [v]);
 
-// A scalar as text; anything else is not shown rather than shown as "[object Object]".
+// A scalar as text, a decimal as written; anything else is not shown rather than shown as
+// "[object Object]".
 function text(v) {
   if (typeof v === 'string') return v.trim();
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (JSON.isRawJSON?.(v)) return v.rawJSON;
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   return '';
 }
@@ -167,8 +169,16 @@ export function findAttachments(resource) {
   return found;
 }
 
-// The resource's JSON for the "show JSON" view, exactly as stored but for attachments'
-// base64 data, which is a download on the card and would only flood the page here.
+// An opened record's canonical JSON as the card and the JSON view read it: numbers as
+// written (a result of 7.20 is shown 7.20, not 7.2), where this browser can tell how a
+// number was written, and as it reads them where it cannot.
+export function parseRecord(canonical) {
+  return typeof JSON.rawJSON === 'function' ? parseJson(canonical) : JSON.parse(canonical);
+}
+
+// The resource's JSON for the "show JSON" view, exactly as stored (decimals as written,
+// when read by parseRecord) but for attachments' base64 data, which is a download on the
+// card and would only flood the page here.
 export function jsonForDisplay(resource) {
   const attachments = new Set(findAttachments(resource));
   return JSON.stringify(resource, function hideData(key, value) {

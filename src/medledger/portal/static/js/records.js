@@ -3,7 +3,7 @@
 // the exact JSON behind a toggle; and a SMART Health Card made from them.
 import { base64, openAsPatient } from './crypto.js';
 import { categoryName } from './policy.js';
-import { jsonForDisplay, renderResource } from './records-view.js';
+import { jsonForDisplay, parseRecord, renderResource } from './records-view.js';
 import { call, me, session } from './session.js';
 import { $, button, cell } from './ui.js';
 
@@ -31,7 +31,7 @@ async function openRecord(r) {
   const { canonical } = await openAsPatient(session.key, committed.sealed);
   let resource;
   try {
-    resource = JSON.parse(canonical);
+    resource = parseRecord(canonical);
   } catch {
     resource = null;
   }
