@@ -157,10 +157,15 @@ def running_network(
     genesis = founding_genesis(NETWORK_ID, "node test consortium", founders)
     save_genesis(genesis, root / "genesis.tx")
     network = Network(root, Consortium([], genesis, {member_key(names[0]).address: 1}))
+    # Every socket first: each node is told the others' URLs (its FHIR peers).
+    sockets = {}
+    for name in names:
+        sockets[name] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sockets[name].bind(("127.0.0.1", 0))
+    urls = {name: f"http://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()}
     try:
         for name in names:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
+            sock = sockets[name]
             port = sock.getsockname()[1]
             settings = NodeSettings(
                 name=name,
@@ -172,13 +177,12 @@ def running_network(
                 port=port,
                 # Named by health cards as their issuer; never contacted.
                 issuer_url=f"https://{name}.invalid",
+                peers=[url for other, url in urls.items() if other != name],
                 **overrides,
             )
             service = NodeService(settings, NodeKeys(member_key(name), custodian_key(name)))
             server, thread = _serve(service, sock)
-            network.nodes[name] = RunningNode(
-                name, f"http://127.0.0.1:{port}", service, server, thread
-            )
+            network.nodes[name] = RunningNode(name, urls[name], service, server, thread)
         yield network
     finally:
         for node in network.nodes.values():

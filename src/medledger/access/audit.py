@@ -68,6 +68,9 @@ class Read:
     purpose: str
     emergency: bool
     receipts: tuple[Receipt, ...]
+    #: The node the reader read through and the app it served, for a delegated read.
+    via: Address | None
+    app: str | None
     #: Shares it takes to open a record: a read with fewer custodians' receipts opened
     #: nothing (or the reader split one read across releases; either way, look closer).
     threshold: int
@@ -97,6 +100,8 @@ class Read:
             "category": self.category,
             "purpose": self.purpose,
             "emergency": self.emergency,
+            "via": self.via,
+            "app": self.app,
             "timestamp_ns": self.timestamp_ns,
             "proven": self.proven,
             "complete": self.complete,
@@ -135,6 +140,8 @@ def audit_log(node: LedgerNode, patient: Address) -> list[Read]:
             purpose=first["purpose"],
             emergency=bool(first["emergency"]),
             receipts=tuple(receipts),
+            via=first["via"],
+            app=first["app"],
             threshold=threshold,
         )
         for first, record, receipts in rows.values()

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.access.care import check_author
 from medledger.access.custody import reseal_share
+from medledger.access.delegation import SignedDelegation, check_reader
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.receipts import RECEIPT, receipt_payload
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
@@ -35,11 +36,13 @@ from medledger.records.proof import CommittedRecord
 
 @dataclass(frozen=True)
 class ReleaseAsk:
-    """A reader's request to one custodian: the signed release and its records, in order."""
+    """A reader's request to one custodian: the signed release and its records, in order;
+    with the holder's delegation when a node asks for them (access/delegation.py)."""
 
     release: Release
     signature: bytes
     records: tuple[CommittedRecord, ...]
+    delegation: SignedDelegation | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class Custodian:
             reader = release.signer(ask.signature)
         except InvalidSignature as exc:
             raise BadApproval(f"release request: {exc}") from None
-        if reader != grant.requester:
-            raise BadApproval(f"release request signed by {reader}, not the grant's holder")
+        check_reader(self.node.store, reader, ask.delegation, holder=grant.requester,
+                     now_ns=self._clock_ns())  # fmt: skip
         if release.not_after_ms * NS_PER_MS < self._clock_ns():
             raise ApprovalExpired("release request expired")
         if not 1 <= len(records) <= MAX_RELEASE_RECORDS:
@@ -88,8 +91,12 @@ class Custodian:
         commits: dict[int, LoggedTx] = {}  # a query's records share a few batches
         for record in records:
             self._check(grant, record, commits)
+            if ask.delegation is not None:
+                ask.delegation.require_type(record.sealed.header.resource_type,
+                                            record.sealed.header.label)  # fmt: skip
         payload = receipt_payload(release.grant, records=[r.sealed for r in records],
-                                  release=release, asked=ask.signature)  # fmt: skip
+                                  release=release, asked=ask.signature,
+                                  delegation=ask.delegation)  # fmt: skip
         # The receipt is ordered and executed (the grant re-checked by every node)
         # before a share is opened: no read without a receipt.
         outcome = await self.node.submit_payload(self.member, RECEIPT, payload)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShares
 from medledger.access.custody import Collected
+from medledger.access.delegation import SignedDelegation
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
@@ -56,13 +57,20 @@ async def read_records(
     *,
     custodians: Sequence[CustodianEndpoint],
     threshold: int,
+    delegation: SignedDelegation | None = None,
 ) -> list[bytes]:
     """Each record's canonical JSON, in order: one release (so one receipt per custodian)
-    for every :data:`MAX_RELEASE_RECORDS` records, the releases asked in parallel."""
+    for every :data:`MAX_RELEASE_RECORDS` records, the releases asked in parallel.
+    ``reader`` is the grant's holder, or the node the holder's ``delegation`` names."""
     chunks = [records[i : i + MAX_RELEASE_RECORDS]
               for i in range(0, len(records), MAX_RELEASE_RECORDS)]  # fmt: skip
     opened = await asyncio.gather(
-        *(_read_chunk(reader, grant, chunk, custodians, threshold) for chunk in chunks)
+        *(
+            _read_chunk(
+                reader, grant, chunk, custodians, threshold=threshold, delegation=delegation
+            )
+            for chunk in chunks
+        )
     )
     return [plaintext for chunk in opened for plaintext in chunk]
 
@@ -72,7 +80,9 @@ async def _read_chunk(
     grant: bytes,
     records: Sequence[CommittedRecord],
     custodians: Sequence[CustodianEndpoint],
+    *,
     threshold: int,
+    delegation: SignedDelegation | None,
 ) -> list[bytes]:
     one_time = ecies.generate_private_key()
     release = Release.of(
@@ -87,7 +97,7 @@ async def _read_chunk(
         dataclasses.replace(r, sealed=dataclasses.replace(r.sealed, ciphertext=b""))
         for r in records
     )
-    ask = ReleaseAsk(release, release.sign(reader), light)
+    ask = ReleaseAsk(release, release.sign(reader), light, delegation)
     answers = await asyncio.gather(
         *(custodian.release(ask) for custodian in custodians), return_exceptions=True
     )

@@ -28,6 +28,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from medledger.access.delegation import SignedDelegation, check_reader
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.access.state import (
@@ -40,7 +41,7 @@ from medledger.access.state import (
 )
 from medledger.crypto.errors import InvalidSignature
 from medledger.crypto.keys import Address
-from medledger.errors import UsageError
+from medledger.errors import InvalidInput, UsageError
 from medledger.ledger.contracts import fields as p
 from medledger.ledger.contracts.base import Handler, StateView, TxContext, Write
 from medledger.ledger.contracts.identity import participant_of
@@ -109,12 +110,15 @@ def unpack_record(
 
 
 def receipt_payload(
-    grant: bytes, *, records: Sequence[Signed], release: Release, asked: bytes
-) -> dict[str, Any]:
+    grant: bytes, *, records: Sequence[Signed], release: Release, asked: bytes,
+    delegation: SignedDelegation | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """What a custodian submits for the shares it is about to release: the records as
-    their authors signed them, and the reader's ``release`` with their signature
-    ``asked``."""
+    their authors signed them, the reader's ``release`` with their signature ``asked``,
+    and the holder's ``delegation`` when a node asked for them."""
+    delegated = {} if delegation is None else {"delegation": delegation.to_json()}
     return {
+        **delegated,
         "grant": "0x" + grant.hex(),
         "patient": records[0].header.patient,
         "records": [pack_record(record) for record in records],
@@ -135,9 +139,14 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     packed = p.field(ctx.payload, "records")
     if not (isinstance(packed, list) and 1 <= len(packed) <= MAX_RELEASE_RECORDS):
         raise InvalidPayload(f"records: a list of 1 to {MAX_RELEASE_RECORDS}")
-    read_records = [_read_record(ctx, view, grant_key, grant, entry) for entry in packed]
+    delegation = _delegation(ctx)
+    read_records = [
+        _read_record(ctx, view, grant_key, grant, entry, delegation=delegation)
+        for entry in packed
+    ]
     commitments = [bytes.fromhex(r["record"][2:]) for r in read_records]
-    read = _release(ctx, grant_key, commitments, grant.requester)
+    read = _release(ctx, view, grant_key, commitments, holder=grant.requester,
+                    delegation=delegation)  # fmt: skip
     read_hex = "0x" + read.digest.hex()
     # One receipt per custodian per read: a custodian cannot pad a read's rows, nor a
     # reader fold a later read into an earlier one by reusing its release.
@@ -154,6 +163,9 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         "custodian": ctx.sender,
         "index": ctx.index,
         "timestamp_ns": ctx.timestamp_ns,
+        # A read through a node names the node and the app it served.
+        "via": None if delegation is None else delegation.delegation.delegate,
+        "app": None if delegation is None else delegation.delegation.app,
         # Every read under break-glass is flagged for review.
         "emergency": grant.emergency,
     }
@@ -164,9 +176,19 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     ]
 
 
+def _delegation(ctx: TxContext) -> SignedDelegation | None:
+    if "delegation" not in ctx.payload:
+        return None
+    try:
+        return SignedDelegation.from_json(ctx.payload["delegation"], ctx.network_id)
+    except InvalidInput as exc:
+        raise InvalidPayload(str(exc)) from None
+
+
 def _read_record(
-    ctx: TxContext, view: StateView, grant_key: str, grant: Grant, packed: object
-) -> dict[str, Any]:
+    ctx: TxContext, view: StateView, grant_key: str, grant: Grant, packed: object, *,
+    delegation: SignedDelegation | None,
+) -> dict[str, Any]:  # fmt: skip
     """One record of the receipt, as the audit shows it, once its author's signature and
     the grant's scope are checked."""
     header, signature, salt = unpack_record(packed, ctx.network_id, grant.patient)
@@ -183,6 +205,8 @@ def _read_record(
     record = "0x" + record_commitment(salt, header.digest, signature).hex()
     if not grant.covers(header.category, record):
         raise OutOfScope(f"record {header.label} is not covered by grant {grant_key}")
+    if delegation is not None:
+        delegation.require_type(header.resource_type, header.label)
     return {
         "record": record,
         "record_id": header.record_id.hex(),
@@ -194,9 +218,11 @@ def _read_record(
 
 
 def _release(
-    ctx: TxContext, grant_key: str, commitments: Sequence[bytes], holder: str
-) -> Release:
-    """The grant holder's signed, unexpired request for exactly these records."""
+    ctx: TxContext, view: StateView, grant_key: str, commitments: Sequence[bytes], *,
+    holder: Address, delegation: SignedDelegation | None,
+) -> Release:  # fmt: skip
+    """The grant holder's (or its delegated node's) signed, unexpired request for exactly
+    these records."""
     asked = p.field(ctx.payload, "release")
     if not isinstance(asked, Mapping):
         raise InvalidPayload("release: expected an object")
@@ -211,8 +237,7 @@ def _release(
         reader = release.signer(p.hex_bytes(asked, "signature", SIGNATURE_SIZE))
     except InvalidSignature as exc:
         raise BadApproval(f"release request: {exc}") from None
-    if reader != holder:
-        raise BadApproval("release request not signed by the grant's holder")
+    check_reader(view, reader, delegation, holder=holder, now_ns=ctx.timestamp_ns)
     if release.not_after_ms * NS_PER_MS < ctx.timestamp_ns:
         raise ApprovalExpired("release request expired")
     if release.not_after_ms * NS_PER_MS > ctx.timestamp_ns + MAX_RELEASE_LIFETIME_NS:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShares
+from medledger.access.delegation import SignedDelegation
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import to_checksum_address
@@ -35,6 +36,7 @@ def ask_to_json(ask: ReleaseAsk) -> dict[str, Any]:
             "signature": "0x" + ask.signature.hex(),
         },
         "committed": [committed_to_json(record) for record in ask.records],
+        **({} if ask.delegation is None else {"delegation": ask.delegation.to_json()}),
     }
 
 
@@ -52,7 +54,9 @@ def ask_from_json(obj: Mapping[str, Any], network_id: int) -> ReleaseAsk:
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"release request: malformed: {exc}") from None
     records = tuple(committed_from_json(record) for record in committed)
-    return ReleaseAsk(release, signature, records)
+    delegated = obj.get("delegation")
+    delegation = None if delegated is None else SignedDelegation.from_json(delegated, network_id)
+    return ReleaseAsk(release, signature, records, delegation)
 
 
 def share_to_json(shares: ReleasedShares) -> dict[str, Any]:

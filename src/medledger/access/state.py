@@ -284,6 +284,20 @@ def holding_grant(view: StateView, grant_key: str, now_ns: int) -> Grant:
     return grant
 
 
+def held_grants(view: StateView, holder: Address, patient: Address, now_ns: int) -> list[Grant]:
+    """The grants on ``patient``'s data that ``holder`` holds at ``now_ns``, oldest first."""
+    held = []
+    for request_id in requests_of(view, patient):
+        grant = grant_of(view, request_id)
+        if grant is None or grant.requester != holder:
+            continue
+        try:
+            held.append(holding_grant(view, request_id, now_ns))
+        except (GrantRevoked, GrantExpired, HolderWithoutStanding):
+            continue
+    return held
+
+
 def requests_of(view: StateView, patient: Address) -> list[str]:
     """The ids of every request made of the patient's data, oldest first."""
     return [str(r) for r in patient_list(view, ASKED_NS, ASKED_COUNT_NS, patient)]

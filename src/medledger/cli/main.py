@@ -16,6 +16,7 @@ from medledger.cli import (
     bench,
     consortium,
     credentials,
+    fhir,
     ledger,
     network,
     node,
@@ -44,6 +45,7 @@ app.add_typer(consortium.members_app, name="members")
 app.add_typer(credentials.credentials_app, name="credentials")
 app.add_typer(node.node_app, name="node")
 app.add_typer(network.network_app, name="network")
+app.add_typer(fhir.fhir_app, name="fhir")
 app.add_typer(bench.bench_app, name="bench")
 ledger.ledger_app.command("check")(node.check)
 

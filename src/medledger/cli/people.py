@@ -23,11 +23,12 @@ from medledger.cli.options import (
     JsonOption,
     KeyOption,
     NodeOption,
+    OptionalKeyOption,
     ScryptOption,
 )
-from medledger.cli.output import out, print_table
+from medledger.cli.output import emit, out, print_table
 from medledger.cli.target import NodeTarget, acting, load_key, with_client
-from medledger.errors import UsageError
+from medledger.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from medledger.crypto.keys import Address
@@ -35,9 +36,16 @@ if TYPE_CHECKING:
     from medledger.node.client import NodeClient
 
 key_app = typer.Typer(no_args_is_help=True, help="Your own keystore.")
-patient_app = typer.Typer(no_args_is_help=True, help="Patients: register, enrol.")
+patient_app = typer.Typer(no_args_is_help=True, help="Patients: register, enrol, find.")
 staff_app = typer.Typer(no_args_is_help=True, help="An institution's staff (operators).")
 AddressArgument = Annotated[str, typer.Argument(help="The person's address (0x and 40 hex).")]
+IdentifierOption = Annotated[
+    list[str],
+    typer.Option(
+        help="SYSTEM|VALUE, as the institution's records write it (|VALUE if it has no "
+        "system); may be given more than once."
+    ),
+]
 
 
 @key_app.command("new")
@@ -95,6 +103,66 @@ def register_patient(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None
 def enrol(*, key: KeyOption, node: NodeOption = DEFAULT_NODE) -> None:
     """Enrol at the node's institution: its clinicians may then write your records."""
     out.print(f"enrolled at {with_client(node, key, _enrol)}")
+
+
+@patient_app.command("find")
+def patient_find(
+    *,
+    identifier: IdentifierOption,
+    key: OptionalKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find an institution's patients by the identifiers its systems give them (an MRN).
+
+    At a node (--key, as staff of its institution), or in a sandbox home at its hospital.
+    The identifiers are hashed here under the institution's index key; only the hashes
+    leave this machine, and none is printed back."""
+    from medledger.records.patient_index import parse_identifier
+
+    wanted = [parse_identifier(text) for text in identifier]
+    found = asyncio.run(_found(wanted, key, node, home))
+    rows = [None if f is None else {"patient": f[0], "enrolled": f[1]} for f in found]
+    lines = [f"identifier {n}: " + ("no patient here" if f is None else
+             f"{f[0]}" + ("" if f[1] else " (no longer enrolled)"))
+             for n, f in enumerate(found, start=1)]  # fmt: skip
+    emit(rows, as_json, "\n".join(lines))
+    missing = sum(f is None for f in found)
+    if missing:
+        raise InvalidInput(f"{missing} of {len(found)} identifiers name no patient here")
+
+
+async def _found(
+    wanted: list[tuple[str, str]], key: Path | None, node: str, home: Path | None
+) -> list[tuple[Address, bool] | None]:
+    """For each identifier, the patient the institution indexed it for, and whether they
+    are enrolled there now."""
+    from medledger.crypto.keys import Address
+    from medledger.records.patient_index import identifier_digest
+
+    if key is not None:
+        from medledger.node.client import NodeClient
+
+        async with NodeClient(node, load_key(key)) as client:
+            secret = await client.patient_index_key()
+            digests = [identifier_digest(secret, i) for i in wanted]
+            matches = await client.find_patients(digests)
+        return [(Address(m.patient), m.enrolled) if (m := matches.get(d)) else None
+                for d in digests]  # fmt: skip
+    from medledger.access.care import enrolled_at
+    from medledger.node.home import FOUNDERS, Home
+    from medledger.records.patient_index import PatientIndex, index_key
+
+    here = Home.at(home)
+    institution = here.load_key(FOUNDERS[0][0])
+    digests = [identifier_digest(index_key(institution), i) for i in wanted]
+    async with here.session() as session:
+        with PatientIndex.open(session.institution.parts.vault_url) as index:
+            owners = index.owners(digests)
+        view, now = session.node.store, session.node.size
+        return [(owner, enrolled_at(view, owner, institution.address, now))
+                if (owner := owners.get(d)) else None for d in digests]  # fmt: skip
 
 
 async def _enrol(client: NodeClient) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from medledger.cli.options import (
     DEFAULT_NODE,
@@ -33,10 +36,15 @@ from medledger.cli.target import Target, acting, load_key, record_bytes
 from medledger.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
-    from medledger.node.api import RecordSummary, WrittenRecord
+    from medledger.node.api import RecordSummary
     from medledger.node.client import NodeClient
+    from medledger.node.uploads import ChartUpload
+    from medledger.records.chart import SharedResource
     from medledger.records.errors import InvalidRecord
-    from medledger.records.writer import WriteReport
+    from medledger.records.fhir_sources import Skipped
+    from medledger.records.importer import ChartReport
+
+T = TypeVar("T")
 
 records_app = typer.Typer(no_args_is_help=True, help="Health records.")
 
@@ -51,60 +59,98 @@ def _bar(quiet: bool, what: str = "sealing and committing") -> Progress:
                     disable=quiet, transient=True)  # fmt: skip
 
 
+SourcePatientOption = Annotated[
+    str | None,
+    typer.Option(help="Which Patient of the files is this chart's patient: its id or fullUrl."),
+]
+
+
 @records_app.command("import")
 def records_import(
-    paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files and folders.")],
+    paths: Annotated[list[Path], typer.Argument(help="FHIR JSON and NDJSON files and folders.")],
     *,
     patient: PatientOption,
     author: Annotated[str, typer.Option(help="The home's clinician who signs.")] = "dr-lee",
+    source_patient: SourcePatientOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """In a sandbox home: validate, seal, store and commit FHIR resources for a patient."""
-    report, checkpoint = asyncio.run(_import(home, patient, author, paths, as_json))
+    """In a sandbox home: validate, seal, store and commit FHIR resources for a patient.
+
+    Only what is about the patient goes in their chart: resources about another patient
+    are refused, institution-level ones (practitioners, organizations, medications, ...)
+    are named and left out."""
+    done, checkpoint = asyncio.run(
+        _import(home, patient, author, paths, source_patient=source_patient, quiet=as_json)
+    )
+    report = done.report
     rejected = [_rejection(r) for r in report.rejected]
     written = [{"source": w.source, "record_id": w.record_id.hex(), "version": w.version,
                 "resource_type": w.resource_type} for w in report.written]  # fmt: skip
     result = {"written": written, "rejected": rejected, "batches": report.batches,
-              "checkpoint": checkpoint}  # fmt: skip
+              "checkpoint": checkpoint, **_set_aside(done.shared, done.skipped),
+              "indexed": done.indexed}  # fmt: skip
     emit(result, as_json, f"Imported {len(written)} records for {patient} in "
          f"{len(report.batches)} batches; checkpoint at log size {checkpoint}.")  # fmt: skip
     if not as_json:
+        _print_set_aside(done.shared, done.skipped)
         for line in rejected:
-            out.print(f"[red]rejected[/red] {line['source']}: {line['resource']}.{line['field']}"
-                      f": {line['problem']}")  # fmt: skip
+            field = f".{line['field']}" if line["field"] else ""
+            out.print(Text.assemble(("rejected", "red"), f" {line['source']}: {line['resource']}"
+                                    f"{field}: {line['problem']}"))  # fmt: skip
     if rejected:
         raise InvalidInput(f"{len(rejected)} resources rejected ({len(written)} written)")
 
 
 async def _import(
-    home: Path | None, alias: str, author_name: str, paths: list[Path], quiet: bool
-) -> tuple[WriteReport, int | None]:
+    home: Path | None, alias: str, author_name: str, paths: list[Path], *,
+    source_patient: str | None, quiet: bool,
+) -> tuple[ChartReport, int | None]:  # fmt: skip
     from medledger.node.home import FOUNDERS, Home
-    from medledger.records.fhir_sources import load_sources
-    from medledger.records.importer import import_sources
+    from medledger.records.errors import InvalidRecord
+    from medledger.records.fhir_sources import Loaded, read_files
+    from medledger.records.importer import import_chart
+    from medledger.records.patient_index import PatientIndex, index_key
     from medledger.records.pipeline import SealingPool
     from medledger.records.recipients import patient_key, sealing_context
 
     here = Home.at(home)
     patient = here.address_of(here.patient_name(alias))
-    sources = list(load_sources(paths))
+    items = list(read_files(paths))
+    total = sum(len(i.entries) if isinstance(i, Loaded) else isinstance(i, InvalidRecord)
+                for i in items)  # fmt: skip
     async with here.session(writer=FOUNDERS[0][0]) as session:
         node, writer = session.node, session.institution.writer
-        assert writer is not None, "a session with a writer key has a record writer"
+        institution = session.institution.parts.member
+        assert writer is not None and institution is not None, "a session with a writer key"
         context = sealing_context(node, here.load_key(author_name))
-        pool = SealingPool(context, workers=None if len(sources) >= PARALLEL_FROM else 1)
+        pool = SealingPool(context, workers=None if total >= PARALLEL_FROM else 1)
+        # The sandbox's institution keeps its patient index beside its vault, as a node does.
+        index = PatientIndex.open(session.institution.parts.vault_url)
         try:
             with _bar(quiet) as bar:
-                task = bar.add_task("import", total=len(sources))
-                report = await import_sources(
-                    writer, pool, patient, patient_key(node, patient), sources,
-                    progress=lambda done: bar.update(task, completed=done),
-                )  # fmt: skip
+                task = bar.add_task("import", total=total)
+                done = await _chart_mistake(import_chart(
+                    writer, pool, patient, patient_key(node, patient), items, index=index,
+                    index_key=index_key(institution), source_patient=source_patient,
+                    progress=lambda n: bar.update(task, completed=n),
+                ))  # fmt: skip
         finally:
+            index.close()
             pool.close()
-        checkpoint = await session.checkpoint() if report.batches else None
-    return report, checkpoint
+        checkpoint = await session.checkpoint() if done.report.batches else None
+    return done, checkpoint
+
+
+async def _chart_mistake(work: Awaitable[T]) -> T:
+    """Await ``work``. Files that name several patients are answered by an option of the
+    command: that refusal is told as misuse, naming the option."""
+    from medledger.records.chart import AmbiguousChart
+
+    try:
+        return await work
+    except AmbiguousChart as exc:
+        raise UsageError(f"{exc} with --source-patient (its id or fullUrl)") from None
 
 
 def _rejection(error: InvalidRecord) -> dict[str, str]:
@@ -112,52 +158,73 @@ def _rejection(error: InvalidRecord) -> dict[str, str]:
             "problem": error.problem}  # fmt: skip
 
 
+def _set_aside(shared: list[SharedResource], skipped: list[Skipped]) -> dict[str, Any]:
+    """What an import named without writing it, as JSON."""
+    return {"shared": [{"source": r.source, "resource": r.resource} for r in shared],
+            "skipped": [{"source": f.source, "problem": f.problem} for f in skipped]}  # fmt: skip
+
+
+def _print_set_aside(shared: list[SharedResource], skipped: list[Skipped]) -> None:
+    # As text, not markup: file names and resource ids come from the files.
+    if shared:
+        kinds = Counter(r.resource.split("/")[0] for r in shared)
+        counted = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+        out.print(f"{len(shared)} institution-level resources not sealed into the chart "
+                  f"({counted}):", markup=False)  # fmt: skip
+        for r in shared:
+            out.print(f"  shared {r.source}: {r.resource}", markup=False)
+    for f in skipped:
+        out.print(f"skipped {f.source}: {f.problem}", markup=False)
+
+
 @records_app.command("push")
 def push(
-    paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files and folders.")],
+    paths: Annotated[list[Path], typer.Argument(help="FHIR JSON and NDJSON files and folders.")],
     *,
     patient: Annotated[str, typer.Option(help="The patient's address.")],
     key: KeyOption,
     node: NodeOption = DEFAULT_NODE,
+    source_patient: SourcePatientOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """At a node: validate and seal FHIR files here, signed by you, and have it commit them."""
+    """At a node: validate and seal FHIR files here, signed by you, and have it commit them.
+
+    The chart rules of ``import`` apply; as staff of the node's institution, the chart's
+    Patient's identifiers go to its patient index as keyed hashes."""
     from medledger.crypto.keys import to_checksum_address
     from medledger.node.client import NodeClient
-    from medledger.node.uploads import upload_records
-    from medledger.records.fhir_sources import load_sources
+    from medledger.node.uploads import upload_chart
+    from medledger.records.fhir_sources import Loaded, read_files
 
-    sources: list[tuple[str, object]] = []
-    rejected: list[InvalidInput] = []
-    for item in load_sources(paths):
-        if isinstance(item, InvalidInput):
-            rejected.append(item)
-        else:
-            sources.append(item)
+    items = list(read_files(paths))
+    total = sum(len(i.entries) for i in items if isinstance(i, Loaded))
     address = to_checksum_address(patient)
 
-    async def work() -> tuple[list[WrittenRecord], list[InvalidRecord]]:
+    async def work() -> ChartUpload:
         async with NodeClient(node, load_key(key)) as client:
             with _bar(as_json or quiet) as bar:
-                task = bar.add_task("push", total=len(sources))
-                return await upload_records(
-                    client, address, sources, lambda done: bar.update(task, completed=done)
-                )
+                task = bar.add_task("push", total=total)
+                return await _chart_mistake(upload_chart(
+                    client, address, items, source_patient=source_patient,
+                    progress=lambda n: bar.update(task, completed=n),
+                ))  # fmt: skip
 
-    written, invalid = asyncio.run(work())
-    rejected += invalid
+    done = asyncio.run(work())
+    written, rejected = done.written, done.rejected
     if quiet:
         print("\n".join(w.record_id for w in written))
     else:
         result = {"written": [w.model_dump() for w in written],
-                  "rejected": [str(r) for r in rejected]}  # fmt: skip
+                  "rejected": [str(r) for r in rejected],
+                  **_set_aside(done.shared, done.skipped), "indexed": done.indexed}  # fmt: skip
         emit(result, as_json, f"committed {len(written)} records; rejected {len(rejected)}")
         if not as_json:
+            _print_set_aside(done.shared, done.skipped)
             for w in written:
                 out.print(f"  {w.record_id} v{w.version}")
             for problem in rejected:
-                out.print(f"  [red]rejected[/red] {problem}")
+                out.print(Text.assemble("  ", ("rejected", "red"), f" {problem}"))
     if rejected:
         raise typer.Exit(3)
 

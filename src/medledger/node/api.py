@@ -248,6 +248,9 @@ class ReleaseAskIn(BaseModel):
         description="the records as committed (records/wire.py form), in the release's order; "
         "ciphertexts may be empty",
     )
+    delegation: dict[str, Any] | None = Field(
+        default=None, description="the grant holder's delegation, when a node asks for them"
+    )
 
 
 class ReleasedShareOut(BaseModel):
@@ -281,6 +284,8 @@ class ReadOut(BaseModel):
     category: str
     purpose: str
     emergency: bool
+    via: str | None = Field(description="the member node a delegated read went through")
+    app: str | None = Field(description="the app (client id) a delegated read served")
     timestamp_ns: int = Field(description="when the read began: its first receipt")
     proven: bool = Field(description="every receipt is proven in a cosigned checkpoint")
     complete: bool = Field(description="as many custodians released as a read needs")
@@ -367,3 +372,55 @@ class Categories(BaseModel):
     default: str = Field(description="the category of a type the table does not name")
     types: dict[str, TypeCategory]
     bundle_types: list[str] = Field(description="Bundle.type codes a Bundle may have")
+
+
+# -- patients --------------------------------------------------------------------------------
+
+#: Identifier digests one call may carry: a Patient resource holds a handful.
+MAX_IDENTIFIERS = 1024
+Digest = Annotated[str, Field(pattern=HEX32)]
+
+
+class IndexKey(BaseModel):
+    institution: str
+    key: str = Field(
+        description="the institution's patient index key (HMAC-SHA256), 0x-hex: its staff's "
+        "clients hash identifiers under it, so the node never sees one"
+    )
+
+
+class IdentifiersIn(BaseModel):
+    patient: str = Field(pattern=ADDRESS)
+    digests: list[Digest] = Field(min_length=1, max_length=MAX_IDENTIFIERS)
+
+
+class IdentifiersOut(BaseModel):
+    patient: str
+    added: int = Field(description="digests this call indexed that were not yet")
+
+
+class FindIn(BaseModel):
+    digests: list[Digest] = Field(min_length=1, max_length=MAX_IDENTIFIERS)
+
+
+class PatientFound(BaseModel):
+    digest: str
+    patient: str
+    enrolled: bool = Field(description="whether the patient is enrolled here now")
+
+
+# -- SMART on FHIR ---------------------------------------------------------------------------
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="seconds the token lives")
+    scope: str = Field(description="the scopes granted: the readable part of those asked")
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 section 5.2."""
+
+    error: str
+    error_description: str

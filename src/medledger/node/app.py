@@ -42,6 +42,8 @@ from medledger.node.errors import (
     ReplayedRequest,
     RequestNotAuthenticated,
 )
+from medledger.node.fhir.content import MEDIA_TYPE, fhir_body
+from medledger.node.fhir.outcome import Issue, operation_outcome, outcome_of
 from medledger.node.limits import Rate, RequestLimits
 from medledger.node.observe import Metrics, Observed, route_of
 from medledger.node.routes import (
@@ -49,9 +51,12 @@ from medledger.node.routes import (
     audit,
     credentials,
     custodian,
+    fhir,
     fhir_categories,
     ledger,
+    patients,
     records,
+    smart,
 )
 from medledger.node.service import NodeService
 from medledger.portal.serve import mount_portal
@@ -120,6 +125,11 @@ def error_body(exc: MedledgerError) -> dict[str, Any]:
     return body.model_dump(exclude_none=True)
 
 
+def _is_fhir(request: Request) -> bool:
+    """FHIR clients read refusals as OperationOutcomes."""
+    return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
+
+
 def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     """The node's API; ``manage`` starts and stops the service with the app."""
 
@@ -151,19 +161,24 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     app.state.metrics = metrics
 
     @app.exception_handler(MedledgerError)
-    async def refused(request: Request, exc: MedledgerError) -> JSONResponse:
-        status = status_of(exc)
+    async def refused(request: Request, exc: MedledgerError) -> Response:
         # The message may name an address or a record id, never health data or a secret.
         log.info("refused %s %s: %s", request.method, route_of(request.scope), type(exc).__name__)
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        return JSONResponse(error_body(exc), status_code=status, headers=headers)
+        if _is_fhir(request):
+            status, outcome = outcome_of(exc)
+            return Response(fhir_body(outcome), status, headers, media_type=MEDIA_TYPE)
+        return JSONResponse(error_body(exc), status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def malformed(request: Request, exc: RequestValidationError) -> Response:
         # Where and what, never the offending value: it may be part of a record.
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
+        if _is_fhir(request):
+            outcome = operation_outcome([Issue("error", "invalid", problems)])
+            return Response(fhir_body(outcome), 400, media_type=MEDIA_TYPE)
         body = ErrorBody(error="MalformedRequest", message=problems[:1000])
         return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
@@ -178,6 +193,9 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
 
     for module in (ledger, records, access, custodian, audit, credentials, fhir_categories):
         app.include_router(module.router)
+    app.include_router(patients.router)
+    app.include_router(smart.router)
+    app.include_router(fhir.router)
     mount_portal(app)
     app.add_middleware(Observed, metrics=metrics, max_body_bytes=service.settings.max_body_bytes)
     return app

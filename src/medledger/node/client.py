@@ -18,6 +18,8 @@ import httpx
 
 from medledger.access.contract import DENY, REQUEST, REVOKE
 from medledger.access.custodian import ReleaseAsk, ReleasedShares
+from medledger.access.delegation import HEADER as DELEGATION_HEADER
+from medledger.access.delegation import SignedDelegation
 from medledger.access.release_wire import ask_to_json, share_from_json
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput, TransportError
@@ -48,9 +50,12 @@ class NodeClient:
         timeout_s: float = 30.0,
         lifetime_s: int = DEFAULT_LIFETIME_S,
         transport: httpx.AsyncBaseTransport | None = None,
+        delegation: SignedDelegation | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
+        #: Sent with every request: this node's key reads as the delegation's principal.
+        self.delegation = delegation
         self.lifetime_s = lifetime_s
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
 
@@ -102,6 +107,8 @@ class NodeClient:
                                nonce=new_nonce())  # fmt: skip
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if self.delegation is not None:
+            headers[DELEGATION_HEADER] = self.delegation.to_header()
         return url, content, headers
 
     async def download(self, path: str) -> bytes:
@@ -155,6 +162,14 @@ class NodeClient:
         params = {"patient": patient} | ({"grant": grant} if grant else {})
         return [api.RecordSummary.model_validate(r) for r in await self.get("/v1/records", params)]
 
+    async def committed_records(
+        self, patient: Address, grant: str | None = None
+    ) -> list[CommittedRecord]:
+        """The latest version of each of ``patient``'s records here the caller may see,
+        sealed and with its commitment's path: a whole chart for the custodians."""
+        params = {"patient": patient} | ({"grant": grant} if grant else {})
+        return [committed_from_json(r) for r in await self.get("/v1/records/committed", params)]
+
     async def record(
         self, record_id: str, version: int | None = None, grant: str | None = None
     ) -> CommittedRecord:
@@ -172,6 +187,30 @@ class NodeClient:
         body = {"records": [{"sealed": sealed_to_json(r.sealed), "fhir_id": r.fhir_id}
                             for r in records]}  # fmt: skip
         return api.WriteOut.model_validate(await self.post("/v1/records", body))
+
+    # -- patients --------------------------------------------------------------
+
+    async def patient_index_key(self) -> bytes:
+        """The key this node's institution hashes patient identifiers under (its staff only)."""
+        answer = api.IndexKey.model_validate(await self.get("/v1/patients/index-key"))
+        return bytes.fromhex(answer.key[2:])
+
+    async def add_patient_identifiers(self, patient: Address, digests: Sequence[bytes]) -> int:
+        """Have the node index identifier digests for ``patient``; how many were new."""
+        body = api.IdentifiersIn(patient=patient, digests=["0x" + d.hex() for d in digests])
+        answer = await self.post("/v1/patients/identifiers", body.model_dump())
+        return api.IdentifiersOut.model_validate(answer).added
+
+    async def find_patients(self, digests: Sequence[bytes]) -> dict[bytes, api.PatientFound]:
+        """The patients the node's institution indexed under any of ``digests``."""
+        found: dict[bytes, api.PatientFound] = {}
+        for start in range(0, len(digests), api.MAX_IDENTIFIERS):
+            chunk = ["0x" + d.hex() for d in digests[start : start + api.MAX_IDENTIFIERS]]
+            answer = await self.post("/v1/patients/find", api.FindIn(digests=chunk).model_dump())
+            for row in answer:
+                match = api.PatientFound.model_validate(row)
+                found[bytes.fromhex(match.digest[2:])] = match
+        return found
 
     # -- access ----------------------------------------------------------------
 

@@ -58,6 +58,16 @@ class NodeSettings(BaseSettings):
     )
     state_url: str | None = Field(default=None, description="default: SQLite in data_dir")
     vault_url: str | None = Field(default=None, description="default: SQLite in data_dir")
+    public_scheme: Literal["http", "https"] = Field(
+        default="http",
+        description="the scheme clients reach the node by (https behind a TLS proxy): the "
+        "FHIR base URL and the token endpoint SMART clients sign for are built from it",
+    )
+    peers: list[str] = Field(
+        default_factory=list,
+        description="base URLs of the other members' nodes, whose vaults and custodians a "
+        "FHIR query reaches on a reader's behalf",
+    )
     issuer_url: str | None = Field(
         default=None, description="the https URL health cards name as issuer (iss)"
     )
@@ -122,6 +132,11 @@ class NodeSettings(BaseSettings):
             return self.public_authority
         host = f"[{self.host}]" if ":" in self.host else self.host
         return _authority(f"{host}:{self.port}")
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients know the node by, without a trailing slash."""
+        return f"{self.public_scheme}://{self.authority}"
 
     @property
     def signature_limits(self) -> SignatureLimits:

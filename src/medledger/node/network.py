@@ -148,6 +148,12 @@ class LocalNetwork:
             # A small network with a person at the keyboard: checkpoints soon after each
             # change, so that reads are proven within seconds.
             "checkpoint_interval_s": 2,
+            # Every other member's node: the vaults and custodians a FHIR query reaches.
+            "peers": [
+                f"http://127.0.0.1:{self.base_port + j}"
+                for j in range(len(INSTITUTIONS))
+                if self.base_port + j != port
+            ],
         }
         settings |= self.node_settings
         path = self.root / "nodes" / name / "node.toml"

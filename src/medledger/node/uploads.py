@@ -1,5 +1,12 @@
 """Records sealed on the author's own machine and committed at a node, and the
-evidence a patient's client gathers for an issuer."""
+evidence a patient's client gathers for an issuer.
+
+:func:`upload_chart` is ``records push``: files into one patient's chart, sorted by the
+chart rules (records/chart.py) against what the node lists of the chart and what its
+institution's patient index holds (as keyed hashes this client computes), and the
+chart's Patient's identifiers indexed once it is written. :func:`upload_records`
+writes whatever resources it is given.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from medledger.crypto.keys import Address
@@ -15,8 +23,11 @@ from medledger.node import api
 from medledger.node.client import NodeClient, NodeRefused
 from medledger.node.identities import PATIENT_LABEL, encryption_key
 from medledger.node.proven_state import ProvenState
+from medledger.records.chart import Chart, SharedResource, identifiers_named, sort_chart
 from medledger.records.errors import InvalidRecord
+from medledger.records.fhir_sources import Loaded, Skipped
 from medledger.records.importer import plan_pass
+from medledger.records.patient_index import identifier_digest
 from medledger.records.pipeline import Incoming, Job, SealingContext, seal_for_upload
 from medledger.records.recipients import custodians_in, patient_key_in
 from medledger.records.sealed import (
@@ -36,16 +47,21 @@ class _Listed(NamedTuple):
     digest: bytes
 
 
-async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[str, str], _Listed]:
-    """The patient's newest versions at this node by type and FHIR id, as far as the
-    author may list them; an author who may list none writes new records, and the node
-    judges whether they may write at all."""
+async def _listed(client: NodeClient, patient: Address) -> list[api.RecordSummary]:
+    """The patient's record versions at this node, as far as the author may list them;
+    an author who may list none writes new records, and the node judges whether they may
+    write at all."""
     try:
-        rows = await client.records(patient)
+        return await client.records(patient)
     except NodeRefused as refused:
         if refused.status != 403:
             raise
-        return {}
+        return []
+
+
+async def _listed_versions(client: NodeClient, patient: Address) -> dict[tuple[str, str], _Listed]:
+    """The patient's newest versions at this node by type and FHIR id, of the author's kind."""
+    rows = await _listed(client, patient)
     latest: dict[tuple[str, str], _Listed] = {}
     own_account = client.address == patient
     for row in rows:
@@ -69,10 +85,11 @@ async def _check_amended(client: NodeClient, job: Job) -> None:
     header = sealed.header
     own_account = client.address == job.patient
     listed = f"{job.record_id.hex()} v{job.version - 1}"
-    if (header.record_id, header.version, header.digest, header.patient) != (
-        job.record_id, job.version - 1, job.previous, job.patient
-    ) or (job.resource_type is not None and header.resource_type != job.resource_type) or (
-        (author == job.patient) != own_account
+    if (
+        (header.record_id, header.version, header.digest, header.patient)
+        != (job.record_id, job.version - 1, job.previous, job.patient)
+        or (job.resource_type is not None and header.resource_type != job.resource_type)
+        or ((author == job.patient) != own_account)
     ):
         raise InvalidInput(f"the node lists record {listed} other than it serves it")
     if own_account and _identity(_opened(sealed, client)) != _identity(job.resource):
@@ -135,9 +152,7 @@ async def upload_records(
     rejected: list[InvalidRecord] = []
     checked: set[tuple[bytes, int]] = set()
     for start in range(0, len(sources), batch):
-        remaining: list[tuple[str, object] | InvalidRecord] = list(
-            sources[start : start + batch]
-        )
+        remaining: list[tuple[str, object] | InvalidRecord] = list(sources[start : start + batch])
         while remaining:
             jobs, remaining = plan_pass(lambda kind, fhir_id: latest.get((kind, fhir_id)),
                                         patient, key, remaining)  # fmt: skip
@@ -163,6 +178,66 @@ async def upload_records(
         if progress is not None:
             progress(min(start + batch, len(sources)))
     return written, rejected
+
+
+@dataclass
+class ChartUpload:
+    """What a push into a chart did, and what it named without writing."""
+
+    written: list[api.WrittenRecord] = field(default_factory=list)
+    rejected: list[InvalidRecord] = field(default_factory=list)
+    shared: list[SharedResource] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    #: Identifiers of the chart's Patient newly indexed at the node's institution.
+    indexed: int = 0
+
+
+async def upload_chart(
+    client: NodeClient,
+    patient: Address,
+    items: Sequence[Loaded | InvalidRecord | Skipped],
+    *,
+    source_patient: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ChartUpload:
+    """Seal what files were read (fhir_sources.read_files) into ``patient``'s chart at the
+    node, as :func:`upload_records` does, after the chart rules: what is not the
+    patient's is refused, institution-level resources are named, and, for staff of the
+    node's institution, the chart's Patient's identifiers are looked up in and then
+    added to its index. Raises chart.AmbiguousChart before anything is sealed if the
+    files name several patients and ``source_patient`` does not say which is this one."""
+    files = [item for item in items if isinstance(item, Loaded)]
+    rows = await _listed(client, patient)
+    secret = await _index_key(client)
+    digests = {} if secret is None else {
+        i: identifier_digest(secret, i) for i in identifiers_named(files)
+    }  # fmt: skip
+    found = await client.find_patients(list(digests.values())) if digests else {}
+    owners = {i: found[d].patient for i, d in digests.items() if d in found}
+    held = [row.fhir_id for row in rows if row.resource_type == "Patient"]
+    sorted_ = sort_chart(files, Chart.of(patient, held, owners), source_patient)
+    written, invalid = await upload_records(client, patient, sorted_.records, progress)
+    unread = [item for item in items if isinstance(item, InvalidRecord)]
+    done = ChartUpload(written, [*unread, *sorted_.refused, *invalid], sorted_.shared,
+                       [item for item in items if isinstance(item, Skipped)])  # fmt: skip
+    failed = {error.source for error in invalid}
+    patients = [source for source, obj in sorted_.records
+                if isinstance(obj, dict) and obj.get("resourceType") == "Patient"]  # fmt: skip
+    patient_written = any(source not in failed for source in patients)
+    if secret is not None and sorted_.identifiers and patient_written:
+        ours = [identifier_digest(secret, i) for i in sorted_.identifiers]
+        done.indexed = await client.add_patient_identifiers(patient, ours)
+    return done
+
+
+async def _index_key(client: NodeClient) -> bytes | None:
+    """The node's institution's index key, or None if the client is not its staff."""
+    try:
+        return await client.patient_index_key()
+    except NodeRefused as refused:
+        if refused.status != 403:
+            raise
+        return None
 
 
 async def gather_evidence(

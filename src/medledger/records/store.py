@@ -14,7 +14,7 @@ Rows hold only ciphertext, wrapped keys and what the author signed in the clear
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -122,6 +122,17 @@ class StoredRecord:
     @property
     def label(self) -> str:
         return self.sealed.header.label
+
+
+def latest_versions(stored: Iterable[StoredRecord]) -> list[StoredRecord]:
+    """The newest version of each record among ``stored``, in the order first seen."""
+    latest: dict[bytes, StoredRecord] = {}
+    for record in stored:
+        header = record.sealed.header
+        known = latest.get(header.record_id)
+        if known is None or known.sealed.header.version < header.version:
+            latest[header.record_id] = record
+    return list(latest.values())
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ ciphertext: the patient opens it with their own key, a grant holder through
 the custodians. Who sees what of a patient's records here: the patient (or a
 guardian); this institution's staff while the patient is enrolled here (the care
 team sees the chart's index, not its contents); a grant's holder, the records its
-grant covers. A record the caller may not see is answered exactly as a record that
-does not exist.
+grant covers; a member's node acting under a holder's delegation (the
+``Medledger-Delegation`` header, access/delegation.py), what the holder's grant covers
+of the resource types delegated. A record the caller may not see is answered exactly
+as a record that does not exist.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from medledger.access.care import enrolled_at
-from medledger.access.state import Grant, grant_of, holding_grant, speaks_for
+from medledger.access.delegation import HEADER as DELEGATION_HEADER
+from medledger.access.delegation import SignedDelegation, check_reader
+from medledger.access.state import Grant, grant_of, held_grants, holding_grant, speaks_for
 from medledger.crypto.keys import Address, to_checksum_address
-from medledger.errors import InvalidInput
+from medledger.errors import InvalidInput, MedledgerError
+from medledger.ledger.contracts.base import StateView
 from medledger.node.api import (
     ADDRESS,
     RECORD_ID,
@@ -40,7 +45,7 @@ from medledger.records.header import FIRST_VERSION, MAX_VERSION, RecordHeader
 from medledger.records.pipeline import Incoming
 from medledger.records.proof import committed_record, prove
 from medledger.records.recipients import custodians_of, patient_key
-from medledger.records.store import StoredRecord
+from medledger.records.store import StoredRecord, latest_versions
 from medledger.records.wire import committed_to_json, sealed_from_json
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
@@ -99,19 +104,62 @@ async def write(
     )
 
 
+def _delegation(
+    request: Request, service: Service, caller: AuthenticatedCaller
+) -> SignedDelegation | None:
+    """The delegation the caller acts under, checked: signed by someone, to the caller, a
+    current member, and in force. Whether its principal holds the grant, _scope asks."""
+    header = request.headers.get(DELEGATION_HEADER)
+    if header is None:
+        return None
+    delegation = SignedDelegation.from_header(header, service.node.network_id)
+    try:
+        check_reader(service.node.store, caller.address, delegation,
+                     holder=delegation.principal(), now_ns=time.time_ns())  # fmt: skip
+    except MedledgerError as exc:
+        raise Forbidden(f"delegation: {exc}") from None
+    return delegation
+
+
+Delegated = Annotated[SignedDelegation | None, Depends(_delegation)]
+
+
 @router.get("", response_model=list[RecordSummary])
 async def list_records(
     service: Service,
     caller: AuthenticatedCaller,
+    delegation: Delegated,
     patient: Annotated[str, Query(pattern=ADDRESS)],
     grant: Annotated[str | None, Query(pattern=GRANT)] = None,
 ) -> list[RecordSummary]:
     """A patient's records in this vault that the caller may see, every version."""
     address = to_checksum_address(patient)
-    scope = _scope(service, caller, address, grant)
+    scope = _scope(service, caller, address, grant, delegation)
     if scope is None:
         raise Forbidden("a grant covering this patient's records is needed")
     return [RecordSummary.of(r) for r in service.vault.for_patient(address) if scope.covers(r)]
+
+
+@router.get("/committed")
+async def list_committed(
+    service: Service,
+    caller: AuthenticatedCaller,
+    delegation: Delegated,
+    patient: Annotated[str, Query(pattern=ADDRESS)],
+    grant: Annotated[str | None, Query(pattern=GRANT)] = None,
+) -> list[dict[str, Any]]:
+    """The latest version of each of a patient's records here that the caller may see,
+    sealed, with the path of its commitment into the log: what a reader sends the
+    custodians, for a whole chart in one answer."""
+    address = to_checksum_address(patient)
+    scope = _scope(service, caller, address, grant, delegation)
+    if scope is None:
+        raise Forbidden("a grant covering this patient's records is needed")
+    return [
+        committed_to_json(committed_record(stored, service.vault_id, service.node))
+        for stored in latest_versions(service.vault.for_patient(address))
+        if scope.covers(stored)
+    ]
 
 
 @dataclass(frozen=True)
@@ -119,38 +167,60 @@ class _Scope:
     """What of one patient's records a caller may see."""
 
     everything: bool
-    grant: Grant | None = None
+    grants: tuple[Grant, ...] = ()
+    delegation: SignedDelegation | None = None
 
     def covers(self, stored: StoredRecord) -> bool:
         if self.everything:
             return True
         header: RecordHeader = stored.sealed.header
         commitment = "0x" + stored.commitment.hex()
-        return self.grant is not None and self.grant.covers(header.category, commitment)
+        if self.delegation is not None and not self.delegation.delegation.allows(
+            header.resource_type
+        ):
+            return False
+        return any(grant.covers(header.category, commitment) for grant in self.grants)
 
 
 def _scope(
-    service: Service, caller: Caller, patient: Address, grant: str | None
-) -> _Scope | None:
-    """What the caller may see of ``patient``'s records here; None: nothing."""
+    service: Service, caller: Caller, patient: Address, grant: str | None,
+    delegation: SignedDelegation | None = None,
+) -> _Scope | None:  # fmt: skip
+    """What the caller may see of ``patient``'s records here; None: nothing. A delegated
+    node sees only what its principal's grant covers, never what it may see itself."""
     view, institution = service.node.store, service.keys.member.address
+    if delegation is not None:
+        return _grant_scope(view, delegation.principal(), patient, grant, delegation)
     if speaks_for(view, patient, caller.address):
         return _Scope(True)
     here_now = service.node.size
     if caller.is_staff_of(institution) and enrolled_at(view, patient, institution, here_now):
         return _Scope(True)
+    return _grant_scope(view, caller.address, patient, grant, None)
+
+
+def _grant_scope(
+    view: StateView, holder: Address, patient: Address, grant: str | None,
+    delegation: SignedDelegation | None,
+) -> _Scope | None:  # fmt: skip
     if grant is None:
-        return None
-    held = grant_of(view, grant.lower())
-    if held is None or held.requester != caller.address or held.patient != patient:
+        # Without a grant named, any the holder holds on the patient's data; with none,
+        # as with a grant that does not reach a record, the record is not shown.
+        held = held_grants(view, holder, patient, time.time_ns())
+        return _Scope(False, grants=tuple(held), delegation=delegation) if held else None
+    named = grant_of(view, grant.lower())
+    if named is None or named.requester != holder or named.patient != patient:
         return None
     # The holder may hear why their own grant no longer reads (revoked, expired, void).
-    return _Scope(False, holding_grant(view, grant.lower(), time.time_ns()))
+    holding = holding_grant(view, grant.lower(), time.time_ns())
+    return _Scope(False, grants=(holding,), delegation=delegation)
 
 
 def _readable(
+    *,
     service: Service,
     caller: AuthenticatedCaller,
+    delegation: Delegated,
     record_id: Annotated[str, Path(pattern=RECORD_ID)],
     version: Annotated[int | None, Query(ge=FIRST_VERSION, le=MAX_VERSION)] = None,
     grant: Annotated[str | None, Query(pattern=GRANT)] = None,
@@ -158,7 +228,7 @@ def _readable(
     """The record (its latest or a given version) if the caller may see it; a record the
     caller may not see is refused as one this vault does not hold."""
     stored = service.vault.get(bytes.fromhex(record_id), version)
-    scope = _scope(service, caller, stored.sealed.header.patient, grant)
+    scope = _scope(service, caller, stored.sealed.header.patient, grant, delegation)
     if scope is None or not scope.covers(stored):
         raise UnknownRecord.not_held(record_id, version)
     return stored

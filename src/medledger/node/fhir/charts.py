@@ -1,0 +1,109 @@
+"""Charts as the FHIR API serves them: opened records as FHIR resources, kept briefly.
+
+A record is served under the server's ids: its record id (32 hex digits) as logical id,
+its version as ``meta.versionId``, its commit time as ``meta.lastUpdated``, and its
+source as ``meta.source`` (the node that keeps it, with the id the author's system gave
+it). The chart's patient is ``Patient/<pseudonym>``: the newest Patient record of the
+chart is served under that id, and the chart's references to its patient (``subject``,
+``patient``, ``beneficiary``) name it, as importing refuses references to anyone else.
+
+Reading a chart asks the custodians for every record in it, and each release leaves
+receipts: a session's chart is kept for :data:`CHART_TTL_S` seconds, in memory, so that
+a client paging through a search or reading what it just found does not read it again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from medledger.crypto.keys import Address
+from medledger.node.fhir.federation import Chart, Federation, Opened
+from medledger.node.fhir.tokens import Session
+from medledger.records.fhir_search import Found
+
+__all__ = ["CHART_TTL_S", "Charts", "ServedChart", "served_found"]
+
+CHART_TTL_S = 60
+_MAX_CHARTS = 256
+_ABOUT = ("subject", "patient", "beneficiary")
+
+
+@dataclass(frozen=True)
+class ServedChart:
+    patient: Address
+    found: tuple[Found, ...]
+    unreachable: tuple[str, ...]
+    #: The record served as ``Patient/<pseudonym>``, if the chart has a Patient.
+    patient_record: bytes | None = None
+
+
+class Charts:
+    def __init__(self, federation: Federation, base_url: str) -> None:
+        self._federation = federation
+        self._base = base_url
+        # Keyed by the session's own delegation signature, which no other session has.
+        self._kept: dict[tuple[bytes, Address], tuple[int, ServedChart]] = {}
+
+    async def chart(self, session: Session, patient: Address) -> ServedChart:
+        now = time.monotonic_ns()
+        key = (session.delegation.signature, patient)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        chart = _served(await self._federation.chart(session, patient), self._base)
+        if len(self._kept) >= _MAX_CHARTS:
+            self._kept = {k: v for k, v in self._kept.items() if v[0] > now}
+            if len(self._kept) >= _MAX_CHARTS:
+                self._kept.clear()
+        self._kept[key] = (now + CHART_TTL_S * 10**9, chart)
+        return chart
+
+    async def record(
+        self, session: Session, record_id: bytes, version: int | None = None
+    ) -> Found | None:
+        opened = await self._federation.record(session, record_id, version)
+        if opened is None:
+            return None
+        return served_found(opened, opened.record.sealed.header.patient, self._base)
+
+    async def history(self, session: Session, record_id: bytes) -> list[Found]:
+        return [
+            served_found(opened, opened.record.sealed.header.patient, self._base)
+            for opened in await self._federation.history(session, record_id)
+        ]
+
+
+def _served(chart: Chart, base: str) -> ServedChart:
+    patients = [o for o in chart.records if o.record.sealed.header.resource_type == "Patient"]
+    newest = max(patients, key=lambda o: o.committed_ns, default=None)
+    found = tuple(
+        served_found(o, chart.patient, base, as_patient=o is newest) for o in chart.records
+    )
+    record = None if newest is None else newest.record.sealed.header.record_id
+    return ServedChart(chart.patient, found, chart.unreachable, record)
+
+
+def served_found(
+    opened: Opened, patient: Address, base: str, *, as_patient: bool = False
+) -> Found:
+    header = opened.record.sealed.header
+    body: dict[str, Any] = dict(opened.body)
+    source = body.get("id")
+    vault = base if opened.vault == "local" else opened.vault.rstrip("/")
+    meta = dict(body["meta"]) if isinstance(body.get("meta"), dict) else {}
+    meta["source"] = f"{vault}#{header.resource_type}/{source}" if source else vault
+    body["meta"] = meta
+    for element in _ABOUT:
+        if _names_a_patient(body.get(element)):
+            body[element] = {**body[element], "reference": f"Patient/{patient}"}
+    logical_id = patient if as_patient else header.record_id.hex()
+    return Found(body, logical_id, str(header.version), opened.committed_ns, header.category)
+
+
+def _names_a_patient(value: object) -> bool:
+    reference = value.get("reference") if isinstance(value, dict) else None
+    return isinstance(reference, str) and (
+        reference.startswith("Patient/") or "/Patient/" in reference
+    )

@@ -1,0 +1,160 @@
+"""Access tokens for the FHIR API, and the sessions they stand for.
+
+A token is 32 random bytes the node hands out and keeps in memory for five minutes;
+behind it is a :class:`Session`: who reads (a grant's holder), for which app, and the
+delegation the holder signed to this node for that app and those resource types (the
+token's scopes). A restarted node forgets its tokens and clients ask for new ones,
+as SMART clients do when a token expires.
+
+Backend Services (``client_credentials``): the client proves itself with a JWT signed
+by one of its registered keys (RS384 or ES384, as SMART requires), addressed to this
+token endpoint, living at most five minutes, its ``jti`` never seen before while it
+lives; the node then signs the session's delegation with the participant key the
+institution registered the client with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jwcrypto import jwk, jwt
+from jwcrypto.common import JWException
+
+from medledger.access.delegation import Delegation, SignedDelegation
+from medledger.crypto.keys import Address, PrivateKey
+from medledger.errors import InvalidInput
+from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
+from medledger.node.fhir.clients import ClientRegistry
+from medledger.node.fhir.scopes import grant_scopes
+
+__all__ = ["Session", "TokenError", "Tokens"]
+
+TOKEN_LIFETIME_S = 300
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ALGORITHMS = ["RS384", "ES384"]
+MAX_ASSERTION_LIFETIME_S = 300
+_MAX_SESSIONS = 10_000
+
+
+class TokenError(InvalidInput):
+    """An OAuth 2.0 error (RFC 6749 section 5.2): ``error`` is its code."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a token reads as: ``principal``'s grants, through this node, for ``app``."""
+
+    principal: Address
+    app: str
+    scope: str
+    delegation: SignedDelegation
+    expires_ns: int
+
+
+class Tokens:
+    def __init__(self, registry: ClientRegistry, member: Address, network_id: int) -> None:
+        self._registry = registry
+        self._member = member
+        self._network_id = network_id
+        self._sessions: dict[str, Session] = {}
+        self._seen_jti: dict[tuple[str, str], int] = {}
+
+    def client_credentials(
+        self, form: Mapping[str, str], *, token_url: str, passphrase: str,
+        now_ns: int | None = None,
+    ) -> tuple[str, Session]:  # fmt: skip
+        """A token for a backend client that proved itself; TokenError otherwise."""
+        now = time.time_ns() if now_ns is None else now_ns
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise TokenError("invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}")
+        assertion = form.get("client_assertion")
+        if not assertion:
+            raise TokenError("invalid_client", "client_assertion is required")
+        client_id = _unverified_issuer(assertion)
+        client = self._registry.get(client_id)
+        if client is None:
+            raise TokenError("invalid_client", "unknown client")
+        claims = _verified_claims(assertion, client.verifying_keys(), client_id, token_url, now)
+        self._spend_jti(client_id, claims, now)
+        try:
+            granted = grant_scopes(form.get("scope", ""), contexts=frozenset({"system"}))
+        except InvalidInput as exc:
+            raise TokenError("invalid_scope", str(exc)) from None
+        principal: PrivateKey = client.principal_key(passphrase)
+        expires_ns = now + TOKEN_LIFETIME_S * NS_PER_S
+        delegation = Delegation.of_types(
+            self._network_id, self._member, client_id,
+            None if granted.types is None else set(granted.types), expires_ns // NS_PER_MS,
+        )  # fmt: skip
+        session = Session(principal.address, client_id, granted.scope,
+                          SignedDelegation.sign(delegation, principal), expires_ns)  # fmt: skip
+        return self._issue(session, now), session
+
+    def session(self, token: str, now_ns: int | None = None) -> Session | None:
+        """The live session behind a bearer token, or None."""
+        session = self._sessions.get(token)
+        now = time.time_ns() if now_ns is None else now_ns
+        if session is None or session.expires_ns <= now:
+            return None
+        return session
+
+    def _issue(self, session: Session, now: int) -> str:
+        if len(self._sessions) >= _MAX_SESSIONS:
+            self._sessions = {t: s for t, s in self._sessions.items() if s.expires_ns > now}
+            if len(self._sessions) >= _MAX_SESSIONS:
+                raise TokenError("temporarily_unavailable", "too many live tokens")
+        token = secrets.token_urlsafe(32)
+        self._sessions[token] = session
+        return token
+
+    def _spend_jti(self, client_id: str, claims: Mapping[str, object], now: int) -> None:
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise TokenError("invalid_client", "the assertion has no jti")
+        self._seen_jti = {k: exp for k, exp in self._seen_jti.items() if exp > now}
+        if (client_id, jti) in self._seen_jti:
+            raise TokenError("invalid_client", "the assertion was used before")
+        exp = claims["exp"]
+        assert isinstance(exp, int)
+        self._seen_jti[(client_id, jti)] = exp * NS_PER_S
+
+
+def _unverified_issuer(assertion: str) -> str:
+    """The client an assertion claims to come from, to find its keys by; checked after."""
+    try:
+        payload = assertion.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        raise TokenError("invalid_client", "the client assertion is no JWT") from None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(iss, str) or claims.get("sub") != iss:
+        raise TokenError("invalid_client", "the assertion's iss and sub must name the client")
+    return iss
+
+
+def _verified_claims(
+    assertion: str, keys: jwk.JWKSet, client_id: str, token_url: str, now: int
+) -> dict[str, object]:
+    try:
+        token = jwt.JWT(
+            jwt=assertion, key=keys, algs=ALGORITHMS, expected_type="JWS",
+            check_claims={"iss": client_id, "sub": client_id, "aud": token_url, "exp": None},
+        )  # fmt: skip
+    except (JWException, ValueError, TypeError) as exc:
+        raise TokenError("invalid_client", f"the client assertion does not verify: {exc}") from None
+    claims = dict(json.loads(token.claims))
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp > now // NS_PER_S + MAX_ASSERTION_LIFETIME_S:
+        raise TokenError("invalid_client", "the assertion must expire within five minutes")
+    return claims

@@ -1,0 +1,270 @@
+"""The FHIR R4 API (``/fhir``): a patient's chart across the consortium, read-only.
+
+Every route but ``metadata`` takes a SMART access token (``Authorization: Bearer``,
+from ``/auth/token``, routes/smart.py). What a token reads is what its principal's
+grants cover, narrowed by its scopes, across every member's vault, each record opened
+through the custodians with its receipts (node/fhir/federation.py). Searches are of one
+patient's chart (``patient=Pseudonym`` or ``Patient/{id}/$everything``): the chart is
+the unit the grants and the receipts are about. ``Bundle.total`` counts only what the
+token may read. Refusals are OperationOutcomes (app.py); answers are
+``application/fhir+json`` with decimals as written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from medledger import __version__
+from medledger.crypto.keys import Address, to_checksum_address
+from medledger.node.deps import Service
+from medledger.node.errors import RequestNotAuthenticated
+from medledger.node.fhir.bundle import PAGE_PARAM, history, page_offset, searchset, served
+from medledger.node.fhir.capability import (
+    ResourceSupport,
+    SmartEndpoints,
+    Software,
+    capability_statement,
+)
+from medledger.node.fhir.charts import Charts, ServedChart
+from medledger.node.fhir.content import FORMAT_PARAM, fhir_body, negotiate
+from medledger.node.fhir.federation import Federation
+from medledger.node.fhir.tokens import Session
+from medledger.node.routes.smart import TOKEN_PATH, tokens_of
+from medledger.records.errors import UnknownRecord
+from medledger.records.fhir import is_resource_type, resource_types
+from medledger.records.fhir_search import Found, InvalidSearch, Query, parse_query, search
+
+_FHIR_JSON = {"application/fhir+json": {"schema": {"type": "object"}}}
+#: Every answer, refusals included, is FHIR JSON (refusals: OperationOutcomes).
+FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": _FHIR_JSON}
+    for status, description in (
+        (200, "a resource or a Bundle"),
+        (400, "a malformed or unsupported search"),
+        (401, "no valid bearer token"),
+        (403, "not allowed"),
+        (404, "no such resource this token may read"),
+        (406, "a format other than FHIR JSON asked for"),
+        (422, "refused"),
+        (429, "too many requests"),
+        (503, "a vault or custodian did not answer"),
+    )
+}
+router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
+
+_RECORD_ID = re.compile(r"[0-9a-f]{32}")
+_PSEUDONYM = re.compile(r"0x[0-9a-fA-F]{40}")
+_SKIP = frozenset({FORMAT_PARAM, PAGE_PARAM})
+#: The statement's date: when this server (process) started serving what it describes.
+_STARTED_NS = time.time_ns()
+
+
+def _session(request: Request) -> Session:
+    """The session behind the request's bearer token."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    session = tokens_of(request).session(token.strip()) if scheme.lower() == "bearer" else None
+    if session is None:
+        raise RequestNotAuthenticated("a valid bearer token from /auth/token is required")
+    return session
+
+
+def _charts(request: Request, service: Service) -> Charts:
+    charts: Charts | None = getattr(request.app.state, "fhir_charts", None)
+    if charts is None:
+        charts = Charts(Federation(service), _base(service))
+        request.app.state.fhir_charts = charts
+    return charts
+
+
+Reader = Annotated[Session, Depends(_session)]
+ChartsOf = Annotated[Charts, Depends(_charts)]
+ResourceType = Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
+
+
+def _base(service: Service) -> str:
+    return service.settings.base_url + "/fhir"
+
+
+def _answer(request: Request, resource: dict[str, Any], status: int = 200) -> Response:
+    media = negotiate(request.query_params.get(FORMAT_PARAM), request.headers.get("accept"))
+    return Response(fhir_body(resource), status, media_type=media)
+
+
+def _patient(value: str) -> Address:
+    if not _PSEUDONYM.fullmatch(value):
+        raise UnknownRecord("Patient ids here are patients' pseudonyms (0x and 40 hex digits)")
+    return to_checksum_address(value)
+
+
+def _chart_query(request: Request, resource_type: str | None) -> tuple[Query, Address]:
+    query = parse_query(request.query_params.multi_items(), resource_type=resource_type,
+                        skip=_SKIP)  # fmt: skip
+    patients = query.patients
+    if patients is None or len(patients) != 1:
+        raise InvalidSearch("patient", "a search names one patient: patient=<pseudonym>")
+    (patient,) = patients
+    return query, _patient(patient)
+
+
+def _searchset(
+    request: Request, service: Service, chart: ServedChart, query: Query
+) -> dict[str, Any]:
+    matches = search(query, chart.found)
+    bundle = searchset(matches, query=query, base=_base(service),
+                       offset=page_offset(request.query_params.get(PAGE_PARAM)))  # fmt: skip
+    if chart.unreachable:
+        # R4: a searchset may carry an OperationOutcome about the search itself.
+        bundle.setdefault("entry", []).append(_unreachable(chart.unreachable))
+    return bundle
+
+
+def _unreachable(urls: tuple[str, ...]) -> dict[str, Any]:
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "incomplete",
+                   "diagnostics": f"no answer from the vault at {url}"} for url in urls],
+    }  # fmt: skip
+    return {"resource": outcome, "search": {"mode": "outcome"}}
+
+
+@router.get("/metadata")
+async def metadata(request: Request, service: Service) -> Response:
+    """The CapabilityStatement: what this server does, open to anyone (FHIR R4)."""
+    statement: dict[str, Any] | None = getattr(request.app.state, "fhir_capability", None)
+    if statement is None:
+        statement = _capability(service)
+        request.app.state.fhir_capability = statement
+    return _answer(request, statement)
+
+
+def _capability(service: Service) -> dict[str, Any]:
+    """Every resource type a record can be, each read and searched in one patient's
+    chart; built once (it lists the search parameters of some 140 types)."""
+    resources = [
+        ResourceSupport(kind, ("read", "search-type")) for kind in sorted(resource_types())
+    ]
+    return capability_statement(
+        base=_base(service), date_ns=_STARTED_NS, software=Software("medledger", __version__),
+        resources=resources, system_interactions=("search-system",),
+        smart=SmartEndpoints(token=service.settings.base_url + TOKEN_PATH),
+    )  # fmt: skip
+
+
+@router.get("/Patient/{patient}/$everything")
+async def everything(
+    request: Request, service: Service, session: Reader, charts: ChartsOf, patient: str
+) -> Response:
+    """Every record of the patient's chart the token may read, from every vault."""
+    address = _patient(patient)
+    query = parse_query(
+        [(n, v) for n, v in request.query_params.multi_items() if n in ("_count", "_type")],
+        skip=_SKIP,
+    )
+    chart = await charts.chart(session, address)
+    return _answer(request, _searchset(request, service, chart, query))
+
+
+@router.get("/{resource_type}/{logical_id}/_history/{version_id}")
+async def vread(
+    *, request: Request, session: Reader, charts: ChartsOf, resource_type: ResourceType,
+    logical_id: str, version_id: str,
+) -> Response:  # fmt: skip
+    """One version of a resource (``meta.versionId``)."""
+    record_id = await _record_id(session, charts, resource_type, logical_id)
+    missing = UnknownRecord(f"no {resource_type}/{logical_id} version {version_id} here")
+    if not version_id.isascii() or not version_id.isdigit() or not 0 < int(version_id) < 2**32:
+        raise missing
+    found = await charts.record(session, record_id, int(version_id))
+    if found is None or found.resource_type != resource_type:
+        raise missing
+    if found.logical_id != logical_id:  # the chart's Patient, asked by its pseudonym
+        found = dataclasses.replace(found, logical_id=logical_id)
+    return _answer(request, served(found))
+
+
+@router.get("/{resource_type}/{logical_id}/_history")
+async def history_of(
+    *, request: Request, service: Service, session: Reader, charts: ChartsOf,
+    resource_type: ResourceType, logical_id: str,
+) -> Response:  # fmt: skip
+    """Every version of a resource the token may read, newest first."""
+    record_id = await _record_id(session, charts, resource_type, logical_id)
+    versions = [
+        dataclasses.replace(f, logical_id=logical_id)
+        for f in await charts.history(session, record_id)
+        if f.resource_type == resource_type
+    ]
+    if not versions:
+        raise UnknownRecord(f"no {resource_type}/{logical_id} this token may read")
+    count = parse_query([(n, v) for n, v in request.query_params.multi_items() if n == "_count"])
+    offset = page_offset(request.query_params.get(PAGE_PARAM))
+    endpoint = f"{resource_type}/{logical_id}/_history"
+    bundle = history(versions, base=_base(service), endpoint=endpoint, count=count.count,
+                     offset=offset)  # fmt: skip
+    return _answer(request, bundle)
+
+
+async def _record_id(
+    session: Session, charts: Charts, resource_type: str, logical_id: str
+) -> bytes:
+    """The record a logical id names: a record id, or the chart's Patient by pseudonym."""
+    if _RECORD_ID.fullmatch(logical_id):
+        return bytes.fromhex(logical_id)
+    if resource_type == "Patient" and _PSEUDONYM.fullmatch(logical_id):
+        record = (await charts.chart(session, _patient(logical_id))).patient_record
+        if record is not None:
+            return record
+    raise UnknownRecord(f"no {resource_type}/{logical_id} this token may read")
+
+
+@router.get("/{resource_type}/{logical_id}")
+async def read(
+    request: Request, session: Reader, charts: ChartsOf, resource_type: ResourceType,
+    logical_id: str,
+) -> Response:  # fmt: skip
+    """One resource: a record by its record id, or the chart's Patient by the pseudonym."""
+    found = await _read(session, charts, resource_type, logical_id)
+    return _answer(request, served(found))
+
+
+async def _read(session: Session, charts: Charts, resource_type: str, logical_id: str) -> Found:
+    missing = UnknownRecord(f"no {resource_type}/{logical_id} this token may read")
+    if not is_resource_type(resource_type):
+        raise missing
+    if resource_type == "Patient" and _PSEUDONYM.fullmatch(logical_id):
+        chart = await charts.chart(session, _patient(logical_id))
+        found = next((f for f in chart.found if f.logical_id == chart.patient), None)
+    elif _RECORD_ID.fullmatch(logical_id):
+        found = await charts.record(session, bytes.fromhex(logical_id))
+    else:
+        found = None
+    if found is None or found.resource_type != resource_type:
+        raise missing
+    return found
+
+
+@router.get("/{resource_type}")
+async def search_type(
+    request: Request, service: Service, session: Reader, charts: ChartsOf,
+    resource_type: ResourceType,
+) -> Response:  # fmt: skip
+    """A search of one type in one patient's chart."""
+    query, patient = _chart_query(request, resource_type)
+    chart = await charts.chart(session, patient)
+    return _answer(request, _searchset(request, service, chart, query))
+
+
+@router.get("")
+async def search_all(
+    request: Request, service: Service, session: Reader, charts: ChartsOf
+) -> Response:
+    """A search across types (``_type``) in one patient's chart."""
+    query, patient = _chart_query(request, None)
+    chart = await charts.chart(session, patient)
+    return _answer(request, _searchset(request, service, chart, query))
+
