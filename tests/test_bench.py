@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medledger.bench import access, cli, credentials, ingest, ledger, node
+from medledger.bench import access, cli, credentials, fhir, ingest, ledger, node
 
 
 def test_the_ledger_bench_reports_throughput_against_the_floor() -> None:
@@ -30,8 +30,10 @@ def test_the_ingest_bench_writes_every_record_and_measures_the_floor() -> None:
 
 
 def test_the_access_bench_reads_and_grants() -> None:
-    result = access.run(reads=10, grants=50)
+    result = access.run(reads=10, grants=50, query=160)
     assert result["grants"] == 50 and result["record_bytes"] == 1 << 20
+    # 160 records in two releases: each of the 3 custodians logs 2 receipts.
+    assert (result["query_records"], result["query_receipt_txs"]) == (160, 6)
     assert 0 < result["p50_ms"] <= result["p99_ms"]
 
 
@@ -51,6 +53,16 @@ def test_the_node_bench_loads_one_node_and_every_request_succeeds() -> None:
     assert 0 < result["read_p50_ms"] <= result["read_p99_ms"]
     assert 0 < result["approval_p50_ms"] <= result["approval_p99_ms"]
     assert result["floor_health_per_s"] > 0
+
+
+def test_the_fhir_bench_ingests_over_http_and_reads_a_chart_over_three_vaults() -> None:
+    result = fhir.run(ingest_records=500, chart=20, reads=1)
+    assert result["ingest_resources"] == 500 and result["vaults"] == 3
+    assert result["resources_per_s"] > 0 and result["everything_p50_ms"] > 0
+    # 20 records under one grant: one release, one receipt per custodian.
+    assert result["everything_ledger_txs"] == 3
+    floor = result["floor_direct_records_per_s"]
+    assert result["ratio"] == round(result["resources_per_s"] / floor, 3)
 
 
 def test_the_cli_bench_times_a_fresh_process_against_a_bare_interpreter() -> None:

@@ -368,3 +368,124 @@ def test_versions_are_read_one_by_one_and_as_a_history(net: Network) -> None:
     _fhir(_get(net, f"/Observation/{lab}/_history/x", token), 404)
     patient = _fhir(_get(net, f"/Patient/{PATIENT.address}/_history/1", token))
     assert patient["id"] == PATIENT.address
+
+
+def _post(net: Network, path: str, body: object, token: str, method: str = "POST",
+          **headers: str) -> httpx.Response:  # fmt: skip
+    return httpx.request(method, net.nodes["hospital-b"].url + "/fhir" + path,
+                         content=json.dumps(body), timeout=60,
+                         headers={"Authorization": f"Bearer {token}",
+                                  "Content-Type": "application/fhir+json", **headers})  # fmt: skip
+
+
+def _vault_size(net: Network) -> int:
+    return len(net.nodes["hospital-b"].service.vault.for_patient(PATIENT.address))
+
+
+def _glucose(n: int, subject: str) -> dict[str, Any]:
+    lab = {**_lab(n, "x"), "subject": {"reference": subject}}
+    lab["valueQuantity"] = {"value": 4.2, "unit": "mmol/L"}
+    return lab
+
+
+def test_a_system_creates_updates_and_reads_back(net: Network) -> None:
+    token = _token(net)
+    created = _post(net, "/Observation", _glucose(4, f"Patient/{PATIENT.address}"), token)
+    resource = _fhir(created, 201)
+    record = resource["id"]
+    assert created.headers["location"].endswith(f"/Observation/{record}/_history/1")
+    assert resource["meta"]["versionId"] == "1"
+    read = _fhir(_get(net, f"/Observation/{record}", token))
+    assert read["valueQuantity"]["value"] == 4.2
+    changed = {**_glucose(4, f"Patient/{PATIENT.address}"), "status": "corrected"}
+    updated = _fhir(_post(net, f"/Observation/{record}", changed, token, method="PUT"))
+    assert (updated["id"], updated["meta"]["versionId"]) == (record, "2")
+    assert _fhir(_get(net, f"/Observation/{record}", token))["status"] == "corrected"
+    reads = audit_log(net.nodes["hospital-b"].service.node, PATIENT.address)
+    assert any(r.record_id == record for r in reads)  # what it wrote it read as anyone does
+
+
+def test_a_transaction_is_all_or_none_and_links_its_entries(net: Network) -> None:
+    token = _token(net)
+    patient = {"resourceType": "Patient", "id": "b-local", "birthDate": "1970-05-01"}
+    entries = [
+        {"fullUrl": "urn:uuid:pat", "resource": patient,
+         "request": {"method": "PUT", "url": f"Patient/{PATIENT.address}"}},
+        {"fullUrl": "urn:uuid:obs", "resource": _glucose(5, "urn:uuid:pat"),
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {**CONDITION, "subject": {"reference": "urn:uuid:pat"},
+                      "evidence": [{"detail": [{"reference": "urn:uuid:obs"}]}]},
+         "request": {"method": "POST", "url": "Condition"}},
+    ]  # fmt: skip
+    bad = {**_glucose(6, f"Patient/{PATIENT.address}"), "status": "bogus"}
+    before = _vault_size(net)
+    with_bad = [*entries, {"resource": bad, "request": {"method": "POST", "url": "Observation"}}]
+    refused = _post(net, "", {"resourceType": "Bundle", "type": "transaction", "entry": with_bad},
+                    token)  # fmt: skip
+    outcome = _fhir(refused, 422)
+    assert "entry[3]" in outcome["issue"][0]["diagnostics"]
+    assert _vault_size(net) == before  # nothing of it was written
+    answer = _fhir(_post(net, "", {"resourceType": "Bundle", "type": "transaction",
+                                   "entry": entries}, token))  # fmt: skip
+    assert answer["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in answer["entry"]]
+    assert statuses == ["201 Created"] * 3
+    assert _vault_size(net) == before + 3
+    condition_id = answer["entry"][2]["response"]["location"].split("/")[-3]
+    observation_id = answer["entry"][1]["response"]["location"].split("/")[-3]
+    condition = _fhir(_get(net, f"/Condition/{condition_id}", token))
+    assert condition["subject"]["reference"] == f"Patient/{PATIENT.address}"
+    assert condition["evidence"][0]["detail"][0]["reference"] == f"Observation/{observation_id}"
+
+
+def test_a_batch_answers_each_entry_on_its_own(net: Network) -> None:
+    token = _token(net)
+    good = {"resource": _glucose(7, f"Patient/{PATIENT.address}"),
+            "request": {"method": "POST", "url": "Observation"}}  # fmt: skip
+    practitioner = {"resource": {"resourceType": "Practitioner", "id": "p1"},
+                    "request": {"method": "POST", "url": "Practitioner"}}  # fmt: skip
+    answer = _fhir(_post(net, "", {"resourceType": "Bundle", "type": "batch",
+                                   "entry": [good, practitioner]}, token))  # fmt: skip
+    assert answer["type"] == "batch-response"
+    first, second = (e["response"] for e in answer["entry"])
+    assert first["status"] == "201 Created"
+    assert second["status"].startswith("422")
+    assert "institution-level" in second["outcome"]["issue"][0]["diagnostics"]
+
+
+def test_a_conditional_create_creates_once(net: Network) -> None:
+    token = _token(net)
+    lab = {**_glucose(8, f"Patient/{PATIENT.address}"),
+           "identifier": [{"system": "urn:lab:accession", "value": "A-77"}]}  # fmt: skip
+    condition = {"If-None-Exist": "identifier=urn:lab:accession|A-77"}
+    first = _post(net, "/Observation", lab, token, **condition)
+    assert first.status_code == 201, first.text
+    again = _post(net, "/Observation", lab, token, **condition)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [("another institution's patient", 422), ("no patient named", 422),
+     ("a pseudonym that is no patient", 422), ("not FHIR JSON", 400),
+     ("an update of a record kept elsewhere", 422)],
+)  # fmt: skip
+def test_writes_that_are_refused(net: Network, case: str, status: int) -> None:
+    token = _token(net)
+    body: object = {
+        "another institution's patient": _glucose(9, f"Patient/{OTHER.address}"),
+        "no patient named": {k: v for k, v in _glucose(9, "x").items() if k != "subject"},
+        "a pseudonym that is no patient": _glucose(9, f"Patient/{key('nobody').address}"),
+        "not FHIR JSON": ["not", "a", "resource"],
+        "an update of a record kept elsewhere": _glucose(9, f"Patient/{PATIENT.address}"),
+    }[case]
+    before = _vault_size(net)
+    if case == "an update of a record kept elsewhere":
+        answer = _post(net, f"/Observation/{SCENE.records_a['lab1.json']}", body, token,
+                       method="PUT")  # fmt: skip
+    else:
+        answer = _post(net, "/Observation", body, token)
+    outcome = _fhir(answer, status)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert _vault_size(net) == before

@@ -61,7 +61,7 @@ def run(
     progress: Progress | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     say = progress or (lambda _msg: None)
-    with tempfile.TemporaryDirectory(prefix="medledger-bench-node-") as tmp, _passphrase():
+    with tempfile.TemporaryDirectory(prefix="medledger-bench-node-") as tmp, throwaway_passphrase():
         network = LocalNetwork(
             Path(tmp), base_port=consecutive_free_ports(3), node_settings=UNTHROTTLED
         )
@@ -256,7 +256,7 @@ def _ms(seconds: float) -> float:
 
 
 @contextmanager
-def _passphrase() -> Iterator[None]:
+def throwaway_passphrase() -> Iterator[None]:
     # The throwaway network's keystores: a fresh passphrase, restored afterwards.
     previous = os.environ.get(PASSPHRASE_ENV)
     os.environ[PASSPHRASE_ENV] = secrets.token_hex(16)

@@ -67,6 +67,23 @@ def bench_access(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+@bench_app.command("fhir")
+def bench_fhir(
+    ingest_records: Annotated[
+        int, typer.Option("--ingest", min=500, help="Records posted as transaction Bundles.")
+    ] = 5000,
+    chart: Annotated[int, typer.Option(min=10, help="Records in the chart read whole.")] = 500,
+    reads: Annotated[int, typer.Option(min=1, help="Whole-chart reads timed.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """FHIR transaction ingest over HTTP vs direct ingest, and $everything over 3 vaults."""
+    from medledger.bench import fhir
+
+    result = fhir.run(ingest_records=ingest_records, chart=chart, reads=reads,
+                      progress=None if as_json else progress)  # fmt: skip
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 @bench_app.command("credentials")
 def bench_credentials(
     rounds: Annotated[int, typer.Option(min=5, help="AnonCreds prove/verify rounds.")] = 20,

@@ -53,6 +53,7 @@ from medledger.node.routes import (
     custodian,
     fhir,
     fhir_categories,
+    fhir_writes,
     ledger,
     patients,
     records,
@@ -196,6 +197,7 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     app.include_router(patients.router)
     app.include_router(smart.router)
     app.include_router(fhir.router)
+    app.include_router(fhir_writes.router)
     mount_portal(app)
     app.add_middleware(Observed, metrics=metrics, max_body_bytes=service.settings.max_body_bytes)
     return app

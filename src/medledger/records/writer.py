@@ -112,6 +112,19 @@ class RecordWriter:
             await (await self._flush(seq, accepted, None))
             return seq
 
+    async def write_together(self, sealed: Sequence[Sealed]) -> int:
+        """Store and commit records sealed here as one batch, all or none: a record the
+        authoring rule refuses refuses them all (its InvalidRecord is raised). Returns the
+        log index of the batch's commit."""
+        async with self._serial:
+            self._require_no_pending()
+            for item in sealed:
+                judged = self._judged(item)
+                if isinstance(judged, InvalidRecord):
+                    raise judged
+            seq = self.store.next_batch()
+            return await (await self._flush(seq, list(sealed), None))
+
     def _require_no_pending(self) -> None:
         if self.store.batches(PENDING):
             raise UsageError("the vault has pending batches: recover them first")
@@ -126,7 +139,7 @@ class RecordWriter:
         report = WriteReport()
         pending: list[Sealed] = []
         seq = self.store.next_batch()
-        committing: asyncio.Task[None] | None = None
+        committing: asyncio.Task[int] | None = None
         try:
             async for outcomes in pool.seal(self._jobs(jobs, report)):
                 for outcome in outcomes:
@@ -173,8 +186,8 @@ class RecordWriter:
                 yield job
 
     async def _flush(
-        self, seq: int, sealed: list[Sealed], previous: asyncio.Task[None] | None
-    ) -> asyncio.Task[None]:
+        self, seq: int, sealed: list[Sealed], previous: asyncio.Task[int] | None
+    ) -> asyncio.Task[int]:
         """Store a batch, then start its commit once the previous one is done."""
         leaves = [merkle.leaf_hash(item.sealed.commitment) for item in sealed]
         root, proofs = merkle.root_and_proofs(leaves)
@@ -185,11 +198,13 @@ class RecordWriter:
         log.info("committing batch %d of %d records", seq, len(sealed))
         return asyncio.create_task(self._commit(seq, root, len(sealed)))
 
-    async def _commit(self, seq: int, root: bytes, count: int) -> None:
+    async def _commit(self, seq: int, root: bytes, count: int) -> int:
+        """Commit a stored batch; return the log index of its commit."""
         payload = {"vault": self.vault, "batch": seq, "count": count, "root": "0x" + root.hex()}
         outcome = await self.node.submit_payload(self.institution, COMMIT, payload)
         assert outcome.index is not None  # submit raises unless accepted
         self.store.mark_committed(seq, outcome.tx_id, outcome.index)
+        return outcome.index
 
 
 def _written(sealed: list[Sealed]) -> list[Written]:

@@ -15,6 +15,7 @@ a client paging through a search or reading what it just found does not read it 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,9 @@ from medledger.crypto.keys import Address
 from medledger.node.fhir.federation import Chart, Federation, Opened
 from medledger.node.fhir.tokens import Session
 from medledger.records.fhir_search import Found
+from medledger.records.header import RecordHeader
 
-__all__ = ["CHART_TTL_S", "Charts", "ServedChart", "served_found"]
+__all__ = ["CHART_TTL_S", "Charts", "ServedChart", "serve", "served_found"]
 
 CHART_TTL_S = 60
 _MAX_CHARTS = 256
@@ -60,6 +62,10 @@ class Charts:
         self._kept[key] = (now + CHART_TTL_S * 10**9, chart)
         return chart
 
+    def forget(self, patient: Address) -> None:
+        """Drop every kept chart of ``patient``: a write changed what each shows."""
+        self._kept = {k: v for k, v in self._kept.items() if k[1] != patient}
+
     async def record(
         self, session: Session, record_id: bytes, version: int | None = None
     ) -> Found | None:
@@ -88,18 +94,27 @@ def _served(chart: Chart, base: str) -> ServedChart:
 def served_found(
     opened: Opened, patient: Address, base: str, *, as_patient: bool = False
 ) -> Found:
-    header = opened.record.sealed.header
-    body: dict[str, Any] = dict(opened.body)
-    source = body.get("id")
-    vault = base if opened.vault == "local" else opened.vault.rstrip("/")
-    meta = dict(body["meta"]) if isinstance(body.get("meta"), dict) else {}
+    vault = base.removesuffix("/fhir") if opened.vault == "local" else opened.vault
+    return serve(opened.record.sealed.header, opened.body, opened.committed_ns, vault, patient,
+                 as_patient=as_patient)  # fmt: skip
+
+
+def serve(
+    header: RecordHeader, body: Mapping[str, Any], committed_ns: int, vault_url: str,
+    patient: Address, *, as_patient: bool = False,
+) -> Found:  # fmt: skip
+    """A record version as the API serves it (see the module's docstring)."""
+    served: dict[str, Any] = dict(body)
+    source = served.get("id")
+    vault = vault_url.rstrip("/")
+    meta = dict(served["meta"]) if isinstance(served.get("meta"), dict) else {}
     meta["source"] = f"{vault}#{header.resource_type}/{source}" if source else vault
-    body["meta"] = meta
+    served["meta"] = meta
     for element in _ABOUT:
-        if _names_a_patient(body.get(element)):
-            body[element] = {**body[element], "reference": f"Patient/{patient}"}
+        if _names_a_patient(served.get(element)):
+            served[element] = {**served[element], "reference": f"Patient/{patient}"}
     logical_id = patient if as_patient else header.record_id.hex()
-    return Found(body, logical_id, str(header.version), opened.committed_ns, header.category)
+    return Found(served, logical_id, str(header.version), committed_ns, header.category)
 
 
 def _names_a_patient(value: object) -> bool:

@@ -35,7 +35,10 @@ from medledger.node.fhir.content import NotAcceptable
 from medledger.records.errors import InvalidRecord, UnknownRecord
 from medledger.records.fhir_search import InvalidSearch, UnsupportedSearch
 
-__all__ = ["FHIR_STATUS", "Issue", "IssueType", "Severity", "operation_outcome", "outcome_of"]
+__all__ = [
+    "FHIR_STATUS", "Issue", "IssueType", "PreconditionFailed", "Severity", "operation_outcome",
+    "outcome_of",
+]  # fmt: skip
 
 Severity = Literal["fatal", "error", "warning", "information"]
 #: The R4 IssueType value set (http://hl7.org/fhir/ValueSet/issue-type), a required binding.
@@ -80,6 +83,10 @@ def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
 
 
+class PreconditionFailed(InvalidInput):
+    """A conditional create's search matched more than one resource (HTTP 412)."""
+
+
 #: Most specific first: the first class an error is an instance of decides.
 FHIR_STATUS: list[tuple[type[MedledgerError], int, IssueType]] = [
     (RequestNotAuthenticated, 401, "login"),
@@ -96,6 +103,7 @@ FHIR_STATUS: list[tuple[type[MedledgerError], int, IssueType]] = [
     (NonceGap, 409, "conflict"),
     (Conflict, 409, "conflict"),
     (RateLimited, 429, "throttled"),
+    (PreconditionFailed, 412, "multiple-matches"),
     (UnsupportedSearch, 400, "not-supported"),
     (InvalidSearch, 400, "invalid"),
     (NotAcceptable, 406, "not-supported"),

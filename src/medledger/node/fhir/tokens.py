@@ -21,7 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jwcrypto import jwk, jwt
 from jwcrypto.common import JWException
@@ -60,6 +60,8 @@ class Session:
     scope: str
     delegation: SignedDelegation
     expires_ns: int
+    #: The principal's key, for a system the node writes for (Backend Services).
+    author: PrivateKey | None = field(default=None, repr=False)
 
 
 class Tokens:
@@ -98,7 +100,8 @@ class Tokens:
             None if granted.types is None else set(granted.types), expires_ns // NS_PER_MS,
         )  # fmt: skip
         session = Session(principal.address, client_id, granted.scope,
-                          SignedDelegation.sign(delegation, principal), expires_ns)  # fmt: skip
+                          SignedDelegation.sign(delegation, principal), expires_ns,
+                          author=principal)  # fmt: skip
         return self._issue(session, now), session
 
     def session(self, token: str, now_ns: int | None = None) -> Session | None:

@@ -1,4 +1,4 @@
-"""The FHIR R4 API (``/fhir``): a patient's chart across the consortium, read-only.
+"""The FHIR R4 API (``/fhir``): reads of a patient's chart across the consortium.
 
 Every route but ``metadata`` takes a SMART access token (``Authorization: Bearer``,
 from ``/auth/token``, routes/smart.py). What a token reads is what its principal's
@@ -7,22 +7,20 @@ through the custodians with its receipts (node/fhir/federation.py). Searches are
 patient's chart (``patient=Pseudonym`` or ``Patient/{id}/$everything``): the chart is
 the unit the grants and the receipts are about. ``Bundle.total`` counts only what the
 token may read. Refusals are OperationOutcomes (app.py); answers are
-``application/fhir+json`` with decimals as written.
+``application/fhir+json`` with decimals as written. Writes: fhir_writes.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from medledger import __version__
-from medledger.crypto.keys import Address, to_checksum_address
+from medledger.crypto.keys import Address
 from medledger.node.deps import Service
-from medledger.node.errors import RequestNotAuthenticated
 from medledger.node.fhir.bundle import PAGE_PARAM, history, page_offset, searchset, served
 from medledger.node.fhir.capability import (
     ResourceSupport,
@@ -31,74 +29,29 @@ from medledger.node.fhir.capability import (
     capability_statement,
 )
 from medledger.node.fhir.charts import Charts, ServedChart
-from medledger.node.fhir.content import FORMAT_PARAM, fhir_body, negotiate
-from medledger.node.fhir.federation import Federation
+from medledger.node.fhir.content import FORMAT_PARAM
 from medledger.node.fhir.tokens import Session
-from medledger.node.routes.smart import TOKEN_PATH, tokens_of
+from medledger.node.routes.fhir_common import (
+    FHIR_RESPONSES,
+    PSEUDONYM,
+    RECORD_ID,
+    ChartsOf,
+    Reader,
+    ResourceType,
+    answer,
+    fhir_base,
+    patient_of,
+)
+from medledger.node.routes.smart import TOKEN_PATH
 from medledger.records.errors import UnknownRecord
 from medledger.records.fhir import is_resource_type, resource_types
 from medledger.records.fhir_search import Found, InvalidSearch, Query, parse_query, search
 
-_FHIR_JSON = {"application/fhir+json": {"schema": {"type": "object"}}}
-#: Every answer, refusals included, is FHIR JSON (refusals: OperationOutcomes).
-FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": _FHIR_JSON}
-    for status, description in (
-        (200, "a resource or a Bundle"),
-        (400, "a malformed or unsupported search"),
-        (401, "no valid bearer token"),
-        (403, "not allowed"),
-        (404, "no such resource this token may read"),
-        (406, "a format other than FHIR JSON asked for"),
-        (422, "refused"),
-        (429, "too many requests"),
-        (503, "a vault or custodian did not answer"),
-    )
-}
 router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
 
-_RECORD_ID = re.compile(r"[0-9a-f]{32}")
-_PSEUDONYM = re.compile(r"0x[0-9a-fA-F]{40}")
 _SKIP = frozenset({FORMAT_PARAM, PAGE_PARAM})
 #: The statement's date: when this server (process) started serving what it describes.
 _STARTED_NS = time.time_ns()
-
-
-def _session(request: Request) -> Session:
-    """The session behind the request's bearer token."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    session = tokens_of(request).session(token.strip()) if scheme.lower() == "bearer" else None
-    if session is None:
-        raise RequestNotAuthenticated("a valid bearer token from /auth/token is required")
-    return session
-
-
-def _charts(request: Request, service: Service) -> Charts:
-    charts: Charts | None = getattr(request.app.state, "fhir_charts", None)
-    if charts is None:
-        charts = Charts(Federation(service), _base(service))
-        request.app.state.fhir_charts = charts
-    return charts
-
-
-Reader = Annotated[Session, Depends(_session)]
-ChartsOf = Annotated[Charts, Depends(_charts)]
-ResourceType = Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
-
-
-def _base(service: Service) -> str:
-    return service.settings.base_url + "/fhir"
-
-
-def _answer(request: Request, resource: dict[str, Any], status: int = 200) -> Response:
-    media = negotiate(request.query_params.get(FORMAT_PARAM), request.headers.get("accept"))
-    return Response(fhir_body(resource), status, media_type=media)
-
-
-def _patient(value: str) -> Address:
-    if not _PSEUDONYM.fullmatch(value):
-        raise UnknownRecord("Patient ids here are patients' pseudonyms (0x and 40 hex digits)")
-    return to_checksum_address(value)
 
 
 def _chart_query(request: Request, resource_type: str | None) -> tuple[Query, Address]:
@@ -108,14 +61,14 @@ def _chart_query(request: Request, resource_type: str | None) -> tuple[Query, Ad
     if patients is None or len(patients) != 1:
         raise InvalidSearch("patient", "a search names one patient: patient=<pseudonym>")
     (patient,) = patients
-    return query, _patient(patient)
+    return query, patient_of(patient)
 
 
 def _searchset(
     request: Request, service: Service, chart: ServedChart, query: Query
 ) -> dict[str, Any]:
     matches = search(query, chart.found)
-    bundle = searchset(matches, query=query, base=_base(service),
+    bundle = searchset(matches, query=query, base=fhir_base(service),
                        offset=page_offset(request.query_params.get(PAGE_PARAM)))  # fmt: skip
     if chart.unreachable:
         # R4: a searchset may carry an OperationOutcome about the search itself.
@@ -139,7 +92,7 @@ async def metadata(request: Request, service: Service) -> Response:
     if statement is None:
         statement = _capability(service)
         request.app.state.fhir_capability = statement
-    return _answer(request, statement)
+    return answer(request, statement)
 
 
 def _capability(service: Service) -> dict[str, Any]:
@@ -149,7 +102,7 @@ def _capability(service: Service) -> dict[str, Any]:
         ResourceSupport(kind, ("read", "search-type")) for kind in sorted(resource_types())
     ]
     return capability_statement(
-        base=_base(service), date_ns=_STARTED_NS, software=Software("medledger", __version__),
+        base=fhir_base(service), date_ns=_STARTED_NS, software=Software("medledger", __version__),
         resources=resources, system_interactions=("search-system",),
         smart=SmartEndpoints(token=service.settings.base_url + TOKEN_PATH),
     )  # fmt: skip
@@ -160,13 +113,13 @@ async def everything(
     request: Request, service: Service, session: Reader, charts: ChartsOf, patient: str
 ) -> Response:
     """Every record of the patient's chart the token may read, from every vault."""
-    address = _patient(patient)
+    address = patient_of(patient)
     query = parse_query(
         [(n, v) for n, v in request.query_params.multi_items() if n in ("_count", "_type")],
         skip=_SKIP,
     )
     chart = await charts.chart(session, address)
-    return _answer(request, _searchset(request, service, chart, query))
+    return answer(request, _searchset(request, service, chart, query))
 
 
 @router.get("/{resource_type}/{logical_id}/_history/{version_id}")
@@ -184,7 +137,7 @@ async def vread(
         raise missing
     if found.logical_id != logical_id:  # the chart's Patient, asked by its pseudonym
         found = dataclasses.replace(found, logical_id=logical_id)
-    return _answer(request, served(found))
+    return answer(request, served(found))
 
 
 @router.get("/{resource_type}/{logical_id}/_history")
@@ -204,19 +157,19 @@ async def history_of(
     count = parse_query([(n, v) for n, v in request.query_params.multi_items() if n == "_count"])
     offset = page_offset(request.query_params.get(PAGE_PARAM))
     endpoint = f"{resource_type}/{logical_id}/_history"
-    bundle = history(versions, base=_base(service), endpoint=endpoint, count=count.count,
+    bundle = history(versions, base=fhir_base(service), endpoint=endpoint, count=count.count,
                      offset=offset)  # fmt: skip
-    return _answer(request, bundle)
+    return answer(request, bundle)
 
 
 async def _record_id(
     session: Session, charts: Charts, resource_type: str, logical_id: str
 ) -> bytes:
     """The record a logical id names: a record id, or the chart's Patient by pseudonym."""
-    if _RECORD_ID.fullmatch(logical_id):
+    if RECORD_ID.fullmatch(logical_id):
         return bytes.fromhex(logical_id)
-    if resource_type == "Patient" and _PSEUDONYM.fullmatch(logical_id):
-        record = (await charts.chart(session, _patient(logical_id))).patient_record
+    if resource_type == "Patient" and PSEUDONYM.fullmatch(logical_id):
+        record = (await charts.chart(session, patient_of(logical_id))).patient_record
         if record is not None:
             return record
     raise UnknownRecord(f"no {resource_type}/{logical_id} this token may read")
@@ -229,17 +182,17 @@ async def read(
 ) -> Response:  # fmt: skip
     """One resource: a record by its record id, or the chart's Patient by the pseudonym."""
     found = await _read(session, charts, resource_type, logical_id)
-    return _answer(request, served(found))
+    return answer(request, served(found))
 
 
 async def _read(session: Session, charts: Charts, resource_type: str, logical_id: str) -> Found:
     missing = UnknownRecord(f"no {resource_type}/{logical_id} this token may read")
     if not is_resource_type(resource_type):
         raise missing
-    if resource_type == "Patient" and _PSEUDONYM.fullmatch(logical_id):
-        chart = await charts.chart(session, _patient(logical_id))
+    if resource_type == "Patient" and PSEUDONYM.fullmatch(logical_id):
+        chart = await charts.chart(session, patient_of(logical_id))
         found = next((f for f in chart.found if f.logical_id == chart.patient), None)
-    elif _RECORD_ID.fullmatch(logical_id):
+    elif RECORD_ID.fullmatch(logical_id):
         found = await charts.record(session, bytes.fromhex(logical_id))
     else:
         found = None
@@ -256,7 +209,7 @@ async def search_type(
     """A search of one type in one patient's chart."""
     query, patient = _chart_query(request, resource_type)
     chart = await charts.chart(session, patient)
-    return _answer(request, _searchset(request, service, chart, query))
+    return answer(request, _searchset(request, service, chart, query))
 
 
 @router.get("")
@@ -266,5 +219,4 @@ async def search_all(
     """A search across types (``_type``) in one patient's chart."""
     query, patient = _chart_query(request, None)
     chart = await charts.chart(session, patient)
-    return _answer(request, _searchset(request, service, chart, query))
-
+    return answer(request, _searchset(request, service, chart, query))
