@@ -320,7 +320,11 @@ def test_metadata_is_open_and_says_what_is_served(net: Network) -> None:
     assert [e["url"] for e in oauth["extension"]] == ["token"]  # no app launch (yet)
     assert oauth["extension"][0]["valueUri"] == base + "/auth/token"
     observation = next(r for r in rest["resource"] if r["type"] == "Observation")
-    assert [i["code"] for i in observation["interaction"]] == ["read", "search-type"]
+    assert [i["code"] for i in observation["interaction"]] == [
+        "read", "vread", "history-instance", "search-type", "create", "update"]
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "search-system"}
+    provenance = next(r for r in rest["resource"] if r["type"] == "Provenance")
+    assert [p["name"] for p in provenance["searchParam"]] == ["target"]
     names = {p["name"] for p in observation["searchParam"]}
     assert {"code", "date", "category", "patient"} <= names
 
@@ -489,3 +493,38 @@ def test_writes_that_are_refused(net: Network, case: str, status: int) -> None:
     outcome = _fhir(answer, status)
     assert outcome["resourceType"] == "OperationOutcome"
     assert _vault_size(net) == before
+
+
+def test_a_record_s_provenance_carries_its_signature_and_ledger_proof(net: Network) -> None:
+    import base64
+
+    from medledger.node.fhir.provenance import PROOF_EXTENSION, TYPED_DATA_EXTENSION
+    from medledger.records.fhir import validate_resource
+    from medledger.records.header import RecordHeader
+    from medledger.records.proof import RecordProof
+
+    asyncio.run(net.checkpoint("hospital-a"))
+    token, lab = _token(net), SCENE.records_a["lab1.json"]
+    receipts = _receipts(net)
+    provenance = _fhir(_get(net, f"/Provenance/{lab}-1", token))
+    validate_resource(provenance, "provenance")
+    assert _receipts(net) == receipts  # nothing was opened
+    assert provenance["target"] == [{"reference": f"Observation/{lab}/_history/1"}]
+    assert provenance["agent"][0]["who"]["identifier"]["value"] == DR_A.address
+    extensions = {e["url"]: e for e in provenance["extension"]}
+    typed = json.loads(extensions[TYPED_DATA_EXTENSION]["valueString"])
+    header = RecordHeader.from_json({"network": typed["domain"]["chainId"], **typed["message"]})
+    signature = base64.b64decode(provenance["signature"][0]["data"])
+    assert header.author(signature) == DR_A.address
+    proof_json = base64.b64decode(extensions[PROOF_EXTENSION]["valueAttachment"]["data"])
+    proof = RecordProof.from_json(json.loads(proof_json))
+    members = [n.member.address for n in net.nodes.values()]
+    assert proof.verify(members, 2) == DR_A.address
+    found = _fhir(_get(net, "/Provenance", token, target=f"Observation/{lab}"))
+    assert found["total"] == 1 and found["entry"][0]["resource"]["id"] == f"{lab}-1"
+    assert _fhir(_get(net, "/Provenance", token, target=f"Condition/{lab}"))["total"] == 0
+    narrow = _token(net, scope="system/Observation.rs")
+    _fhir(_get(net, f"/Provenance/{lab}-1", narrow), 404)
+    _fhir(_get(net, f"/Provenance/{lab}-9", token), 404)
+    _fhir(_get(net, f"/Provenance/{SCENE.records_a['dm.json']}-1",
+               _token(net, scope="system/Provenance.rs system/Observation.rs")), 404)  # fmt: skip

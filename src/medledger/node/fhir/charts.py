@@ -66,6 +66,11 @@ class Charts:
         """Drop every kept chart of ``patient``: a write changed what each shows."""
         self._kept = {k: v for k, v in self._kept.items() if k[1] != patient}
 
+    async def provenance(
+        self, session: Session, record_id: bytes, version: int | None = None
+    ) -> Found | None:
+        return await self._federation.provenance(session, record_id, version)
+
     async def record(
         self, session: Session, record_id: bytes, version: int | None = None
     ) -> Found | None:

@@ -25,10 +25,12 @@ from medledger.crypto.keys import Address
 from medledger.errors import MedledgerError
 from medledger.ledger.contracts.membership import network_config
 from medledger.node.client import NodeClient, RemoteCustodian
+from medledger.node.fhir.provenance import provenance_found
 from medledger.node.fhir.tokens import Session
 from medledger.node.service import NodeService
 from medledger.records.errors import UnknownRecord
-from medledger.records.proof import CommittedRecord, committed_record
+from medledger.records.fhir_search import Found
+from medledger.records.proof import CommittedRecord, RecordProof, committed_record, prove
 from medledger.records.store import StoredRecord, latest_versions
 
 __all__ = ["Chart", "Federation", "Opened"]
@@ -79,6 +81,44 @@ class Federation:
             return None
         opened = await self._open(session, [found])
         return opened[0] if opened else None
+
+    async def provenance(
+        self, session: Session, record_id: bytes, version: int | None = None
+    ) -> Found | None:
+        """The Provenance of a record version the session may read, built without opening
+        it (no custodian is asked, no receipt left: it shows what the record list does,
+        plus the author's signature and the ledger's proof); None otherwise."""
+        found = await self._find(session, record_id, version)
+        if found is None:
+            return None
+        record, vault = found
+        header = record.sealed.header
+        view = self._service.node.store
+        grants = held_grants(view, session.principal, header.patient, time.time_ns())
+        reaches = session.delegation.delegation.allows
+        if _covering(grants, record) is None or not (
+            reaches(header.resource_type) and reaches("Provenance")
+        ):
+            return None
+        proof = await self._proof(session, record, vault)
+        return provenance_found(record, author=record.sealed.check_signed(),
+                                committed_ns=self._committed_ns(record), proof=proof)  # fmt: skip
+
+    async def _proof(
+        self, session: Session, record: CommittedRecord, vault: str
+    ) -> RecordProof | None:
+        """The record's proof up to the latest cosigned checkpoint; None before one covers
+        its batch (or when its vault does not answer)."""
+        header, service = record.sealed.header, self._service
+        try:
+            if vault == "local":
+                stored = service.vault.get(header.record_id, header.version)
+                return prove(stored, service.vault_id, service.node)
+            async with NodeClient(vault, service.keys.member,
+                                  delegation=session.delegation) as client:  # fmt: skip
+                return await client.record_proof(header.record_id.hex(), header.version)
+        except MedledgerError:
+            return None
 
     async def history(self, session: Session, record_id: bytes) -> list[Opened]:
         """Every version of a record the session may read, oldest first, in one release."""

@@ -45,11 +45,19 @@ from medledger.node.routes.fhir_common import (
 from medledger.node.routes.smart import TOKEN_PATH
 from medledger.records.errors import UnknownRecord
 from medledger.records.fhir import is_resource_type, resource_types
-from medledger.records.fhir_search import Found, InvalidSearch, Query, parse_query, search
+from medledger.records.fhir_search import (
+    Found,
+    InvalidSearch,
+    Parameter,
+    Query,
+    parse_query,
+    search,
+)
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
 
 _SKIP = frozenset({FORMAT_PARAM, PAGE_PARAM})
+_RECORD_INTERACTIONS = ("read", "vread", "history-instance", "search-type", "create", "update")
 #: The statement's date: when this server (process) started serving what it describes.
 _STARTED_NS = time.time_ns()
 
@@ -98,12 +106,16 @@ async def metadata(request: Request, service: Service) -> Response:
 def _capability(service: Service) -> dict[str, Any]:
     """Every resource type a record can be, each read and searched in one patient's
     chart; built once (it lists the search parameters of some 140 types)."""
+    target = Parameter("target", "reference", "The record: Type/<record id>, one per search")
     resources = [
-        ResourceSupport(kind, ("read", "search-type")) for kind in sorted(resource_types())
+        ResourceSupport("Provenance", ("read", "search-type"), search_params=(target,))
+        if kind == "Provenance"
+        else ResourceSupport(kind, _RECORD_INTERACTIONS)
+        for kind in sorted(resource_types())
     ]
     return capability_statement(
         base=fhir_base(service), date_ns=_STARTED_NS, software=Software("medledger", __version__),
-        resources=resources, system_interactions=("search-system",),
+        resources=resources, system_interactions=("transaction", "batch", "search-system"),
         smart=SmartEndpoints(token=service.settings.base_url + TOKEN_PATH),
     )  # fmt: skip
 
@@ -120,6 +132,41 @@ async def everything(
     )
     chart = await charts.chart(session, address)
     return answer(request, _searchset(request, service, chart, query))
+
+
+@router.get("/Provenance/{logical_id}")
+async def provenance(
+    request: Request, session: Reader, charts: ChartsOf, logical_id: str
+) -> Response:
+    """A record version's Provenance: ``<record id>-<version>`` (node/fhir/provenance.py)."""
+    record, _, version = logical_id.partition("-")
+    found = None
+    if RECORD_ID.fullmatch(record) and version.isascii() and version.isdigit():
+        found = await charts.provenance(session, bytes.fromhex(record), int(version))
+    if found is None or found.logical_id != logical_id:
+        raise UnknownRecord(f"no Provenance/{logical_id} this token may read")
+    return answer(request, served(found))
+
+
+@router.get("/Provenance")
+async def provenance_search(
+    request: Request, service: Service, session: Reader, charts: ChartsOf
+) -> Response:
+    """The Provenance of the records a search names: ``target=Type/<record id>``, the
+    record's latest version (one target per search)."""
+    targets = request.query_params.getlist("target")
+    if len(targets) != 1 or not all(n in ("target", "_count") for n in request.query_params):
+        raise InvalidSearch("target", "a Provenance search names one target=Type/<id>")
+    kind, _, logical_id = targets[0].partition("/")
+    found = None
+    if RECORD_ID.fullmatch(logical_id):
+        found = await charts.provenance(session, bytes.fromhex(logical_id))
+    matches = [] if found is None or not found.resource["target"][0]["reference"].startswith(
+        f"{kind}/"
+    ) else [found]  # fmt: skip
+    query = parse_query(request.query_params.multi_items(), resource_type="Provenance",
+                        skip=frozenset({"target"}))  # fmt: skip
+    return answer(request, searchset(matches, query=query, base=fhir_base(service), offset=0))
 
 
 @router.get("/{resource_type}/{logical_id}/_history/{version_id}")
