@@ -9,13 +9,19 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 
+_SQLITE_POOL = 32
+
 
 def make_engine(url: str) -> Engine:
     """An engine for a SQLAlchemy URL; a bare path means a SQLite file."""
     if "://" not in url:
         url = f"sqlite:///{Path(url)}"
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A node answers requests on a pool of up to 40 threads: with SQLAlchemy's default
+        # of 5 pooled connections, most reads opened a connection (and set its pragmas)
+        # and closed it again, which cost more than the query.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=_SQLITE_POOL, max_overflow=_SQLITE_POOL)  # fmt: skip
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)

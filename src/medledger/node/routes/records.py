@@ -104,7 +104,7 @@ async def write(
     )
 
 
-def _delegation(
+async def _delegation(
     request: Request, service: Service, caller: AuthenticatedCaller
 ) -> SignedDelegation | None:
     """The delegation the caller acts under, checked: signed by someone, to the caller, a
@@ -216,7 +216,7 @@ def _grant_scope(
     return _Scope(False, grants=(holding,), delegation=delegation)
 
 
-def _readable(
+async def _readable(
     *,
     service: Service,
     caller: AuthenticatedCaller,
