@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,10 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import encrypt_keystore
-from medledger.portal.serve import VENDOR
+from medledger.portal.serve import VENDOR, mount_portal
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -101,3 +106,26 @@ def write_keystore(
     path = directory / f"{name}.json"
     path.write_text(json.dumps(encrypt_keystore(who, passphrase, scrypt_n=1024)))
     return path
+
+
+@contextmanager
+def portal_only(app: FastAPI | None = None) -> Iterator[str]:
+    """The portal's files served as a node serves them, beside ``app``'s routes if given
+    and no node behind them: the URL."""
+    app = app or FastAPI()
+    mount_portal(app)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the portal's files are not served")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from itertools import combinations
@@ -22,16 +18,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from fastapi import FastAPI
 
 from medledger.crypto import aead, ecies, shamir
 from medledger.crypto.canonical import canonical_json
 from medledger.crypto.errors import NotCanonicalizable
 from medledger.crypto.json_numbers import parse_json
 from medledger.node.identities import CUSTODIAN_LABEL, PATIENT_LABEL, encryption_key
-from medledger.portal.serve import mount_portal
 from medledger.records.header import NO_PREVIOUS, RecordHeader
 from medledger.records.sealed import (
     PATIENT_INDEX,
@@ -47,7 +40,7 @@ from medledger.records.sealed import (
 from medledger.records.wire import sealed_from_json, sealed_to_json
 from tests.data import FHIR_EXAMPLES
 from tests.ledger.consortium import key
-from tests.portal.browser import browser_page, needs_browser
+from tests.portal.browser import browser_page, needs_browser, portal_only
 
 pytestmark = needs_browser
 
@@ -173,31 +166,9 @@ _JS_SEAL = """async ([args, fixed]) => {
 }"""
 
 
-@contextmanager
-def _portal_only() -> Iterator[str]:
-    """The portal's files served as a node serves them, with no node behind them."""
-    app = FastAPI()
-    mount_portal(app)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the portal's files are not served")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def portal() -> Iterator[str]:
-    with _portal_only() as url:
+    with portal_only() as url:
         yield url
 
 

@@ -465,3 +465,16 @@ def test_refusals_never_repeat_a_value_from_the_record() -> None:
     result = sort_chart(files, Chart(), "me")
     assert len(result.refused) == 2
     assert all(SECRET not in str(r) for r in result.refused)
+
+
+def test_a_reference_with_a_trailing_newline_names_no_one() -> None:
+    result = sort_chart([one(ANCHOR, "p.json"), one(observation({"reference": "Patient/me\n"}))],
+                        Chart())  # fmt: skip
+    assert kept(result) == ["p.json"]
+    assert refusals(result) == [("r.json", "subject.reference", rules.UNRESOLVED)]
+
+
+@pytest.mark.parametrize("kind", [["Practitioner"], {"a": 1}, 7, None])
+def test_a_resource_type_that_is_no_string_is_sorted_not_crashed(kind: object) -> None:
+    result = sort_chart([one(ANCHOR, "p.json"), one({"resourceType": kind, "id": "x"})], Chart())
+    assert kept(result)[0] == "p.json"

@@ -372,6 +372,14 @@ class Categories(BaseModel):
     default: str = Field(description="the category of a type the table does not name")
     types: dict[str, TypeCategory]
     bundle_types: list[str] = Field(description="Bundle.type codes a Bundle may have")
+    shared_types: list[str] = Field(
+        description="institution-level resource types (records/chart.py SHARED): never "
+        "sealed into a patient's chart"
+    )
+    non_chart_bundle_types: list[str] = Field(
+        description="Bundle.type codes of Bundles that are no chart (a search's or a "
+        "server's answer): a file holding one is refused whole"
+    )
 
 
 # -- patients --------------------------------------------------------------------------------

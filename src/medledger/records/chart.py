@@ -32,8 +32,9 @@ import seals anything:
   Patient (a Group, a Device) names no patient.
 
 This guards against mistakes: nothing here stops a clinician who means to file a
-record under the wrong patient. The portal applies a subset of these rules in the
-browser (``portal/static/js/subject-check.js``). Pure: no I/O.
+record under the wrong patient. The portal applies the same rules in the browser
+(``portal/static/js/subject-check.js``), with the lists the node serves; tests hold the
+two to the same decisions. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ Identifier = tuple[str, str]
 
 _FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 # A literal reference, relative or absolute, with an optional version.
-_LITERAL = re.compile(rf"(?:^|/)([A-Z][A-Za-z]{{1,63}})/({_FHIR_ID})(?:/_history/{_FHIR_ID})?$")
+# \Z, not $: "$" also matches before a final newline, and "Patient/me\n" is no reference.
+_LITERAL = re.compile(rf"(?:^|/)([A-Z][A-Za-z]{{1,63}})/({_FHIR_ID})(?:/_history/{_FHIR_ID})?\Z")
 _CONDITIONAL = re.compile(r"^Patient\?identifier=([^&|]*)\|([^&]+)$")
 
 ANOTHER = "names another patient than this chart's"
@@ -469,6 +471,8 @@ def _is_shared(obj: object) -> bool:
     if not isinstance(obj, dict):
         return False
     kind = obj.get("resourceType")
+    if not isinstance(kind, str):  # validation refuses it; it must not crash the sorting
+        return False
     # A Device that names a patient is theirs (an implant); any other is equipment.
     return kind in SHARED or (kind == "Device" and "patient" not in obj)
 

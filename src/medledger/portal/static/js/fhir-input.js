@@ -1,12 +1,13 @@
-// FHIR JSON files a patient adds, as the Python side reads them (records/fhir_sources.py
-// and the part of records/fhir.py a browser can apply): a Bundle is split into its
-// entries' resources, as a hospital's "download my records" file is one; each resource
-// is checked for a known resourceType and a FHIR id, labelled with the data category the
-// node's own table gives it, and written as RFC 8785 canonical JSON with its decimals as
-// written, as crypto/canonical.py writes it. The structural validation of fhir.resources
-// runs only in Python: the page checks less than `records push` does.
+// FHIR JSON and NDJSON files a patient adds, as the Python side reads them
+// (records/fhir_sources.py and the part of records/fhir.py a browser can apply): a Bundle
+// is split into its entries' resources, as a hospital's "download my records" file is
+// one, and an NDJSON file (FHIR Bulk Data) into its lines, one resource a line; each
+// resource is checked for a known resourceType and a FHIR id, labelled with the data
+// category the node's own table gives it, and written as RFC 8785 canonical JSON with its
+// decimals as written, as crypto/canonical.py writes it. The structural validation of
+// fhir.resources runs only in Python: the page checks less than `records push` does.
 //
-// A refusal names the file, the resource and the field, never a value from it.
+// A refusal names the file (and line), the resource and the field, never a value from it.
 
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -25,7 +26,9 @@ export function resourceLabel(type, obj) {
   return typeof obj.id === 'string' && FHIR_ID.test(obj.id) ? `${type}/${obj.id}` : type;
 }
 
-// The node's answer to GET /v1/fhir/categories, made ready to look things up in.
+// The node's answer to GET /v1/fhir/categories, made ready to look things up in: the
+// chart rules' lists (subject-check.js) come from it too, so that the page has no copy of
+// them to drift from records/chart.py.
 export function fhirRules(served) {
   const set = (values) => (values === null ? null : new Set(values));
   const refined = ({ category, refinements }) => ({
@@ -37,13 +40,43 @@ export function fhirRules(served) {
     bundleTypes: new Set(served.bundle_types),
     categories: new Map(Object.entries(served.types).map(([type, rule]) => [type, refined(rule)])),
     fallback: served.default,
+    shared: new Set(served.shared_types),
+    nonChartBundles: new Set(served.non_chart_bundle_types),
   };
 }
 
-// [{ source, obj, fullUrl }] for every resource in a file's bytes: a Bundle's entries
-// (recursively), or the file's one resource. Throws Refused for the whole file, as the
-// Python side does, if it is not UTF-8 JSON or a Bundle in it is malformed.
-export function resourcesOf(bytes, source, rules) {
+const NDJSON = '.ndjson';
+// What a file is read as goes by its name, as for a file `records push` is given: NDJSON
+// if it ends so, JSON otherwise. These are the names the file picker offers.
+export const READ = ['.json', NDJSON];
+// What Python's bytes.strip() removes: a line of these alone holds no resource.
+const BLANK = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
+
+function isNdjson(name) {
+  // Python's Path.suffix: a name's last dot, unless it starts the name.
+  const dot = name.lastIndexOf('.');
+  return dot > 0 && name.slice(dot).toLowerCase() === NDJSON;
+}
+
+// The documents in a file's bytes, as records/fhir_sources.py read_files gives them: the
+// file, or each line of an NDJSON file, named `file:line`. A document is { origin,
+// entries: [{ source, obj, fullUrl }], bundles: [[label, type]] }: its resources (a
+// Bundle's entries, recursively), and every Bundle in it, outermost first, for the chart
+// rules. One that cannot be read is a Refused in its place, so the others are still read.
+export function documentsOf(bytes, name, rules) {
+  if (!isNdjson(name)) return [documentOf(bytes, name, 'file', rules)];
+  const documents = [];
+  for (let start = 0, number = 1; start <= bytes.length; number += 1) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline === -1 ? bytes.length : newline;
+    const line = bytes.subarray(start, end);
+    if (!line.every((b) => BLANK.has(b))) documents.push(documentOf(line, `${name}:${number}`, 'line', rules));
+    start = end + 1;
+  }
+  return documents;
+}
+
+function documentOf(bytes, origin, what, rules) {
   let obj;
   try {
     // Strict: a lenient decoder would turn bytes that are not UTF-8 into U+FFFD and seal
@@ -51,9 +84,15 @@ export function resourcesOf(bytes, source, rules) {
     obj = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch {
     // The parser's own message may quote the file; a refusal never does.
-    throw new Refused(source, 'file', '', 'not valid JSON');
+    return new Refused(origin, what, '', 'not valid JSON');
   }
-  return expand(obj, source, null, rules);
+  const bundles = [];
+  try {
+    return { origin, entries: expand(obj, origin, null, bundles, rules), bundles };
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    return error;
+  }
 }
 
 // A number's source text with a fraction or an exponent: a decimal, kept as written.
@@ -77,20 +116,21 @@ export function parseJson(text) {
   });
 }
 
-function expand(obj, source, fullUrl, rules) {
+function expand(obj, source, fullUrl, bundles, rules) {
   if (!isObject(obj) || obj.resourceType !== 'Bundle') return [{ source, obj, fullUrl }];
   const label = resourceLabel('Bundle', obj);
   if (obj.type === undefined || obj.type === null) throw new Refused(source, label, 'type', 'required');
   if (!rules.bundleTypes.has(obj.type)) {
     throw new Refused(source, label, 'type', `not one of ${[...rules.bundleTypes].join(', ')}`);
   }
+  bundles.push([label, obj.type]);
   const entries = obj.entry === undefined ? [] : obj.entry;
   if (!Array.isArray(entries)) throw new Refused(source, label, 'entry', 'is not a JSON array');
   return entries.flatMap((entry, i) => {
     const resource = isObject(entry) ? entry.resource : undefined;
     if (resource === undefined || resource === null) throw new Refused(source, label, `entry[${i}].resource`, 'required');
     const url = typeof entry.fullUrl === 'string' ? entry.fullUrl : null;
-    return expand(resource, `${source}#entry[${i}]`, url, rules);
+    return expand(resource, `${source}#entry[${i}]`, url, bundles, rules);
   });
 }
 

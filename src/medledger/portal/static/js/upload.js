@@ -1,16 +1,17 @@
 // Adding the patient's own records at this institution, as `medledger records push` does
-// from the shell (node/uploads.py upload_records): read and check the files, seal each
-// resource in this browser with the patient's key as author, and have the node commit
-// them in batches of the size it takes. A resource whose type and FHIR id the patient
-// already wrote here becomes that record's next version; a clinician's record of the
-// same resource is never amended, as the vault keeps the two accounts apart.
+// from the shell (node/uploads.py upload_chart): read the files, keep to the patient's
+// chart what is theirs (subject-check.js), check and seal each resource in this browser
+// with the patient's key as author, and have the node commit them in batches of the size
+// it takes. A resource whose type and FHIR id the patient already wrote here becomes that
+// record's next version; a clinician's record of the same resource is never amended, as
+// the vault keeps the two accounts apart.
 import { hex, openAsPatient, unhex } from './crypto.js';
-import { Refused, checkResource, fhirRules, isObject, resourcesOf } from './fhir-input.js';
+import { Refused, checkResource, documentsOf, fhirRules, isObject } from './fhir-input.js';
 import { NodeRefused } from './http.js';
 import { checkedRecipients } from './recipients.js';
 import { authorOf, headerDigest } from './record-header.js';
 import { KeyWrapper, sealRecord, secureRandomBytes } from './seal.js';
-import { Identity } from './subject-check.js';
+import { chartOf, sortChart } from './subject-check.js';
 
 const NO_PREVIOUS = new Uint8Array(32);
 const RECORD_ID_SIZE = 16;
@@ -23,7 +24,7 @@ async function fhirTable(call) {
   return table;
 }
 
-// Refusals of a file or resource are collected; anything else stops the upload.
+// Refusals of a resource are collected; anything else stops the upload.
 function collect(refused, work) {
   try {
     return work();
@@ -36,23 +37,25 @@ function collect(refused, work) {
 
 // `files`: File objects. `context`: { call, key, trust, institution }. `progress(text,
 // done, total)` hears how far it got. Returns { written: [{ record_id, version }],
-// refused: [Refused], stopped: the node's refusal of a batch, or null }: batches before
-// a refused one stay written, as each is committed whole or not at all. Throws, with
-// nothing written, when the page cannot seal for this institution at all.
+// refused: [Refused], shared: [{ source, resource }] (institution-level, set aside),
+// stopped: the node's refusal of a batch, or null }: batches before a refused one stay
+// written, as each is committed whole or not at all. Throws, with nothing written, when
+// the page cannot seal for this institution at all, or cannot tell whose the files are
+// (subject-check.js AmbiguousChart).
 export async function addRecords(files, { call, key, trust, institution }, progress = () => {}) {
   const patient = key.address;
   const recipients = await checkedRecipients(await recipientsAt(call, patient, institution), key, trust);
   const rules = await fhirTable(call);
   const refused = [];
-  const items = [];
+  const documents = [];
   for (const file of files) {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    items.push(...collect(refused, () => resourcesOf(bytes, file.name, rules)));
+    for (const read of documentsOf(bytes, file.name, rules)) (read instanceof Refused ? refused : documents).push(read);
   }
   const listed = await call('GET', `/v1/records?patient=${patient}`);
-  const about = new Identity(await chartPatients(listed, call, key)).sort(items);
-  refused.push(...about.refused);
-  const resources = about.kept.flatMap((item) =>
+  const chart = sortChart(documents, chartOf(await chartPatients(listed, call, key)), rules);
+  refused.push(...chart.refused);
+  const resources = chart.records.flatMap((item) =>
     collect(refused, () => [{ source: item.source, ...checkResource(item.obj, item.source, rules) }]));
   const batches = await sealAll(resources, recipients, { call, key, listed }, progress);
   const written = [];
@@ -62,10 +65,10 @@ export async function addRecords(files, { call, key, trust, institution }, progr
       written.push(...(await call('POST', '/v1/records', { records: batch })).records);
     } catch (error) {
       if (!(error instanceof NodeRefused)) throw error;
-      return { written, refused, stopped: error.body.message };
+      return { written, refused, shared: chart.shared, stopped: error.body.message };
     }
   }
-  return { written, refused, stopped: null };
+  return { written, refused, shared: chart.shared, stopped: null };
 }
 
 async function recipientsAt(call, patient, institution) {
@@ -81,7 +84,8 @@ async function recipientsAt(call, patient, institution) {
 }
 
 // The chart's Patient resources (latest versions), opened with the patient's key: who
-// the patient is in FHIR terms, for the subject check.
+// the patient is in FHIR terms, for the chart rules. Opened, not taken from the listing:
+// their ids and identifiers are what their authors signed.
 async function chartPatients(listed, call, key) {
   const patients = latestBy(listed.filter((r) => r.resource_type === 'Patient'), (r) => r.record_id);
   const opened = [];
