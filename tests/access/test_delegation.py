@@ -11,7 +11,7 @@ import pytest
 
 from medledger.access import contract as access
 from medledger.access.audit import audit_log
-from medledger.access.delegation import Delegation, SignedDelegation
+from medledger.access.delegation import Delegation, SignedDelegation, digest_of
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.reader import read_records
 from medledger.access.receipts import receipt_payload
@@ -109,7 +109,7 @@ def _ask(s: Scene, reader: PrivateKey, delegation: SignedDelegation | None) -> A
     from medledger.access.custodian import ReleaseAsk
 
     release = Release.of(s.w.node.network_id, s.grant, [s.lab.commitment], bytes(32),
-                         _now_ms() + 60_000)  # fmt: skip
+                         _now_ms() + 60_000, delegation=digest_of(delegation))  # fmt: skip
     return ReleaseAsk(release, release.sign(reader), (s.lab,), delegation)
 
 
@@ -119,10 +119,10 @@ def test_every_node_rechecks_the_delegation(tmp_path: Path) -> None:
 
     async def scenario(s: Scene) -> None:
         node = s.w.consortium.keys[1]
-        release = Release.of(s.w.node.network_id, s.grant, [s.lab.commitment], bytes(32),
-                             _now_ms() + 60_000)  # fmt: skip
 
         def payload(delegation: SignedDelegation, signer: PrivateKey = node) -> dict[str, Any]:
+            release = Release.of(s.w.node.network_id, s.grant, [s.lab.commitment], bytes(32),
+                                 _now_ms() + 60_000, delegation=digest_of(delegation))  # fmt: skip
             return receipt_payload(s.grant, records=[s.lab.sealed], release=release,
                                    asked=release.sign(signer), delegation=delegation)  # fmt: skip
 

@@ -84,3 +84,20 @@ def test_any_spelling_round_trips(first: str, second: str) -> None:
     once = canonical_json(parse_json(text))
     assert once == text.encode()
     assert canonical_json(parse_json(once)) == once
+
+
+def test_json_nested_too_deeply_is_refused_whatever_the_recursion_limit() -> None:
+    import sys
+
+    from medledger.crypto.json_numbers import MAX_DEPTH
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10**6)  # what a program may have done: no longer our guard
+    try:
+        with pytest.raises(ValueError, match="nested deeper"):
+            parse_json("[" * 100_000 + "]" * 100_000)
+    finally:
+        sys.setrecursionlimit(limit)
+    # Many brackets, little nesting: parsed, decimals kept.
+    wide = "[" + ",".join(["[[1.0]]"] * MAX_DEPTH) + "]"
+    assert parse_json(wide)[0][0][0].text == "1.0"

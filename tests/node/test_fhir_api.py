@@ -37,6 +37,7 @@ PATIENT, OTHER = key("fhir:patient"), key("fhir:other")
 PASSPHRASE = "fhir test passphrase"
 CATEGORIES = ["labs", "administrative", "conditions"]
 CLIENT_KEY = jwk.JWK.generate(kty="EC", crv="P-384", kid="ehr-b-1")
+WRITE = "system/*.cruds"  # reads and writes (delete is not served)
 
 
 def _lab(n: int, value: str) -> dict[str, Any]:
@@ -393,7 +394,7 @@ def _glucose(n: int, subject: str) -> dict[str, Any]:
 
 
 def test_a_system_creates_updates_and_reads_back(net: Network) -> None:
-    token = _token(net)
+    token = _token(net, scope=WRITE)
     created = _post(net, "/Observation", _glucose(4, f"Patient/{PATIENT.address}"), token)
     resource = _fhir(created, 201)
     record = resource["id"]
@@ -410,7 +411,7 @@ def test_a_system_creates_updates_and_reads_back(net: Network) -> None:
 
 
 def test_a_transaction_is_all_or_none_and_links_its_entries(net: Network) -> None:
-    token = _token(net)
+    token = _token(net, scope=WRITE)
     patient = {"resourceType": "Patient", "id": "b-local", "birthDate": "1970-05-01"}
     entries = [
         {"fullUrl": "urn:uuid:pat", "resource": patient,
@@ -443,7 +444,7 @@ def test_a_transaction_is_all_or_none_and_links_its_entries(net: Network) -> Non
 
 
 def test_a_batch_answers_each_entry_on_its_own(net: Network) -> None:
-    token = _token(net)
+    token = _token(net, scope=WRITE)
     good = {"resource": _glucose(7, f"Patient/{PATIENT.address}"),
             "request": {"method": "POST", "url": "Observation"}}  # fmt: skip
     practitioner = {"resource": {"resourceType": "Practitioner", "id": "p1"},
@@ -458,7 +459,7 @@ def test_a_batch_answers_each_entry_on_its_own(net: Network) -> None:
 
 
 def test_a_conditional_create_creates_once(net: Network) -> None:
-    token = _token(net)
+    token = _token(net, scope=WRITE)
     lab = {**_glucose(8, f"Patient/{PATIENT.address}"),
            "identifier": [{"system": "urn:lab:accession", "value": "A-77"}]}  # fmt: skip
     condition = {"If-None-Exist": "identifier=urn:lab:accession|A-77"}
@@ -476,7 +477,7 @@ def test_a_conditional_create_creates_once(net: Network) -> None:
      ("an update of a record kept elsewhere", 422)],
 )  # fmt: skip
 def test_writes_that_are_refused(net: Network, case: str, status: int) -> None:
-    token = _token(net)
+    token = _token(net, scope=WRITE)
     body: object = {
         "another institution's patient": _glucose(9, f"Patient/{OTHER.address}"),
         "no patient named": {k: v for k, v in _glucose(9, "x").items() if k != "subject"},

@@ -32,9 +32,9 @@ SERVICE_ACCOUNT = key("ehr-service")
         ("system/*.read", "system/*.read", None),
         ("system/Observation.rs system/Patient.r", "system/Observation.rs system/Patient.r",
          {"Observation", "Patient"}),
-        ("system/Observation.cruds", "system/Observation.rs", {"Observation"}),
-        ("system/Observation.write system/Condition.read", "system/Condition.read",
-         {"Condition"}),
+        ("system/Observation.cruds", "system/Observation.crus", {"Observation"}),
+        ("system/Observation.write system/Condition.read",
+         "system/Observation.write system/Condition.read", {"Condition"}),
         ("openid fhirUser system/Observation.s", "openid fhirUser system/Observation.s",
          {"Observation"}),
     ],
@@ -161,3 +161,18 @@ def test_a_registry_keeps_public_keys_only(tmp_path: Path, client_key: jwk.JWK) 
     with pytest.raises(Exception, match="client id"):
         BackendClient("bad id!", {"keys": [client_key.export_public(as_dict=True)]}, {})
     assert ClientRegistry(tmp_path).get("ehr") is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "creates", "updates"),
+    [("system/*.rs", set(), set()), ("system/*.cruds", None, None),
+     ("system/*.read system/Observation.c", {"Observation"}, set()),
+     ("system/*.read system/Condition.u system/Observation.write", {"Observation"},
+      {"Condition", "Observation"})],
+)  # fmt: skip
+def test_scopes_say_what_may_be_created_and_updated(
+    asked: str, creates: set[str] | None, updates: set[str] | None
+) -> None:
+    granted = grant_scopes(asked, contexts=SYSTEM)
+    assert granted.creates == (None if creates is None else frozenset(creates))
+    assert granted.updates == (None if updates is None else frozenset(updates))

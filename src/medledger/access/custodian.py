@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medledger.access.care import check_author
 from medledger.access.custody import reseal_share
-from medledger.access.delegation import SignedDelegation, check_reader
+from medledger.access.delegation import SignedDelegation, check_reader, digest_of
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.receipts import RECEIPT, receipt_payload
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
@@ -82,6 +82,8 @@ class Custodian:
             raise BadApproval(f"release request: {exc}") from None
         check_reader(self.node.store, reader, ask.delegation, holder=grant.requester,
                      now_ns=self._clock_ns())  # fmt: skip
+        if release.delegation != digest_of(ask.delegation):
+            raise BadApproval("the release request names another delegation")
         if release.not_after_ms * NS_PER_MS < self._clock_ns():
             raise ApprovalExpired("release request expired")
         if not 1 <= len(records) <= MAX_RELEASE_RECORDS:

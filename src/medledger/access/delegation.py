@@ -38,6 +38,8 @@ from medledger.ledger.contracts.membership import is_member
 from medledger.ledger.timestamps import NS_PER_MS
 
 ALL_TYPES = "*"
+#: What a release names as its delegation when its reader signs it themself.
+NO_DELEGATION = bytes(32)
 #: The HTTP header in which a delegated node presents the delegation it acts under.
 HEADER = "Medledger-Delegation"
 #: A delegation is a session, not a standing order.
@@ -165,6 +167,13 @@ class SignedDelegation:
     def require_type(self, resource_type: str, label: str) -> None:
         if not self.delegation.allows(resource_type):
             raise OutOfScope(f"record {label}: the delegation does not reach {resource_type}")
+
+
+def digest_of(delegation: SignedDelegation | None) -> bytes:
+    """What a release names as the delegation it is asked under (access/release.py): a
+    custodian cannot log a delegated read under another delegation of the same holder
+    and node (another app), as the reader signed this one."""
+    return NO_DELEGATION if delegation is None else delegation.delegation.digest
 
 
 def check_reader(

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShares
 from medledger.access.custody import Collected
-from medledger.access.delegation import SignedDelegation
+from medledger.access.delegation import SignedDelegation, digest_of
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.crypto import ecies
 from medledger.crypto.keys import Address, PrivateKey
@@ -91,6 +91,7 @@ async def _read_chunk(
         [record.commitment for record in records],
         ecies.public_bytes(one_time),
         time.time_ns() // NS_PER_MS + RELEASE_TTL_MS,
+        delegation=digest_of(delegation),
     )
     # Custodians need the headers and wrapped keys, not the ciphertexts.
     light = tuple(

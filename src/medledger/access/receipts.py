@@ -28,7 +28,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from medledger.access.delegation import SignedDelegation, check_reader
+from medledger.access.delegation import SignedDelegation, check_reader, digest_of
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.access.state import (
@@ -232,6 +232,7 @@ def _release(
         commitments,
         p.hex_bytes(asked, "reader_key", 32),
         p.integer(asked, "not_after_ms", minimum=0, maximum=2**64 - 1),
+        delegation=digest_of(delegation),
     )
     try:
         reader = release.signer(p.hex_bytes(asked, "signature", SIGNATURE_SIZE))

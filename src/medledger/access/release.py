@@ -3,13 +3,15 @@
 The reader signs
 
     Release(bytes32 grant, bytes32 records, uint32 count, bytes32 readerKey,
-            uint64 notAfter)
+            uint64 notAfter, bytes32 delegation)
 
 under the domain ``{name: "medledger access", version: "1", chainId: network}``:
 this grant, these records (the RFC 6962 root over their commitments, in the order
 asked, and how many), re-encrypted to this one-time X25519 key, until ``notAfter``
-(ms). A custodian releases only to the grant's holder, and a captured request cannot
-redirect a share to another key or stretch to another record.
+(ms), asked by a node under this delegation (its digest; zero when the grant's holder
+asks themself, access/delegation.py). A custodian releases only to the grant's holder
+(or its delegated node), and a captured request cannot redirect a share to another key,
+stretch to another record, or pass under another delegation.
 
 One release covers every record of one query, up to :data:`MAX_RELEASE_RECORDS`, so
 that each custodian logs one receipt per query rather than one per record: a chart of
@@ -53,6 +55,7 @@ class Release(TypedMessage):
         {"name": "count", "type": "uint32"},
         {"name": "readerKey", "type": "bytes32"},
         {"name": "notAfter", "type": "uint64"},
+        {"name": "delegation", "type": "bytes32"},
     ]
 
     network_id: int
@@ -61,14 +64,15 @@ class Release(TypedMessage):
     count: int
     reader_key: bytes
     not_after_ms: int
+    delegation: bytes = bytes(32)
 
     @classmethod
     def of(
         cls, network_id: int, grant: bytes, commitments: Sequence[bytes], reader_key: bytes,
-        not_after_ms: int,
+        not_after_ms: int, *, delegation: bytes = bytes(32),
     ) -> Release:  # fmt: skip
         return cls(network_id, grant, records_root(commitments), len(commitments), reader_key,
-                   not_after_ms)  # fmt: skip
+                   not_after_ms, delegation)  # fmt: skip
 
     def message(self) -> dict[str, Any]:
         return {
@@ -77,6 +81,7 @@ class Release(TypedMessage):
             "count": self.count,
             "readerKey": self.reader_key,
             "notAfter": self.not_after_ms,
+            "delegation": self.delegation,
         }
 
     def covers(self, commitments: Sequence[bytes]) -> bool:

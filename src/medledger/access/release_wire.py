@@ -9,11 +9,12 @@ base64, the records in their committed form (records/wire.py).
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from medledger.access.custodian import ReleaseAsk, ReleasedShares
-from medledger.access.delegation import SignedDelegation
+from medledger.access.delegation import SignedDelegation, digest_of
 from medledger.access.release import MAX_RELEASE_RECORDS, Release
 from medledger.crypto.hexdata import parse_hex
 from medledger.crypto.keys import to_checksum_address
@@ -56,6 +57,9 @@ def ask_from_json(obj: Mapping[str, Any], network_id: int) -> ReleaseAsk:
     records = tuple(committed_from_json(record) for record in committed)
     delegated = obj.get("delegation")
     delegation = None if delegated is None else SignedDelegation.from_json(delegated, network_id)
+    # The release names the delegation it was signed under; rebuilt from the one sent, so
+    # a release signed under another does not verify.
+    release = dataclasses.replace(release, delegation=digest_of(delegation))
     return ReleaseAsk(release, signature, records, delegation)
 
 

@@ -104,13 +104,13 @@ class _Cast:
             await self.submit(patient, care.ENROL, {"institution": member.address})
         return patient
 
-    def token(self, http: httpx.Client) -> str:
+    def token(self, http: httpx.Client, scope: str = "system/*.rs") -> str:
         url = self.urls[0] + "/auth/token"
         claims = {"iss": "bench-ehr", "sub": "bench-ehr", "aud": url,
                   "exp": int(time.time()) + 240, "jti": uuid.uuid4().hex}  # fmt: skip
         assertion = jwt.JWT(header={"alg": "ES384", "kid": "bench", "typ": "JWT"}, claims=claims)
         assertion.make_signed_token(self.client_key)
-        form = {"grant_type": "client_credentials", "scope": "system/*.rs",
+        form = {"grant_type": "client_credentials", "scope": scope,
                 "client_assertion_type": ASSERTION_TYPE,
                 "client_assertion": assertion.serialize()}  # fmt: skip
         answer = http.post(url, data=form)
@@ -158,7 +158,7 @@ async def _ingest(http: httpx.Client, cast: _Cast, patient: str, count: int) -> 
     as a system feeding its node would: one is sealed while the other commits."""
     (history,) = generate_patients(1, seed=11, records_per_patient=count)
     resources = [_about(r, patient) for r in history.resources if r["resourceType"] != "Patient"]
-    token = cast.token(http)
+    token = cast.token(http, scope="system/*.cruds")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
     bodies = [
         json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -18,7 +18,10 @@ import orjson
 
 from medledger.crypto.errors import NotCanonicalizable
 
-__all__ = ["JsonDecimal", "decimal_fragment", "json_text", "parse_json"]
+__all__ = ["MAX_DEPTH", "JsonDecimal", "decimal_fragment", "json_text", "parse_json"]
+
+#: How deep parse_json lets JSON nest: orjson's own limit.
+MAX_DEPTH = 1024
 
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
@@ -52,7 +55,18 @@ class JsonDecimal(Decimal):
 def parse_json(data: bytes | str) -> Any:
     """Parse JSON keeping every number as written: numbers with a fraction or exponent
     become :class:`JsonDecimal`, so ``canonical_json`` writes them back unchanged.
-    NaN and Infinity, which Python's parser takes, are refused (ValueError)."""
+    NaN and Infinity, which Python's parser takes, are refused (ValueError), and so is
+    JSON nested deeper than :data:`MAX_DEPTH` levels."""
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        # The stdlib parser recurses in C as deep as the input goes, stopped only by the
+        # interpreter's recursion limit, which a program may have raised: on a thread's
+        # smaller stack that is a crash, not an error. orjson counts depth itself.
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc):
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     return json.loads(data, parse_float=JsonDecimal, parse_constant=_refuse_constant)
 
 

@@ -10,6 +10,7 @@ A refused request changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,9 +136,12 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     """The node's API; ``manage`` starts and stops the service with the app."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage:
             await service.start()
+        # Before serving: the first listing of every FHIR resource type builds each model
+        # (a second and more), which would hold up whatever else the node is answering.
+        await asyncio.to_thread(fhir.warm_up, app, service)
         try:
             yield
         finally:

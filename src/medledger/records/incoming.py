@@ -101,12 +101,14 @@ def check_incoming(
         if header.record_id in seen:
             raise RejectedRecord(label, "duplicate", "two versions of one record in one batch")
         seen.add(header.record_id)
-        _check_version(store, sealed, author)
+        check_version(store, sealed, author)
         accepted.append(Sealed(label, sealed, author, item.fhir_id))
     return accepted
 
 
-def _check_version(store: VaultStore, sealed: SealedRecord, author: Address) -> None:
+def check_version(store: VaultStore, sealed: SealedRecord, author: Address) -> None:
+    """That a record version follows the vault's latest of that record, keeps its patient
+    and type, and keeps a patient's own account apart from the clinicians' record."""
     header = sealed.header
     try:
         stored = store.get(header.record_id)

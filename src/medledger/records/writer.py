@@ -23,7 +23,12 @@ from medledger.ledger.node import LedgerNode
 from medledger.records.contract import COMMIT, batch_state
 from medledger.records.errors import InvalidRecord
 from medledger.records.header import FIRST_VERSION, NO_PREVIOUS, RECORD_ID_SIZE
-from medledger.records.incoming import AuthorCheck, authoring_refusal, check_incoming
+from medledger.records.incoming import (
+    AuthorCheck,
+    authoring_refusal,
+    check_incoming,
+    check_version,
+)
 from medledger.records.pipeline import Incoming, Job, Sealed, SealingPool
 from medledger.records.store import PENDING, VaultStore
 
@@ -122,6 +127,8 @@ class RecordWriter:
                 judged = self._judged(item)
                 if isinstance(judged, InvalidRecord):
                     raise judged
+                # Under the lock: another write may have taken this version meanwhile.
+                check_version(self.store, item.sealed, item.author)
             seq = self.store.next_batch()
             return await (await self._flush(seq, list(sealed), None))
 

@@ -41,26 +41,55 @@ class ServedChart:
     patient_record: bytes | None = None
 
 
+@dataclass(frozen=True)
+class _Kept:
+    until_ns: int
+    grants: frozenset[str]
+    chart: ServedChart
+
+
 class Charts:
     def __init__(self, federation: Federation, base_url: str) -> None:
         self._federation = federation
         self._base = base_url
-        # Keyed by the session's own delegation signature, which no other session has.
-        self._kept: dict[tuple[bytes, Address], tuple[int, ServedChart]] = {}
+        # Keyed by the session's own delegation signature, which no other session has;
+        # kept with the grants it was read under, which must still hold to serve it.
+        self._kept: dict[tuple[bytes, Address], _Kept] = {}
 
     async def chart(self, session: Session, patient: Address) -> ServedChart:
+        kept = self._live(session, patient)
+        if kept is not None:
+            return kept
         now = time.monotonic_ns()
-        key = (session.delegation.signature, patient)
-        kept = self._kept.get(key)
-        if kept is not None and kept[0] > now:
-            return kept[1]
+        grants = self._federation.grants(session, patient)
         chart = _served(await self._federation.chart(session, patient), self._base)
         if len(self._kept) >= _MAX_CHARTS:
-            self._kept = {k: v for k, v in self._kept.items() if v[0] > now}
+            self._kept = {k: v for k, v in self._kept.items() if v.until_ns > now}
             if len(self._kept) >= _MAX_CHARTS:
                 self._kept.clear()
-        self._kept[key] = (now + CHART_TTL_S * 10**9, chart)
+        key = (session.delegation.signature, patient)
+        self._kept[key] = _Kept(now + CHART_TTL_S * 10**9, grants, chart)
         return chart
+
+    def _live(self, session: Session, patient: Address) -> ServedChart | None:
+        """The session's kept chart of the patient, if it is fresh and every grant it was
+        read under still holds (a revocation takes effect at once)."""
+        kept = self._kept.get((session.delegation.signature, patient))
+        if kept is None or kept.until_ns <= time.monotonic_ns():
+            return None
+        if self._federation.grants(session, patient) != kept.grants:
+            return None
+        return kept.chart
+
+    def _kept_record(self, session: Session, record_id: bytes) -> Found | None:
+        logical_id = record_id.hex()
+        for (signature, patient), kept in list(self._kept.items()):
+            if signature != session.delegation.signature:
+                continue
+            found = next((f for f in kept.chart.found if f.logical_id == logical_id), None)
+            if found is not None and self._live(session, patient) is not None:
+                return found
+        return None
 
     def forget(self, patient: Address) -> None:
         """Drop every kept chart of ``patient``: a write changed what each shows."""
@@ -74,6 +103,12 @@ class Charts:
     async def record(
         self, session: Session, record_id: bytes, version: int | None = None
     ) -> Found | None:
+        """A record version; the latest is served from a kept chart that holds it, so
+        reading what a search just found does not read it again."""
+        if version is None:
+            kept = self._kept_record(session, record_id)
+            if kept is not None:
+                return kept
         opened = await self._federation.record(session, record_id, version)
         if opened is None:
             return None

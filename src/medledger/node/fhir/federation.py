@@ -52,7 +52,7 @@ class Opened:
 class Chart:
     patient: Address
     records: tuple[Opened, ...]
-    #: Vaults that did not answer, by URL: their records are missing from this chart.
+    #: Why records may be missing: vaults that did not answer, or listed what does not check.
     unreachable: tuple[str, ...]
 
 
@@ -60,6 +60,12 @@ class Federation:
     def __init__(self, service: NodeService) -> None:
         self._service = service
         self._peers: dict[str, RemoteCustodian] = {}
+
+    def grants(self, session: Session, patient: Address) -> frozenset[str]:
+        """The grants the session's principal holds on the patient's data, now."""
+        view = self._service.node.store
+        return frozenset(g.grant for g in held_grants(view, session.principal, patient,
+                                                       time.time_ns()))  # fmt: skip
 
     async def chart(self, session: Session, patient: Address) -> Chart:
         service = self._service
@@ -211,12 +217,30 @@ class Federation:
         listed, unreachable = local, []
         for url, answer in zip(peers, answers, strict=True):
             if isinstance(answer, MedledgerError):
-                unreachable.append(url)
+                unreachable.append(f"no answer from the vault at {url}")
             elif isinstance(answer, BaseException):
                 raise answer
             else:
-                listed += [(record, url) for record in answer]
+                kept = [record for record in answer if self._checks(record, patient)]
+                listed += [(record, url) for record in kept]
+                if len(kept) < len(answer):
+                    # A vault that lists what is not this patient's, or what its log does
+                    # not commit, has its other records read; those are left out, said so.
+                    unreachable.append(
+                        f"the vault at {url} listed records that do not check: left out"
+                    )
         return listed, unreachable
+
+    def _checks(self, record: CommittedRecord, patient: Address) -> bool:
+        """That a record another vault listed is this patient's, signed by its author and
+        committed in this node's own log."""
+        if record.sealed.header.patient != patient:
+            return False
+        try:
+            record.check(self._service.node.store.tx_by_index(record.log_index).raw)
+        except (MedledgerError, LookupError):
+            return False
+        return True
 
     async def _remote(self, url: str, session: Session, patient: Address) -> list[CommittedRecord]:
         async with NodeClient(url, self._service.keys.member, delegation=session.delegation) as c:

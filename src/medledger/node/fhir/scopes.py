@@ -1,11 +1,13 @@
-"""SMART on FHIR scopes (v1 ``.read`` and v2 ``.rs``), as far as this server honours them.
+"""SMART on FHIR scopes (v1 ``.read``/``.write`` and v2 ``.cruds``), as this server
+honours them.
 
 A scope names a context (``system``, ``user``, ``patient``), a resource type or ``*``,
-and what may be done. The FHIR API only reads, so a scope is honoured for reading and
-searching and its other permissions are dropped from the scope granted; a request for
-nothing readable is refused. What a token's scopes allow becomes the resource types of
-the holder's delegation (access/delegation.py), which custodians and every node check:
-scopes narrow what a grant allows, never widen it.
+and what may be done: read and search (``r``, ``s``; v1 ``read``), create and update
+(``c``, ``u``; v1 ``write``). Delete is not served, so ``d`` is dropped from the scope
+granted; a request for nothing readable is refused. What a token may read becomes the
+resource types of the holder's delegation (access/delegation.py), which custodians and
+every node check: scopes narrow what a grant allows, never widen it. What it may create
+and update, the FHIR writer checks for each entry.
 """
 
 from __future__ import annotations
@@ -29,18 +31,20 @@ _SESSION_SCOPES = frozenset({"openid", "fhirUser", "offline_access", "online_acc
 
 @dataclass(frozen=True)
 class Granted:
-    """What a token may read: ``types`` None is every resource type."""
+    """What a token may do: for each of reading, creating and updating, the resource
+    types (None: every type)."""
 
     scope: str
     types: frozenset[str] | None
+    creates: frozenset[str] | None = frozenset()
+    updates: frozenset[str] | None = frozenset()
 
 
 def grant_scopes(asked: str, *, contexts: frozenset[str]) -> Granted:
     """The readable part of ``asked``, in the contexts this client may use; InvalidInput
     (``invalid_scope``) when nothing readable is left or a scope is malformed."""
     granted: list[str] = []
-    types: set[str] = set()
-    every = False
+    reach: dict[str, set[str] | None] = {"r": set(), "c": set(), "u": set()}
     for scope in asked.split():
         if scope in _SESSION_SCOPES:
             granted.append(scope)
@@ -53,23 +57,35 @@ def grant_scopes(asked: str, *, contexts: frozenset[str]) -> Granted:
             raise InvalidInput(f"invalid_scope: this client may not use {context}/ scopes")
         if kind != "*" and not is_resource_type(kind):
             raise InvalidInput(f"invalid_scope: {kind} is no FHIR R4 resource type")
-        readable = _readable(what)
-        if not readable:
+        served = _served(what)
+        if not served:
             continue
-        granted.append(f"{context}/{kind}.{readable}")
-        if kind == "*":
-            every = True
-        else:
-            types.add(kind)
-    if not any("/" in scope for scope in granted):
+        granted.append(f"{context}/{kind}.{served}")
+        for permission in _permissions(served):
+            types = reach[permission]
+            if kind == "*":
+                reach[permission] = None
+            elif types is not None:
+                types.add(kind)
+    if reach["r"] == set():
         raise InvalidInput("invalid_scope: no scope to read or search with")
-    return Granted(" ".join(granted), None if every else frozenset(types))
+    frozen = {k: None if v is None else frozenset(v) for k, v in reach.items()}
+    return Granted(" ".join(granted), frozen["r"], frozen["c"], frozen["u"])
 
 
-def _readable(what: str) -> str:
-    """The read and search part of a permission, spelt as it was asked (v1 or v2)."""
-    if what in ("read", "*"):
-        return "read"
-    if what == "write":
-        return ""
-    return "".join(p for p in "rs" if p in what)
+def _served(what: str) -> str:
+    """The part of a permission this server serves, spelt as it was asked (v1 or v2)."""
+    if what in ("read", "write", "*"):
+        return what
+    return "".join(p for p in "crus" if p in what)
+
+
+def _permissions(served: str) -> str:
+    """The permissions, as ``r`` (read and search), ``c`` and ``u``, a served scope gives."""
+    if served == "read":
+        return "r"
+    if served == "write":
+        return "cu"
+    if served == "*":
+        return "rcu"
+    return "".join(sorted({"s": "r"}.get(p, p) for p in set(served)))

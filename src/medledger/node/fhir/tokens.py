@@ -19,7 +19,9 @@ import base64
 import binascii
 import json
 import secrets
+import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -30,7 +32,7 @@ from medledger.access.delegation import Delegation, SignedDelegation
 from medledger.crypto.keys import Address, PrivateKey
 from medledger.errors import InvalidInput
 from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
-from medledger.node.fhir.clients import ClientRegistry
+from medledger.node.fhir.clients import BackendClient, ClientRegistry
 from medledger.node.fhir.scopes import grant_scopes
 
 __all__ = ["Session", "TokenError", "Tokens"]
@@ -39,6 +41,8 @@ TOKEN_LIFETIME_S = 300
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ["RS384", "ES384"]
 MAX_ASSERTION_LIFETIME_S = 300
+#: What jwcrypto allows past an assertion's exp (its default leeway).
+CLOCK_LEEWAY_S = 60
 _MAX_SESSIONS = 10_000
 
 
@@ -62,6 +66,13 @@ class Session:
     expires_ns: int
     #: The principal's key, for a system the node writes for (Backend Services).
     author: PrivateKey | None = field(default=None, repr=False)
+    #: The resource types the token may create and update (None: every type).
+    creates: frozenset[str] | None = frozenset()
+    updates: frozenset[str] | None = frozenset()
+
+    def may_write(self, method: str, resource_type: str) -> bool:
+        allowed = self.creates if method == "POST" else self.updates
+        return allowed is None or resource_type in allowed
 
 
 class Tokens:
@@ -71,6 +82,11 @@ class Tokens:
         self._network_id = network_id
         self._sessions: dict[str, Session] = {}
         self._seen_jti: dict[tuple[str, str], int] = {}
+        # Decrypting a keystore is scrypt (a second, hundreds of MiB): once per client key.
+        self._principals: dict[tuple[str, str], PrivateKey] = {}
+        self._opening: dict[tuple[str, str], threading.Lock] = {}
+        # Token requests run on worker threads (see routes/smart.py).
+        self._lock = threading.Lock()
 
     def client_credentials(
         self, form: Mapping[str, str], *, token_url: str, passphrase: str,
@@ -88,12 +104,13 @@ class Tokens:
         if client is None:
             raise TokenError("invalid_client", "unknown client")
         claims = _verified_claims(assertion, client.verifying_keys(), client_id, token_url, now)
-        self._spend_jti(client_id, claims, now)
+        with self._lock:
+            self._spend_jti(client_id, claims, now)
         try:
             granted = grant_scopes(form.get("scope", ""), contexts=frozenset({"system"}))
         except InvalidInput as exc:
             raise TokenError("invalid_scope", str(exc)) from None
-        principal: PrivateKey = client.principal_key(passphrase)
+        principal = self._principal(client, passphrase)
         expires_ns = now + TOKEN_LIFETIME_S * NS_PER_S
         delegation = Delegation.of_types(
             self._network_id, self._member, client_id,
@@ -101,8 +118,23 @@ class Tokens:
         )  # fmt: skip
         session = Session(principal.address, client_id, granted.scope,
                           SignedDelegation.sign(delegation, principal), expires_ns,
-                          author=principal)  # fmt: skip
-        return self._issue(session, now), session
+                          author=principal, creates=granted.creates,
+                          updates=granted.updates)  # fmt: skip
+        with self._lock:
+            return self._issue(session, now), session
+
+    def _principal(self, client: BackendClient, passphrase: str) -> PrivateKey:
+        """The client's participant key, decrypted once per registered keystore (a client
+        registered again with another keystore is decrypted afresh)."""
+        key = (client.client_id, json.dumps(client.principal_keystore, sort_keys=True))
+        with self._lock:
+            opening = self._opening.setdefault(key, threading.Lock())
+        # One decryption per keystore, however many token requests arrive at once.
+        with opening:
+            principal = self._principals.get(key)
+            if principal is None:
+                principal = self._principals[key] = client.principal_key(passphrase)
+        return principal
 
     def session(self, token: str, now_ns: int | None = None) -> Session | None:
         """The live session behind a bearer token, or None."""
@@ -115,8 +147,13 @@ class Tokens:
     def _issue(self, session: Session, now: int) -> str:
         if len(self._sessions) >= _MAX_SESSIONS:
             self._sessions = {t: s for t, s in self._sessions.items() if s.expires_ns > now}
-            if len(self._sessions) >= _MAX_SESSIONS:
-                raise TokenError("temporarily_unavailable", "too many live tokens")
+        if len(self._sessions) >= _MAX_SESSIONS:
+            # No client crowds out the others: the one holding the most live tokens gives
+            # up its oldest.
+            held = Counter(s.app for s in self._sessions.values())
+            greediest = held.most_common(1)[0][0]
+            oldest = next(t for t, s in self._sessions.items() if s.app == greediest)
+            del self._sessions[oldest]
         token = secrets.token_urlsafe(32)
         self._sessions[token] = session
         return token
@@ -130,7 +167,8 @@ class Tokens:
             raise TokenError("invalid_client", "the assertion was used before")
         exp = claims["exp"]
         assert isinstance(exp, int)
-        self._seen_jti[(client_id, jti)] = exp * NS_PER_S
+        # Kept as long as the assertion could still verify, clock leeway included.
+        self._seen_jti[(client_id, jti)] = (exp + CLOCK_LEEWAY_S) * NS_PER_S
 
 
 def _unverified_issuer(assertion: str) -> str:

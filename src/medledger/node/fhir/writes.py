@@ -20,7 +20,7 @@ become references to the record it creates. A ``batch`` runs each entry on its o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from medledger.errors import InvalidInput
 from medledger.node.errors import Forbidden
 from medledger.node.fhir.bundle import EntryResult
 from medledger.node.fhir.charts import serve
+from medledger.node.fhir.tokens import Session
 from medledger.node.service import NodeService
 from medledger.records.errors import InvalidRecord, UnknownRecord
 from medledger.records.fhir import is_resource_type
@@ -45,6 +46,8 @@ _PSEUDONYM = re.compile(r"0x[0-9a-fA-F]{40}")
 _RECORD_ID = re.compile(r"[0-9a-f]{32}")
 _ABOUT = ("subject", "patient", "beneficiary")
 _MAX_POOLS = 4
+#: Deeper than any FHIR resource needs: a deeper one cannot be handed to the sealing workers.
+MAX_DEPTH = 64
 
 
 class TransactionRefused(InvalidInput):
@@ -84,11 +87,15 @@ class FhirWriter:
         self._pools: dict[Address, SealingPool] = {}
         self._keys: dict[Address, bytes] = {}
 
-    async def transaction(self, author: PrivateKey, entries: Sequence[Entry]) -> list[Done]:
+    async def transaction(self, session: Session, entries: Sequence[Entry]) -> list[Done]:
         """Write every entry, or none (TransactionRefused names the first refused)."""
-        limit = self._service.settings.max_records_per_write
-        if len(entries) > limit:
-            raise InvalidInput(f"{len(entries)} entries in one write; this node takes {limit}")
+        self._check_size(entries)
+        author = require_author(session.author)
+        for i, entry in enumerate(entries):
+            kind = str(entry.resource.get("resourceType"))
+            if not session.may_write(entry.method, kind):
+                act = "create" if entry.method == "POST" else "update"
+                raise Forbidden(f"entry[{i}]: the token's scopes do not let it {act} {kind}")
         # Planning does not yield to the event loop, so one writer's key cache is safe.
         self._keys.clear()
         try:
@@ -110,15 +117,21 @@ class FhirWriter:
         committed_ns = self._service.node.store.tx_by_index(index).timestamp_ns
         return [self._stored(p, s, committed_ns) for p, s in zip(planned, sealed, strict=True)]
 
-    async def batch(self, author: PrivateKey, entries: Sequence[Entry]) -> list[Done]:
+    async def batch(self, session: Session, entries: Sequence[Entry]) -> list[Done]:
         """Write each entry on its own; a refusal answers that entry only."""
+        self._check_size(entries)
         results: list[Done] = []
         for entry in entries:
             try:
-                results += await self.transaction(author, [entry])
-            except InvalidInput as exc:
+                results += await self.transaction(session, [entry])
+            except (InvalidInput, Forbidden) as exc:
                 results.append(Done(EntryResult.refused(exc)))
         return results
+
+    def _check_size(self, entries: Sequence[Entry]) -> None:
+        limit = self._service.settings.max_records_per_write
+        if len(entries) > limit:
+            raise InvalidInput(f"{len(entries)} entries in one write; this node takes {limit}")
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -141,10 +154,16 @@ class FhirWriter:
         """A job per entry, with references to entries' fullUrls resolved."""
         targets = self._targets(entries)
         references = {url: reference for url, (reference, _) in targets.items()}
-        planned = []
+        planned: list[_Planned] = []
         for i, entry in enumerate(entries):
+            source = f"entry[{i}]"
+            if _depth(entry.resource) > MAX_DEPTH:
+                raise TransactionRefused(f"{source}: nested deeper than {MAX_DEPTH} levels")
             resource = _resolved(entry.resource, references) if references else entry.resource
-            planned.append(self._job(f"entry[{i}]", entry, dict(resource), targets))
+            job = self._job(source, entry, dict(resource), targets)
+            if any(p.job.record_id == job.job.record_id for p in planned):
+                raise TransactionRefused(f"{source}: writes a record another entry writes")
+            planned.append(job)
         return planned
 
     def _targets(self, entries: Sequence[Entry]) -> dict[str, tuple[str, bytes | None]]:
@@ -202,6 +221,11 @@ class FhirWriter:
                 raise TransactionRefused(f"{source}: {url} is another patient's record")
         else:
             raise TransactionRefused(f"{source}: {url}: ids here are record ids or pseudonyms")
+        if stored.author == stored.sealed.header.patient:
+            # The patient's own account and the clinicians' record stay apart.
+            raise TransactionRefused(
+                f"{source}: {url} is the patient's own account: a system does not amend it"
+            )
         header = stored.sealed.header
         job = Job(source, resource, header.record_id, header.version + 1, header.digest,
                   header.patient, self._key(header.patient),
@@ -216,23 +240,27 @@ class FhirWriter:
         return key
 
     def _patient_named(self, source: str, kind: str, resource: Mapping[str, Any]) -> Address:
+        """The one patient a resource is about: every ``subject``, ``patient`` and
+        ``beneficiary``, its contained resources' too, must name the same
+        ``Patient/<pseudonym>`` (as importing keeps a chart to its patient)."""
         if kind == "Patient":
             raise TransactionRefused(
                 f"{source}: a chart's Patient is written with PUT Patient/<pseudonym>"
             )
-        for element in _ABOUT:
-            value = resource.get(element)
+        named: set[Address] = set()
+        for where, value in _about(resource):
             reference = value.get("reference") if isinstance(value, Mapping) else None
-            if isinstance(reference, str) and reference.startswith("Patient/"):
-                pseudonym = reference.removeprefix("Patient/")
-                if _PSEUDONYM.fullmatch(pseudonym):
-                    return to_checksum_address(pseudonym)
-                raise TransactionRefused(
-                    f"{source}: {kind}.{element}: a patient here is Patient/<pseudonym>"
-                )
-        raise TransactionRefused(
-            f"{source}: a {kind} names no patient: institution-level, not a patient's record"
-        )
+            pseudonym = reference.removeprefix("Patient/") if isinstance(reference, str) else ""
+            if not _PSEUDONYM.fullmatch(pseudonym):
+                raise TransactionRefused(f"{source}: {where}: names no Patient/<pseudonym>")
+            named.add(to_checksum_address(pseudonym))
+        if not named:
+            raise TransactionRefused(
+                f"{source}: a {kind} names no patient: institution-level, not a patient's record"
+            )
+        if len(named) > 1:
+            raise TransactionRefused(f"{source}: names more than one patient")
+        return named.pop()
 
     def _stored(self, planned: _Planned, written: Sealed, committed_ns: int) -> Done:
         header = written.sealed.header
@@ -243,6 +271,37 @@ class FhirWriter:
         created = planned.created and header.version == FIRST_VERSION
         result = EntryResult.stored(found, self._base, created=created)
         return Done(result, found, header.patient)
+
+
+def _about(resource: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
+    """Where a resource and its contained resources say whom they are about."""
+    kind = resource.get("resourceType")
+    for element in _ABOUT:
+        if element in resource:
+            yield f"{kind}.{element}", resource[element]
+    contained = resource.get("contained")
+    for i, inner in enumerate(contained if isinstance(contained, list) else ()):
+        if not isinstance(inner, Mapping):
+            continue
+        if inner.get("resourceType") == "Patient":
+            yield f"{kind}.contained[{i}]", {}  # a Patient inside a record: someone else's
+        for element in _ABOUT:
+            if element in inner:
+                yield f"{kind}.contained[{i}].{element}", inner[element]
+
+
+def _depth(value: object) -> int:
+    """How deeply a JSON value nests (iterative: the input is untrusted)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+            items = node.values() if isinstance(node, dict) else node
+            stack.extend((item, depth + 1) for item in items)
+    return deepest
 
 
 def _resolved(resource: Mapping[str, Any], targets: Mapping[str, str]) -> dict[str, Any]:

@@ -12,11 +12,12 @@ token may read. Refusals are OperationOutcomes (app.py); answers are
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from medledger import __version__
 from medledger.crypto.keys import Address
@@ -39,6 +40,7 @@ from medledger.node.routes.fhir_common import (
     Reader,
     ResourceType,
     answer,
+    check_format,
     fhir_base,
     patient_of,
 )
@@ -54,7 +56,9 @@ from medledger.records.fhir_search import (
     search,
 )
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
+router = APIRouter(
+    prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES, dependencies=[Depends(check_format)]
+)
 
 _SKIP = frozenset({FORMAT_PARAM, PAGE_PARAM})
 _RECORD_INTERACTIONS = ("read", "vread", "history-instance", "search-type", "create", "update")
@@ -87,8 +91,8 @@ def _searchset(
 def _unreachable(urls: tuple[str, ...]) -> dict[str, Any]:
     outcome = {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": "warning", "code": "incomplete",
-                   "diagnostics": f"no answer from the vault at {url}"} for url in urls],
+        "issue": [{"severity": "warning", "code": "incomplete", "diagnostics": why}
+                  for why in urls],
     }  # fmt: skip
     return {"resource": outcome, "search": {"mode": "outcome"}}
 
@@ -98,9 +102,15 @@ async def metadata(request: Request, service: Service) -> Response:
     """The CapabilityStatement: what this server does, open to anyone (FHIR R4)."""
     statement: dict[str, Any] | None = getattr(request.app.state, "fhir_capability", None)
     if statement is None:
-        statement = _capability(service)
-        request.app.state.fhir_capability = statement
+        statement = await asyncio.to_thread(warm_up, request.app, service)
     return answer(request, statement)
+
+
+def warm_up(app: Any, service: Service) -> dict[str, Any]:
+    """Build the CapabilityStatement (and so every FHIR model) once, for the app to keep."""
+    statement = _capability(service)
+    app.state.fhir_capability = statement
+    return statement
 
 
 def _capability(service: Service) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from medledger.node.fhir.charts import Charts
 from medledger.node.fhir.content import FORMAT_PARAM, fhir_body, negotiate
 from medledger.node.fhir.federation import Federation
 from medledger.node.fhir.tokens import Session
+from medledger.node.limits import RequestLimits
 from medledger.node.routes.smart import tokens_of
 from medledger.records.errors import UnknownRecord
 
@@ -39,12 +40,25 @@ PSEUDONYM = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def session_of(request: Request) -> Session:
-    """The session behind the request's bearer token."""
+    """The session behind the request's bearer token, held to the limits signed requests
+    are: a bad token counts as a failed authentication of its client address, and a
+    session's requests spend its principal's bucket."""
+    limits: RequestLimits = request.app.state.limits
+    address = request.client.host if request.client is not None else ""
+    limits.admit_address(address)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     session = tokens_of(request).session(token.strip()) if scheme.lower() == "bearer" else None
     if session is None:
+        limits.failed(address)
         raise RequestNotAuthenticated("a valid bearer token from /auth/token is required")
+    limits.admit_signer(session.principal)
+    limits.spent(session.principal)
     return session
+
+
+def check_format(request: Request) -> None:
+    """Refuse a format we do not serve before anything is read (and receipted)."""
+    negotiate(request.query_params.get(FORMAT_PARAM), request.headers.get("accept"))
 
 
 def charts_of(request: Request, service: Service) -> Charts:
@@ -66,7 +80,8 @@ def fhir_base(service: Service) -> str:
 
 def answer(request: Request, resource: dict[str, Any], status: int = 200) -> Response:
     media = negotiate(request.query_params.get(FORMAT_PARAM), request.headers.get("accept"))
-    return Response(fhir_body(resource), status, media_type=media)
+    # Health data: no proxy or browser cache keeps a copy.
+    return Response(fhir_body(resource), status, {"Cache-Control": "no-store"}, media_type=media)
 
 
 def patient_of(value: str) -> Address:

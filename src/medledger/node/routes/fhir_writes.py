@@ -22,12 +22,15 @@ from medledger.node.routes.fhir_common import (
     Reader,
     ResourceType,
     answer,
+    check_format,
     fhir_base,
     patient_of,
 )
 from medledger.records.fhir_search import Found, InvalidSearch, parse_query, search
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES)
+router = APIRouter(
+    prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES, dependencies=[Depends(check_format)]
+)
 
 
 def _writer(request: Request, service: Service) -> FhirWriter:
@@ -63,13 +66,12 @@ async def transaction_or_batch(
 ) -> Response:
     """A ``transaction`` (all or none) or ``batch`` (each on its own) Bundle of creates
     (``POST Type``) and updates (``PUT Type/id``)."""
-    author = require_author(session.author)
     bundle = await _body(request)
     kind = bundle.get("type")
     if bundle.get("resourceType") != "Bundle" or kind not in ("transaction", "batch"):
         raise InvalidSearch("", "POST to the base takes a transaction or batch Bundle")
     entries = [_entry(i, e) for i, e in enumerate(bundle.get("entry") or [])]
-    done = await (writer.transaction if kind == "transaction" else writer.batch)(author, entries)
+    done = await (writer.transaction if kind == "transaction" else writer.batch)(session, entries)
     _forget(charts, done)
     results = [d.result for d in done]
     response = transaction_response(results) if kind == "transaction" else batch_response(results)
@@ -102,7 +104,7 @@ async def create(
 ) -> Response:  # fmt: skip
     """Create a record (201); with ``If-None-Exist``, only if the patient's chart has no
     match (200 with the match; 412 if several match)."""
-    author = require_author(session.author)
+    require_author(session.author)
     resource = await _body(request)
     condition = request.headers.get("if-none-exist")
     if condition is not None:
@@ -111,7 +113,7 @@ async def create(
             raise PreconditionFailed(f"{len(existing)} {resource_type} match If-None-Exist")
         if existing:
             return answer(request, served(existing[0]))
-    (done,) = await writer.transaction(author, [Entry("POST", resource_type, resource)])
+    (done,) = await writer.transaction(session, [Entry("POST", resource_type, resource)])
     _forget(charts, [done])
     return _written(request, done, 201)
 
@@ -122,10 +124,9 @@ async def update(
     resource_type: ResourceType, logical_id: str,
 ) -> Response:  # fmt: skip
     """A next version of a record this vault keeps (or the chart's Patient, by pseudonym)."""
-    author = require_author(session.author)
     resource = await _body(request)
     entry = Entry("PUT", f"{resource_type}/{logical_id}", resource)
-    (done,) = await writer.transaction(author, [entry])
+    (done,) = await writer.transaction(session, [entry])
     _forget(charts, [done])
     return _written(request, done, 201 if done.result.status == 201 else 200)
 

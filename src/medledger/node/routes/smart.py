@@ -9,6 +9,7 @@ client that did not authenticate), never a stack of medledger's own error shapes
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -48,7 +49,7 @@ def _configuration(service: Service) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "grant_types_supported": ["client_credentials"],
-        "scopes_supported": ["system/*.rs", "system/*.read"],
+        "scopes_supported": ["system/*.rs", "system/*.cruds", "system/*.read", "system/*.write"],
         "response_types_supported": [],
         "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
     }
@@ -99,10 +100,13 @@ async def _token(request: Request, service: Service) -> JSONResponse:
         return _oauth_error(TokenError("invalid_request", "the form is not UTF-8"))
     if form.get("grant_type") != "client_credentials":
         return _oauth_error(TokenError("unsupported_grant_type", "only client_credentials"))
+    tokens = tokens_of(request)
     try:
-        issued, session = tokens_of(request).client_credentials(
-            form, token_url=service.settings.base_url + TOKEN_PATH, passphrase=passphrase()
-        )
+        # Off the event loop: the JWT check and, once per client, its keystore's scrypt.
+        issued, session = await asyncio.to_thread(
+            tokens.client_credentials, form,
+            token_url=service.settings.base_url + TOKEN_PATH, passphrase=passphrase(),
+        )  # fmt: skip
     except TokenError as exc:
         return _oauth_error(exc)
     answer = {
