@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/medledger bench access --json
 	$(BIN)/medledger bench credentials --json
 	$(BIN)/medledger bench node --json
+	$(BIN)/medledger bench fhir --json
 	$(BIN)/medledger bench cli --json
 
 clean:
