@@ -11,7 +11,6 @@ PostgreSQL works by URL.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.errors import TransportError
-from medledger.ledger.database import make_engine, tree_engine_for, upsert_statement
+from medledger.ledger.database import (
+    PointCursors,
+    make_engine,
+    tree_engine_for,
+    upsert_statement,
+)
 from medledger.ledger.state_proofs import TreeReader
 from medledger.ledger.state_tree import driver_sql, entries_root, journal_rows, tree_metadata
 from medledger.ledger.store_schema import (
@@ -90,7 +94,8 @@ class LedgerStore:
         self.on_commit: Callable[[], None] = _nothing
         # The statements of the hot path, in the driver's own parameter style.
         self._sql = {k: driver_sql(engine, v) for k, v in STATEMENTS.items()}
-        self._local = threading.local()
+        # Point reads are the hot path of execution.
+        self._cursors = PointCursors(engine)
 
     @classmethod
     def open(cls, url: str) -> LedgerStore:
@@ -110,9 +115,7 @@ class LedgerStore:
         return self.tree_engine.url.render_as_string(hide_password=False)
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
+        self._cursors.close()
         self._engine.dispose()
         if self.tree_engine is not self._engine:
             self.tree_engine.dispose()
@@ -121,25 +124,12 @@ class LedgerStore:
         cached = self._cache.get((ns, key), _MISSING)
         if cached is not _MISSING:
             return cached
-        cursor = self._point_cursor()
+        cursor = self._cursors.cursor()
         cursor.execute(self._sql["get_state"], (ns, key))
         row = cursor.fetchone()
         value = None if row is None else json.loads(bytes(row[0]))
         self._remember({(ns, key): value})
         return value
-
-    def _point_cursor(self) -> Any:
-        # Point reads are the hot path of execution: a plain DB-API cursor per thread
-        # costs a few microseconds where a SQLAlchemy round trip costs a hundred.
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            connection = self._engine.raw_connection()
-            if self._engine.dialect.name == "postgresql":
-                # Each read must see the latest committed block, not a snapshot.
-                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-            self._local.connection = connection
-            cursor = self._local.cursor = connection.cursor()
-        return cursor
 
     def meta(self, key: str) -> str | None:
         with self._engine.connect() as conn:

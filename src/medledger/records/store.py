@@ -14,7 +14,6 @@ Rows hold only ciphertext, wrapped keys and what the author signed in the clear
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.crypto.keys import Address
 from medledger.errors import TransportError, UsageError
-from medledger.ledger.database import make_engine
+from medledger.ledger.database import PointCursors, make_engine
 from medledger.records.errors import RecordTampered, UnknownRecord
 from medledger.records.header import RecordHeader
 from medledger.records.sealed import SealedRecord, WrappedKeys
@@ -173,16 +172,14 @@ class VaultStore:
                             "ORDER BY version DESC LIMIT 1")  # fmt: skip
         self._get_version = (f"SELECT {columns} FROM vault_records "  # noqa: S608
                              f"WHERE record_id = {mark} AND version = {mark}")  # fmt: skip
-        self._local = threading.local()
+        self._cursors = PointCursors(engine)
 
     @classmethod
     def open(cls, url: str, *, network_id: int) -> VaultStore:
         return cls(make_engine(url), network_id=network_id)
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
+        self._cursors.close()
         self._engine.dispose()
 
     def _identity(self, conn: Connection) -> bytes:
@@ -258,7 +255,7 @@ class VaultStore:
     def get(self, record_id: bytes, version: int | None = None) -> StoredRecord:
         # A record fetch is the hot path of every read: a plain driver cursor per thread
         # costs a fraction of a SQLAlchemy round trip (and of a pool checkout).
-        cursor = self._point_cursor()
+        cursor = self._cursors.cursor()
         with _sql("read a record"):
             if version is None:
                 cursor.execute(self._get_latest, (record_id,))
@@ -269,17 +266,6 @@ class VaultStore:
         if row is None:
             raise UnknownRecord.not_held(record_id.hex(), version)
         return self._stored(dict(zip(names, row, strict=True)))
-
-    def _point_cursor(self) -> Any:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            connection = self._engine.raw_connection()
-            if self._engine.dialect.name == "postgresql":
-                # Each read must see the latest committed batch, not a snapshot.
-                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-            self._local.connection = connection
-            cursor = self._local.cursor = connection.cursor()
-        return cursor
 
     def versions(self, record_id: bytes) -> list[StoredRecord]:
         query = select(record_table).where(record_table.c.record_id == record_id)

@@ -17,7 +17,7 @@ import dataclasses
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 
 from medledger import __version__
 from medledger.crypto.keys import Address
@@ -33,15 +33,14 @@ from medledger.node.fhir.charts import Charts, ServedChart
 from medledger.node.fhir.content import FORMAT_PARAM
 from medledger.node.fhir.tokens import Session
 from medledger.node.routes.fhir_common import (
-    FHIR_RESPONSES,
     PSEUDONYM,
     RECORD_ID,
     ChartsOf,
     Reader,
     ResourceType,
     answer,
-    check_format,
     fhir_base,
+    fhir_router,
     patient_of,
 )
 from medledger.node.routes.smart import TOKEN_PATH
@@ -56,9 +55,7 @@ from medledger.records.fhir_search import (
     search,
 )
 
-router = APIRouter(
-    prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES, dependencies=[Depends(check_format)]
-)
+router = fhir_router()
 
 _SKIP = frozenset({FORMAT_PARAM, PAGE_PARAM})
 _RECORD_INTERACTIONS = ("read", "vread", "history-instance", "search-type", "create", "update")

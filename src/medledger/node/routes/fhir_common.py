@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.node.deps import Service
@@ -37,6 +37,15 @@ FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 RECORD_ID = re.compile(r"[0-9a-f]{32}")
 PSEUDONYM = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def fhir_router() -> APIRouter:
+    """A router under ``/fhir`` whose answers are FHIR JSON and whose requests ask for a
+    format it serves, checked before anything is read."""
+    return APIRouter(
+        prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES,
+        dependencies=[Depends(check_format)],
+    )  # fmt: skip
 
 
 def session_of(request: Request) -> Session:

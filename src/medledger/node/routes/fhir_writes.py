@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 
 from medledger.crypto.json_numbers import parse_json
 from medledger.crypto.keys import Address
@@ -17,20 +17,17 @@ from medledger.node.fhir.outcome import PreconditionFailed
 from medledger.node.fhir.tokens import Session
 from medledger.node.fhir.writes import Done, Entry, FhirWriter, TransactionRefused, require_author
 from medledger.node.routes.fhir_common import (
-    FHIR_RESPONSES,
     ChartsOf,
     Reader,
     ResourceType,
     answer,
-    check_format,
     fhir_base,
+    fhir_router,
     patient_of,
 )
 from medledger.records.fhir_search import Found, InvalidSearch, parse_query, search
 
-router = APIRouter(
-    prefix="/fhir", tags=["fhir"], responses=FHIR_RESPONSES, dependencies=[Depends(check_format)]
-)
+router = fhir_router()
 
 
 def _writer(request: Request, service: Service) -> FhirWriter:
