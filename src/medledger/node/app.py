@@ -145,6 +145,13 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            # The FHIR API's sealing workers and its connections to the other nodes.
+            writer = getattr(app.state, "fhir_writer", None)
+            if writer is not None:
+                writer.close()
+            charts = getattr(app.state, "fhir_charts", None)
+            if charts is not None:
+                await charts.close()
             if manage:
                 await service.stop()
 

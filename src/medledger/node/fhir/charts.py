@@ -91,6 +91,9 @@ class Charts:
                 return found
         return None
 
+    async def close(self) -> None:
+        await self._federation.close()
+
     def forget(self, patient: Address) -> None:
         """Drop every kept chart of ``patient``: a write changed what each shows."""
         self._kept = {k: v for k, v in self._kept.items() if k[1] != patient}
