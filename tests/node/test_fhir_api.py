@@ -529,3 +529,42 @@ def test_a_record_s_provenance_carries_its_signature_and_ledger_proof(net: Netwo
     _fhir(_get(net, f"/Provenance/{lab}-9", token), 404)
     _fhir(_get(net, f"/Provenance/{SCENE.records_a['dm.json']}-1",
                _token(net, scope="system/Provenance.rs system/Observation.rs")), 404)  # fmt: skip
+
+
+def test_a_system_finds_its_institution_s_patient_by_identifier(net: Network) -> None:
+    from medledger.records.patient_index import identifier_digest
+
+    mrn = ("urn:hospital-b:mrn", "B-1234")
+
+    async def index() -> None:
+        async with net.client("hospital-b", DR_B) as client:
+            key = await client.patient_index_key()
+            await client.add_patient_identifiers(PATIENT.address, [identifier_digest(key, mrn)])
+
+    asyncio.run(index())
+    token = _token(net)
+    found = _fhir(_get(net, "/Patient", token, identifier="urn:hospital-b:mrn|B-1234"))
+    assert found["total"] == 1
+    assert found["entry"][0]["resource"]["id"] == PATIENT.address
+    unknown = _fhir(_get(net, "/Patient", token, identifier="urn:hospital-b:mrn|B-0000"))
+    assert unknown["total"] == 0
+    _fhir(_get(net, "/Patient", token, identifier="urn:hospital-b:mrn"), 400)  # no value
+
+
+def test_only_the_institution_s_staff_ask_its_patient_index(net: Network) -> None:
+    """A system registered at hospital B that reads as hospital A's doctor."""
+    outsider_key = jwk.JWK.generate(kty="EC", crv="P-384", kid="outsider-1")
+    registry = ClientRegistry(net.nodes["hospital-b"].service.settings.data_dir)
+    registry.add(BackendClient("outsider", {"keys": [outsider_key.export_public(as_dict=True)]},
+                               encrypt_keystore(DR_A, PASSPHRASE, scrypt_n=1024)))  # fmt: skip
+    base = net.nodes["hospital-b"].url
+    claims = {"iss": "outsider", "sub": "outsider", "aud": base + "/auth/token",
+              "exp": int(time.time()) + 240, "jti": uuid.uuid4().hex}  # fmt: skip
+    assertion = jwt.JWT(header={"alg": "ES384", "kid": "outsider-1"}, claims=claims)
+    assertion.make_signed_token(outsider_key)
+    form = {"grant_type": "client_credentials", "scope": "system/*.rs",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion.serialize()}  # fmt: skip
+    token = httpx.post(base + "/auth/token", data=form).json()["access_token"]
+    outcome = _fhir(_get(net, "/Patient", token, identifier="urn:hospital-b:mrn|B-1234"), 403)
+    assert outcome["issue"][0]["code"] == "forbidden"

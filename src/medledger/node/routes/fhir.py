@@ -21,7 +21,10 @@ from fastapi import Request, Response
 
 from medledger import __version__
 from medledger.crypto.keys import Address
+from medledger.errors import UsageError
+from medledger.node.caller import resolve_caller
 from medledger.node.deps import Service
+from medledger.node.errors import Forbidden
 from medledger.node.fhir.bundle import PAGE_PARAM, history, page_offset, searchset, served
 from medledger.node.fhir.capability import (
     ResourceSupport,
@@ -53,6 +56,12 @@ from medledger.records.fhir_search import (
     Query,
     parse_query,
     search,
+)
+from medledger.records.patient_index import (
+    PatientIndex,
+    identifier_digest,
+    index_key,
+    parse_identifier,
 )
 
 router = fhir_router()
@@ -260,10 +269,47 @@ async def search_type(
     request: Request, service: Service, session: Reader, charts: ChartsOf,
     resource_type: ResourceType,
 ) -> Response:  # fmt: skip
-    """A search of one type in one patient's chart."""
+    """A search of one type in one patient's chart; ``Patient?identifier=`` finds the
+    patient by an identifier this institution gave them (its index, off the ledger)."""
+    named = {"patient", "subject", "_id"} & set(request.query_params)
+    if resource_type == "Patient" and "identifier" in request.query_params and not named:
+        return answer(request, await _patients_by_identifier(request, service, session, charts))
     query, patient = _chart_query(request, resource_type)
     chart = await charts.chart(session, patient)
     return answer(request, _searchset(request, service, chart, query))
+
+
+async def _patients_by_identifier(
+    request: Request, service: Service, session: Session, charts: Charts
+) -> dict[str, Any]:
+    """The chart's Patient of each patient the institution's index holds one of the
+    identifiers for, as far as the token may read it (a patient it may not read is as
+    one the index does not hold). Only this institution's staff ask its index. The index
+    is the institution's word that the identifier is this patient's: the Patient served
+    (the chart's newest, maybe another institution's) need not carry it."""
+    member = service.keys.member.address
+    if not resolve_caller(service.node.store, session.principal).is_staff_of(member):
+        raise Forbidden("the patient index answers this institution's staff only")
+    query = parse_query(request.query_params.multi_items(), resource_type="Patient",
+                        skip=_SKIP)  # fmt: skip
+    key = index_key(service.keys.member)
+    try:
+        identifiers = [parse_identifier(text) for value in request.query_params.getlist(
+            "identifier") for text in value.split(",")]  # fmt: skip
+    except UsageError as exc:
+        raise InvalidSearch("identifier", str(exc)) from None
+    digests = [identifier_digest(key, identifier) for identifier in identifiers]
+
+    def owners() -> set[Address]:
+        with PatientIndex.open(service.settings.vault_database) as index:
+            return set(index.owners(digests).values())
+
+    found: list[Found] = []
+    for patient in sorted(await asyncio.to_thread(owners)):
+        chart = await charts.chart(session, patient)
+        found += [f for f in chart.found if f.logical_id == chart.patient]
+    return searchset(found, query=query, base=fhir_base(service),
+                     offset=page_offset(request.query_params.get(PAGE_PARAM)))  # fmt: skip
 
 
 @router.get("")
