@@ -42,6 +42,7 @@ from medledger.records.fhir_codes import REQUIRED_CODES
 from medledger.records.fhir_sources import Entry, Loaded, read_files
 from tests.data import FHIR_EXAMPLES
 from tests.portal.browser import browser_page, needs_browser, portal_only
+from tests.records.test_chart import observation, patient
 
 pytestmark = needs_browser
 
@@ -49,22 +50,6 @@ MRN = "urn:oid:1.2.36.146.595.217.0.1"
 SECRET = "SECRET-4711"  # a value no refusal may repeat
 BUNDLE_TYPES = REQUIRED_CODES["Bundle", "type"].codes
 NOT_CHARTS = [kind for kind in BUNDLE_TYPES if kind not in CHART_BUNDLES]
-
-
-def patient(
-    fhir_id: str | None = "me", *identifiers: tuple[str, str], **more: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"resourceType": "Patient", **more}
-    if fhir_id is not None:
-        body["id"] = fhir_id
-    if identifiers:
-        body["identifier"] = [{"system": s, "value": v} for s, v in identifiers]
-    return body
-
-
-def observation(subject: Any, fhir_id: str = "o1", **more: Any) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": fhir_id, "status": "final",
-            "code": {"text": "glucose"}, "subject": subject, **more}  # fmt: skip
 
 
 def about(fhir_id: str) -> dict[str, str]:

@@ -29,8 +29,10 @@ MRN = "urn:oid:1.2.36.146.595.217.0.1"
 SECRET = "SECRET-4711"  # a value no refusal may repeat
 
 
-def patient(fhir_id: str | None = "me", *identifiers: Identifier) -> dict[str, Any]:
-    body: dict[str, Any] = {"resourceType": "Patient"}
+def patient(
+    fhir_id: str | None = "me", *identifiers: Identifier, **more: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"resourceType": "Patient", **more}
     if fhir_id is not None:
         body["id"] = fhir_id
     if identifiers:

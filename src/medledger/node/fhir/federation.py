@@ -221,7 +221,8 @@ class Federation:
             elif isinstance(answer, BaseException):
                 raise answer
             else:
-                kept = [record for record in answer if self._checks(record, patient)]
+                commits: dict[int, bytes] = {}  # a vault's records share a few batches
+                kept = [r for r in answer if self._checks(r, patient, commits)]
                 listed += [(record, url) for record in kept]
                 if len(kept) < len(answer):
                     # A vault that lists what is not this patient's, or what its log does
@@ -231,13 +232,17 @@ class Federation:
                     )
         return listed, unreachable
 
-    def _checks(self, record: CommittedRecord, patient: Address) -> bool:
+    def _checks(self, record: CommittedRecord, patient: Address, commits: dict[int, bytes]) -> bool:
         """That a record another vault listed is this patient's, signed by its author and
-        committed in this node's own log."""
+        committed in this node's own log (``commits``: the commit transactions read so
+        far, by log index)."""
         if record.sealed.header.patient != patient:
             return False
         try:
-            record.check(self._service.node.store.tx_by_index(record.log_index).raw)
+            if record.log_index not in commits:
+                logged = self._service.node.store.tx_by_index(record.log_index)
+                commits[record.log_index] = logged.raw
+            record.check(commits[record.log_index])
         except (MedledgerError, LookupError):
             return False
         return True
