@@ -9,6 +9,7 @@ reason, an unreachable node is :class:`TransportError`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,11 @@ from medledger.records.proof import CommittedRecord, RecordProof
 from medledger.records.wire import committed_from_json, sealed_to_json
 
 DEFAULT_LIFETIME_S = 60
+# A node answers 429 with Retry-After before it records the request's nonce or acts on
+# it (node/limits.py), so waiting and sending a freshly signed copy is safe for any
+# request; the portal's http.js waits the same way.
+MAX_RETRIES = 4
+MAX_WAIT_S = 10.0
 
 
 class NodeRefused(InvalidInput):
@@ -87,11 +93,15 @@ class NodeClient:
         body: Any = None,
         now_s: int | None = None,
     ) -> Any:
-        url, content, headers = self.signed(method, path, params, body, now_s)
-        try:
-            response = await self._http.request(method, url, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {url.path}: {type(exc).__name__}") from exc
+        for attempt in range(MAX_RETRIES + 1):
+            url, content, headers = self.signed(method, path, params, body, now_s)
+            try:
+                response = await self._http.request(method, url, content=content, headers=headers)
+            except httpx.HTTPError as exc:
+                raise TransportError(f"{method} {url.path}: {type(exc).__name__}") from exc
+            if response.status_code != 429 or attempt == MAX_RETRIES:
+                break
+            await asyncio.sleep(_retry_after(response))
         return answer(response)
 
     def signed(
@@ -277,6 +287,14 @@ class NodeClient:
 
 def _present(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        wait = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        wait = 1.0
+    return min(MAX_WAIT_S, max(1.0, wait))
 
 
 def answer(response: httpx.Response) -> Any:
