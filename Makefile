@@ -17,6 +17,8 @@ apt_install = if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/nul
 
 PORTAL := src/medledger/portal
 PORTAL_STAMP := $(PORTAL)/node_modules/.installed
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,11 @@ $(STAMP): pyproject.toml
 $(PORTAL_STAMP): $(PORTAL)/package.json
 	cd $(PORTAL) && npm install --silent --no-audit --no-fund --no-package-lock
 	touch $(PORTAL_STAMP)
+
+# FHIR clients written elsewhere (npm), which the interoperability tests drive.
+$(INTEROP_STAMP): $(INTEROP)/package.json
+	cd $(INTEROP) && npm install --silent --no-audit --no-fund --no-package-lock
+	touch $(INTEROP_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medledger demo
@@ -55,7 +62,7 @@ chromium:
 		$(call apt_install,chromium,the portal tests); \
 	fi
 
-test: lint postgres chromium $(PORTAL_STAMP)
+test: lint postgres chromium $(PORTAL_STAMP) $(INTEROP_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
@@ -69,4 +76,4 @@ bench: $(STAMP)
 	$(BIN)/medledger bench cli --json
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(PORTAL)/node_modules
+	rm -rf $(VENV) build *.egg-info $(PORTAL)/node_modules $(INTEROP)/node_modules
