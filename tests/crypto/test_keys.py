@@ -282,6 +282,24 @@ def test_tampered_signature_does_not_verify(digest: bytes, index: int) -> None:
         verify_signature(digest, bytes(signature), key().address)
 
 
+def test_a_signature_recovered_without_remembering_is_checked_alike_and_not_kept() -> None:
+    """Each request's own signature is checked once: kept, it would only crowd out the
+    transactions a ledger checks several times, and age into the collector's oldest
+    generation."""
+    from medledger.crypto.keys import _recover
+
+    digest = keccak256(b"request, once")
+    signature = key().sign_digest(digest)
+    before = _recover.cache_info().currsize
+    assert recover_address(digest, signature, remember=False) == KNOWN_ADDRESS
+    assert _recover.cache_info().currsize == before
+    high_s = signature[:32] + (N - int.from_bytes(signature[32:64], "big")).to_bytes(32, "big")
+    with pytest.raises(InvalidSignature, match="upper half"):
+        recover_address(digest, high_s + bytes((55 - signature[64],)), remember=False)
+    assert recover_address(digest, signature) == KNOWN_ADDRESS
+    assert _recover.cache_info().currsize == before + 1
+
+
 def test_verify_names_both_addresses() -> None:
     digest = keccak256(b"x")
     other = PrivateKey.from_bytes(b"\x01" * 32)

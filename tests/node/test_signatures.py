@@ -508,6 +508,15 @@ def test_round_trip_returns_the_signer_and_the_nonce() -> None:
     assert key().address == ADDRESS
 
 
+def test_verifying_a_request_keeps_nothing_of_its_signature() -> None:
+    from medledger.crypto.keys import _recover
+
+    before = _recover.cache_info().currsize
+    for nonce in ("A" * 22, "B" * 22, "C" * 22):
+        assert verify(signed(nonce=nonce)).signer == key().address
+    assert _recover.cache_info().currsize == before
+
+
 def test_signed_headers_have_the_profile_layout() -> None:
     headers = signed()
     assert set(headers) == {"Content-Digest", "Signature-Input", "Signature"}

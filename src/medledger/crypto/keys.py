@@ -222,10 +222,7 @@ def _reject(problem: str) -> NoReturn:
     raise InvalidSignature(problem)
 
 
-@lru_cache(maxsize=8192)
-def _recover(digest: bytes, signature: bytes) -> Address:
-    # Recovery is deterministic, and a ledger checks the same transaction on
-    # admission, on gossip and in blocks: remembering results is safe and pays.
+def _recover_once(digest: bytes, signature: bytes) -> Address:
     try:
         key = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
     except ValueError:
@@ -233,10 +230,17 @@ def _recover(digest: bytes, signature: bytes) -> Address:
     return _address_of_point(key.format(compressed=False)[1:])
 
 
-def recover_address(digest: bytes, signature: bytes) -> Address:
+# Recovery is deterministic, and a ledger checks the same transaction on admission, on
+# gossip and in blocks: remembering results is safe and pays.
+_recover = lru_cache(maxsize=8192)(_recover_once)
+
+
+def recover_address(digest: bytes, signature: bytes, *, remember: bool = True) -> Address:
     """Return the address whose key made ``signature`` (r||s||v, v in {0, 1, 27, 28}) of ``digest``.
 
     Rejects high s (EIP-2), so every signed digest has exactly one valid signature.
+    ``remember=False`` for signatures never checked twice (each request's own): kept,
+    they would only fill the cache and the collector's oldest generation.
     """
     if len(digest) != 32:
         raise InvalidInput(f"digest must be 32 bytes, got {len(digest)}")
@@ -254,7 +258,8 @@ def recover_address(digest: bytes, signature: bytes) -> Address:
         _reject("signature s is zero")
     if s > _HALF_N:
         _reject("signature s is in the upper half of the order (malleable, EIP-2)")
-    return _recover(bytes(digest), bytes(signature[:64]) + bytes((recovery_id,)))
+    recover = _recover if remember else _recover_once
+    return recover(bytes(digest), bytes(signature[:64]) + bytes((recovery_id,)))
 
 
 def verify_signature(digest: bytes, signature: bytes, expected: Address) -> None:

@@ -64,5 +64,11 @@ def service_of(request: Request) -> NodeService:
     return service
 
 
+async def _service(request: Request) -> NodeService:
+    # FastAPI runs a plain function dependency in its thread pool: a hop to a worker and
+    # back that costs far more than reading an attribute.
+    return service_of(request)
+
+
 AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
-Service = Annotated[NodeService, Depends(service_of)]
+Service = Annotated[NodeService, Depends(_service)]

@@ -273,7 +273,7 @@ def verify_request(
 
     base = signature_base([(i, request.component(i)) for i in identifiers], inner.params)
     try:
-        recovered = recover_address(keccak256(base), signature.value)
+        recovered = recover_address(keccak256(base), signature.value, remember=False)
     except InvalidSignature as exc:
         raise SignatureMismatch(f"signature {label} is unusable: {exc}") from exc
     if recovered != signer:
