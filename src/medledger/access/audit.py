@@ -58,7 +58,8 @@ class Read:
     """One read of one record version, with the receipts of the custodians that released."""
 
     read: str
-    grant: str
+    #: None for an owner read: the patient, or a guardian, read (access/owner.py).
+    grant: str | None
     reader: Address
     record_id: str
     version: int
@@ -184,7 +185,8 @@ def break_glass_notices(state: StateView, patient: Address) -> list[dict[str, An
             )
         }
         for notice in notices
-        if notice is not None
+        # The same list holds each grant's review and overdue flag, which name no terms.
+        if notice is not None and "granted_ns" in notice
     ]
 
 

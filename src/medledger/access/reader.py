@@ -1,4 +1,5 @@
-"""Reading records under a grant: ask every custodian, combine t shares, decrypt.
+"""Reading records under a grant (or as their patient): ask every custodian, combine t
+shares, decrypt.
 
 The reader makes a one-time X25519 key, signs one release request for a query's
 records (up to :data:`MAX_RELEASE_RECORDS` at a time), and asks all custodians at
@@ -61,7 +62,9 @@ async def read_records(
 ) -> list[bytes]:
     """Each record's canonical JSON, in order: one release (so one receipt per custodian)
     for every :data:`MAX_RELEASE_RECORDS` records, the releases asked in parallel.
-    ``reader`` is the grant's holder, or the node the holder's ``delegation`` names."""
+    ``reader`` is the grant's holder, or the node the holder's ``delegation`` names; with
+    ``grant`` :data:`~medledger.access.release.OWNER_READ`, the records' patient or a
+    guardian, or the node one of them delegated to (access/owner.py)."""
     chunks = [records[i : i + MAX_RELEASE_RECORDS]
               for i in range(0, len(records), MAX_RELEASE_RECORDS)]  # fmt: skip
     opened = await asyncio.gather(

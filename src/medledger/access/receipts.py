@@ -16,6 +16,10 @@ nobody asked for, or misname what was read:
   grant asked for these very records. Its digest names the read, so the t receipts
   of one read make one row per record of the patient's audit (access/audit.py).
 
+An owner read (access/owner.py) names no grant: the release must then be the
+patient's or a guardian's (or their node's, under their delegation), and the receipt
+names them as reader.
+
 A record travels compactly (the ledger caps a transaction at 64 KiB): its fixed-size
 fields as one base64 string (:func:`pack_record`), its type and category as text; the
 network and the patient are the receipt's own.
@@ -28,9 +32,11 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from medledger.access.delegation import SignedDelegation, check_reader, digest_of
+from medledger.access.delegation import SignedDelegation, digest_of
 from medledger.access.errors import ApprovalExpired, BadApproval, OutOfScope
-from medledger.access.release import MAX_RELEASE_RECORDS, Release
+from medledger.access.owner import PURPOSE as OWNER_PURPOSE
+from medledger.access.owner import OwnerRead, reader_of
+from medledger.access.release import MAX_RELEASE_RECORDS, OWNER_READ, Release
 from medledger.access.state import (
     AUDIT_COUNT_NS,
     AUDIT_NS,
@@ -132,21 +138,25 @@ def receipt_payload(
 
 def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     require_member(view, ctx.sender)
-    grant_key = "0x" + p.hex_bytes(ctx.payload, "grant", 32).hex()
-    grant = holding_grant(view, grant_key, ctx.timestamp_ns)
-    if p.address(ctx.payload, "patient") != grant.patient:
-        raise OutOfScope(f"grant {grant_key} is not on this patient's records")
+    grant_id = p.hex_bytes(ctx.payload, "grant", 32)
+    patient = p.address(ctx.payload, "patient")
+    grant = None
+    if grant_id != OWNER_READ:
+        grant = holding_grant(view, "0x" + grant_id.hex(), ctx.timestamp_ns)
+        if patient != grant.patient:
+            raise OutOfScope(f"grant {grant.grant} is not on this patient's records")
+    scope = OwnerRead(patient) if grant is None else grant
     packed = p.field(ctx.payload, "records")
     if not (isinstance(packed, list) and 1 <= len(packed) <= MAX_RELEASE_RECORDS):
         raise InvalidPayload(f"records: a list of 1 to {MAX_RELEASE_RECORDS}")
     delegation = _delegation(ctx)
     read_records = [
-        _read_record(ctx, view, grant_key, grant, entry, delegation=delegation)
-        for entry in packed
+        _read_record(ctx, view, scope, entry, delegation=delegation) for entry in packed
     ]
     commitments = [bytes.fromhex(r["record"][2:]) for r in read_records]
-    read = _release(ctx, view, grant_key, commitments, holder=grant.requester,
-                    delegation=delegation)  # fmt: skip
+    read, signer = _release(ctx, grant_id, commitments, delegation=delegation)
+    reader = reader_of(view, grant, patient, signer, delegation, now_ns=ctx.timestamp_ns)
+    _require_unexpired(ctx, read)
     read_hex = "0x" + read.digest.hex()
     # One receipt per custodian per read: a custodian cannot pad a read's rows, nor a
     # reader fold a later read into an earlier one by reusing its release.
@@ -156,10 +166,12 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
     entry: dict[str, Any] = {
         "receipt": "0x" + ctx.tx_id.hex(),
         "read": read_hex,
-        "grant": grant_key,
-        "reader": grant.requester,
+        # An owner read is under no grant: the patient or a guardian read.
+        "grant": None if grant is None else grant.grant,
+        "patient": patient,
+        "reader": reader,
         "records": read_records,
-        "purpose": grant.purpose,
+        "purpose": OWNER_PURPOSE if grant is None else grant.purpose,
         "custodian": ctx.sender,
         "index": ctx.index,
         "timestamp_ns": ctx.timestamp_ns,
@@ -167,12 +179,12 @@ def receipt(ctx: TxContext, view: StateView) -> list[Write]:
         "via": None if delegation is None else delegation.delegation.delegate,
         "app": None if delegation is None else delegation.delegation.app,
         # Every read under break-glass is flagged for review.
-        "emergency": grant.emergency,
+        "emergency": grant is not None and grant.emergency,
     }
     return [
         Write(RECEIPT_NS, entry["receipt"], entry),
         Write(READ_NS, once, entry["receipt"]),
-        *append(view, AUDIT_NS, AUDIT_COUNT_NS, grant.patient, entry),
+        *append(view, AUDIT_NS, AUDIT_COUNT_NS, patient, entry),
     ]
 
 
@@ -186,12 +198,12 @@ def _delegation(ctx: TxContext) -> SignedDelegation | None:
 
 
 def _read_record(
-    ctx: TxContext, view: StateView, grant_key: str, grant: Grant, packed: object, *,
+    ctx: TxContext, view: StateView, scope: Grant | OwnerRead, packed: object, *,
     delegation: SignedDelegation | None,
 ) -> dict[str, Any]:  # fmt: skip
     """One record of the receipt, as the audit shows it, once its author's signature and
-    the grant's scope are checked."""
-    header, signature, salt = unpack_record(packed, ctx.network_id, grant.patient)
+    the grant's scope (or, for an owner read, the patient) are checked."""
+    header, signature, salt = unpack_record(packed, ctx.network_id, scope.patient)
     try:
         author = header.author(signature)
     except InvalidSignature as exc:
@@ -203,8 +215,8 @@ def _read_record(
     ):
         raise InvalidPayload(f"records: {header.label}: not signed by anyone who could write it")
     record = "0x" + record_commitment(salt, header.digest, signature).hex()
-    if not grant.covers(header.category, record):
-        raise OutOfScope(f"record {header.label} is not covered by grant {grant_key}")
+    if not scope.covers(header.category, record):
+        raise OutOfScope(f"record {header.label} is not covered by grant {scope.grant}")
     if delegation is not None:
         delegation.require_type(header.resource_type, header.label)
     return {
@@ -218,32 +230,33 @@ def _read_record(
 
 
 def _release(
-    ctx: TxContext, view: StateView, grant_key: str, commitments: Sequence[bytes], *,
-    holder: Address, delegation: SignedDelegation | None,
-) -> Release:  # fmt: skip
-    """The grant holder's (or its delegated node's) signed, unexpired request for exactly
-    these records."""
+    ctx: TxContext, grant_id: bytes, commitments: Sequence[bytes], *,
+    delegation: SignedDelegation | None,
+) -> tuple[Release, Address]:  # fmt: skip
+    """The signed request for exactly these records under this grant (or owner read) and
+    delegation, and who signed it."""
     asked = p.field(ctx.payload, "release")
     if not isinstance(asked, Mapping):
         raise InvalidPayload("release: expected an object")
     release = Release.of(
         ctx.network_id,
-        bytes.fromhex(grant_key[2:]),
+        grant_id,
         commitments,
         p.hex_bytes(asked, "reader_key", 32),
         p.integer(asked, "not_after_ms", minimum=0, maximum=2**64 - 1),
         delegation=digest_of(delegation),
     )
     try:
-        reader = release.signer(p.hex_bytes(asked, "signature", SIGNATURE_SIZE))
+        return release, release.signer(p.hex_bytes(asked, "signature", SIGNATURE_SIZE))
     except InvalidSignature as exc:
         raise BadApproval(f"release request: {exc}") from None
-    check_reader(view, reader, delegation, holder=holder, now_ns=ctx.timestamp_ns)
+
+
+def _require_unexpired(ctx: TxContext, release: Release) -> None:
     if release.not_after_ms * NS_PER_MS < ctx.timestamp_ns:
         raise ApprovalExpired("release request expired")
     if release.not_after_ms * NS_PER_MS > ctx.timestamp_ns + MAX_RELEASE_LIFETIME_NS:
         raise BadApproval("release request lives too long: one read, not a standing order")
-    return release
 
 
 HANDLERS: dict[str, Handler] = {RECEIPT: receipt}

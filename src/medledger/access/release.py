@@ -11,7 +11,8 @@ asked, and how many), re-encrypted to this one-time X25519 key, until ``notAfter
 (ms), asked by a node under this delegation (its digest; zero when the grant's holder
 asks themself, access/delegation.py). A custodian releases only to the grant's holder
 (or its delegated node), and a captured request cannot redirect a share to another key,
-stretch to another record, or pass under another delegation.
+stretch to another record, or pass under another delegation. A patient reading her own
+records names :data:`OWNER_READ` for the grant (access/owner.py).
 
 One release covers every record of one query, up to :data:`MAX_RELEASE_RECORDS`, so
 that each custodian logs one receipt per query rather than one per record: a chart of
@@ -37,6 +38,9 @@ SHARE_LABEL = b"medledger/released-share/v2"
 #: Records one release (and so one receipt) may cover: as many as fit, with their signed
 #: headers, in one ledger transaction (see access/receipts.py).
 MAX_RELEASE_RECORDS = 150
+#: What a release names as its grant when a patient (or a guardian) reads her own records:
+#: she needs none, and no grant is all zeros.
+OWNER_READ = bytes(32)
 
 
 def records_root(commitments: Sequence[bytes]) -> bytes:

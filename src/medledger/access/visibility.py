@@ -144,8 +144,7 @@ def _could_approve(
 def _party_to_receipt(view: StateView, reader: Address, receipt: Mapping[str, Any]) -> bool:
     if reader in (receipt["reader"], receipt["custodian"]):
         return True
-    grant = grant_of(view, receipt["grant"])
-    return grant is not None and speaks_for(view, grant.patient, reader)
+    return speaks_for(view, receipt["patient"], reader)
 
 
 def may_read_transaction(view: StateView, reader: Address, tx: Transaction) -> bool:
@@ -168,7 +167,11 @@ def _state_touched(tx: Transaction) -> list[tuple[str, str]] | None:
     try:
         if tx_type in ("access.approve", "access.deny"):
             return [(REQUEST_NS, str(payload["request"]).lower())]
-        if tx_type in ("access.revoke", "access.receipt", glass.REVIEW, glass.FLAG_OVERDUE):
+        if tx_type == "access.receipt":
+            # An owner read names no grant: its patient's audit is what it is about.
+            return [(GRANT_NS, str(payload["grant"]).lower()),
+                    (AUDIT_COUNT_NS, Address(str(payload["patient"])))]  # fmt: skip
+        if tx_type in ("access.revoke", glass.REVIEW, glass.FLAG_OVERDUE):
             return [(GRANT_NS, str(payload["grant"]).lower())]
         if tx_type == "access.request":
             return [(REQUEST_NS, "0x" + tx.digest.hex())]

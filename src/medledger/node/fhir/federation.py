@@ -8,6 +8,10 @@ reach: this node's vault is read directly, the others' through their
 at once. Every record is then opened through the custodians (access/reader.py): one
 release per grant per 150 records, so a chart of 500 records costs each custodian four
 receipts. A vault that does not answer is reported, not hidden: the chart says which.
+
+A session whose principal speaks for the patient (the patient, or a guardian she
+named) reads her whole chart as an owner read (access/owner.py) instead: no grant, the
+custodians checking the principal's delegation to this node against the patient.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medledger.access.owner import OwnerRead
 from medledger.access.reader import CustodianEndpoint, read_records
-from medledger.access.state import Grant, held_grants
+from medledger.access.state import Grant, held_grants, speaks_for
 from medledger.crypto.json_numbers import parse_json
 from medledger.crypto.keys import Address
 from medledger.errors import MedledgerError
@@ -62,14 +67,20 @@ class Federation:
         self._peers: dict[str, RemoteCustodian] = {}
 
     def grants(self, session: Session, patient: Address) -> frozenset[str]:
-        """The grants the session's principal holds on the patient's data, now."""
+        """The grants the session's principal holds on the patient's data, now (the owner
+        read's all-zero id while the principal speaks for the patient)."""
+        return frozenset(g.grant for g in self._reads_under(session, patient))
+
+    def _reads_under(self, session: Session, patient: Address) -> list[Grant | OwnerRead]:
+        """What the session reads the patient's records under: her own right, if its
+        principal speaks for her; else the grants its principal holds on her data."""
         view = self._service.node.store
-        return frozenset(g.grant for g in held_grants(view, session.principal, patient,
-                                                       time.time_ns()))  # fmt: skip
+        if speaks_for(view, patient, session.principal):
+            return [OwnerRead(patient)]
+        return list(held_grants(view, session.principal, patient, time.time_ns()))
 
     async def chart(self, session: Session, patient: Address) -> Chart:
-        service = self._service
-        grants = held_grants(service.node.store, session.principal, patient, time.time_ns())
+        grants = self._reads_under(session, patient)
         if not grants:
             return Chart(patient, (), ())
         listed, unreachable = await self._list(session, patient, grants)
@@ -99,8 +110,7 @@ class Federation:
             return None
         record, vault = found
         header = record.sealed.header
-        view = self._service.node.store
-        grants = held_grants(view, session.principal, header.patient, time.time_ns())
+        grants = self._reads_under(session, header.patient)
         reaches = session.delegation.delegation.allows
         if _covering(grants, record) is None or not (
             reaches(header.resource_type) and reaches("Provenance")
@@ -145,8 +155,7 @@ class Federation:
         """Open records of one patient under the grants that cover them (those covered
         by none, or of a type the delegation does not reach, are left out)."""
         view = self._service.node.store
-        patient = found[0][0].sealed.header.patient
-        grants = held_grants(view, session.principal, patient, time.time_ns())
+        grants = self._reads_under(session, found[0][0].sealed.header.patient)
         by_grant: dict[str, list[tuple[CommittedRecord, str]]] = {}
         for record, vault in found:
             grant = _covering(grants, record)
@@ -202,7 +211,7 @@ class Federation:
             return await c.record(record_id.hex(), version)
 
     async def _list(
-        self, session: Session, patient: Address, grants: Sequence[Grant]
+        self, session: Session, patient: Address, grants: Sequence[Grant | OwnerRead]
     ) -> tuple[list[tuple[CommittedRecord, str]], list[str]]:
         service = self._service
         local = [
@@ -278,11 +287,13 @@ class Federation:
         return self._service.node.store.tx_by_index(record.log_index).timestamp_ns
 
 
-def _covers(grant: Grant, stored: StoredRecord) -> bool:
+def _covers(grant: Grant | OwnerRead, stored: StoredRecord) -> bool:
     return grant.covers(stored.sealed.header.category, "0x" + stored.commitment.hex())
 
 
-def _covering(grants: Sequence[Grant], record: CommittedRecord) -> Grant | None:
+def _covering(
+    grants: Sequence[Grant | OwnerRead], record: CommittedRecord
+) -> Grant | OwnerRead | None:
     commitment = "0x" + record.commitment.hex()
     category = record.sealed.header.category
     return next((g for g in grants if g.covers(category, commitment)), None)
