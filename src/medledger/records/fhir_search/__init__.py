@@ -19,6 +19,7 @@ patient.
 | `code` | token | the codings of the elements listed in ``tokens.py`` (`:text`: their texts) |
 | `category` | token | the codings (or codes) of the top-level `category`; the data category |
 | `identifier` | token | the top-level `identifier` (system and value) |
+| `subtype` | token | AuditEvent.subtype (AuditEvent only) |
 | `patient`, `subject` | reference | nothing here: see :attr:`Query.patients` |
 | `_type` | | the resource types searched (in a search across types only) |
 | `_count`, `_sort` | | the page size (bounded); `_lastUpdated` or `date`, `-` descending |

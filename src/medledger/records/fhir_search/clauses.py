@@ -84,6 +84,21 @@ class _CategoryClause(_Clause):
 
 
 @dataclass(frozen=True)
+class _SubtypeClause(_Clause):
+    tokens: tuple[Token, ...]
+
+    def matches(self, found: Found) -> bool:
+        value = found.resource.get("subtype")
+        codings = value if isinstance(value, list) else [value]
+        return any(
+            token.holds(coding.get("system"), coding.get("code"))
+            for token in self.tokens
+            for coding in codings
+            if isinstance(coding, Mapping)
+        )
+
+
+@dataclass(frozen=True)
 class _IdentifierClause(_Clause):
     tokens: tuple[Token, ...]
 

@@ -14,6 +14,7 @@ Immunization.occurrenceString) are not searched.
 | parameter | resource | element | R4 definition |
 |---|---|---|---|
 | `date` | AllergyIntolerance | recordedDate | clinical-date |
+| `date` | AuditEvent | recorded | AuditEvent-date |
 | `date` | CarePlan, CareTeam, Encounter, EpisodeOfCare, Flag | period | clinical-date |
 | `date` | ClinicalImpression, Composition, FamilyMemberHistory, List | date | clinical-date |
 | `date` | Consent | dateTime | clinical-date |
@@ -134,6 +135,7 @@ _I, _P, _T = _Kind.INSTANT, _Kind.PERIOD, _Kind.TIMING
 _DATE_ELEMENTS: Mapping[str, Mapping[str, tuple[_Element, ...]]] = {
     "date": {
         "AllergyIntolerance": (_plain("recordedDate"),),
+        "AuditEvent": (_plain("recorded"),),
         "CarePlan": (_plain("period", _P),),
         "CareTeam": (_plain("period", _P),),
         "ClinicalImpression": (_plain("date"),),

@@ -52,4 +52,6 @@ def parameters_for(resource_type: str | None) -> tuple[Parameter, ...]:
     if resource_type in _CODE_ELEMENTS:
         where = ", ".join(_label(resource_type, e) for e in _CODE_ELEMENTS[resource_type])
         found.append(Parameter("code", "token", f"{where} (and :text on their text)"))
+    if resource_type == "AuditEvent":
+        found.append(Parameter("subtype", "token", "AuditEvent.subtype"))
     return tuple(found)

@@ -20,6 +20,7 @@ from medledger.records.fhir_search.clauses import (
     _IdClause,
     _IdentifierClause,
     _PatientClause,
+    _SubtypeClause,
 )
 from medledger.records.fhir_search.dates import _DATE_ELEMENTS, _date_value
 from medledger.records.fhir_search.errors import InvalidSearch, UnsupportedSearch
@@ -101,10 +102,13 @@ _SORTS = {
     "date": SortKey("date", False),
     "-date": SortKey("date", True),
 }
-_TOKEN_CLAUSES: Mapping[str, type[_CodeClause | _CategoryClause | _IdentifierClause]] = {
+_TOKEN_CLAUSES: Mapping[
+    str, type[_CodeClause | _CategoryClause | _IdentifierClause | _SubtypeClause]
+] = {
     "code": _CodeClause,
     "category": _CategoryClause,
     "identifier": _IdentifierClause,
+    "subtype": _SubtypeClause,
 }
 
 
@@ -114,6 +118,8 @@ def _applies_to(name: str) -> Collection[str] | None:
         return _DATE_ELEMENTS[name].keys()
     if name in ("code", "code:text"):
         return _CODE_ELEMENTS.keys()
+    if name == "subtype":
+        return ("AuditEvent",)
     return None
 
 
