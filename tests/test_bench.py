@@ -61,6 +61,7 @@ def test_the_fhir_bench_ingests_over_http_and_reads_a_chart_over_three_vaults() 
     assert result["resources_per_s"] > 0 and result["everything_p50_ms"] > 0
     # 20 records under one grant: one release, one receipt per custodian.
     assert result["everything_ledger_txs"] == 3
+    assert result["export_resources_per_s"] > 0  # the export held the whole chart
     floor = result["floor_direct_records_per_s"]
     assert result["ratio"] == round(result["resources_per_s"] / floor, 3)
 

@@ -40,7 +40,8 @@ async function token(tokenUrl, scope) {
 
 const client = new Client({ baseUrl: `${settings.base}/fhir` });
 const auth = await client.smartAuthMetadata();
-client.bearerToken = await token(auth.tokenUrl, 'system/*.rs');
+const bearer = await token(auth.tokenUrl, 'system/*.rs');
+client.bearerToken = bearer;
 
 const pages = [];
 let page = await client.search({
@@ -55,6 +56,26 @@ while (page) {
 const everything = await client.operation({
   name: '$everything', resourceType: 'Patient', id: settings.patient, method: 'get',
 });
+
+// Bulk Data: kick-off, status polled until the manifest, then each NDJSON file.
+const kickOff = await client.request('Patient/$export?_type=Observation,Condition', {
+  options: { headers: { Prefer: 'respond-async', Accept: 'application/fhir+json' } },
+});
+const statusUrl = Client.httpFor(kickOff).response.headers.get('content-location');
+let manifest = null;
+for (let tries = 0; !manifest && tries < 600; tries += 1) {
+  const status = await client.request(statusUrl);
+  if (Client.httpFor(status).response.status === 200) manifest = status;
+  else await new Promise((resolve) => setTimeout(resolve, 100));
+}
+const exported = {};
+for (const output of manifest.output) {
+  const file = await fetch(output.url, {
+    headers: { Authorization: `Bearer ${bearer}`, Accept: 'application/fhir+ndjson' },
+  });
+  const lines = (await file.text()).split('\n').filter((line) => line);
+  exported[output.type] = (exported[output.type] || 0) + lines.length;
+}
 
 client.bearerToken = await token(auth.tokenUrl, 'system/*.cruds');
 const transaction = await client.transaction({ body: settings.bundle });
@@ -71,6 +92,7 @@ process.stdout.write(JSON.stringify({
   pages,
   everything: everything.entry.map((e) => e.resource.meta.source),
   total: everything.total,
+  exported,
   transaction: transaction.entry.map((e) => e.response.status),
   refused,
 }));

@@ -3,13 +3,14 @@ tests/node/test_fhir_api.py: Python's ``fhirclient`` (SMART on FHIR) reads the
 CapabilityStatement into its own R4 models, finds the token endpoint in its SMART
 extension, proves itself with a Backend Services assertion, searches, runs
 ``$everything`` across two institutions' vaults and posts a transaction; npm's
-``fhir-kit-client`` does the same from JavaScript.
+``fhir-kit-client`` does the same from JavaScript, and a Bulk Data export.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def test_fhirclient_posts_a_transaction(net: Network) -> None:
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 
 
-def test_fhir_kit_client_searches_pages_reads_everything_and_writes(net: Network) -> None:
+def test_fhir_kit_client_searches_reads_everything_exports_and_writes(net: Network) -> None:
     """npm's fhir-kit-client, with the client assertion signed by Node's own crypto."""
     base = net.nodes["hospital-b"].url
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
@@ -109,5 +110,8 @@ def test_fhir_kit_client_searches_pages_reads_everything_and_writes(net: Network
     origins = {source.split("#")[0] for source in seen["everything"]}
     assert origins == {net.nodes["hospital-a"].url, base}
     assert seen["total"] == len(seen["everything"])
+    everything = Counter(source.split("#")[1].split("/")[0] for source in seen["everything"])
+    assert seen["exported"] == {"Observation": everything["Observation"],
+                                "Condition": everything["Condition"]}  # fmt: skip
     assert seen["transaction"] == ["201 Created"]
     assert seen["refused"] == {"status": 404, "resourceType": "OperationOutcome"}

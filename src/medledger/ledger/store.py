@@ -131,6 +131,12 @@ class LedgerStore:
         self._remember({(ns, key): value})
         return value
 
+    def keys_in(self, ns: str) -> list[str]:
+        """Every key ``ns`` holds now, in no particular order (a scan, not the hot path)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(state_table.c.key).where(state_table.c.ns == ns)).all()
+        return [str(key) for (key,) in rows]
+
     def meta(self, key: str) -> str | None:
         with self._engine.connect() as conn:
             row = conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).first()

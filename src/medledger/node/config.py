@@ -98,6 +98,16 @@ class NodeSettings(BaseSettings):
         default=512, ge=1, le=4096,
         description="records one upload may carry; clients read it from the node",
     )
+    export_file_bytes: int = Field(
+        default=64 * MiB, ge=1024,
+        description="a bulk export's NDJSON file is split once it passes this many bytes",
+    )
+    export_ttl_s: int = Field(
+        default=3600, ge=1, description="a finished bulk export's files are deleted this long after"
+    )
+    export_jobs_per_principal: int = Field(
+        default=2, ge=1, description="bulk exports one participant may have running at once"
+    )
     checkpoint_every_entries: int = Field(
         default=1000, ge=1, description="...or as soon as this many entries wait for one"
     )

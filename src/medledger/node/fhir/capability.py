@@ -1,15 +1,15 @@
 """The CapabilityStatement a node serves at ``/fhir/metadata``.
 
-It describes this server (``kind: instance``): R4 (4.0.1), JSON only, the resources
-and interactions the routes implement, as they pass them in, and the SMART on FHIR
-endpoints in the ``oauth-uris`` extension of ``rest.security``. Search parameters come
+It describes this server (``kind: instance``): R4 (4.0.1), JSON only, the resources,
+interactions and operations the routes implement, as they pass them in, and the SMART on
+FHIR endpoints in the ``oauth-uris`` extension of ``rest.security``. Search parameters come
 from ``fhir_search.parameters_for``, what the search implements, unless given, so the
 statement cannot promise a parameter the server would refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from medledger.records.fhir_search import Parameter, instant_text, parameters_fo
 __all__ = [
     "FHIR_VERSION",
     "SMART_OAUTH_URIS",
+    "Operation",
     "ResourceSupport",
     "SmartEndpoints",
     "Software",
@@ -36,6 +37,14 @@ _TYPE_INTERACTIONS = frozenset(
     | {"create", "search-type"}
 )
 _SYSTEM_INTERACTIONS = frozenset({"transaction", "batch", "search-system", "history-system"})
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation on a resource type: its name without the ``$`` and its definition."""
+
+    name: str
+    definition: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ def capability_statement(
     resources: Sequence[ResourceSupport],
     system_interactions: Sequence[str] = (),
     smart: SmartEndpoints,
+    operations: Mapping[str, Sequence[Operation]] | None = None,
 ) -> dict[str, Any]:
     """The server's CapabilityStatement; ``date_ns`` is when it was last changed (the
     software's release, or the node's start)."""
@@ -111,10 +121,18 @@ def capability_statement(
     unknown = set(system_interactions) - _SYSTEM_INTERACTIONS
     if unknown:
         raise UsageError(f"not R4 system interactions: {sorted(unknown)}")
+    operations = operations or {}
+    if set(operations) - set(types):
+        raise UsageError("an operation is declared on a resource type not served")
+    declared = [r.to_json() for r in resources]
+    for resource in declared:
+        named = operations.get(resource["type"])
+        if named:
+            resource["operation"] = [{"name": o.name, "definition": o.definition} for o in named]
     rest: dict[str, Any] = {
         "mode": "server",
         "security": _security(smart),
-        "resource": [r.to_json() for r in resources],
+        "resource": declared,
     }
     if system_interactions:
         rest["interaction"] = [{"code": code} for code in system_interactions]
