@@ -318,8 +318,8 @@ def test_metadata_is_open_and_says_what_is_served(net: Network) -> None:
     assert (statement["kind"], statement["fhirVersion"]) == ("instance", "4.0.1")
     rest = statement["rest"][0]
     (oauth,) = rest["security"]["extension"]
-    assert [e["url"] for e in oauth["extension"]] == ["token"]  # no app launch (yet)
-    assert oauth["extension"][0]["valueUri"] == base + "/auth/token"
+    uris = {e["url"]: e["valueUri"] for e in oauth["extension"]}
+    assert uris == {"authorize": base + "/auth/authorize", "token": base + "/auth/token"}
     observation = next(r for r in rest["resource"] if r["type"] == "Observation")
     assert [i["code"] for i in observation["interaction"]] == [
         "read", "vread", "history-instance", "search-type", "create", "update"]

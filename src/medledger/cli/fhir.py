@@ -14,6 +14,8 @@ from medledger.cli.output import out
 fhir_app = typer.Typer(no_args_is_help=True, help="A node's FHIR API and its clients.")
 client_app = typer.Typer(no_args_is_help=True, help="Clients of a node's FHIR API.")
 fhir_app.add_typer(client_app, name="client")
+apps_app = typer.Typer(no_args_is_help=True, help="Apps a node's users launch (SMART App Launch).")
+fhir_app.add_typer(apps_app, name="app")
 
 
 @client_app.command("add")
@@ -56,3 +58,68 @@ def client_list(config: ConfigOption = None) -> None:
 
     for client_id in ClientRegistry(load_settings(config).data_dir).client_ids():
         print(client_id)
+
+
+@apps_app.command("add")
+def app_add(
+    client_id: Annotated[str, typer.Argument(help="The client id the app authorizes as.")],
+    redirect_uri: Annotated[
+        list[str],
+        typer.Option(help="Where codes may be sent, compared whole (repeat for several)."),
+    ],
+    name: Annotated[str | None, typer.Option(help="What the consent page calls the app.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a public app (no secret, PKCE) that this node's users may authorize
+    (replacing one registered under the same id)."""
+    from medledger.node.config import load_settings
+    from medledger.node.fhir.apps import AppRegistry, PublicApp
+
+    settings = load_settings(config)
+    app = PublicApp(client_id, tuple(redirect_uri), name or client_id)
+    AppRegistry(settings.data_dir).add(app)
+    uris = ", ".join(app.redirect_uris)
+    out.print(f"app {client_id} redirects to {uris} at node {settings.name}")
+
+
+@apps_app.command("list")
+def app_list(config: ConfigOption = None) -> None:
+    """The apps registered at this node, with their redirect URIs."""
+    from medledger.node.config import load_settings
+    from medledger.node.fhir.apps import AppRegistry
+
+    for app in AppRegistry(load_settings(config).data_dir).apps():
+        print("\t".join([app.client_id, app.name, *app.redirect_uris]))
+
+
+group_app = typer.Typer(no_args_is_help=True, help="Groups of patients a node's systems export.")
+fhir_app.add_typer(group_app, name="group")
+
+
+@group_app.command("add")
+def group_add(
+    name: Annotated[str, typer.Argument(help="The Group's id: Group/NAME/$export.")],
+    patient: Annotated[
+        list[str], typer.Option(help="A member's pseudonym (0x...); repeat for each.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Keep a named list of patients at this node (replacing one of the same name). It
+    gives no access: an export covers only the members a token's grants cover."""
+    from medledger.node.config import load_settings
+    from medledger.node.fhir.groups import Group, GroupRegistry
+
+    settings = load_settings(config)
+    group = Group.of(name, patient)
+    GroupRegistry(settings.data_dir).add(group)
+    out.print(f"group {name}: {len(group.members)} patients at node {settings.name}")
+
+
+@group_app.command("list")
+def group_list(config: ConfigOption = None) -> None:
+    """The groups kept at this node, with their members."""
+    from medledger.node.config import load_settings
+    from medledger.node.fhir.groups import GroupRegistry
+
+    for group in GroupRegistry(load_settings(config).data_dir).groups():
+        print("\t".join([group.name, *group.members]))

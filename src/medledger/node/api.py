@@ -275,7 +275,7 @@ class ReceiptOut(BaseModel):
 
 class ReadOut(BaseModel):
     read: str = Field(description="the digest of the reader's signed release")
-    grant: str
+    grant: str | None = Field(description="none when the patient or a guardian read")
     reader: str
     record_id: str
     version: int
@@ -425,6 +425,7 @@ class TokenOut(BaseModel):
     token_type: Literal["bearer"]
     expires_in: int = Field(description="seconds the token lives")
     scope: str = Field(description="the scopes granted: the readable part of those asked")
+    patient: str | None = Field(None, description="the patient in context (a patient's launch)")
 
 
 class OAuthError(BaseModel):

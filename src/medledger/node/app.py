@@ -53,8 +53,11 @@ from medledger.node.routes import (
     credentials,
     custodian,
     fhir,
+    fhir_audit,
     fhir_categories,
+    fhir_export,
     fhir_writes,
+    launch,
     ledger,
     patients,
     records,
@@ -132,6 +135,20 @@ def _is_fhir(request: Request) -> bool:
     return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
 
 
+async def _close_fhir(app: FastAPI) -> None:
+    """The FHIR API's sealing workers, its bulk exports (their files with them) and its
+    connections to the other nodes."""
+    writer = getattr(app.state, "fhir_writer", None)
+    if writer is not None:
+        writer.close()
+    exports = getattr(app.state, "fhir_exports", None)
+    if exports is not None:
+        await exports.close()
+    charts = getattr(app.state, "fhir_charts", None)
+    if charts is not None:
+        await charts.close()
+
+
 def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
     """The node's API; ``manage`` starts and stops the service with the app."""
 
@@ -145,13 +162,7 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            # The FHIR API's sealing workers and its connections to the other nodes.
-            writer = getattr(app.state, "fhir_writer", None)
-            if writer is not None:
-                writer.close()
-            charts = getattr(app.state, "fhir_charts", None)
-            if charts is not None:
-                await charts.close()
+            await _close_fhir(app)
             if manage:
                 await service.stop()
 
@@ -207,6 +218,11 @@ def create_app(service: NodeService, *, manage: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.include_router(patients.router)
     app.include_router(smart.router)
+    app.include_router(launch.router)
+    # Before fhir.router, whose /fhir/{resource_type} routes would take AuditEvent too.
+    app.include_router(fhir_audit.router)
+    # Before fhir.router, whose /fhir/{resource_type}/{id} would take Patient/$export.
+    app.include_router(fhir_export.router)
     app.include_router(fhir.router)
     app.include_router(fhir_writes.router)
     mount_portal(app)

@@ -25,6 +25,8 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 VENDOR = HERE / "node_modules"
 PAGE = STATIC / "index.html"
+#: SMART App Launch's consent page (node/routes/launch.py sends the browser there).
+AUTHORIZE_PAGE = STATIC / "authorize.html"
 
 
 class _InlineScripts(HTMLParser):
@@ -59,10 +61,11 @@ def inline_script_hashes(page: Path) -> list[str]:
     ]
 
 
-def content_security_policy(page: Path) -> str:
+def content_security_policy(*pages: Path) -> str:
+    hashes = dict.fromkeys(h for page in pages for h in inline_script_hashes(page))
     directives = {
         "default-src": "'none'",
-        "script-src": " ".join(["'self'", *inline_script_hashes(page)]),
+        "script-src": " ".join(["'self'", *hashes]),
         "style-src": "'self'",
         # The health card's QR code is an SVG the page puts in a data: URL.
         "img-src": "'self' data:",
@@ -99,7 +102,7 @@ class _WithHeaders:
 
 def mount_portal(app: FastAPI) -> None:
     headers = {
-        "Content-Security-Policy": content_security_policy(PAGE),
+        "Content-Security-Policy": content_security_policy(PAGE, AUTHORIZE_PAGE),
         # frame-ancestors for browsers that predate it.
         "X-Frame-Options": "DENY",
     }

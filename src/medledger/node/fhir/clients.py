@@ -30,6 +30,10 @@ REGISTRY_FILE = "fhir-clients.json"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~\-]{1,128}")
 
 
+def valid_client_id(client_id: str) -> bool:
+    return _CLIENT_ID.fullmatch(client_id) is not None
+
+
 @dataclass(frozen=True)
 class BackendClient:
     client_id: str

@@ -40,9 +40,10 @@ class Granted:
     updates: frozenset[str] | None = frozenset()
 
 
-def grant_scopes(asked: str, *, contexts: frozenset[str]) -> Granted:
+def grant_scopes(asked: str, *, contexts: frozenset[str], writes: bool = True) -> Granted:
     """The readable part of ``asked``, in the contexts this client may use; InvalidInput
-    (``invalid_scope``) when nothing readable is left or a scope is malformed."""
+    (``invalid_scope``) when nothing readable is left or a scope is malformed. Without
+    ``writes`` (a session whose node holds no key to author with), only reading is granted."""
     granted: list[str] = []
     reach: dict[str, set[str] | None] = {"r": set(), "c": set(), "u": set()}
     for scope in asked.split():
@@ -57,7 +58,7 @@ def grant_scopes(asked: str, *, contexts: frozenset[str]) -> Granted:
             raise InvalidInput(f"invalid_scope: this client may not use {context}/ scopes")
         if kind != "*" and not is_resource_type(kind):
             raise InvalidInput(f"invalid_scope: {kind} is no FHIR R4 resource type")
-        served = _served(what)
+        served = _served(what) if writes else _readable(what)
         if not served:
             continue
         granted.append(f"{context}/{kind}.{served}")
@@ -78,6 +79,13 @@ def _served(what: str) -> str:
     if what in ("read", "write", "*"):
         return what
     return "".join(p for p in "crus" if p in what)
+
+
+def _readable(what: str) -> str:
+    """The reading part of a permission, spelt as it was asked (v1 or v2)."""
+    if what in ("read", "*"):
+        return "read"
+    return "" if what == "write" else "".join(p for p in "rs" if p in what)
 
 
 def _permissions(served: str) -> str:

@@ -144,6 +144,16 @@ class Tokens:
             return None
         return session
 
+    def issue(self, session: Session, now_ns: int | None = None) -> str:
+        """A token for a session whose principal the caller has authenticated itself."""
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            return self._issue(session, now)
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._sessions.pop(token, None)
+
     def _issue(self, session: Session, now: int) -> str:
         if len(self._sessions) >= _MAX_SESSIONS:
             self._sessions = {t: s for t, s in self._sessions.items() if s.expires_ns > now}

@@ -25,6 +25,7 @@ from medledger.errors import UsageError
 from medledger.node.caller import resolve_caller
 from medledger.node.deps import Service
 from medledger.node.errors import Forbidden
+from medledger.node.fhir.audit_events import SEARCH_PARAMETERS as AUDIT_SEARCH
 from medledger.node.fhir.bundle import PAGE_PARAM, history, page_offset, searchset, served
 from medledger.node.fhir.capability import (
     ResourceSupport,
@@ -34,6 +35,7 @@ from medledger.node.fhir.capability import (
 )
 from medledger.node.fhir.charts import Charts, ServedChart
 from medledger.node.fhir.content import FORMAT_PARAM
+from medledger.node.fhir.export_request import EXPORT_OPERATIONS
 from medledger.node.fhir.tokens import Session
 from medledger.node.routes.fhir_common import (
     PSEUDONYM,
@@ -46,6 +48,7 @@ from medledger.node.routes.fhir_common import (
     fhir_router,
     patient_of,
 )
+from medledger.node.routes.launch import AUTHORIZE_PATH
 from medledger.node.routes.smart import TOKEN_PATH
 from medledger.records.errors import UnknownRecord
 from medledger.records.fhir import is_resource_type, resource_types
@@ -123,16 +126,22 @@ def _capability(service: Service) -> dict[str, Any]:
     """Every resource type a record can be, each read and searched in one patient's
     chart; built once (it lists the search parameters of some 140 types)."""
     target = Parameter("target", "reference", "The record: Type/<record id>, one per search")
+    own = {
+        "Provenance": ResourceSupport("Provenance", ("read", "search-type"),
+                                      search_params=(target,)),
+        "AuditEvent": ResourceSupport("AuditEvent", ("read", "search-type"),
+                                      search_params=AUDIT_SEARCH, versioning="no-version"),
+    }  # fmt: skip
     resources = [
-        ResourceSupport("Provenance", ("read", "search-type"), search_params=(target,))
-        if kind == "Provenance"
-        else ResourceSupport(kind, _RECORD_INTERACTIONS)
+        own.get(kind) or ResourceSupport(kind, _RECORD_INTERACTIONS)
         for kind in sorted(resource_types())
     ]
     return capability_statement(
         base=fhir_base(service), date_ns=_STARTED_NS, software=Software("medledger", __version__),
         resources=resources, system_interactions=("transaction", "batch", "search-system"),
-        smart=SmartEndpoints(token=service.settings.base_url + TOKEN_PATH),
+        operations=EXPORT_OPERATIONS,
+        smart=SmartEndpoints(token=service.settings.base_url + TOKEN_PATH,
+                             authorize=service.settings.base_url + AUTHORIZE_PATH),
     )  # fmt: skip
 
 

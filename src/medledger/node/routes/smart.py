@@ -2,7 +2,8 @@
 
 ``/.well-known/smart-configuration`` is served beside the FHIR base URL (``/fhir``), where
 SMART clients look, and at the root. It lists only what this node implements: the
-``client_credentials`` grant with ``private_key_jwt`` (RS384, ES384) and read scopes.
+``client_credentials`` grant with ``private_key_jwt`` (RS384, ES384), and the
+``authorization_code`` grant with PKCE for launched public apps (routes/launch.py).
 Token errors follow RFC 6749 (``{"error", "error_description"}``, 400, or 401 for a
 client that did not authenticate), never a stack of medledger's own error shapes.
 """
@@ -23,6 +24,7 @@ from medledger.node.fhir.clients import ClientRegistry
 from medledger.node.fhir.tokens import ALGORITHMS, TokenError, Tokens
 from medledger.node.identities import passphrase
 from medledger.node.limits import RequestLimits
+from medledger.node.routes.launch import AUTHORIZE_PATH, authorizations_of
 
 router = APIRouter(tags=["smart"])
 
@@ -48,10 +50,19 @@ def _configuration(service: Service) -> dict[str, Any]:
         "token_endpoint": base + TOKEN_PATH,
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
-        "grant_types_supported": ["client_credentials"],
-        "scopes_supported": ["system/*.rs", "system/*.cruds", "system/*.read", "system/*.write"],
-        "response_types_supported": [],
-        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        "authorization_endpoint": base + AUTHORIZE_PATH,
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": [
+            *("system/*.rs", "system/*.cruds", "system/*.read", "system/*.write"),
+            *("patient/*.rs", "user/*.rs", "launch/patient"),
+        ],
+        "response_types_supported": ["code"],
+        "capabilities": [
+            *("client-confidential-asymmetric", "permission-v1", "permission-v2"),
+            *("launch-standalone", "client-public", "context-standalone-patient"),
+            *("permission-patient", "permission-user"),
+        ],
     }
 
 
@@ -98,15 +109,21 @@ async def _token(request: Request, service: Service) -> JSONResponse:
         form = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False))
     except UnicodeDecodeError:
         return _oauth_error(TokenError("invalid_request", "the form is not UTF-8"))
-    if form.get("grant_type") != "client_credentials":
-        return _oauth_error(TokenError("unsupported_grant_type", "only client_credentials"))
+    grant = form.get("grant_type")
+    if grant not in ("client_credentials", "authorization_code"):
+        refused = TokenError("unsupported_grant_type", "client_credentials or authorization_code")
+        return _oauth_error(refused)
     tokens = tokens_of(request)
+    patient = None
     try:
-        # Off the event loop: the JWT check and, once per client, its keystore's scrypt.
-        issued, session = await asyncio.to_thread(
-            tokens.client_credentials, form,
-            token_url=service.settings.base_url + TOKEN_PATH, passphrase=passphrase(),
-        )  # fmt: skip
+        if grant == "authorization_code":
+            issued, session, patient = authorizations_of(request).exchange(form, tokens)
+        else:
+            # Off the event loop: the JWT check and, once per client, its keystore's scrypt.
+            issued, session = await asyncio.to_thread(
+                tokens.client_credentials, form,
+                token_url=service.settings.base_url + TOKEN_PATH, passphrase=passphrase(),
+            )  # fmt: skip
     except TokenError as exc:
         return _oauth_error(exc)
     answer = {
@@ -114,7 +131,7 @@ async def _token(request: Request, service: Service) -> JSONResponse:
         "token_type": "bearer",
         "expires_in": max(0, (session.expires_ns - time.time_ns()) // 10**9),
         "scope": session.scope,
-    }
+    } | ({"patient": patient} if patient is not None else {})
     return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
