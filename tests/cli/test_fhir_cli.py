@@ -12,6 +12,7 @@ import pytest
 from jwcrypto import jwk
 
 from medledger.node.fhir.clients import ClientRegistry
+from medledger.node.fhir.groups import GroupRegistry
 from medledger.node.identities import PASSPHRASE_ENV, write_keystore
 from tests.cli.test_chart_cli import PASSPHRASE, medledger
 from tests.ledger.consortium import key
@@ -58,12 +59,14 @@ def test_a_system_is_registered_and_listed(
     assert medledger("fhir", "client", "list", "--config", str(config)).stdout.split() == ["ehr"]
 
 
-def test_the_readme_registration_runs_as_written(
+def test_the_readme_registrations_run_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text[text.index("### The FHIR API for an institution's systems") :]
-    command = section.split("```text\n", 1)[1].split("```", 1)[0]
+    section = section[: section.index("\n### ", 1)]
+    blocks = [block.split("```", 1)[0] for block in section.split("```text\n")[1:]]
+    command = "set -e\n" + "\n".join(blocks)
     monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     _node_config(tmp_path).rename(tmp_path / "node.toml")
@@ -76,3 +79,6 @@ def test_the_readme_registration_runs_as_written(
                           timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert ClientRegistry(tmp_path / "data").client_ids() == ["ehr"]
+    groups = GroupRegistry(tmp_path / "data").get("diabetes-clinic")
+    assert groups is not None and len(groups.members) == 2
+    assert "chart-viewer\tChart Viewer\thttps://chart-viewer.example/callback" in done.stdout

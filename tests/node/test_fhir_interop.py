@@ -13,11 +13,15 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from fhirclient import client
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.observation import Observation
 
+from medledger.access.delegation import Delegation, SignedDelegation
+from medledger.node.fhir.apps import AppRegistry, PublicApp
 from tests.node.network import Network
 from tests.node.test_fhir_api import (
     CLIENT_KEY,
@@ -115,3 +119,48 @@ def test_fhir_kit_client_searches_reads_everything_exports_and_writes(net: Netwo
                                 "Condition": everything["Condition"]}  # fmt: skip
     assert seen["transaction"] == ["201 Created"]
     assert seen["refused"] == {"status": 404, "resourceType": "OperationOutcome"}
+
+
+PATIENT_APP, PATIENT_CALLBACK = "my-chart", "http://127.0.0.1:9/my-chart/callback"
+
+
+def _patient_signs(base: str, authorize_url: str) -> str:
+    """What the consent page does for the patient: read the request, sign its delegation
+    with her own key, and hand the decision in; the URL back to the app."""
+    asked = httpx.get(authorize_url, follow_redirects=False)
+    assert asked.status_code == 303, asked.text
+    request_id = parse_qs(urlsplit(asked.headers["location"]).query)["request"][0]
+    shown = httpx.get(f"{base}/auth/authorize/requests/{request_id}").json()
+    assert shown["patient_launch"] and shown["app"] == PATIENT_APP
+    d = shown["delegation"]
+    delegation = Delegation(d["network_id"], d["delegate"], d["app"], d["types"],
+                            d["not_after_ms"])  # fmt: skip
+    signed = SignedDelegation.sign(delegation, PATIENT)
+    decided = httpx.post(f"{base}/auth/authorize/decision",
+                         json={"request": request_id, "delegation": signed.to_json()})  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    return str(decided.json()["redirect"])
+
+
+def test_fhirclient_launches_a_patient_app_that_reads_her_chart_and_audit(net: Network) -> None:
+    """SMART App Launch, standalone, by fhirclient's own authorization code and PKCE: the
+    patient signs, and her app reads her chart from both vaults and who read it."""
+    base = net.nodes["hospital-b"].url
+    registry = AppRegistry(net.nodes["hospital-b"].service.settings.data_dir)
+    registry.add(PublicApp(PATIENT_APP, (PATIENT_CALLBACK,), "My Chart"))
+    smart = client.FHIRClient(settings={
+        "app_id": PATIENT_APP, "api_base": base + "/fhir/", "redirect_uri": PATIENT_CALLBACK,
+        "scope": "patient/*.rs",
+    })  # fmt: skip
+    assert not smart.prepare()
+    back = _patient_signs(base, smart.authorize_url)
+    smart.handle_callback(back)
+    assert smart.ready and smart.patient_id == PATIENT.address
+    assert smart.patient is not None and smart.patient.birthDate.isostring == "1970-05-01"
+    chart = Bundle(smart.server.request_json(f"Patient/{PATIENT.address}/$everything"))
+    sources = {e.resource.meta.source.split("#")[0] for e in chart.entry}
+    assert sources == {net.nodes["hospital-a"].url, base}
+    trail = Bundle(smart.server.request_json(f"AuditEvent?patient={PATIENT.address}"))
+    apps = {agent.who.display for e in trail.entry for agent in e.resource.agent
+            if agent.who is not None and agent.who.display}  # fmt: skip
+    assert PATIENT_APP in apps  # her own reads through this app are in her trail too
