@@ -62,6 +62,8 @@ class Entry:
     url: str
     resource: Mapping[str, Any]
     full_url: str | None = None
+    #: How refusals name the entry (``entry[i]`` unless said: an NDJSON import's line).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class FhirWriter:
             kind = str(entry.resource.get("resourceType"))
             if not session.may_write(entry.method, kind):
                 act = "create" if entry.method == "POST" else "update"
-                raise Forbidden(f"entry[{i}]: the token's scopes do not let it {act} {kind}")
+                where = entry.source or f"entry[{i}]"
+                raise Forbidden(f"{where}: the token's scopes do not let it {act} {kind}")
         # Planning does not yield to the event loop, so one writer's key cache is safe.
         self._keys.clear()
         try:
@@ -156,7 +159,7 @@ class FhirWriter:
         references = {url: reference for url, (reference, _) in targets.items()}
         planned: list[_Planned] = []
         for i, entry in enumerate(entries):
-            source = f"entry[{i}]"
+            source = entry.source or f"entry[{i}]"
             if _depth(entry.resource) > MAX_DEPTH:
                 raise TransactionRefused(f"{source}: nested deeper than {MAX_DEPTH} levels")
             resource = _resolved(entry.resource, references) if references else entry.resource

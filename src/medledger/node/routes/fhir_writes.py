@@ -75,6 +75,48 @@ async def transaction_or_batch(
     return answer(request, response)
 
 
+_NDJSON_TYPES = frozenset({"application/fhir+ndjson", "application/ndjson"})
+
+
+@router.post("/$import")
+async def import_ndjson(
+    request: Request, session: Reader, writer: Writer, charts: ChartsOf
+) -> Response:
+    """NDJSON, one resource a line as Bulk Data files are, written all or none as
+    creates: one commit, and a refusal names its line. Lines that name each other by
+    ``Type/id`` stay linked, as entries of a transaction do by fullUrl."""
+    require_author(session.author)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in _NDJSON_TYPES:
+        raise InvalidSearch("", "the body must be application/fhir+ndjson")
+    entries = [_line(n, text) for n, text in enumerate(_lines(await request.body()), 1)]
+    if not entries:
+        raise InvalidSearch("", "the body holds no resource")
+    done = await writer.transaction(session, entries)
+    _forget(charts, done)
+    return answer(request, transaction_response([d.result for d in done]))
+
+
+def _lines(body: bytes) -> list[bytes]:
+    lines = body.split(b"\n")
+    if lines and not lines[-1].strip():
+        lines.pop()  # the newline that ends the last line
+    return lines
+
+
+def _line(n: int, text: bytes) -> Entry:
+    where = f"line {n}"
+    try:
+        resource = parse_json(text)
+    except (ValueError, RecursionError):
+        raise InvalidSearch("", f"{where}: not a JSON resource") from None
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        raise InvalidSearch("", f"{where}: not a FHIR resource")
+    kind, logical_id = resource["resourceType"], resource.get("id")
+    full_url = f"{kind}/{logical_id}" if isinstance(logical_id, str) and logical_id else None
+    return Entry("POST", kind, resource, full_url, source=where)
+
+
 def _entry(i: int, entry: object) -> Entry:
     where = f"entry[{i}]"
     request = entry.get("request") if isinstance(entry, dict) else None
