@@ -72,6 +72,12 @@ def _seal(canonical: bytes = CANONICAL, **changes: object) -> SealedRecord:
     )
 
 
+def _flipped(data: bytes) -> bytes:
+    """``data`` with its last bit changed: always another value (a last byte set to zero
+    would be none one time in 256)."""
+    return data[:-1] + bytes((data[-1] ^ 1,))
+
+
 def _shares(record: SealedRecord, which: tuple[int, ...]) -> list[shamir.Share]:
     return [unwrap_share(record, CUSTODIAN_ADDRESSES[i], CUSTODIAN_KEYS[i]) for i in which]
 
@@ -150,9 +156,9 @@ def test_content_that_does_not_match_the_signed_commitment_is_refused() -> None:
 def test_check_names_what_no_longer_matches_the_signed_header(change: str, check: str) -> None:
     record = _seal()
     if change == "ciphertext":
-        record = dataclasses.replace(record, ciphertext=record.ciphertext[:-1] + b"\0")
+        record = dataclasses.replace(record, ciphertext=_flipped(record.ciphertext))
     elif change == "keys":
-        keys = dataclasses.replace(record.keys, patient=record.keys.patient[:-1] + b"\0")
+        keys = dataclasses.replace(record.keys, patient=_flipped(record.keys.patient))
         record = dataclasses.replace(record, keys=keys)
     else:
         record = dataclasses.replace(record, signature=bytes(64) + b"\x1b")
