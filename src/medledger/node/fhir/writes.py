@@ -158,14 +158,16 @@ class FhirWriter:
         targets = self._targets(entries)
         references = {url: reference for url, (reference, _) in targets.items()}
         planned: list[_Planned] = []
+        written: set[bytes] = set()
         for i, entry in enumerate(entries):
             source = entry.source or f"entry[{i}]"
             if _depth(entry.resource) > MAX_DEPTH:
                 raise TransactionRefused(f"{source}: nested deeper than {MAX_DEPTH} levels")
             resource = _resolved(entry.resource, references) if references else entry.resource
             job = self._job(source, entry, dict(resource), targets)
-            if any(p.job.record_id == job.job.record_id for p in planned):
+            if job.job.record_id in written:
                 raise TransactionRefused(f"{source}: writes a record another entry writes")
+            written.add(job.job.record_id)
             planned.append(job)
         return planned
 
