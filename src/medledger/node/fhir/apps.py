@@ -10,8 +10,6 @@ add`` and read at every authorization request, so a change needs no restart.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from urllib.parse import urlsplit
 
 from medledger.errors import UsageError
 from medledger.node.fhir.clients import valid_client_id
+from medledger.node.fhir.registry_file import RegistryFile
 
 __all__ = ["AppRegistry", "PublicApp"]
 
@@ -61,10 +60,7 @@ class AppRegistry:
         self.path = data_dir / REGISTRY_FILE
 
     def _load(self) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return {}
+        return RegistryFile(self.path).load()
 
     def get(self, client_id: str) -> PublicApp | None:
         entry = self._load().get(client_id)
@@ -76,13 +72,7 @@ class AppRegistry:
         """Register or replace an app; written whole, then renamed, like the clients'."""
         apps = self._load()
         apps[app.client_id] = {"redirect_uris": list(app.redirect_uris), "name": app.name}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        with partial.open("w") as file:
-            json.dump(apps, file, indent=2, sort_keys=True)
-            file.flush()
-            os.fsync(file.fileno())
-        partial.replace(self.path)
+        RegistryFile(self.path).save(apps)
 
     def apps(self) -> list[PublicApp]:
         return [app for client_id in sorted(self._load()) if (app := self.get(client_id))]

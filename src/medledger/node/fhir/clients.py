@@ -12,7 +12,6 @@ add``, read at every token request, so a change needs no restart.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from jwcrypto import jwk
 from medledger.crypto.keys import Address, PrivateKey, to_checksum_address
 from medledger.crypto.keystore import decrypt_keystore
 from medledger.errors import InvalidInput, UsageError
+from medledger.node.fhir.registry_file import RegistryFile
 
 __all__ = ["BackendClient", "ClientRegistry"]
 
@@ -72,10 +72,7 @@ class ClientRegistry:
         self.path = data_dir / REGISTRY_FILE
 
     def _load(self) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return {}
+        return RegistryFile(self.path).load()
 
     def get(self, client_id: str) -> BackendClient | None:
         entry = self._load().get(client_id)
@@ -91,13 +88,7 @@ class ClientRegistry:
             "jwks": client.jwks,
             "principal_keystore": client.principal_keystore,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        with partial.open("w") as file:
-            json.dump(clients, file, indent=2, sort_keys=True)
-            file.flush()
-            os.fsync(file.fileno())
-        partial.replace(self.path)
+        RegistryFile(self.path).save(clients)
 
     def client_ids(self) -> list[str]:
         return sorted(self._load())

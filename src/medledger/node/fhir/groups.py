@@ -9,8 +9,6 @@ Group covers only the members whose charts the token may read.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import Any
 
 from medledger.crypto.keys import Address, to_checksum_address
 from medledger.errors import UsageError
+from medledger.node.fhir.registry_file import RegistryFile
 
 __all__ = ["Group", "GroupRegistry"]
 
@@ -62,11 +61,8 @@ class GroupRegistry:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / REGISTRY_FILE
 
-    def _load(self) -> dict[str, list[str]]:
-        try:
-            return dict(json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return {}
+    def _load(self) -> dict[str, Any]:
+        return RegistryFile(self.path).load()
 
     def get(self, name: str) -> Group | None:
         members = self._load().get(name)
@@ -77,13 +73,7 @@ class GroupRegistry:
         leaves the old registry or the new one."""
         groups = self._load()
         groups[group.name] = list(group.members)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        with partial.open("w") as file:
-            json.dump(groups, file, indent=2, sort_keys=True)
-            file.flush()
-            os.fsync(file.fileno())
-        partial.replace(self.path)
+        RegistryFile(self.path).save(groups)
 
     def groups(self) -> list[Group]:
         return [Group.of(name, members) for name, members in sorted(self._load().items())]
