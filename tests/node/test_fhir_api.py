@@ -428,7 +428,8 @@ def test_a_transaction_is_all_or_none_and_links_its_entries(net: Network) -> Non
     refused = _post(net, "", {"resourceType": "Bundle", "type": "transaction", "entry": with_bad},
                     token)  # fmt: skip
     outcome = _fhir(refused, 422)
-    assert "entry[3]" in outcome["issue"][0]["diagnostics"]
+    diagnostics = outcome["issue"][0]["diagnostics"]
+    assert diagnostics.startswith("entry[3]: Observation") and diagnostics.count("entry[") == 1
     assert _vault_size(net) == before  # nothing of it was written
     answer = _fhir(_post(net, "", {"resourceType": "Bundle", "type": "transaction",
                                    "entry": entries}, token))  # fmt: skip

@@ -2,12 +2,14 @@
 tests/node/test_fhir_api.py: Python's ``fhirclient`` (SMART on FHIR) reads the
 CapabilityStatement into its own R4 models, finds the token endpoint in its SMART
 extension, proves itself with a Backend Services assertion, searches, runs
-``$everything`` across two institutions' vaults and posts a transaction; npm's
+``$everything`` across two institutions' vaults and posts a transaction, as fhirpy
+does too; npm's
 ``fhir-kit-client`` does the same from JavaScript, and a Bulk Data export.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections import Counter
@@ -31,6 +33,7 @@ from tests.node.test_fhir_api import (
     WRITE,
     _assertion,
     _glucose,
+    _token,
     net,
 )
 
@@ -164,3 +167,30 @@ def test_fhirclient_launches_a_patient_app_that_reads_her_chart_and_audit(net: N
     apps = {agent.who.display for e in trail.entry for agent in e.resource.agent
             if agent.who is not None and agent.who.display}  # fmt: skip
     assert PATIENT_APP in apps  # her own reads through this app are in her trail too
+
+
+def test_fhirpy_reads_everything_and_posts_a_transaction(net: Network) -> None:
+    """fhirpy, the client an EHR in Python would pick: ``$everything`` over both vaults
+    and a transaction, through its own operation and resource calls."""
+    from fhirpy import AsyncFHIRClient
+
+    base = net.nodes["hospital-b"].url
+
+    async def drive() -> tuple[Any, Any, Any]:
+        reader = AsyncFHIRClient(base + "/fhir", authorization=f"Bearer {_token(net)}")
+        everything = await reader.execute(f"Patient/{PATIENT.address}/$everything", method="get")
+        writer = AsyncFHIRClient(base + "/fhir",
+                                 authorization=f"Bearer {_token(net, scope=WRITE)}")  # fmt: skip
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": _glucose(9, f"Patient/{PATIENT.address}"),
+             "request": {"method": "POST", "url": "Observation"}}]}  # fmt: skip
+        answer = await writer.execute("", method="post", data=bundle)
+        created = answer["entry"][0]["response"]["location"].split("/")[-3]
+        read = await reader.reference("Observation", created).to_resource()
+        return everything, answer, read
+
+    everything, answer, read = asyncio.run(drive())
+    origins = {e["resource"]["meta"]["source"].split("#")[0] for e in everything["entry"]}
+    assert origins == {net.nodes["hospital-a"].url, base}
+    assert answer["type"] == "transaction-response"
+    assert read["resourceType"] == "Observation" and read["valueQuantity"]["value"] == 4.2

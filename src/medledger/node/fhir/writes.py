@@ -109,7 +109,7 @@ class FhirWriter:
         async for outcomes in self._pool(author).seal(p.job for p in planned):
             for outcome in outcomes:
                 if isinstance(outcome, InvalidRecord):
-                    raise TransactionRefused(f"{outcome.source}: {outcome}")
+                    raise TransactionRefused(str(outcome))  # it names its entry
                 sealed.append(outcome)
         if not sealed:
             return []
