@@ -18,6 +18,7 @@ from jwcrypto import jwk, jwt
 
 from medledger.access import care
 from medledger.access.audit import audit_log
+from medledger.access.delegation import HEADER as DELEGATION_HEADER
 from medledger.access.delegation import Delegation, SignedDelegation
 from medledger.crypto.keys import PrivateKey
 from medledger.crypto.keystore import encrypt_keystore
@@ -307,6 +308,31 @@ def test_a_vault_serves_a_delegated_node_only_what_its_principal_may_see(
         with pytest.raises(NodeRefused) as refused:
             asyncio.run(ask())
         assert refused.value.status == status
+
+
+@pytest.mark.parametrize("change", ["swapped", "dropped"])
+def test_a_delegation_cannot_be_changed_on_the_way(net: Network, change: str) -> None:
+    """Hospital B's node reads A's vault under one of its principal's delegations; on the
+    way, the header is swapped for another delegation of the same principal to the same
+    node (another app), or dropped: the request's signature covers it, so A refuses."""
+    from medledger.node.client import NodeClient
+
+    member_b = net.nodes["hospital-b"].member
+    signed = _delegated(net, member_b, EHR_B)
+    other_app = SignedDelegation.sign(
+        Delegation.of_types(3131, member_b.address, "another-app", None,
+                            int(time.time() * 1000) + HOUR_MS), EHR_B)  # fmt: skip
+    client = NodeClient(net.nodes["hospital-a"].url, member_b, delegation=signed)
+    url, _, headers = client.signed("GET", "/v1/records/committed", {"patient": PATIENT.address})
+    asyncio.run(client.close())
+    if change == "swapped":
+        headers[DELEGATION_HEADER] = other_app.to_header()
+    else:
+        del headers[DELEGATION_HEADER]
+    answer = httpx.get(url, headers=headers, timeout=30)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == ("SignatureMismatch" if change == "swapped"
+                                      else "WrongCoveredComponents")  # fmt: skip
 
 
 def test_metadata_is_open_and_says_what_is_served(net: Network) -> None:

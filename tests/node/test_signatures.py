@@ -908,3 +908,49 @@ def test_sign_request_refuses_an_unusable_url() -> None:
 def test_negative_limits_are_a_usage_error(limits: dict[str, int]) -> None:
     with pytest.raises(UsageError):
         SignatureLimits(**limits)
+
+
+# -- a header signed when present (a node's delegation) --------------------------------
+
+DELEGATED = "medledger-delegation"
+
+
+def _delegated(value: str = "d1") -> dict[str, str]:
+    headers = sign_request(key(), method="GET", url=URL, body=b"", created=CREATED,
+                           expires=EXPIRES, nonce=NONCE,
+                           fields={"Medledger-Delegation": value})  # fmt: skip
+    return {**headers, "Medledger-Delegation": value}
+
+
+def _verify_delegated(headers: dict[str, str]) -> SignedRequest:
+    return verify_request(method="GET", url=URL, headers=headers, body=b"", now_s=NOW,
+                          limits=LIMITS, covered_if_present=(DELEGATED,))  # fmt: skip
+
+
+def test_a_header_signed_when_present_is_covered_and_checked() -> None:
+    headers = _delegated()
+    assert "medledger-delegation" in headers["Signature-Input"]
+    assert _verify_delegated(headers).signer == ADDRESS
+
+
+@pytest.mark.parametrize(
+    ("attack", "refusal"),
+    [
+        ("swapped", SignatureMismatch),  # another value under the same signature
+        ("dropped", WrongCoveredComponents),  # signed with it, sent without it
+        ("added", WrongCoveredComponents),  # signed without it, sent with it
+    ],
+)
+def test_a_header_signed_when_present_cannot_be_swapped_dropped_or_added(
+    attack: str, refusal: type[Exception]
+) -> None:
+    if attack == "swapped":
+        headers = {**_delegated("d1"), "Medledger-Delegation": "d2"}
+    elif attack == "dropped":
+        headers = {k: v for k, v in _delegated().items() if k != "Medledger-Delegation"}
+    else:
+        plain = sign_request(key(), method="GET", url=URL, body=b"", created=CREATED,
+                             expires=EXPIRES, nonce=NONCE)  # fmt: skip
+        headers = {**plain, "Medledger-Delegation": "d1"}
+    with pytest.raises(refusal):
+        _verify_delegated(headers)

@@ -112,13 +112,15 @@ class NodeClient:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         url = httpx.URL(self.base_url + path, params=params)
         created = int(time.time()) if now_s is None else now_s
+        # The delegation is signed with the rest: nobody on the way can swap or drop it.
+        covered = {} if self.delegation is None else {
+            DELEGATION_HEADER: self.delegation.to_header()}  # fmt: skip
         headers = sign_request(self.key, method=method, url=str(url), body=content,
                                created=created, expires=created + self.lifetime_s,
-                               nonce=new_nonce())  # fmt: skip
+                               nonce=new_nonce(), fields=covered)  # fmt: skip
+        headers.update(covered)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        if self.delegation is not None:
-            headers[DELEGATION_HEADER] = self.delegation.to_header()
         return url, content, headers
 
     async def download(self, path: str) -> bytes:

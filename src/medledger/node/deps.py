@@ -7,11 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from medledger.access.delegation import HEADER as DELEGATION_HEADER
 from medledger.node.caller import Caller, resolve_caller
 from medledger.node.errors import ReplayedRequest, RequestNotAuthenticated, SignerRateLimited
 from medledger.node.limits import RequestLimits
 from medledger.node.service import NodeService
 from medledger.node.signatures import SignedRequest, verify_request
+
+#: Headers a request's signature must cover when it carries them: a node reading under
+#: someone's delegation signs which delegation it reads under.
+SIGNED_IF_PRESENT = (DELEGATION_HEADER.lower(),)
 
 
 async def authenticated(request: Request) -> Caller:
@@ -31,6 +36,7 @@ async def authenticated(request: Request) -> Caller:
             now_s=now_s,
             limits=service.settings.signature_limits,
             authority=service.settings.authority,
+            covered_if_present=SIGNED_IF_PRESENT,
         )
         _record_nonce(service, limits, signed, now_s)
     except (RequestNotAuthenticated, ReplayedRequest):

@@ -126,11 +126,14 @@ def sign_request(
     expires: int,
     nonce: str,
     label: str = "sig1",
+    fields: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Return the Content-Digest, Signature-Input and Signature headers for a request.
 
     ``url`` is the full URL the request is sent to; ``created`` and ``expires``
-    are Unix seconds; ``nonce`` is from :func:`new_nonce`.
+    are Unix seconds; ``nonce`` is from :func:`new_nonce`. ``fields`` are further
+    header fields the request carries that the signature covers too (after
+    :data:`COVERED_COMPONENTS`, by their lower-case names).
     """
     if KEY.fullmatch(label) is None:
         raise UsageError(f"label must be an RFC 8941 key: {label[:40]!r}")
@@ -139,8 +142,9 @@ def sign_request(
     if expires < created:
         raise UsageError(f"expires {expires} is before created {created}")
     digest_header = content_digest(body)
-    request = HttpRequest.parse(method, url, [("content-digest", digest_header)])
-    identifiers = tuple(Item(name) for name in COVERED_COMPONENTS)
+    extra = [(name.lower(), value) for name, value in (fields or {}).items()]
+    request = HttpRequest.parse(method, url, [("content-digest", digest_header), *extra])
+    identifiers = tuple(Item(name) for name in (*COVERED_COMPONENTS, *(n for n, _ in extra)))
     params: Params = (
         ("created", created),
         ("expires", expires),
@@ -169,7 +173,9 @@ def _integer_param(params: Mapping[str, BareItem], name: str, label: str) -> int
     return value
 
 
-def _covered_identifiers(inner: InnerList, label: str) -> tuple[Item, ...]:
+def _covered_identifiers(
+    inner: InnerList, label: str, present: tuple[str, ...] = ()
+) -> tuple[Item, ...]:
     names = []
     for item in inner.items:
         if not isinstance(item.value, str) or isinstance(item.value, Token) or item.params:
@@ -177,10 +183,11 @@ def _covered_identifiers(inner: InnerList, label: str) -> tuple[Item, ...]:
                 f"signature {label} covers {serialize_item(item)[:40]}, not a plain component"
             )
         names.append(item.value)
-    if len(names) != len(set(names)) or set(names) != set(COVERED_COMPONENTS):
+    expected = (*COVERED_COMPONENTS, *present)
+    if len(names) != len(set(names)) or set(names) != set(expected):
         raise WrongCoveredComponents(
             f"signature {label} covers {' '.join(names)[:200]}, "
-            f"expected each of {' '.join(COVERED_COMPONENTS)} once"
+            f"expected each of {' '.join(expected)} once"
         )
     return inner.items
 
@@ -212,6 +219,7 @@ def verify_request(
     limits: SignatureLimits,
     label: str = "sig1",
     authority: str | None = None,
+    covered_if_present: tuple[str, ...] = (),
 ) -> SignedRequest:
     """Check a request's signature under ``label``; return who signed it.
 
@@ -221,7 +229,9 @@ def verify_request(
     before its signature is checked. ``None`` skips that check, for verifying a
     request away from the server it was sent to. Raises a RequestNotAuthenticated
     subclass that says which check failed. The caller must still reject a
-    (signer, nonce) pair it has accepted before.
+    (signer, nonce) pair it has accepted before. A header field named (lower case)
+    in ``covered_if_present`` that the request carries must be covered too, so that
+    nobody on the way can add, drop or swap it.
     """
     request = HttpRequest.parse(method, url, headers.items())
     if authority is not None and request.authority != authority:
@@ -244,7 +254,8 @@ def verify_request(
     if not isinstance(signature, Item) or not isinstance(signature.value, bytes):
         raise MalformedHeader(f"Signature {label} is not a byte sequence")
 
-    identifiers = _covered_identifiers(inner, label)
+    present = tuple(name for name in covered_if_present if name in request.fields)
+    identifiers = _covered_identifiers(inner, label, present)
     params = dict(inner.params)
     alg = _string_param(params, "alg")
     if alg != ALGORITHM:
