@@ -24,6 +24,7 @@ from medledger.crypto.keys import PrivateKey
 from medledger.ledger.timestamps import NS_PER_MS, NS_PER_S
 from medledger.node.api import ReadOut
 from medledger.node.client import NodeClient, NodeRefused, RemoteCustodian
+from medledger.node.fhir.groups import Group, GroupRegistry
 from medledger.node.fhir.tokens import Session, Tokens
 from medledger.node.identities import PASSPHRASE_ENV
 from medledger.records.proof import committed_record
@@ -182,3 +183,22 @@ def test_a_custodian_releases_her_records_only_to_her(net: Network, case: str, c
         asyncio.run(attack())
     assert refused.value.code == code
     assert _receipts(net) == before
+
+
+def test_her_app_exports_her_own_chart(net: Network) -> None:
+    """Bulk export for the patient herself: Patient/$export covers her own chart (an
+    owner read), and a Group naming her and another patient exports hers alone."""
+    from tests.node.test_fhir_export import _exported, _kick_off, _manifest
+
+    token = _session_token(net, PATIENT)
+    everything = _fhir(_get(net, f"/Patient/{PATIENT.address}/$everything", token))
+    shown = sorted(e["resource"]["id"] for e in everything["entry"]
+                   if e["search"]["mode"] == "match")  # fmt: skip
+    manifest = _manifest(_kick_off(net, "/Patient/$export", token), token)
+    assert manifest["error"] == []
+    exported = _exported(manifest, token)
+    assert sorted(r["id"] for rs in exported.values() for r in rs) == shown
+    GroupRegistry(net.nodes["hospital-b"].service.settings.data_dir).add(
+        Group.of("mine-and-another", [PATIENT.address, OTHER.address]))  # fmt: skip
+    group = _fhir(_get(net, "/Group/mine-and-another", token))
+    assert [m["entity"]["reference"] for m in group["member"]] == [f"Patient/{PATIENT.address}"]

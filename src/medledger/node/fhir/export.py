@@ -30,6 +30,7 @@ from typing import Any
 from medledger.access.state import GRANT_NS, held_grants
 from medledger.crypto.keys import Address
 from medledger.errors import MedledgerError
+from medledger.ledger.contracts.identity import is_subject
 from medledger.ledger.store import LedgerStore
 from medledger.node.errors import NotFound, RateLimited
 from medledger.node.fhir.bundle import served
@@ -57,6 +58,9 @@ class ExportLimits:
     file_bytes: int
     ttl_s: int
     jobs_per_principal: int
+    #: Finished exports whose files a participant keeps: a kick-off past it removes the
+    #: oldest, or exports of charts kept in memory could fill the disk at no cost.
+    kept_per_principal: int = 4
 
 
 @dataclass
@@ -85,14 +89,18 @@ class Job:
 
 
 def held_patients(store: LedgerStore, holder: Address, now_ns: int) -> list[Address]:
-    """Every patient on whose data ``holder`` holds a live grant now, sorted (a scan of
-    the grants: an export is rare, and the ledger keeps no index by holder)."""
-    patients = set()
+    """Every patient whose chart ``holder`` may read now, sorted: those on whose data it
+    holds a live grant (a scan of the grants: an export is rare, and the ledger keeps no
+    index by holder), and the holder itself if it is a patient (an owner read)."""
+    granted = set()
     for grant_id in store.keys_in(GRANT_NS):
         entry = store.get(GRANT_NS, grant_id)
         if entry is not None and entry.get("requester") == holder:
-            patients.add(Address(entry["patient"]))
-    return sorted(p for p in patients if held_grants(store, holder, p, now_ns))
+            granted.add(Address(entry["patient"]))
+    readable = {p for p in granted if held_grants(store, holder, p, now_ns)}
+    if is_subject(store, holder):
+        readable.add(holder)
+    return sorted(readable)
 
 
 class Exports:
@@ -112,11 +120,23 @@ class Exports:
                 f"{session.principal} runs {running} bulk exports, the most allowed at once",
                 _RETRY_AFTER_S,
             )
+        self._make_room(session.principal)
         job = Job(secrets.token_hex(16), session.principal, session.app, request,
                   time.time_ns(), len(patients))  # fmt: skip
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job, session, list(patients)))
         return job
+
+    def _make_room(self, principal: Address) -> None:
+        """End the principal's oldest finished jobs past the number kept; each one's task
+        removes its files as it ends."""
+        finished = sorted((j for j in self._jobs.values()
+                           if j.principal == principal and j.finished_ns is not None),
+                          key=lambda j: j.finished_ns or 0)  # fmt: skip
+        for job in finished[: max(0, len(finished) + 1 - self._limits.kept_per_principal)]:
+            self._jobs.pop(job.id, None)
+            if job.task is not None:
+                job.task.cancel()
 
     def job(self, session: Session, job_id: str) -> Job:
         """The session's job; NotFound for one that is not (another's is as none)."""
@@ -181,9 +201,11 @@ class Exports:
         job.finished_ns = time.time_ns()
         # The session holds the participant's key: not kept while the files wait.
         del session, patients
-        await asyncio.sleep(self._limits.ttl_s)
-        self._jobs.pop(job.id, None)
-        await asyncio.to_thread(shutil.rmtree, directory, True)
+        try:
+            await asyncio.sleep(self._limits.ttl_s)
+        finally:
+            self._jobs.pop(job.id, None)
+            await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def _chart(
         self, session: Session, patient: Address, request: ExportRequest

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import FileResponse
 
+from medledger.access.contract import speaks_for
 from medledger.access.state import held_grants
 from medledger.crypto.keys import Address
 from medledger.node.deps import Service
@@ -159,9 +160,12 @@ def _group(service: Service, group_id: str) -> Group:
 
 
 def _readable(service: Service, session: Session, group: Group) -> list[Address]:
-    """The members on whose data the token's principal holds a live grant now."""
+    """The members whose chart the token's principal may read now: under a live grant,
+    or as the patient or her guardian (an owner read)."""
     now, store = time.time_ns(), service.node.store
-    return [m for m in group.members if held_grants(store, session.principal, m, now)]
+    return [m for m in group.members
+            if speaks_for(store, m, session.principal)
+            or held_grants(store, session.principal, m, now)]  # fmt: skip
 
 
 def _started(service: Service, job: Job) -> Response:
