@@ -53,6 +53,10 @@ def _check_redirect_uri(uri: str) -> None:
         raise UsageError("redirect URI: https, or http on the loopback interface")
     if parts.fragment or "#" in uri:
         raise UsageError("redirect URI: no fragment (RFC 6749 section 3.1.2)")
+    # Browsers read a backslash as a slash where urlsplit does not, so with user information
+    # the host a browser goes to, and the origin the consent page shows, could differ.
+    if "@" in parts.netloc or "\\" in uri or not uri.isprintable() or " " in uri:
+        raise UsageError("redirect URI: no user information, backslash or blank")
 
 
 class AppRegistry:

@@ -62,6 +62,9 @@ class LaunchLimits:
     session_lifetime_s: int = 3600
     #: Authorization requests, codes and spent codes each kept at most (anyone may begin).
     max_kept: int = 1000
+    #: Requests and codes one client address holds at once, so that one address cannot
+    #: push everyone else's out of the bounded tables.
+    per_client: int = 32
 
 
 class AuthorizeError(InvalidInput):
@@ -102,6 +105,8 @@ class Pending:
     context: Context
     delegation: Delegation
     expires_ns: int
+    #: The address the request came from.
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class _Code:
     signed: SignedDelegation
     principal: Address
     expires_ns: int
+    #: The address the decision came from.
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,8 +156,11 @@ class Authorizations:
         self._spent: dict[str, _Spent] = {}
         self._lock = threading.Lock()
 
-    def begin(self, params: Mapping[str, str], now_ns: int | None = None) -> Pending:
-        """Keep a checked authorization request; NoRedirect or AuthorizeError otherwise."""
+    def begin(
+        self, params: Mapping[str, str], now_ns: int | None = None, *, client: str = ""
+    ) -> Pending:
+        """Keep a checked authorization request from the ``client`` address; NoRedirect or
+        AuthorizeError otherwise."""
         now = time.time_ns() if now_ns is None else now_ns
         app = self._apps.get(params.get("client_id", ""))
         if app is None:
@@ -184,8 +194,12 @@ class Authorizations:
             None if granted.types is None else set(granted.types), not_after_ms,
         )  # fmt: skip
         pending = Pending(self._new_id(), app, redirect_uri, state, challenge, granted, context,
-                          delegation, now + self.limits.request_lifetime_s * NS_PER_S)  # fmt: skip
+                          delegation, now + self.limits.request_lifetime_s * NS_PER_S,
+                          client)  # fmt: skip
         with self._lock:
+            if self._held_by(client, now) >= self.limits.per_client:
+                raise refused("temporarily_unavailable",
+                              "too many authorizations under way from this address")  # fmt: skip
             self._pending = _kept(self._pending, now, self.limits.max_kept)
             self._pending[pending.request_id] = pending
         return pending
@@ -199,10 +213,11 @@ class Authorizations:
 
     def decide(
         self, request_id: str, signed: SignedDelegation, view: StateView,
-        now_ns: int | None = None,
+        now_ns: int | None = None, *, client: str = "",
     ) -> str:  # fmt: skip
-        """The redirect URI with a fresh code, for a delegation that answers the request;
-        NotFound or DecisionRefused (the request stays, for another try) otherwise."""
+        """The redirect URI with a fresh code, for a delegation that answers the request
+        from the ``client`` address; NotFound or DecisionRefused (the request stays, for
+        another try) otherwise."""
         now = time.time_ns() if now_ns is None else now_ns
         pending = self.pending(request_id, now)
         _check_answers(pending, signed.delegation, now)
@@ -216,11 +231,13 @@ class Authorizations:
             raise DecisionRefused(f"{principal} has no role at a member: user/ scopes are staff's")
         code = self._new_id()
         with self._lock:
+            if pending.client != client and self._held_by(client, now) >= self.limits.per_client:
+                raise DecisionRefused("too many authorizations under way from this address")
             if self._pending.pop(request_id, None) is None:
                 raise NotFound("the authorization request was answered already")
             self._codes = _kept(self._codes, now, self.limits.max_kept)
             expires = now + self.limits.code_lifetime_s * NS_PER_S
-            self._codes[code] = _Code(pending, signed, principal, expires)
+            self._codes[code] = _Code(pending, signed, principal, expires, client)
         return with_query(pending.redirect_uri, {"code": code, "state": pending.state})
 
     def deny(self, request_id: str, now_ns: int | None = None) -> str:
@@ -260,6 +277,12 @@ class Authorizations:
             self._spent[presented] = _Spent(until, token)
         patient = code.principal if code.pending.context == "patient" else None
         return token, session, patient
+
+
+    def _held_by(self, client: str, now: int) -> int:
+        """Live requests and codes from one address (the caller holds the lock)."""
+        kept: list[Pending | _Code] = [*self._pending.values(), *self._codes.values()]
+        return sum(1 for k in kept if k.client == client and k.expires_ns > now)
 
 
 def _granted(asked: str) -> tuple[Context, Granted]:

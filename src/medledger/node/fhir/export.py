@@ -211,6 +211,8 @@ class Exports:
         self, session: Session, patient: Address, request: ExportRequest
     ) -> tuple[list[dict[str, Any]], list[Issue]]:
         """What the request asks for of one chart, and what went wrong reading it."""
+        if session.revoked.is_set():
+            return [], [Issue("error", "expired", f"Patient/{patient}: the token was revoked")]
         try:
             chart = await self._charts.chart(session, patient)
         except MedledgerError as exc:

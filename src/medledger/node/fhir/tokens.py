@@ -69,6 +69,8 @@ class Session:
     #: The resource types the token may create and update (None: every type).
     creates: frozenset[str] | None = frozenset()
     updates: frozenset[str] | None = frozenset()
+    #: Set when its token is revoked, so that work still running for it (an export) stops.
+    revoked: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     def may_write(self, method: str, resource_type: str) -> bool:
         allowed = self.creates if method == "POST" else self.updates
@@ -152,17 +154,22 @@ class Tokens:
 
     def revoke(self, token: str) -> None:
         with self._lock:
-            self._sessions.pop(token, None)
+            session = self._sessions.pop(token, None)
+        if session is not None:
+            session.revoked.set()
 
     def _issue(self, session: Session, now: int) -> str:
         if len(self._sessions) >= _MAX_SESSIONS:
             self._sessions = {t: s for t, s in self._sessions.items() if s.expires_ns > now}
         if len(self._sessions) >= _MAX_SESSIONS:
             # No client crowds out the others: the one holding the most live tokens gives
-            # up its oldest.
-            held = Counter(s.app for s in self._sessions.values())
+            # up its oldest. A public app proves no identity, so a client is an app and
+            # the principal who signed for it: one user of a launched app cannot push out
+            # its other users' tokens.
+            held = Counter((s.app, s.principal) for s in self._sessions.values())
             greediest = held.most_common(1)[0][0]
-            oldest = next(t for t, s in self._sessions.items() if s.app == greediest)
+            oldest = next(t for t, s in self._sessions.items()
+                          if (s.app, s.principal) == greediest)  # fmt: skip
             del self._sessions[oldest]
         token = secrets.token_urlsafe(32)
         self._sessions[token] = session

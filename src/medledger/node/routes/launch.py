@@ -63,7 +63,7 @@ async def authorize(request: Request) -> Response:
     address = request.client.host if request.client is not None else ""
     limits.admit_address(address)
     try:
-        pending = authorizations_of(request).begin(dict(request.query_params))
+        pending = authorizations_of(request).begin(dict(request.query_params), client=address)
     except NoRedirect as exc:
         limits.failed(address)
         return _error_page(str(exc))
@@ -130,7 +130,8 @@ async def decision(
         return DecisionOut(redirect=authorizations.deny(body.request))
     try:
         signed = SignedDelegation.from_json(body.delegation, service.node.network_id)
-        redirect = authorizations.decide(body.request, signed, service.node.store)
+        redirect = authorizations.decide(body.request, signed, service.node.store,
+                                         client=address)
     except InvalidInput:
         limits.failed(address)
         raise
@@ -151,6 +152,10 @@ def scope_words(pending: Pending) -> list[str]:
             words.append(f"{verbs} your {records}")
         else:
             words.append(f"{verbs} patients' {records} that your grants cover")
+    if pending.context == "patient":
+        # The delegation speaks for whoever signs it, and a guardian speaks for the patients
+        # who named them: the app reaches those charts too, and the user must be told.
+        words.append("do the same for every patient who named you their guardian")
     return words
 
 
