@@ -58,6 +58,15 @@ def test_a_system_is_registered_and_listed(
     assert unreadable.returncode != 0 and "--jwks" in unreadable.stderr
     assert medledger("fhir", "client", "list", "--config", str(config)).stdout.split() == ["ehr"]
 
+    # One id names one client: an app may not take the system's, nor the system an app's.
+    uri = ["--redirect-uri", "https://viewer.example/cb"]
+    taken = medledger("fhir", "app", "add", "ehr", *uri, "--config", str(config))
+    assert taken.returncode != 0 and "already registered here as a Backend" in taken.stderr
+    assert medledger("fhir", "app", "add", "viewer", *uri, "--config", str(config)).returncode == 0
+    taken = medledger("fhir", "client", "add", "viewer", "--jwks", str(public),
+                      "--principal-key", keystore, "--config", str(config))  # fmt: skip
+    assert taken.returncode != 0 and "already registered here as an app" in taken.stderr
+
 
 def test_the_readme_registrations_run_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

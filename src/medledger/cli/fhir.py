@@ -46,6 +46,7 @@ def client_add(
     keystore = read_keystore(principal_key)
     client = BackendClient(client_id, key_set, keystore)
     client.principal_key(passphrase())  # refuse a keystore the node could not open
+    _refuse_taken(client_id, settings.data_dir, as_app=False)
     ClientRegistry(settings.data_dir).add(client)
     out.print(f"client {client_id} reads as {client.principal} at node {settings.name}")
 
@@ -77,6 +78,7 @@ def app_add(
 
     settings = load_settings(config)
     app = PublicApp(client_id, tuple(redirect_uri), name or client_id)
+    _refuse_taken(client_id, settings.data_dir, as_app=True)
     AppRegistry(settings.data_dir).add(app)
     uris = ", ".join(app.redirect_uris)
     out.print(f"app {client_id} redirects to {uris} at node {settings.name}")
@@ -90,6 +92,20 @@ def app_list(config: ConfigOption = None) -> None:
 
     for app in AppRegistry(load_settings(config).data_dir).apps():
         print("\t".join([app.client_id, app.name, *app.redirect_uris]))
+
+
+def _refuse_taken(client_id: str, data_dir: Path, *, as_app: bool) -> None:
+    """One client id names one client: an app sharing a system's id would be taken for
+    it (its export jobs, its tokens' app in receipts)."""
+    from medledger.errors import UsageError
+    from medledger.node.fhir.apps import AppRegistry
+    from medledger.node.fhir.clients import ClientRegistry
+
+    taken = (ClientRegistry(data_dir).get(client_id) is not None if as_app
+             else AppRegistry(data_dir).get(client_id) is not None)  # fmt: skip
+    if taken:
+        other = "a Backend Services client" if as_app else "an app"
+        raise UsageError(f"{client_id} is already registered here as {other}")
 
 
 group_app = typer.Typer(no_args_is_help=True, help="Groups of patients a node's systems export.")
