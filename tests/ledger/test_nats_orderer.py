@@ -13,7 +13,7 @@ import pytest
 
 from medledger.errors import TransportError, UsageError
 from medledger.ledger.ordering.base import Block
-from medledger.ledger.ordering.nats import NatsOrderer
+from medledger.ledger.ordering.nats import NatsOrderer, _transient
 from medledger.ledger.ordering.nats_servers import LocalNatsCluster
 
 # Imported for pytest, which finds the fixture by its name "nats_cluster".
@@ -53,6 +53,20 @@ def assert_chain(blocks: list[Block], first: int, last: int) -> None:
     times = [b.timestamp_ns for b in blocks]
     assert times == sorted(times)
     assert times[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("err_code", "transient"),
+    [
+        (10005, True),  # no suitable peers for placement: the cluster is still forming
+        (10158, True),  # another node's identical block is being stored
+        (10058, False),  # stream name in use with another configuration
+        (10071, False),  # wrong last sequence
+    ],
+)
+def test_which_jetstream_refusals_are_tried_again(err_code: int, transient: bool) -> None:
+    refused = nats.js.errors.BadRequestError(code=400, err_code=err_code, description="refused")
+    assert _transient(refused) is transient
 
 
 def test_append_and_read_back_in_order(nats_cluster: LocalNatsCluster) -> None:

@@ -77,12 +77,16 @@ _STREAM_NAME_IN_USE = 10058
 # block (every node submits the genesis at its first start) is being stored; once it
 # is, the same publish gets that block's sequence back.
 _DUPLICATE_IN_PROCESS = 10158
+# Error code of "no suitable peers for placement": a cluster still forming, or a server
+# restarting, has not yet as many peers online as the stream's replicas.
+_NO_PEERS_FOR_PLACEMENT = 10005
+_TRANSIENT_CODES = frozenset({_DUPLICATE_IN_PROCESS, _NO_PEERS_FOR_PLACEMENT})
 
 
 def _transient(exc: BaseException) -> bool:
     """Whether a failed request may succeed if made again."""
-    duplicate = isinstance(exc, nats.js.errors.APIError) and exc.err_code == _DUPLICATE_IN_PROCESS
-    return isinstance(exc, _TRANSIENT) or duplicate
+    coded = isinstance(exc, nats.js.errors.APIError) and exc.err_code in _TRANSIENT_CODES
+    return isinstance(exc, _TRANSIENT) or coded
 
 
 def stream_name(network_id: int) -> str:
